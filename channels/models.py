@@ -1,0 +1,109 @@
+"""Templates and the message outbox. Depends on `customers`, never on `flows`."""
+
+import secrets
+
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+from customers.models import Channel, Customer
+
+
+def generate_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Template(models.Model):
+    class Purpose(models.TextChoices):
+        MARKETING = "marketing", "Marketing (subscribers only)"
+        SERVICE = "service", "Service (confirmations, receipts)"
+
+    class Method(models.TextChoices):
+        POST = "POST", "POST"
+        PUT = "PUT", "PUT"
+        PATCH = "PATCH", "PATCH"
+        GET = "GET", "GET"
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.MARKETING)
+    subject = models.CharField(max_length=300, blank=True, default="")
+    text = models.TextField(blank=True, default="")
+    html = models.TextField(blank=True, default="")
+    # Webhook templates only.
+    method = models.CharField(max_length=6, choices=Method.choices, default=Method.POST)
+    url = models.CharField(max_length=1000, blank=True, default="")
+    headers = models.JSONField(default=dict, blank=True)
+    secret = models.CharField(max_length=100, default=generate_webhook_secret)
+    created_at = models.DateTimeField(default=now)
+    updated_at = models.DateTimeField(default=now)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Message(models.Model):
+    """One row of the outbox: written by the engine inside its transaction,
+    sent by the delivery worker after commit."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        NOT_SENT = "not_sent", "Not sent"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="messages")
+    template = models.ForeignKey(
+        Template, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+    template_slug = models.CharField(max_length=100)
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    reason = models.CharField(max_length=300, blank=True, default="")
+    # Where it came from. Plain integers: `channels` does not know about flows.
+    flow_id = models.BigIntegerField(null=True, blank=True)
+    run_id = models.BigIntegerField(null=True, blank=True)
+    node_key = models.CharField(max_length=100, blank=True, default="")
+    step_index = models.PositiveSmallIntegerField(default=0)
+    pass_no = models.PositiveIntegerField(default=0)
+    is_test = models.BooleanField(default=False)
+    # The rendered message (subject/text/html, or body/url/headers for webhooks).
+    rendered = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=now)
+    # While `sending`: the worker's lease. Past it, the outcome is unknown.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    provider_id = models.CharField(max_length=200, blank=True, default="")
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One message per (run, node, step, pass): a crash or a retry of the
+            # engine can never write, and so never send, a message twice.
+            models.UniqueConstraint(
+                fields=["run_id", "node_key", "step_index", "pass_no"],
+                condition=Q(run_id__isnull=False),
+                name="message_once_per_step_pass",
+            ),
+        ]
+        indexes = [
+            # The delivery worker's claim: queued rows due now, oldest first.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="message_queued_idx",
+                condition=Q(status="queued"),
+            ),
+            # The lease sweep: rows stuck in `sending`.
+            models.Index(fields=["lease_until"], name="message_sending_idx", condition=Q(status="sending")),
+            models.Index(fields=["customer", "created_at"], name="message_customer_idx"),
+            models.Index(fields=["flow_id", "status", "created_at"], name="message_flow_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.template_slug} to {self.customer_id} ({self.status})"

@@ -1,0 +1,1 @@
+"""Node kinds (modules registered as they land)."""

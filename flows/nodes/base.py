@@ -1,0 +1,78 @@
+"""The one interface every node kind implements.
+
+A node module (flows/nodes/<kind>.py) defines a subclass of NodeKind and
+registers it with @register. The engine (flows/engine.py) only moves batches
+of runs between nodes; what a node *does* lives in its module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flows.engine import Batch
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation error inside a node's config; `field` is a dotted path
+    into the config ("steps.0.template", "branches", "window.from")."""
+
+    field: str
+    message: str
+
+
+@dataclass
+class ValidationContext:
+    """What config validation may look up, loaded once per document.
+    `templates` maps slug -> channel."""
+
+    templates: dict[str, str] = field(default_factory=dict)
+    segments: dict[str, str] = field(default_factory=dict)  # slug -> kind
+    pools: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls) -> ValidationContext:
+        from channels.models import Template
+        from customers.models import PromoPool, Segment
+
+        return cls(
+            templates=dict(Template.objects.values_list("slug", "channel")),
+            segments=dict(Segment.objects.values_list("slug", "kind")),
+            pools=set(PromoPool.objects.values_list("slug", flat=True)),
+        )
+
+
+class NodeKind:
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    is_start: ClassVar[bool] = False
+    # Wait nodes break cycles: a cycle without one is a validation error.
+    breaks_cycles: ClassVar[bool] = False
+
+    def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        raise NotImplementedError
+
+    def ports(self, config: dict) -> list[str]:
+        """The exits of a node with this config, in display order."""
+        raise NotImplementedError
+
+    def process(self, batch: Batch) -> None:
+        """Handle every run of the batch that stands at a node of this kind."""
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, NodeKind] = {}
+
+
+def register(cls: type[NodeKind]) -> type[NodeKind]:
+    REGISTRY[cls.kind] = cls()
+    return cls
+
+
+def get_kind(kind: str) -> NodeKind | None:
+    # Importing the package registers every kind.
+    import flows.nodes  # noqa: F401
+
+    return REGISTRY.get(kind)

@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import path
+
+admin.site.site_header = "Maestra flows"
+admin.site.site_title = "Maestra flows"
+admin.site.index_title = "Campaign manager"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+]
