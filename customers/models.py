@@ -173,7 +173,9 @@ class PromoCode(models.Model):
         ]
         indexes = [
             # Issuing claims the next free code of a pool; counting free codes.
-            models.Index(fields=["pool", "id"], name="promo_code_free_idx", condition=Q(issued_at__isnull=True)),
+            models.Index(
+                fields=["pool", "id"], name="promo_code_free_idx", condition=Q(issued_at__isnull=True)
+            ),
         ]
 
     def __str__(self) -> str:

@@ -157,7 +157,9 @@ class FlowVersion(models.Model):
     errors = models.JSONField(default=list, blank=True)
     # Settings projected from the document (queried by the engine).
     timezone = models.CharField(max_length=64, default="UTC")
-    launch_limit_mode = models.CharField(max_length=12, choices=LaunchLimit.choices, default=LaunchLimit.EVERY_TIME)
+    launch_limit_mode = models.CharField(
+        max_length=12, choices=LaunchLimit.choices, default=LaunchLimit.EVERY_TIME
+    )
     launch_limit_period = models.DurationField(null=True, blank=True)
     launch_limit_max_total = models.PositiveIntegerField(null=True, blank=True)
     start_at = models.DateTimeField(null=True, blank=True)
@@ -186,7 +188,9 @@ class FlowVersion(models.Model):
         ]
         indexes = [
             # The schedule sweep: live versions whose schedule start is due.
-            models.Index(fields=["next_fire_at"], name="version_fire_idx", condition=Q(next_fire_at__isnull=False)),
+            models.Index(
+                fields=["next_fire_at"], name="version_fire_idx", condition=Q(next_fire_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -258,7 +262,9 @@ class Run(models.Model):
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs")
     version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="runs")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="runs")
-    trigger_event = models.ForeignKey(Event, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    trigger_event = models.ForeignKey(
+        Event, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     is_test = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     node_key = models.CharField(max_length=100)
@@ -415,7 +421,9 @@ class AuditEntry(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    flow = models.ForeignKey(Flow, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_entries")
+    flow = models.ForeignKey(
+        Flow, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_entries"
+    )
     at = models.DateTimeField(default=now)
     data = models.JSONField(default=dict, blank=True)
 

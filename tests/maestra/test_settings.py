@@ -33,7 +33,9 @@ def test_env_list_splits_on_commas(monkeypatch):
 
 
 def _import_settings(**env):
-    full = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "DATABASE_URL", "TIME_ZONE")}
+    full = {
+        k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "DATABASE_URL", "TIME_ZONE")
+    }
     full.update(env)
     return subprocess.run(
         [sys.executable, "-c", "import maestra.settings"], env=full, capture_output=True, text=True
