@@ -274,6 +274,8 @@ class Run(models.Model):
     clock = models.DateTimeField()
     # The clock when the run reached its current node (relevance counts from it).
     node_clock = models.DateTimeField(null=True, blank=True)
+    # When the run reached its current node (the node pass is written on exit).
+    node_entered_at = models.DateTimeField(default=now)
     # Number of node passes so far; the pass number of the current node.
     seq = models.PositiveIntegerField(default=0)
     # A steps group of this run executed (the run counts as a launch).
@@ -330,7 +332,10 @@ class LaunchRecord(models.Model):
     launches = models.PositiveIntegerField(default=0)
     first_launched_at = models.DateTimeField(null=True, blank=True)
     last_step_at = models.DateTimeField(null=True, blank=True)
-    # The run holding the launch right now (set by the atomic re-check).
+    # The values before the latest launch, so a steps group that fails on the
+    # spot can give its launch back inside the same transaction.
+    prev_last_step_at = models.DateTimeField(null=True, blank=True)
+    # The run that took the latest launch (set by the atomic re-check).
     last_run_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
