@@ -1,6 +1,18 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class FlowsConfig(AppConfig):
     name = "flows"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Registering the periodic tasks on migrate keeps them in step with the
+        # code on every deploy, without a separate set-up command.
+        post_migrate.connect(register_schedules, sender=self)
+
+
+def register_schedules(**kwargs):
+    from flows.schedules_q import ensure_periodic_tasks
+
+    ensure_periodic_tasks(using=kwargs.get("using", "default"))

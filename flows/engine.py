@@ -1,0 +1,546 @@
+"""The engine moves batches of runs between nodes; it does nothing else.
+
+One batch = up to MAESTRA_BATCH_SIZE due runs, claimed with
+SELECT … FOR UPDATE SKIP LOCKED in one short transaction, so any number of
+workers on any number of machines share the work. Inside the transaction the
+runs are loaded as plain rows, every node kind processes its group of runs in
+one go (flows/nodes/<kind>.py), and the results are written back with a fixed
+number of bulk statements. If the worker dies, the transaction rolls back and
+the same runs are due again: re-processing produces the same result (seeded
+draws, unique keys), so nothing happens twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from flows import sql
+from flows.models import Flow, FlowVersion, NodePass, Run
+
+log = logging.getLogger(__name__)
+
+# Flow statuses whose runs move. Paused flows keep their runs where they are;
+# archived flows have stopped theirs.
+MOVING_STATUSES = (Flow.Status.ACTIVE, Flow.Status.TESTING, Flow.Status.LAUNCHING)
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+# --- Outcomes a node gives a run ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exit:
+    port: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Stop:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Complete:
+    """End the run successfully without following an edge (A/B control)."""
+
+    port: str
+
+
+@dataclass
+class RunState:
+    """A run as plain data for the length of one batch."""
+
+    id: int
+    flow_id: int
+    version_id: int
+    customer_id: int
+    trigger_event_id: int | None
+    is_test: bool
+    status: str
+    node_key: str
+    due_at: datetime | None
+    clock: datetime
+    node_clock: datetime | None
+    node_entered_at: datetime
+    seq: int
+    launched: bool
+    entered_at: datetime
+    stop_reason: str = ""
+    ended_at: datetime | None = None
+    outcome: object = None
+    changed: bool = False
+
+    FIELDS = (
+        "id",
+        "flow_id",
+        "version_id",
+        "customer_id",
+        "trigger_event_id",
+        "is_test",
+        "status",
+        "node_key",
+        "due_at",
+        "clock",
+        "node_clock",
+        "node_entered_at",
+        "seq",
+        "launched",
+        "entered_at",
+    )
+
+
+# --- The graph of one version, loaded once per tick --------------------------
+
+
+@dataclass
+class NodeSpec:
+    key: str
+    kind: str
+    title: str
+    config: dict
+
+
+@dataclass
+class Graph:
+    version_id: int
+    flow_id: int
+    flow_name: str
+    number: int
+    is_test: bool
+    timezone: str
+    start_at: datetime | None
+    end_at: datetime | None
+    launch_limit: dict
+    nodes: dict[str, NodeSpec]
+    edges: dict[tuple[str, str], str]
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        try:
+            return ZoneInfo(self.timezone)
+        except Exception:  # validated on save; a broken zone must not stop the engine
+            return ZoneInfo("UTC")
+
+    @classmethod
+    def load(cls, version_id: int) -> Graph:
+        version = FlowVersion.objects.select_related("flow").get(pk=version_id)
+        nodes = {
+            row["key"]: NodeSpec(row["key"], row["kind"], row["title"], row["config"] or {})
+            for row in version.nodes.values("key", "kind", "title", "config")
+        }
+        edges = {
+            (e["from_key"], e["port"]): e["to_key"]
+            for e in version.edges.values("from_key", "port", "to_key")
+        }
+        return cls(
+            version_id=version.pk,
+            flow_id=version.flow_id,
+            flow_name=version.flow.name,
+            number=version.number,
+            is_test=version.is_test,
+            timezone=version.timezone,
+            start_at=version.start_at,
+            end_at=version.end_at,
+            launch_limit={
+                "launch_limit_mode": version.launch_limit_mode,
+                "launch_limit_period": version.launch_limit_period,
+                "launch_limit_max_total": version.launch_limit_max_total,
+            },
+            nodes=nodes,
+            edges=edges,
+        )
+
+
+class EngineContext:
+    """What one worker knows during one pass: the time, the graphs, the flows."""
+
+    def __init__(self, *, now: datetime | None = None):
+        self.now = now or timezone.now()
+        self._graphs: dict[int, Graph] = {}
+        self.passes_this_tick: Counter[int] = Counter()
+        self.capped: set[int] = set()
+
+    def graph(self, version_id: int) -> Graph:
+        if version_id not in self._graphs:
+            self._graphs[version_id] = Graph.load(version_id)
+        return self._graphs[version_id]
+
+    @cached_property
+    def flows(self) -> dict[int, dict]:
+        """Flows whose runs may move now, with their live version."""
+        return {
+            row["id"]: row
+            for row in Flow.objects.filter(status__in=MOVING_STATUSES).values(
+                "id", "status", "live_version_id"
+            )
+        }
+
+    def movable_flow_ids(self) -> list[int]:
+        ids = []
+        for flow_id, row in self.flows.items():
+            if row["live_version_id"] is None:
+                continue
+            live = self.graph(row["live_version_id"])
+            # After end_at the flow behaves as stopped: runs stay where they are
+            # and execute nothing; moving end_at later lets them continue.
+            if not live.is_test and live.end_at is not None and live.end_at <= self.now:
+                continue
+            ids.append(flow_id)
+        return ids
+
+
+# --- The batch a node kind processes -----------------------------------------
+
+
+class Batch:
+    """The runs standing at one node of one version, handed to its kind."""
+
+    def __init__(
+        self, *, ctx: EngineContext, graph: Graph, node: NodeSpec, runs: list[RunState], shared: BatchData
+    ):
+        self.ctx = ctx
+        self.graph = graph
+        self.node = node
+        self.runs = runs
+        self.shared = shared
+
+    @property
+    def now(self) -> datetime:
+        return self.ctx.now
+
+    @property
+    def config(self) -> dict:
+        return self.node.config
+
+    def exit(self, run: RunState, port: str, *, clock: datetime | None = None) -> None:
+        if clock is not None:
+            run.clock = clock
+        run.outcome = Exit(port)
+
+    def wait(self, run: RunState, until: datetime, *, clock: datetime | None = None) -> None:
+        if clock is not None:
+            run.clock = clock
+        run.outcome = Wait(until)
+
+    def stop(self, run: RunState, reason: str) -> None:
+        run.outcome = Stop(reason)
+
+    def complete(self, run: RunState, port: str) -> None:
+        run.outcome = Complete(port)
+
+    def customers(self) -> dict[int, dict]:
+        return self.shared.customers()
+
+    def event_of(self, run: RunState) -> dict | None:
+        if run.trigger_event_id is None:
+            return None
+        return self.shared.events().get(run.trigger_event_id)
+
+
+class BatchData:
+    """Rows shared by every node of a batch, loaded on first use in one query each."""
+
+    CUSTOMER_COLUMNS = (
+        "id",
+        "external_id",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "timezone",
+        "fields",
+    )
+
+    def __init__(self, runs: list[RunState]):
+        self._runs = runs
+        self._customers: dict[int, dict] | None = None
+        self._events: dict[int, dict] | None = None
+
+    def customers(self) -> dict[int, dict]:
+        if self._customers is None:
+            from customers.models import Customer
+
+            ids = {run.customer_id for run in self._runs}
+            self._customers = {
+                row["id"]: row for row in Customer.objects.filter(id__in=ids).values(*self.CUSTOMER_COLUMNS)
+            }
+        return self._customers
+
+    def events(self) -> dict[int, dict]:
+        """Trigger events by id: {"type", "occurred_at", "payload", "depth"}."""
+        if self._events is None:
+            from customers.models import Event
+
+            ids = {run.trigger_event_id for run in self._runs if run.trigger_event_id}
+            self._events = {
+                row["id"]: row
+                for row in Event.objects.filter(id__in=ids).values(
+                    "id", "type", "occurred_at", "payload", "depth"
+                )
+            }
+        return self._events
+
+
+# --- Claiming and moving -----------------------------------------------------
+
+
+def claim_due_runs(*, ctx: EngineContext, limit: int) -> list[RunState]:
+    """Lock up to `limit` due runs that no other worker holds (call inside a transaction)."""
+    flow_ids = ctx.movable_flow_ids()
+    if not flow_ids:
+        return []
+    qs = (
+        Run.objects.filter(
+            status__in=(Run.Status.ACTIVE, Run.Status.WAITING),
+            due_at__lte=ctx.now,
+            flow_id__in=flow_ids,
+        )
+        .exclude(id__in=ctx.capped)
+        .order_by("due_at", "id")
+        .select_for_update(skip_locked=True, of=("self",))
+    )
+    rows = list(qs.values(*RunState.FIELDS)[:limit])
+    return [RunState(**row) for row in rows]
+
+
+@dataclass
+class BatchResult:
+    moved: int = 0
+    completed: int = 0
+    stopped: int = 0
+    waiting: int = 0
+    passes: list[NodePass] = field(default_factory=list)
+    stats: Counter = field(default_factory=Counter)
+    ended_run_ids: list[int] = field(default_factory=list)
+
+
+def _migrate_to_live_version(run: RunState, ctx: EngineContext, result: BatchResult) -> None:
+    """Runs of an older version continue in the live one by node key (SPEC §4)."""
+    flow = ctx.flows.get(run.flow_id)
+    if run.is_test or flow is None or flow["live_version_id"] in (None, run.version_id):
+        return
+    old_node = ctx.graph(run.version_id).nodes.get(run.node_key)
+    new_graph = ctx.graph(flow["live_version_id"])
+    new_node = new_graph.nodes.get(run.node_key)
+    run.version_id = new_graph.version_id
+    run.changed = True
+    if new_node is None or old_node is None or new_node.kind != old_node.kind:
+        run.outcome = Stop("node_deleted")
+
+
+def move_batch(runs: list[RunState], *, ctx: EngineContext) -> BatchResult:
+    """Process the runs through as many nodes as they can go right now."""
+    from flows.nodes import get_kind
+
+    result = BatchResult()
+    shared = BatchData(runs)
+    cap = settings.MAESTRA_MAX_PASSES_PER_TICK
+    for run in runs:
+        run.outcome = None
+        _migrate_to_live_version(run, ctx, result)
+    pending = list(runs)
+    while pending:
+        groups: dict[tuple[int, str], list[RunState]] = defaultdict(list)
+        for run in pending:
+            if run.outcome is None:
+                groups[(run.version_id, run.node_key)].append(run)
+        for (version_id, node_key), group in groups.items():
+            graph = ctx.graph(version_id)
+            node = graph.nodes.get(node_key)
+            if node is None:
+                for run in group:
+                    run.outcome = Stop("node_deleted")
+                continue
+            kind = get_kind(node.kind)
+            if kind is None:
+                for run in group:
+                    run.outcome = Stop("unknown_node_kind")
+                continue
+            kind.process(Batch(ctx=ctx, graph=graph, node=node, runs=group, shared=shared))
+        next_pending = []
+        for run in pending:
+            if _apply_outcome(run, ctx=ctx, result=result, cap=cap):
+                next_pending.append(run)
+        pending = next_pending
+    return result
+
+
+def _record_pass(
+    run: RunState, *, ctx: EngineContext, port: str, stop_reason: str, result: BatchResult
+) -> None:
+    graph = ctx.graph(run.version_id)
+    node = graph.nodes.get(run.node_key)
+    result.passes.append(
+        NodePass(
+            run_id=run.id,
+            version_id=run.version_id,
+            node_key=run.node_key,
+            kind=node.kind if node else "",
+            pass_no=run.seq,
+            at=run.node_entered_at,
+            port=port,
+            exited_at=ctx.now,
+            stop_reason=stop_reason,
+        )
+    )
+    metric = f"stop:{stop_reason}" if stop_reason else f"exit:{port}"
+    result.stats[(run.flow_id, run.node_key, hour_of(ctx.now), metric, run.is_test)] += 1
+
+
+def _end(run: RunState, *, ctx: EngineContext, status: str, reason: str, result: BatchResult) -> None:
+    run.status = status
+    run.stop_reason = reason
+    run.ended_at = ctx.now
+    run.due_at = None
+    run.changed = True
+    result.ended_run_ids.append(run.id)
+    if status == Run.Status.COMPLETED:
+        result.completed += 1
+    else:
+        result.stopped += 1
+
+
+def _apply_outcome(run: RunState, *, ctx: EngineContext, result: BatchResult, cap: int) -> bool:
+    """Write the node's verdict into the run; True if the run goes on now."""
+    outcome = run.outcome
+    run.outcome = None
+    if outcome is None:
+        # A kind that gave no verdict leaves the run where it is, due again later.
+        return False
+    run.changed = True
+    if isinstance(outcome, Stop):
+        _record_pass(run, ctx=ctx, port="", stop_reason=outcome.reason, result=result)
+        _end(run, ctx=ctx, status=Run.Status.STOPPED, reason=outcome.reason, result=result)
+        return False
+    if isinstance(outcome, Wait):
+        run.status = Run.Status.WAITING
+        run.due_at = outcome.until
+        result.waiting += 1
+        return False
+    if isinstance(outcome, Complete):
+        _record_pass(run, ctx=ctx, port=outcome.port, stop_reason="", result=result)
+        _end(run, ctx=ctx, status=Run.Status.COMPLETED, reason="", result=result)
+        return False
+    assert isinstance(outcome, Exit)
+    _record_pass(run, ctx=ctx, port=outcome.port, stop_reason="", result=result)
+    graph = ctx.graph(run.version_id)
+    target = graph.edges.get((run.node_key, outcome.port))
+    if target is None:
+        # A port with no edge: the run ends there, completed.
+        _end(run, ctx=ctx, status=Run.Status.COMPLETED, reason="", result=result)
+        return False
+    run.node_key = target
+    run.seq += 1
+    run.status = Run.Status.ACTIVE
+    run.node_entered_at = ctx.now
+    run.node_clock = run.clock
+    run.due_at = ctx.now
+    result.moved += 1
+    result.stats[(run.flow_id, target, hour_of(ctx.now), "entered", run.is_test)] += 1
+    ctx.passes_this_tick[run.id] += 1
+    if ctx.passes_this_tick[run.id] >= cap:
+        # A loop between nodes (or flows) must not spin inside one tick: the
+        # run is due again and continues on the next pass.
+        ctx.capped.add(run.id)
+        return False
+    return True
+
+
+def write_batch(runs: list[RunState], result: BatchResult) -> None:
+    changed = [run for run in runs if run.changed]
+    sql.bulk_update(
+        Run._meta.db_table,
+        key="id",
+        columns={
+            "version_id": "int",
+            "status": "text",
+            "node_key": "text",
+            "due_at": "ts",
+            "clock": "ts",
+            "node_clock": "ts",
+            "node_entered_at": "ts",
+            "seq": "int",
+            "launched": "bool",
+            "ended_at": "ts",
+            "stop_reason": "text",
+        },
+        rows=[
+            (
+                run.id,
+                run.version_id,
+                run.status,
+                run.node_key,
+                run.due_at,
+                run.clock,
+                run.node_clock,
+                run.node_entered_at,
+                run.seq,
+                run.launched,
+                run.ended_at,
+                run.stop_reason,
+            )
+            for run in changed
+        ],
+    )
+    NodePass.objects.bulk_create(result.passes, ignore_conflicts=True, batch_size=2000)
+    sql.increment_node_stats(result.stats)
+    if result.ended_run_ids:
+        from flows.nodes.limitation import release_reservations
+
+        release_reservations(run_ids=result.ended_run_ids)
+
+
+def process_due_runs(*, ctx: EngineContext | None = None, max_batches: int | None = None) -> dict[str, int]:
+    """Move due runs batch after batch until none is due (or max_batches)."""
+    ctx = ctx or EngineContext()
+    totals = Counter()
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        with transaction.atomic():
+            runs = claim_due_runs(ctx=ctx, limit=settings.MAESTRA_BATCH_SIZE)
+            if not runs:
+                break
+            result = move_batch(runs, ctx=ctx)
+            write_batch(runs, result)
+        batches += 1
+        totals.update(
+            runs=len(runs),
+            moved=result.moved,
+            completed=result.completed,
+            stopped=result.stopped,
+            waiting=result.waiting,
+        )
+    totals["batches"] = batches
+    return dict(totals)
+
+
+def runs_in_flight(*, flow_ids: list[int] | None = None) -> Q:
+    q = Q(status__in=(Run.Status.ACTIVE, Run.Status.WAITING))
+    if flow_ids is not None:
+        q &= Q(flow_id__in=flow_ids)
+    return q
+
+
+def on_version_launched(*, version: FlowVersion) -> None:
+    """Called by the lifecycle right after a version goes live: arm its
+    schedule start, if it has one (first fire strictly after the launch)."""
+    from flows.entry import arm_schedule
+
+    arm_schedule(version=version, now=timezone.now())

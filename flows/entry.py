@@ -1,0 +1,343 @@
+"""How customers enter flows: from events, from a schedule's audience, or from
+a segment run by hand. Audiences are selected in SQL and inserted with one
+INSERT … SELECT, never a Python loop over customers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from customers.models import Customer, Event
+from flows import sql
+from flows.durations import parse_duration
+from flows.engine import EngineContext, hour_of
+from flows.launch_limits import blocked_customer_ids, blocked_q
+from flows.models import Flow, FlowVersion, LaunchRecord, NodePass, Run
+
+DEFAULT_MAX_AGE = "P7D"
+TEST_AUDIENCE_LIMIT = 10_000
+
+
+def _start_node(version: FlowVersion):
+    return version.nodes.filter(kind__in=("event", "schedule")).first()
+
+
+def _within_schedule(version: FlowVersion, now: datetime) -> bool:
+    if version.is_test:
+        return True  # test mode ignores start/end dates
+    if version.start_at and now < version.start_at:
+        return False
+    return not (version.end_at and now >= version.end_at)
+
+
+# --- Events --------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class EventStart:
+    flow_id: int
+    version: FlowVersion
+    node_key: str
+    event_type: str
+    filter: dict | None
+    max_age: timedelta
+
+
+def _event_starts() -> list[EventStart]:
+    versions = (
+        FlowVersion.objects.filter(
+            flow__status__in=(Flow.Status.ACTIVE, Flow.Status.TESTING),
+            flow__live_version_id=F("id"),
+        )
+        .select_related("flow")
+        .prefetch_related("nodes")
+    )
+    starts = []
+    for version in versions:
+        for node in version.nodes.all():
+            if node.kind == "event":
+                starts.append(
+                    EventStart(
+                        flow_id=version.flow_id,
+                        version=version,
+                        node_key=node.key,
+                        event_type=node.config.get("event_type", ""),
+                        filter=node.config.get("filter"),
+                        max_age=parse_duration(node.config.get("max_age") or DEFAULT_MAX_AGE).approximate(),
+                    )
+                )
+    return starts
+
+
+def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict[str, int]:
+    """Start runs for events not yet matched against the active flows (one batch)."""
+    from customers.rules import evaluate, load_facts
+
+    ctx = ctx or EngineContext()
+    now = ctx.now
+    counts: Counter = Counter()
+    with transaction.atomic():
+        events = list(
+            Event.objects.filter(processed_at__isnull=True)
+            .order_by("id")
+            .select_for_update(skip_locked=True)
+            .values("id", "customer_id", "type", "occurred_at", "payload", "depth")[:limit]
+        )
+        if not events:
+            return {}
+        counts["events"] = len(events)
+        by_type: dict[str, list[dict]] = defaultdict(list)
+        for event in events:
+            by_type[event["type"]].append(event)
+        new_runs: list[Run] = []
+        for start in _event_starts():
+            candidates = [
+                e for e in by_type.get(start.event_type, []) if e["occurred_at"] >= now - start.max_age
+            ]
+            counts["too_old"] += len(by_type.get(start.event_type, [])) - len(candidates)
+            if not candidates or not _within_schedule(start.version, now):
+                continue
+            failed_filter: set[int] = set()
+            if start.filter:
+                facts = load_facts(start.filter, sorted({e["customer_id"] for e in candidates}))
+                for event in candidates:
+                    customer_facts = facts.get(event["customer_id"])
+                    if customer_facts is None or not evaluate(
+                        start.filter, dataclasses.replace(customer_facts, event=event["payload"] or {})
+                    ):
+                        failed_filter.add(event["id"])
+            blocked: set[int] = set()
+            if not start.version.is_test:
+                blocked = blocked_customer_ids(
+                    flow_id=start.flow_id,
+                    version=start.version,
+                    customer_ids={e["customer_id"] for e in candidates},
+                    now=now,
+                )
+            for event in candidates:
+                reason = ""
+                if event["id"] in failed_filter:
+                    reason = "filter_failed"
+                elif event["customer_id"] in blocked:
+                    reason = "frequency_limit"
+                new_runs.append(
+                    Run(
+                        flow_id=start.flow_id,
+                        version_id=start.version.pk,
+                        customer_id=event["customer_id"],
+                        trigger_event_id=event["id"],
+                        is_test=start.version.is_test,
+                        status=Run.Status.STOPPED if reason else Run.Status.ACTIVE,
+                        stop_reason=reason,
+                        ended_at=now if reason else None,
+                        node_key=start.node_key,
+                        due_at=None if reason else now,
+                        clock=event["occurred_at"],
+                        node_clock=event["occurred_at"],
+                        node_entered_at=now,
+                        entered_at=now,
+                    )
+                )
+        created = Run.objects.bulk_create(new_runs, batch_size=2000)
+        _record_entries(created, now=now)
+        Event.objects.filter(id__in=[e["id"] for e in events]).update(processed_at=now)
+        counts["runs_started"] = sum(1 for run in created if run.status == Run.Status.ACTIVE)
+        counts["runs_refused"] = len(created) - counts["runs_started"]
+    return dict(counts)
+
+
+def _record_entries(runs: list[Run], *, now: datetime) -> None:
+    """Stats for the start node, and the pass of runs refused at the door."""
+    stats: Counter = Counter()
+    passes = []
+    for run in runs:
+        stats[(run.flow_id, run.node_key, hour_of(now), "entered", run.is_test)] += 1
+        if run.status == Run.Status.STOPPED:
+            stats[(run.flow_id, run.node_key, hour_of(now), f"stop:{run.stop_reason}", run.is_test)] += 1
+            passes.append(
+                NodePass(
+                    run_id=run.pk,
+                    version_id=run.version_id,
+                    node_key=run.node_key,
+                    kind="event",
+                    pass_no=0,
+                    at=now,
+                    exited_at=now,
+                    stop_reason=run.stop_reason,
+                )
+            )
+    NodePass.objects.bulk_create(passes, ignore_conflicts=True, batch_size=2000)
+    sql.increment_node_stats(stats)
+
+
+# --- Audiences (schedules, run_flow) ---------------------------------------------
+
+
+def enter_audience(
+    *,
+    version: FlowVersion,
+    audience: Q,
+    clock: datetime,
+    now: datetime,
+    limit: int | None = None,
+) -> int:
+    """INSERT … SELECT a run for every customer of `audience` that the launch
+    limit lets in. Returns the number of runs started."""
+    start = _start_node(version)
+    if start is None:
+        return 0
+    customers = Customer.objects.filter(audience)
+    if not version.is_test:
+        blocked = blocked_q(
+            mode=version.launch_limit_mode,
+            period=version.launch_limit_period,
+            max_total=version.launch_limit_max_total,
+            now=now,
+        )
+        if blocked is not None:
+            customers = customers.exclude(
+                id__in=LaunchRecord.objects.filter(blocked, flow_id=version.flow_id).values("customer_id")
+            )
+    ids = customers.order_by("id").values("id")
+    if limit is not None:
+        ids = ids[:limit]
+    inner_sql, inner_params = ids.query.sql_with_params()
+    table = Run._meta.db_table
+    columns = (
+        "flow_id, version_id, customer_id, trigger_event_id, is_test, status, node_key, due_at, clock, "
+        "node_clock, node_entered_at, seq, launched, entered_at, ended_at, stop_reason"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) "
+            f"SELECT %s, %s, audience.id, NULL, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, NULL, '' "
+            f"FROM ({inner_sql}) audience",
+            [
+                version.flow_id,
+                version.pk,
+                version.is_test,
+                Run.Status.ACTIVE,
+                start.key,
+                sql.db_value(now),
+                sql.db_value(clock),
+                sql.db_value(clock),
+                sql.db_value(now),
+                False,
+                sql.db_value(now),
+                *inner_params,
+            ],
+        )
+        started = cursor.rowcount
+    if started:
+        sql.increment_node_stats(
+            {(version.flow_id, start.key, hour_of(now), "entered", version.is_test): started}
+        )
+    return started
+
+
+def audience_q(config: dict) -> Q:
+    """The customers a schedule start's audience takes (segment and/or rule)."""
+    from customers.models import Segment
+    from customers.rules import segment_q, to_q
+
+    audience = config.get("audience") or {}
+    q = Q()
+    if audience.get("segment"):
+        q &= segment_q(Segment.objects.get(slug=audience["segment"]))
+    if audience.get("rule"):
+        q &= to_q(audience["rule"])
+    return q
+
+
+def schedule_tz(config: dict, version: FlowVersion) -> ZoneInfo:
+    name = config.get("timezone") or "flow"
+    return ZoneInfo(version.timezone if name == "flow" else name)
+
+
+def arm_schedule(*, version: FlowVersion, now: datetime) -> None:
+    """A freshly launched version with a schedule start fires strictly after now."""
+    from flows.schedule import next_fire
+
+    start = _start_node(version)
+    if start is None or start.kind != "schedule":
+        return
+    fire = next_fire(start.config["recurrence"], tz=schedule_tz(start.config, version), after=now, anchor=now)
+    FlowVersion.objects.filter(pk=version.pk).update(next_fire_at=fire)
+
+
+def fire_schedules(*, ctx: EngineContext | None = None) -> dict[str, int]:
+    """Fire every due schedule start once; fires missed while nothing ran are
+    merged into one, with the run clock at the latest scheduled time."""
+    from flows.schedule import last_fire_at_or_before, next_fire
+
+    ctx = ctx or EngineContext()
+    now = ctx.now
+    counts: Counter = Counter()
+    due_ids = list(
+        FlowVersion.objects.filter(
+            next_fire_at__lte=now,
+            flow__live_version_id=F("id"),
+            flow__status__in=(Flow.Status.ACTIVE, Flow.Status.TESTING, Flow.Status.PAUSED),
+        ).values_list("id", flat=True)
+    )
+    for version_id in due_ids:
+        with transaction.atomic():
+            version = (
+                FlowVersion.objects.select_for_update(skip_locked=True)
+                .filter(pk=version_id, next_fire_at__lte=now)
+                .select_related("flow")
+                .first()
+            )
+            if version is None:
+                continue  # another worker fires it
+            start = _start_node(version)
+            tz = schedule_tz(start.config, version)
+            recurrence = start.config["recurrence"]
+            anchor = version.launched_at or version.created_at
+            fire_at = (
+                last_fire_at_or_before(
+                    recurrence,
+                    tz=tz,
+                    after=version.next_fire_at - timedelta(seconds=1),
+                    until=now,
+                    anchor=anchor,
+                )
+                or version.next_fire_at
+            )
+            if version.flow.status != Flow.Status.PAUSED and _within_schedule(version, now):
+                started = enter_audience(
+                    version=version,
+                    audience=audience_q(start.config),
+                    clock=fire_at,
+                    now=now,
+                    limit=TEST_AUDIENCE_LIMIT if version.is_test else None,
+                )
+                counts["fired"] += 1
+                counts["runs_started"] += started
+            else:
+                counts["skipped"] += 1
+            # A test fires once; a live version goes on to the next occurrence.
+            following = None if version.is_test else next_fire(recurrence, tz=tz, after=now, anchor=anchor)
+            FlowVersion.objects.filter(pk=version.pk).update(next_fire_at=following)
+    return dict(counts)
+
+
+def start_flow_for_segment(*, flow: Flow, segment_slug: str, now: datetime | None = None) -> int:
+    """run_flow: every member of the segment enters the live version now."""
+    from customers.models import Segment
+    from customers.rules import segment_q
+
+    now = now or timezone.now()
+    if flow.live_version_id is None or flow.status not in (Flow.Status.ACTIVE, Flow.Status.TESTING):
+        raise ValueError(f"flow {flow.pk} is {flow.status}: only an active or testing flow can run")
+    segment = Segment.objects.filter(slug=segment_slug).first()
+    if segment is None:
+        raise ValueError(f"no segment with slug {segment_slug!r}")
+    with transaction.atomic():
+        return enter_audience(version=flow.live_version, audience=segment_q(segment), clock=now, now=now)
