@@ -1,0 +1,399 @@
+"""The flow document `maestra.flow/1`: the one format for import, export, the API
+and storage (SPEC §11).
+
+Two layers of checking, on purpose:
+- `parse_document` refuses a *malformed* document (not JSON, wrong JSON types,
+  unknown format). Such a document cannot be stored at all (API: 400).
+- `flows.validation.validate_document` finds *semantic* errors in a well-formed
+  document (missing start node, unknown template, ...). Such a document is saved
+  as an invalid draft with its errors.
+
+The document is never rewritten: defaults are applied when reading it
+(`document_settings`, `graph_rows`), so export returns exactly what came in.
+
+The small value formats the document uses (durations, "HH:MM" times, weekdays,
+time zones, ISO datetimes) are checked by the `*_problem` helpers below; node
+kinds and the settings check share them. Each returns a message or None.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from flows.durations import parse_duration
+
+FORMAT = "maestra.flow/1"
+
+# Column sizes of Flow/Node/Edge: a longer value could not be stored, so it is
+# a malformed document rather than a validation error.
+MAX_NAME_LENGTH = 200
+MAX_KEY_LENGTH = 100
+MAX_KIND_LENGTH = 20
+MAX_TITLE_LENGTH = 200
+MAX_PORT_LENGTH = 100
+MAX_DEPTH = 64
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+LAUNCH_LIMIT_MODES = ("once", "every_time", "periodic")
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_LAUNCH_LIMIT_MODE = "every_time"
+
+_TOP_LEVEL_KEYS = frozenset(
+    {"format", "name", "description", "timezone", "launch_limit", "schedule", "nodes", "edges"}
+)
+_NODE_KEYS = frozenset({"key", "kind", "title", "config", "position"})
+_EDGE_KEYS = frozenset({"from", "to", "port"})
+_LAUNCH_LIMIT_KEYS = frozenset({"mode", "period", "max_total"})
+_SCHEDULE_KEYS = frozenset({"start_at", "end_at"})
+_TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class DocumentError(Exception):
+    """A malformed document. `errors`: [{"field": "nodes.3.config", "message": ...}]."""
+
+    def __init__(self, errors: list[dict]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field'] or 'document'}: {e['message']}" for e in errors))
+
+
+# --- Parsing ---------------------------------------------------------------------
+
+
+def parse_document(data: dict | str | bytes) -> dict:
+    """Check that `data` (parsed JSON or JSON text) is a well-formed
+    maestra.flow/1 document and return it unchanged. Raises DocumentError
+    listing every problem found."""
+    if isinstance(data, (str, bytes, bytearray)):
+        try:
+            data = json.loads(data, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as error:
+            raise DocumentError([{"field": "", "message": f"not valid JSON: {error}"}]) from None
+    if not isinstance(data, dict):
+        raise DocumentError([{"field": "", "message": "a flow document must be a JSON object"}])
+
+    errors: list[dict] = []
+
+    def add(field: str, message: str) -> None:
+        errors.append({"field": field, "message": message})
+
+    _check_json_values(data, "", add)
+    for key in data:
+        if key not in _TOP_LEVEL_KEYS:
+            add(str(key), "unknown field")
+
+    if "format" not in data:
+        add("format", f'missing; expected "{FORMAT}"')
+    elif data["format"] != FORMAT:
+        add("format", f'unknown format {data["format"]!r}; expected "{FORMAT}"')
+
+    if "name" not in data:
+        add("name", "missing; a flow needs a name")
+    else:
+        _check_string(data["name"], "name", add, max_length=MAX_NAME_LENGTH, non_empty=True)
+    if "description" in data:
+        _check_string(data["description"], "description", add)
+    if "timezone" in data:
+        _check_string(data["timezone"], "timezone", add)
+
+    _parse_launch_limit(data.get("launch_limit"), add)
+    _parse_schedule(data.get("schedule"), add)
+
+    nodes = data.get("nodes", [])
+    if not isinstance(nodes, list):
+        add("nodes", "must be a list of nodes")
+    else:
+        for index, node in enumerate(nodes):
+            _parse_node(node, f"nodes.{index}", add)
+
+    edges = data.get("edges", [])
+    if not isinstance(edges, list):
+        add("edges", "must be a list of edges")
+    else:
+        for index, edge in enumerate(edges):
+            _parse_edge(edge, f"edges.{index}", add)
+
+    if errors:
+        raise DocumentError(errors)
+    return data
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _check_json_values(value: Any, path: str, add) -> None:
+    """Everything must be plain JSON (a dict handed in by Python code could hold
+    a set, a datetime or NaN, which could not be stored or exported). Iterative,
+    and with a depth limit: a deeper document could not be dumped, nor walked by
+    the (recursive) rule language, without hitting the recursion limit."""
+    stack = [(value, path, 0)]
+    while stack:
+        current, where, depth = stack.pop()
+        if isinstance(current, (dict, list)) and depth >= MAX_DEPTH:
+            add(where, f"nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(current, dict):
+            for key, item in current.items():
+                if not isinstance(key, str):
+                    add(where, f"object keys must be strings, not {type(key).__name__}")
+                    continue
+                stack.append((item, f"{where}.{key}" if where else key, depth + 1))
+        elif isinstance(current, list):
+            stack.extend(
+                (item, f"{where}.{index}" if where else str(index), depth + 1)
+                for index, item in enumerate(current)
+            )
+        elif isinstance(current, float):
+            if not math.isfinite(current):
+                add(where, "numbers must be finite")
+        elif current is not None and not isinstance(current, (str, int, bool)):
+            add(where, f"not a JSON value ({type(current).__name__})")
+
+
+def _check_string(
+    value: Any, field: str, add, *, max_length: int | None = None, non_empty: bool = False
+) -> bool:
+    if not isinstance(value, str):
+        add(field, "must be a string")
+        return False
+    if non_empty and not value.strip():
+        add(field, "must not be empty")
+        return False
+    if max_length is not None and len(value) > max_length:
+        add(field, f"must be at most {max_length} characters")
+        return False
+    return True
+
+
+def _check_unknown_keys(value: dict, allowed: frozenset, prefix: str, add) -> None:
+    for key in value:
+        if key not in allowed:
+            add(f"{prefix}.{key}", "unknown field")
+
+
+def _parse_launch_limit(value: Any, add) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        add("launch_limit", "must be an object {mode, period, max_total}")
+        return
+    _check_unknown_keys(value, _LAUNCH_LIMIT_KEYS, "launch_limit", add)
+    if "mode" in value:
+        _check_string(value["mode"], "launch_limit.mode", add)
+    if value.get("period") is not None:
+        _check_string(value["period"], "launch_limit.period", add)
+    max_total = value.get("max_total")
+    if max_total is not None and not is_int(max_total):
+        add("launch_limit.max_total", "must be an integer or null")
+
+
+def _parse_schedule(value: Any, add) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        add("schedule", "must be an object {start_at, end_at}")
+        return
+    _check_unknown_keys(value, _SCHEDULE_KEYS, "schedule", add)
+    for name in ("start_at", "end_at"):
+        if value.get(name) is not None:
+            _check_string(value[name], f"schedule.{name}", add)
+
+
+def _parse_node(node: Any, prefix: str, add) -> None:
+    if not isinstance(node, dict):
+        add(prefix, "a node must be an object")
+        return
+    _check_unknown_keys(node, _NODE_KEYS, prefix, add)
+    if "key" not in node:
+        add(f"{prefix}.key", "missing")
+    elif _check_string(
+        node["key"], f"{prefix}.key", add, max_length=MAX_KEY_LENGTH, non_empty=True
+    ) and not KEY_PATTERN.match(node["key"]):
+        add(f"{prefix}.key", "may only contain letters, digits, '_' and '-'")
+    if "kind" not in node:
+        add(f"{prefix}.kind", "missing")
+    else:
+        _check_string(node["kind"], f"{prefix}.kind", add, max_length=MAX_KIND_LENGTH)
+    if "title" in node:
+        _check_string(node["title"], f"{prefix}.title", add, max_length=MAX_TITLE_LENGTH)
+    if "config" in node and not isinstance(node["config"], dict):
+        add(f"{prefix}.config", "must be an object")
+    if "position" in node and node["position"] is not None:
+        position = node["position"]
+        if (
+            not isinstance(position, dict)
+            or set(position) != {"x", "y"}
+            or not all(_is_number(position[axis]) for axis in ("x", "y"))
+        ):
+            add(f"{prefix}.position", "must be an object {x: number, y: number}")
+
+
+def _parse_edge(edge: Any, prefix: str, add) -> None:
+    if not isinstance(edge, dict):
+        add(prefix, "an edge must be an object {from, to, port?}")
+        return
+    _check_unknown_keys(edge, _EDGE_KEYS, prefix, add)
+    for name in ("from", "to"):
+        if name not in edge:
+            add(f"{prefix}.{name}", "missing")
+        else:
+            _check_string(edge[name], f"{prefix}.{name}", add, max_length=MAX_KEY_LENGTH)
+    if "port" in edge:
+        _check_string(edge["port"], f"{prefix}.port", add, max_length=MAX_PORT_LENGTH)
+
+
+def is_int(value: Any) -> bool:
+    """A JSON integer (bool is an int in Python, not in JSON)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+# --- Reading (defaults applied here, never written into the document) --------
+
+
+@dataclass
+class FlowSettings:
+    timezone: str = DEFAULT_TIMEZONE
+    launch_limit_mode: str = DEFAULT_LAUNCH_LIMIT_MODE
+    launch_limit_period: timedelta | None = None
+    launch_limit_max_total: int | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+
+
+def document_settings(doc: dict) -> FlowSettings:
+    """The flow settings of a well-formed document, defaults applied.
+
+    Tolerant on purpose: a draft with errors is still stored, so an invalid
+    value (reported by validate_document) reads as its default instead of
+    raising."""
+    settings = FlowSettings()
+    timezone = doc.get("timezone")
+    if isinstance(timezone, str) and timezone_problem(timezone) is None:
+        settings.timezone = timezone
+
+    launch_limit = doc.get("launch_limit")
+    if isinstance(launch_limit, dict):
+        if launch_limit.get("mode") in LAUNCH_LIMIT_MODES:
+            settings.launch_limit_mode = launch_limit["mode"]
+        period = launch_limit.get("period")
+        if period is not None and duration_problem(period) is None:
+            settings.launch_limit_period = parse_duration(period).approximate()
+        max_total = launch_limit.get("max_total")
+        if is_int(max_total) and max_total > 0:
+            settings.launch_limit_max_total = max_total
+
+    schedule = doc.get("schedule")
+    if isinstance(schedule, dict):
+        settings.start_at = _read_datetime(schedule.get("start_at"))
+        settings.end_at = _read_datetime(schedule.get("end_at"))
+    return settings
+
+
+def graph_rows(doc: dict) -> tuple[list[dict], list[dict]]:
+    """The document's nodes and edges as rows for the Node and Edge tables."""
+    nodes = [
+        {
+            "key": node["key"],
+            "kind": node["kind"],
+            "title": node.get("title", ""),
+            "config": node.get("config", {}),
+            "position": node.get("position"),
+        }
+        for node in doc.get("nodes", [])
+    ]
+    edges = [
+        {"from_key": edge["from"], "port": edge.get("port", "next"), "to_key": edge["to"]}
+        for edge in doc.get("edges", [])
+    ]
+    return nodes, edges
+
+
+def dump_document(doc: dict, *, indent: int | None = None) -> str:
+    """Canonical JSON text of a document (key order preserved): what
+    FlowVersion.document_json stores and export prints."""
+    return json.dumps(doc, ensure_ascii=False, indent=indent)
+
+
+# --- Value formats -----------------------------------------------------------
+
+
+def duration_problem(value: Any, *, positive: bool = True) -> str | None:
+    """An ISO 8601 duration; `positive` refuses zero and negative ones."""
+    try:
+        duration = parse_duration(value)
+    except ValueError as error:
+        return str(error)
+    if positive and duration.approximate() <= timedelta(0):
+        return "must be a positive duration"
+    return None
+
+
+def port_name_problem(value: Any) -> str | None:
+    """Branch and variant names are port names: edges refer to them."""
+    if not isinstance(value, str) or not value.strip():
+        return "must be a non-empty string"
+    if len(value) > MAX_PORT_LENGTH:
+        return f"must be at most {MAX_PORT_LENGTH} characters"
+    return None
+
+
+def time_of_day_problem(value: Any) -> str | None:
+    if not isinstance(value, str) or not _TIME_PATTERN.match(value):
+        return 'must be a time "HH:MM" between 00:00 and 23:59'
+    return None
+
+
+def weekdays_problem(value: Any) -> str | None:
+    if not isinstance(value, list) or not value:
+        return f"must be a non-empty list of weekdays ({', '.join(WEEKDAYS)})"
+    for day in value:
+        if not isinstance(day, str) or day not in WEEKDAYS:
+            return f"{day!r} is not a weekday; use {', '.join(WEEKDAYS)}"
+    if len(set(value)) != len(value):
+        return "lists a weekday twice"
+    return None
+
+
+@lru_cache(maxsize=1)
+def _known_timezones() -> frozenset[str]:
+    import zoneinfo
+
+    # Names that depend on the machine rather than the tz database.
+    return frozenset(zoneinfo.available_timezones() - {"localtime", "posixrules", "Factory"})
+
+
+def timezone_problem(value: Any, *, also: tuple[str, ...] = ()) -> str | None:
+    """An IANA time zone name, or one of the words in `also` ("flow", "customer")."""
+    if isinstance(value, str) and (value in also or value in _known_timezones()):
+        return None
+    words = " or ".join(f'"{word}"' for word in also)
+    return f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)" + (f" nor {words}" if words else "")
+
+
+def datetime_problem(value: Any) -> str | None:
+    """An ISO 8601 date and time with a UTC offset."""
+    if not isinstance(value, str):
+        return "must be an ISO 8601 date and time string"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return f"{value!r} is not an ISO 8601 date and time (e.g. 2025-06-01T10:00:00+02:00)"
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return "needs a UTC offset (e.g. +02:00 or Z)"
+    return None
+
+
+def _read_datetime(value: Any) -> datetime | None:
+    if value is None or datetime_problem(value) is not None:
+        return None
+    return datetime.fromisoformat(value)

@@ -1,0 +1,344 @@
+"""Hypothesis strategies for valid maestra.flow/1 documents: every node kind and
+every config variant of SPEC §5, wired as a chain from the start node.
+
+The documents are valid against CONTEXT (the templates, segments and pools it
+names), so validation must find nothing in them."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from flows.document import FORMAT, WEEKDAYS
+from flows.nodes.base import ValidationContext
+
+CHANNELS = ("email", "sms", "mobile_push", "web_push", "webhook")
+CONTEXT = ValidationContext(
+    templates={f"t-{channel}": channel for channel in CHANNELS},
+    segments={"static-seg": "static", "rule-seg": "rule"},
+    pools={"pool"},
+)
+TIMEZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kathmandu")
+
+text = st.text(max_size=12)
+names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 _-ÄéЖ", min_size=1, max_size=10).filter(
+    str.strip
+)
+json_scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | text
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+    max_leaves=8,
+)
+positive_durations = st.sampled_from(["P1D", "PT24H", "PT30M", "P1W", "P1M", "P1Y2M3DT4H5M6S", "PT0.5S"])
+any_durations = positive_durations | st.sampled_from(["-P3D", "-PT2H", "PT0S", "P0D"])
+times = st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.integers(0, 59))
+weekday_lists = st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=7, unique=True)
+
+
+def optional(key: str, strategy):
+    """A one-item dict or an empty one: the key is sometimes left out (defaults apply)."""
+    return st.one_of(st.just({}), strategy.map(lambda value: {key: value}))
+
+
+def merged(*parts):
+    def merge(dicts):
+        result = {}
+        for part in dicts:
+            result.update(part)
+        return result
+
+    return st.tuples(*parts).map(merge)
+
+
+leaves = st.one_of(
+    st.builds(lambda v: {"field": "customer.email", "op": "eq", "value": v}, text),
+    st.builds(
+        lambda v: {"field": "customer.fields.tier", "op": "in", "value": v}, st.lists(text, max_size=3)
+    ),
+    st.just({"field": "subscription.email", "op": "eq", "value": "subscribed"}),
+    st.builds(lambda v: {"field": "points", "op": "gte", "value": v}, st.integers(-1000, 1000)),
+    st.just({"field": "event.total", "op": "exists"}),
+)
+rules = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=1, max_size=3).map(lambda items: {"all": items}),
+        st.lists(inner, min_size=1, max_size=3).map(lambda items: {"any": items}),
+        inner.map(lambda item: {"not": item}),
+    ),
+    max_leaves=4,
+)
+
+
+def unique_names(min_size: int, max_size: int, exclude: tuple[str, ...] = ()):
+    return st.lists(
+        names.filter(lambda n: n not in exclude), min_size=min_size, max_size=max_size, unique=True
+    )
+
+
+@st.composite
+def percentages(draw, count: int) -> list[int]:
+    cuts = sorted(draw(st.lists(st.integers(0, 100), min_size=count - 1, max_size=count - 1)))
+    bounds = [0, *cuts, 100]
+    return [bounds[i + 1] - bounds[i] for i in range(count)]
+
+
+# --- Configs per kind ---------------------------------------------------------------
+
+event_configs = merged(
+    st.builds(lambda t: {"event_type": t}, names),
+    optional("filter", st.none() | rules),
+    optional("max_age", positive_durations),
+)
+
+recurrences = st.one_of(
+    merged(
+        st.just({"every": "day"}),
+        optional("interval", st.integers(1, 30)),
+        st.builds(lambda t: {"at": t}, times),
+    ),
+    merged(
+        st.just({"every": "week"}),
+        optional("interval", st.integers(1, 8)),
+        st.builds(lambda d, t: {"weekdays": d, "at": t}, weekday_lists, times),
+    ),
+    st.builds(
+        lambda days, t: {"every": "month", "days": days, "at": t},
+        st.lists(st.integers(1, 31) | st.just("last"), min_size=1, max_size=5, unique=True),
+        times,
+    ),
+    st.builds(
+        lambda n, day, t: {"every": "month", "nth_weekday": {"n": n, "weekday": day}, "at": t},
+        st.sampled_from([1, 2, 3, 4, 5, -1]),
+        st.sampled_from(WEEKDAYS),
+        times,
+    ),
+    st.sampled_from(["0 10 * * *", "30 9 * * mon,thu", "*/15 8-18 1,15 * 1-5", "0 0 1 jan,jul *"]).map(
+        lambda cron: {"cron": cron}
+    ),
+)
+audiences = st.one_of(
+    st.just({"segment": "rule-seg"}),
+    st.builds(lambda r: {"rule": r}, rules),
+    st.builds(lambda r: {"segment": "static-seg", "rule": r}, rules),
+    st.builds(lambda r: {"segment": None, "rule": r}, rules),
+)
+schedule_configs = merged(
+    st.builds(lambda r: {"recurrence": r}, recurrences),
+    optional("timezone", st.sampled_from(("flow", *TIMEZONES))),
+    st.builds(lambda a: {"audience": a}, audiences),
+)
+
+branch_values = st.lists(
+    st.one_of(
+        text,
+        st.integers(),
+        st.booleans(),
+        st.builds(
+            lambda low, span: {"min": low, "max": low + span}, st.integers(-100, 100), st.integers(0, 100)
+        ),
+        st.builds(lambda low: {"min": low}, st.floats(-1e6, 1e6)),
+        st.builds(lambda high: {"max": high}, st.integers()),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@st.composite
+def branch_condition_configs(draw) -> dict:
+    branch_names = draw(unique_names(1, 6, exclude=("other",)))
+    return {
+        "attribute": draw(
+            st.sampled_from(["customer.fields.tier", "event.total", "points", "customer.email"])
+        ),
+        "branches": [{"name": name, "values": draw(branch_values)} for name in branch_names],
+    }
+
+
+condition_configs = st.one_of(st.builds(lambda r: {"rule": r}, rules), branch_condition_configs())
+
+actions = st.one_of(
+    st.sampled_from(CHANNELS).map(lambda c: {"action": "send", "channel": c, "template": f"t-{c}"}),
+    st.just({"action": "issue_promo_code", "pool": "pool"}),
+    merged(
+        st.builds(
+            lambda amount: {"action": "points", "amount": amount}, st.integers(-10_000, 10_000).filter(bool)
+        ),
+        optional("expires_in", st.none() | positive_durations),
+        optional("reason", text),
+    ),
+    st.builds(
+        lambda f, v: {"action": "set_field", "field": f, "value": v},
+        names.filter(lambda n: "." not in n),
+        json_values,
+    ),
+    st.sampled_from(["add_to_segment", "remove_from_segment"]).map(
+        lambda a: {"action": a, "segment": "static-seg"}
+    ),
+    merged(
+        st.builds(lambda t: {"action": "emit_event", "event_type": t}, names),
+        optional("payload", st.dictionaries(text, json_values, max_size=3)),
+    ),
+)
+steps_configs = st.builds(
+    lambda relevance, steps: {"relevance": relevance, "steps": steps},
+    positive_durations,
+    st.lists(actions, min_size=1, max_size=4),
+)
+
+
+@st.composite
+def shares(draw, *, max_count: int | None, with_control: bool) -> list[dict]:
+    count = draw(st.integers(2, max_count or 8))
+    items = [
+        {"name": name, "percent": percent}
+        for name, percent in zip(draw(unique_names(count, count)), draw(percentages(count)))
+    ]
+    if with_control:
+        control = draw(st.none() | st.integers(0, count - 1))
+        for index, item in enumerate(items):
+            flag = draw(st.sampled_from([None, False])) if index != control else True
+            if flag is not None:
+                item["control"] = flag
+    return items
+
+
+splitter_configs = shares(max_count=None, with_control=False).map(lambda b: {"branches": b})
+ab_test_configs = shares(max_count=5, with_control=True).map(lambda v: {"variants": v})
+
+
+@st.composite
+def windows(draw) -> dict:
+    start, end = sorted(draw(st.lists(times, min_size=2, max_size=2, unique=True)))
+    window = {"weekdays": draw(weekday_lists), "from": start, "to": end}
+    window.update(draw(optional("timezone", st.sampled_from(("flow", "customer", *TIMEZONES)))))
+    return window
+
+
+wait_configs = st.one_of(
+    merged(
+        st.builds(lambda d: {"mode": "fixed", "duration": d}, positive_durations),
+        optional("window", st.none() | windows()),
+    ),
+    merged(
+        st.builds(
+            lambda f: {"mode": "dynamic", "field": f},
+            st.sampled_from(["customer.fields.birthday", "customer.created_at", "event.delivery_date"]),
+        ),
+        optional("offset", st.none() | any_durations),
+        optional("window", st.none() | windows()),
+    ),
+    st.builds(lambda w: {"mode": "window", "window": w}, windows()),
+)
+
+
+@st.composite
+def limitation_configs(draw) -> dict:
+    maximum = draw(st.integers(1, 10_000))
+    config = {"max": maximum}
+    config.update(
+        draw(
+            optional(
+                "period",
+                st.none()
+                | st.builds(
+                    lambda unit, every: {"unit": unit, "every": every},
+                    st.sampled_from(["hours", "days", "calendar_days", "weeks"]),
+                    st.integers(1, 52),
+                ),
+            )
+        )
+    )
+    config.update(draw(optional("alert_below", st.none() | st.integers(0, maximum - 1))))
+    return config
+
+
+CONFIGS = {
+    "event": event_configs,
+    "schedule": schedule_configs,
+    "condition": condition_configs,
+    "steps": steps_configs,
+    "splitter": splitter_configs,
+    "wait": wait_configs,
+    "ab_test": ab_test_configs,
+    "limitation": limitation_configs(),
+}
+MIDDLE_KINDS = ("condition", "steps", "splitter", "wait", "ab_test", "limitation")
+
+
+def first_port(kind: str, config: dict) -> str:
+    from flows.nodes import get_kind
+
+    return get_kind(kind).ports(config)[0]
+
+
+@st.composite
+def documents(draw) -> dict:
+    """A valid document: a start node and a chain through every middle kind
+    (in a drawn order, some kinds more than once)."""
+    start_kind = draw(st.sampled_from(["event", "schedule"]))
+    middle = draw(st.permutations(MIDDLE_KINDS)) + draw(st.lists(st.sampled_from(MIDDLE_KINDS), max_size=4))
+    nodes = []
+    for index, kind in enumerate([start_kind, *middle]):
+        node = {"key": f"n{index}", "kind": kind}
+        node.update(draw(optional("title", text)))
+        node["config"] = draw(CONFIGS[kind])
+        node.update(
+            draw(
+                optional(
+                    "position",
+                    st.none()
+                    | st.builds(
+                        lambda x, y: {"x": x, "y": y},
+                        st.integers(-5000, 5000),
+                        st.floats(-1e4, 1e4, allow_nan=False),
+                    ),
+                )
+            )
+        )
+        nodes.append(node)
+    edges = []
+    for source, target in zip(nodes, nodes[1:]):
+        port = first_port(source["kind"], source["config"])
+        edge = {"from": source["key"], "to": target["key"]}
+        if port != "next" or draw(st.booleans()):
+            edge["port"] = port
+        edges.append(edge)
+
+    doc = {"format": FORMAT, "name": draw(names)}
+    doc.update(draw(optional("description", text)))
+    doc.update(draw(optional("timezone", st.sampled_from(TIMEZONES))))
+    doc.update(draw(optional("launch_limit", launch_limits())))
+    doc.update(
+        draw(
+            optional(
+                "schedule",
+                st.sampled_from(
+                    [
+                        {"start_at": None, "end_at": None},
+                        {"start_at": "2025-01-01T00:00:00+01:00"},
+                        {"end_at": "2030-06-01T10:00:00Z"},
+                        {"start_at": "2025-01-01T00:00:00+00:00", "end_at": "2025-01-01T00:00:01+00:00"},
+                    ]
+                ),
+            )
+        )
+    )
+    doc["nodes"] = nodes
+    doc["edges"] = edges
+    return doc
+
+
+@st.composite
+def launch_limits(draw) -> dict:
+    mode = draw(st.sampled_from(["once", "every_time", "periodic"]))
+    limit = {"mode": mode}
+    if mode == "periodic":
+        limit["period"] = draw(positive_durations)
+    else:
+        limit.update(draw(optional("period", st.none())))
+    limit.update(draw(optional("max_total", st.none() | st.integers(1, 10**6))))
+    return limit
