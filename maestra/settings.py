@@ -178,3 +178,69 @@ MAESTRA_MAX_PASSES_PER_TICK = env_int("MAESTRA_MAX_PASSES_PER_TICK", 50)
 MAESTRA_MAX_EVENT_DEPTH = env_int("MAESTRA_MAX_EVENT_DEPTH", 5)
 # Seconds between sweeps of the periodic django-q2 task.
 MAESTRA_SWEEP_SECONDS = env_int("MAESTRA_SWEEP_SECONDS", 60)
+
+# --- Channels ----------------------------------------------------------------
+# Delivery of the outbox (channels/). The defaults keep every message on this
+# machine (console email, console SMS/push); webhooks use the real HTTP client
+# but refuse private, loopback and link-local destinations.
+# See channels/README-backends.md for every variable with an example.
+import json as _json  # noqa: E402
+
+
+def _env_json(name: str, default):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return _json.loads(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from None
+
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+# Never block a delivery worker forever on a silent SMTP server.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+MAESTRA_EMAIL_FROM = env_str("MAESTRA_EMAIL_FROM", "Maestra <noreply@localhost>")
+# Domain of the Message-ID header (<maestra-{id}@domain>); empty = the From domain.
+MAESTRA_EMAIL_MESSAGE_ID_DOMAIN = os.environ.get("MAESTRA_EMAIL_MESSAGE_ID_DOMAIN", "")
+
+MAESTRA_CHANNEL_BACKENDS = {
+    "email": env_str("MAESTRA_EMAIL_CHANNEL_BACKEND", "channels.backends.email.DjangoEmailBackend"),
+    "sms": env_str("MAESTRA_SMS_BACKEND", "channels.backends.console.ConsoleBackend"),
+    "mobile_push": env_str("MAESTRA_MOBILE_PUSH_BACKEND", "channels.backends.console.ConsoleBackend"),
+    "web_push": env_str("MAESTRA_WEB_PUSH_BACKEND", "channels.backends.console.ConsoleBackend"),
+    "webhook": env_str("MAESTRA_WEBHOOK_BACKEND", "channels.backends.webhook.WebhookBackend"),
+}
+# HttpJsonBackend, per channel: {"url", "headers", "body", "timeout", "id_field"}.
+MAESTRA_HTTP_JSON = {
+    "sms": _env_json("MAESTRA_SMS_HTTP_JSON", {}),
+    "mobile_push": _env_json("MAESTRA_MOBILE_PUSH_HTTP_JSON", {}),
+}
+
+# Provider errors (5xx, 429, timeouts): this many more tries, this far apart.
+MAESTRA_MAX_RETRIES = env_int("MAESTRA_MAX_RETRIES", 3)
+MAESTRA_RETRY_DELAY = env_int("MAESTRA_RETRY_DELAY", 300)
+# A claimed message must be sent within this many seconds, or its outcome is
+# unknown (failed, never re-sent). Claims are made in chunks small enough
+# that a chunk of slow sends fits inside one lease.
+MAESTRA_DELIVERY_LEASE = env_int("MAESTRA_DELIVERY_LEASE", 900)
+MAESTRA_DELIVERY_CHUNK = env_int("MAESTRA_DELIVERY_CHUNK", 20)
+
+MAESTRA_WEBHOOK_TIMEOUT = env_int("MAESTRA_WEBHOOK_TIMEOUT", 10)
+# Private/loopback/link-local destinations allowed anyway: host, host:port or CIDR.
+MAESTRA_WEBHOOK_ALLOWED_HOSTS = env_list("MAESTRA_WEBHOOK_ALLOWED_HOSTS", [])
+
+MAESTRA_VAPID_PRIVATE_KEY = os.environ.get("MAESTRA_VAPID_PRIVATE_KEY", "")
+# The browser's applicationServerKey; printed with the private key by generate_vapid_keys.
+MAESTRA_VAPID_PUBLIC_KEY = os.environ.get("MAESTRA_VAPID_PUBLIC_KEY", "")
+MAESTRA_VAPID_SUBJECT = env_str("MAESTRA_VAPID_SUBJECT", "mailto:admin@localhost")
+MAESTRA_WEBPUSH_TTL = env_int("MAESTRA_WEBPUSH_TTL", 86400)
+MAESTRA_WEBPUSH_TIMEOUT = env_int("MAESTRA_WEBPUSH_TIMEOUT", 10)
+# Push endpoints come from browsers, so they get the same private-address guard.
+MAESTRA_WEBPUSH_ALLOWED_HOSTS = env_list("MAESTRA_WEBPUSH_ALLOWED_HOSTS", [])

@@ -1,0 +1,215 @@
+"""The delivery worker: sends what the outbox holds, outside any transaction.
+
+1. Claim a chunk of due queued rows with SELECT … FOR UPDATE SKIP LOCKED (the
+   ORM's select_for_update; skipped on SQLite, which has a single writer) and
+   mark them `sending` with a lease, then commit: any number of workers can
+   share the queue and none takes a row another one holds.
+2. Send each row through its channel's backend, with no transaction open (a
+   slow provider must not hold locks).
+3. Record the outcome: sent; transient error → queued again later, until the
+   retries run out; permanent error → failed.
+
+A row still `sending` after its lease (the worker died mid-send) may or may
+not have reached the provider, so it becomes failed with reason
+`unknown_outcome` and is never sent again: a lost message beats a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from channels.backends import Backend, Outcome, Outgoing, SendResult, get_backend
+from channels.models import Message, Template
+from customers.models import Customer
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_OUTCOME = "unknown_outcome"
+# However long a provider's Retry-After, the next try is at most this far away.
+MAX_RETRY_AFTER = timedelta(days=1)
+
+
+def expire_leases(*, now: datetime | None = None) -> int:
+    """Rows whose worker vanished mid-send: failed, never re-sent."""
+    now = now or timezone.now()
+    return Message.objects.filter(status=Message.Status.SENDING, lease_until__lt=now).update(
+        status=Message.Status.FAILED,
+        reason=f"{UNKNOWN_OUTCOME}: the delivery worker stopped while sending; not re-sent to avoid a duplicate",
+        lease_until=None,
+    )
+
+
+def claim(*, now: datetime, size: int) -> list[dict]:
+    """Take up to `size` due rows for this worker (committed before returning)."""
+    lease_until = now + timedelta(seconds=settings.MAESTRA_DELIVERY_LEASE)
+    with transaction.atomic():
+        ids = list(
+            Message.objects.select_for_update(skip_locked=True)
+            .filter(status=Message.Status.QUEUED, next_attempt_at__lte=now)
+            .order_by("next_attempt_at", "id")
+            .values_list("id", flat=True)[:size]
+        )
+        if not ids:
+            return []
+        # Counted at the claim, so a send that crashed the worker still counts.
+        Message.objects.filter(id__in=ids).update(
+            status=Message.Status.SENDING, lease_until=lease_until, attempts=F("attempts") + 1
+        )
+    return list(
+        Message.objects.filter(id__in=ids)
+        .order_by("id")
+        .values("id", "customer_id", "template_id", "channel", "rendered", "attempts", "is_test")
+    )
+
+
+def deliver_due(*, limit: int = 500, now: datetime | None = None) -> dict[str, int]:
+    """Send up to `limit` due messages. Returns counts: claimed, sent,
+    retried, failed, expired (leases that ran out)."""
+    now = now or timezone.now()
+    counts: Counter[str] = Counter({"claimed": 0, "sent": 0, "retried": 0, "failed": 0})
+    counts["expired"] = expire_leases(now=now)
+    backends: dict[str, Backend | Exception] = {}
+    try:
+        while counts["claimed"] < limit:
+            rows = claim(now=now, size=min(settings.MAESTRA_DELIVERY_CHUNK, limit - counts["claimed"]))
+            if not rows:
+                break
+            counts["claimed"] += len(rows)
+            secrets = _webhook_secrets(rows)
+            gone: dict[int, set[str]] = defaultdict(set)
+            for row in rows:
+                result = _send(row, backends=backends, secret=secrets.get(row["template_id"], ""))
+                counts[_record(row=row, result=result)] += 1
+                for device in [result, *result.extra.get("devices", [])]:
+                    if device.extra.get("gone_endpoint"):
+                        gone[row["customer_id"]].add(device.extra["gone_endpoint"])
+            if gone:
+                forget_web_push_endpoints(endpoints_by_customer=gone)
+    finally:
+        for backend in backends.values():
+            if isinstance(backend, Backend):
+                try:
+                    backend.close()
+                except Exception:
+                    logger.exception("closing the %s backend failed", backend.channel)
+    return dict(counts)
+
+
+def deliver_all_due(*, limit: int = 500, max_rounds: int = 10_000) -> dict[str, int]:
+    """deliver_due until nothing is due (retries wait for later). Used by
+    flows_tick, so one tick delivers what it queued."""
+    totals: Counter[str] = Counter()
+    for _ in range(max_rounds):
+        counts = deliver_due(limit=limit)
+        totals.update(counts)
+        if counts["claimed"] == 0:
+            break
+    return {key: totals[key] for key in ("claimed", "sent", "retried", "failed", "expired")}
+
+
+def deliver_task() -> dict[str, int]:
+    """The django-q2 task (schedule it, e.g. every minute: `channels.delivery.deliver_task`)."""
+    return deliver_all_due()
+
+
+def _webhook_secrets(rows: list[dict]) -> dict[int, str]:
+    # Secrets are read at send time and never copied onto the message row.
+    ids = {row["template_id"] for row in rows if row["channel"] == "webhook" and row["template_id"]}
+    return dict(Template.objects.filter(id__in=ids).values_list("id", "secret")) if ids else {}
+
+
+def _backend_for(channel: str, backends: dict[str, Backend | Exception]) -> Backend | Exception:
+    if channel not in backends:
+        try:
+            backends[channel] = get_backend(channel)
+        except Exception as exc:  # misconfiguration: retried, so fixing settings drains the queue
+            logger.error("no usable %s backend: %s", channel, exc)
+            backends[channel] = exc
+    return backends[channel]
+
+
+def _send(row: dict, *, backends: dict[str, Backend | Exception], secret: str) -> SendResult:
+    if row["is_test"]:  # the outbox never queues test rows; never send one anyway
+        return SendResult(outcome=Outcome.FAILED, reason="test_mode")
+    backend = _backend_for(row["channel"], backends)
+    if isinstance(backend, Exception):
+        return SendResult(outcome=Outcome.RETRY, reason=f"backend_misconfigured: {backend}"[:300])
+    message = Outgoing(id=row["id"], channel=row["channel"], rendered=row["rendered"] or {}, secret=secret)
+    try:
+        return backend.send(message)
+    except Exception as exc:
+        # A backend bug after the request may have gone out: the outcome is
+        # unknown, and an unknown outcome is never retried.
+        logger.exception("the %s backend raised on message %s", row["channel"], row["id"])
+        return SendResult(
+            outcome=Outcome.FAILED, reason=f"{UNKNOWN_OUTCOME}: {type(exc).__name__}: {exc}"[:300]
+        )
+
+
+def _record(*, row: dict, result: SendResult) -> str:
+    """Write the outcome; returns the counter it falls under."""
+    clock = timezone.now()
+    fields = {
+        "lease_until": None,
+        "response_status": result.response_status,
+        "response_body": result.response_body[:4096],
+    }
+    if result.outcome == Outcome.SENT:
+        fields.update(
+            status=Message.Status.SENT, reason="", provider_id=result.provider_id[:200], sent_at=clock
+        )
+        counter = "sent"
+    elif result.outcome == Outcome.RETRY and row["attempts"] <= settings.MAESTRA_MAX_RETRIES:
+        delay = timedelta(seconds=settings.MAESTRA_RETRY_DELAY)
+        if result.retry_after:
+            delay = max(delay, min(timedelta(seconds=result.retry_after), MAX_RETRY_AFTER))
+        fields.update(status=Message.Status.QUEUED, reason=result.reason[:300], next_attempt_at=clock + delay)
+        counter = "retried"
+    else:
+        reason = result.reason
+        if result.outcome == Outcome.RETRY:
+            reason = f"{reason} (gave up after {row['attempts']} attempts)"
+        fields.update(status=Message.Status.FAILED, reason=reason[:300])
+        counter = "failed"
+    # Normally the row is still ours (`sending`). If its lease ran out and a
+    # sweep declared the outcome unknown, we now know better and say so.
+    Message.objects.filter(
+        Q(status=Message.Status.SENDING)
+        | Q(status=Message.Status.FAILED, reason__startswith=UNKNOWN_OUTCOME),
+        id=row["id"],
+    ).update(**fields)
+    return counter
+
+
+def forget_web_push_endpoints(*, endpoints_by_customer: dict[int, set[str]]) -> int:
+    """Drop web push subscriptions the push service says are gone (404/410),
+    so later messages do not knock on a closed door. Returns how many."""
+    removed = 0
+    with transaction.atomic():
+        customers = list(
+            Customer.objects.select_for_update()
+            .filter(id__in=endpoints_by_customer)
+            .only("id", "push_tokens")
+        )
+        changed = []
+        for customer in customers:
+            tokens = customer.push_tokens if isinstance(customer.push_tokens, dict) else {}
+            subs = tokens.get("web_push")
+            if not isinstance(subs, list):
+                continue
+            gone = endpoints_by_customer[customer.id]
+            kept = [s for s in subs if not (isinstance(s, dict) and s.get("endpoint") in gone)]
+            if len(kept) != len(subs):
+                removed += len(subs) - len(kept)
+                customer.push_tokens = {**tokens, "web_push": kept}
+                changed.append(customer)
+        if changed:
+            Customer.objects.bulk_update(changed, ["push_tokens"])
+    return removed

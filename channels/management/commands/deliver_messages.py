@@ -1,0 +1,23 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from channels.delivery import deliver_all_due, deliver_due, expire_leases
+
+
+class Command(BaseCommand):
+    help = "Send the queued messages that are due (the outbox), then print counts."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--limit", type=int, default=500, help="messages per round (default 500)")
+        parser.add_argument("--once", action="store_true", help="one round only, even if more are due")
+
+    def handle(self, *args, limit: int, once: bool, **options):
+        if limit < 1:
+            raise CommandError("--limit must be at least 1")
+        if once:
+            counts = deliver_due(limit=limit)
+        else:
+            counts = deliver_all_due(limit=limit)
+            counts["expired"] += expire_leases()
+        self.stdout.write(
+            " ".join(f"{key}={counts[key]}" for key in ("claimed", "sent", "retried", "failed", "expired"))
+        )

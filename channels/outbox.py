@@ -1,0 +1,282 @@
+"""Writing the outbox: one Message row per (run, node, step, pass).
+
+`queue_messages` runs inside the engine's transaction and never sends: it
+decides whether each message may go (consent, address), renders it, and writes
+the rows in bulk. The delivery worker (channels/delivery.py) sends them after
+the commit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from channels.models import Message, Template
+from channels.rendering import RenderError, build_context, render_template
+from customers.models import Channel, Customer, Subscription
+
+MessageKey = tuple[int, str, int, int]  # (run_id, node_key, step_index, pass_no)
+
+
+class Reason:
+    """Why a message was not sent or failed on the spot. `Message.reason` holds
+    the code, followed by ": detail" where a detail helps."""
+
+    NOT_SUBSCRIBED = "not_subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    NO_ADDRESS = "no_address"
+    INVALID_ADDRESS = "invalid_address"
+    NO_TOKEN = "no_token"
+    TEST_MODE = "test_mode"
+    TEMPLATE_MISSING = "template_missing"
+    TEMPLATE_CHANNEL_MISMATCH = "template_channel_mismatch"
+    TEMPLATE_ERROR = "template_error"
+    CUSTOMER_MISSING = "customer_missing"
+
+
+ON_THE_SPOT_REASONS = (
+    Reason.TEMPLATE_MISSING,
+    Reason.TEMPLATE_CHANNEL_MISMATCH,
+    Reason.TEMPLATE_ERROR,
+    Reason.CUSTOMER_MISSING,
+)
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    customer_id: int
+    template_slug: str
+    channel: str
+    run_id: int
+    node_key: str
+    step_index: int
+    pass_no: int
+    flow_id: int | None = None
+    is_test: bool = False
+    # JSON-like: "event" (the trigger's payload), "promo_code", "flow": {"name"}, …
+    context: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> MessageKey:
+        return (self.run_id, self.node_key, self.step_index, self.pass_no)
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """The outcome of one request. `id` is None only when no row could be
+    written (the customer no longer exists). A re-processed request returns the
+    row written the first time, with its current status."""
+
+    id: int | None
+    status: str
+    reason: str = ""
+
+    @property
+    def failed_on_the_spot(self) -> bool:
+        """True when the step could not even be attempted (no template, a
+        template error, no customer): the engine treats that step as failed.
+        Any other outcome, not_sent included, is an attempt."""
+        return self.status == Message.Status.FAILED and self.reason.startswith(ON_THE_SPOT_REASONS)
+
+
+CUSTOMER_COLUMNS = (
+    "id",
+    "external_id",
+    "email",
+    "email_valid",
+    "phone",
+    "first_name",
+    "last_name",
+    "timezone",
+    "fields",
+    "push_tokens",
+)
+
+_PHONE_NOISE = re.compile(r"[\s().\-]")
+_PHONE = re.compile(r"^\+?[0-9]{6,15}$")
+
+
+def normalize_phone(phone: str) -> str | None:
+    """Digits with an optional leading +, or None when it cannot be a number."""
+    compact = _PHONE_NOISE.sub("", phone or "")
+    return compact if _PHONE.match(compact) else None
+
+
+def usable_web_push_subscriptions(value) -> list[dict]:
+    """The web push subscriptions that can be encrypted to: an http(s) endpoint
+    and both keys."""
+    usable = []
+    for sub in value if isinstance(value, list) else []:
+        if not isinstance(sub, dict):
+            continue
+        keys = sub.get("keys")
+        endpoint = sub.get("endpoint")
+        if (
+            isinstance(endpoint, str)
+            and endpoint.startswith(("https://", "http://"))
+            and isinstance(keys, dict)
+            and isinstance(keys.get("p256dh"), str)
+            and isinstance(keys.get("auth"), str)
+        ):
+            usable.append({"endpoint": endpoint, "keys": {"p256dh": keys["p256dh"], "auth": keys["auth"]}})
+    return usable
+
+
+def recipient(*, channel: str, customer: dict) -> tuple[object | None, str]:
+    """(where the message goes, "") or (None, reason). The destination is
+    stored on the row, so a later change of address does not redirect a
+    message already decided on."""
+    if channel == Channel.EMAIL:
+        email = (customer["email"] or "").strip()
+        if not email:
+            return None, Reason.NO_ADDRESS
+        if not customer["email_valid"]:
+            return None, Reason.INVALID_ADDRESS
+        try:
+            validate_email(email)
+        except ValidationError:
+            return None, Reason.INVALID_ADDRESS
+        return email, ""
+    if channel == Channel.SMS:
+        if not (customer["phone"] or "").strip():
+            return None, Reason.NO_ADDRESS
+        phone = normalize_phone(customer["phone"])
+        return (phone, "") if phone else (None, Reason.INVALID_ADDRESS)
+    tokens = customer["push_tokens"] if isinstance(customer["push_tokens"], dict) else {}
+    if channel == Channel.MOBILE_PUSH:
+        raw = tokens.get("mobile_push")
+        usable = [t for t in raw if isinstance(t, str) and t.strip()] if isinstance(raw, list) else []
+        return (usable, "") if usable else (None, Reason.NO_TOKEN)
+    if channel == Channel.WEB_PUSH:
+        usable = usable_web_push_subscriptions(tokens.get("web_push"))
+        return (usable, "") if usable else (None, Reason.NO_TOKEN)
+    # A webhook goes to the integrator's system named in the template, not to
+    # the person: it needs neither an address nor the person's consent.
+    return "", ""
+
+
+def consent_problem(*, purpose: str, channel: str, status: str | None) -> str:
+    """ "" when the template may go to a customer with this subscription status
+    (None = no subscription row), else the reason."""
+    if channel == Channel.WEBHOOK:
+        return ""
+    if status == Subscription.Status.UNSUBSCRIBED:
+        return Reason.UNSUBSCRIBED
+    if purpose == Template.Purpose.SERVICE:
+        return ""
+    return "" if status == Subscription.Status.SUBSCRIBED else Reason.NOT_SUBSCRIBED
+
+
+def queue_messages(*, requests: list[SendRequest]) -> dict[MessageKey, QueuedMessage]:
+    """Write one outbox row per request, in bulk, inside the caller's
+    transaction; never sends. Five queries whatever the batch size (plus the
+    batches bulk_create splits into). Rows already written for the same key
+    are left as they are, so re-processing a batch writes nothing twice."""
+    if not requests:
+        return {}
+    unique: dict[MessageKey, SendRequest] = {}
+    for request in requests:
+        unique.setdefault(request.key, request)
+
+    templates = {
+        t.slug: t for t in Template.objects.filter(slug__in={r.template_slug for r in unique.values()})
+    }
+    customers = {
+        row["id"]: row
+        for row in Customer.objects.filter(id__in={r.customer_id for r in unique.values()}).values(
+            *CUSTOMER_COLUMNS
+        )
+    }
+    subscriptions = {
+        (customer_id, channel): status
+        for customer_id, channel, status in Subscription.objects.filter(
+            customer_id__in=customers.keys(), channel__in={r.channel for r in unique.values()}
+        ).values_list("customer_id", "channel", "status")
+    }
+
+    rows: list[Message] = []
+    results: dict[MessageKey, QueuedMessage] = {}
+    for key, request in unique.items():
+        customer = customers.get(request.customer_id)
+        if customer is None:
+            results[key] = QueuedMessage(
+                id=None, status=Message.Status.FAILED, reason=Reason.CUSTOMER_MISSING
+            )
+            continue
+        template = templates.get(request.template_slug)
+        status, reason, rendered = _decide(
+            request=request,
+            template=template,
+            customer=customer,
+            subscription=subscriptions.get((request.customer_id, request.channel)),
+        )
+        rows.append(
+            Message(
+                customer_id=request.customer_id,
+                template=template,
+                template_slug=request.template_slug,
+                channel=request.channel,
+                status=status,
+                reason=reason[:300],
+                flow_id=request.flow_id,
+                run_id=request.run_id,
+                node_key=request.node_key,
+                step_index=request.step_index,
+                pass_no=request.pass_no,
+                is_test=request.is_test,
+                rendered=rendered,
+                context=request.context,
+            )
+        )
+
+    Message.objects.bulk_create(rows, ignore_conflicts=True)
+
+    # Read back every key, the new rows and the ones an earlier pass wrote.
+    # ignore_conflicts returns no ids, hence the query.
+    written = Message.objects.filter(
+        run_id__in={k[0] for k in unique},
+        node_key__in={k[1] for k in unique},
+        step_index__in={k[2] for k in unique},
+        pass_no__in={k[3] for k in unique},
+    ).values_list("id", "run_id", "node_key", "step_index", "pass_no", "status", "reason")
+    for message_id, run_id, node_key, step_index, pass_no, status, reason in written:
+        key = (run_id, node_key, step_index, pass_no)
+        if key in unique:
+            results[key] = QueuedMessage(id=message_id, status=status, reason=reason)
+    return results
+
+
+def _decide(
+    *, request: SendRequest, template: Template | None, customer: dict, subscription: str | None
+) -> tuple[str, str, dict]:
+    """(status, reason, rendered) for one request."""
+    if template is None:
+        return Message.Status.FAILED, f"{Reason.TEMPLATE_MISSING}: no template {request.template_slug!r}", {}
+    if template.channel != request.channel:
+        return (
+            Message.Status.FAILED,
+            f"{Reason.TEMPLATE_CHANNEL_MISMATCH}: {request.template_slug!r} is a {template.channel} template",
+            {},
+        )
+    verdict = consent_problem(purpose=template.purpose, channel=request.channel, status=subscription)
+    to, address_problem = recipient(channel=request.channel, customer=customer)
+    verdict = verdict or address_problem
+    # A live message that may not go is not rendered at all: nothing would use it.
+    if verdict and not request.is_test:
+        return Message.Status.NOT_SENT, verdict, {}
+    try:
+        rendered = render_template(
+            template=template, context=build_context(customer=customer, extra=request.context)
+        )
+    except RenderError as exc:
+        return Message.Status.FAILED, f"{Reason.TEMPLATE_ERROR}: {exc}", {}
+    if request.is_test:
+        # Rendered for the tester to read; what a live send would have done is
+        # kept beside it ("would_send" or the reason it would not).
+        rendered["test_verdict"] = verdict or "would_send"
+        return Message.Status.NOT_SENT, Reason.TEST_MODE, rendered
+    rendered["to"] = to
+    return Message.Status.QUEUED, "", rendered
