@@ -1,0 +1,520 @@
+"""Recurrences of schedule start nodes (SPEC §5, §8): when does a flow fire?
+
+Shapes (the document format; keep these names):
+
+    {"every": "day", "at": "10:00"}
+    {"every": "week", "interval": 2, "weekdays": ["mon", "thu"], "at": "09:30"}
+    {"every": "month", "days": [1, 15, "last"], "at": "08:00"}
+    {"every": "month", "nth_weekday": {"n": 2, "weekday": "tue"}, "at": "08:00"}
+    {"cron": "0 10 * * 1-5"}
+
+All times are local wall times in the schedule's zone. The rules from SPEC §8:
+a fire strictly after the given moment; day 31 (30, 29) is skipped in months
+that lack it ("last" is the explicit way to say "the last day"); a local time
+that does not exist (DST gap) moves forward by the gap; an ambiguous one takes
+its first occurrence; "every N weeks" counts ISO weeks from the week of the
+launch (the anchor), which is week 0.
+
+The search walks matching *days* and, inside a day, bisects the sorted
+times of that day, so it never steps minute by minute. Days on which the UTC
+offset changes are the exception: there every time of the day is localized
+one by one (at most 1,440 for a cron firing every minute, twice a year).
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flows.durations import localize
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+EVERY = ("day", "week", "month")
+MAX_WEEK_INTERVAL = 52
+# A valid recurrence fires at least once in any 8 years: the rarest one is
+# February 29, which skips 2100 (2096 → 2104 is 2,922 days). Past this many
+# days without a fire the recurrence never fires.
+HORIZON_DAYS = 8 * 366 + 7
+
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_FULL_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_ORDINALS = {1: "1st", 2: "2nd", 3: "3rd", 4: "4th", 5: "5th", -1: "last"}
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def parse_time_of_day(text: object) -> int:
+    """ "HH:MM" (00:00–23:59) → minutes after midnight. Raises ValueError."""
+    match = _TIME.match(text) if isinstance(text, str) else None
+    if not match:
+        raise ValueError("must be a time of day such as 09:30")
+    hour, minute = int(match.group(1)), int(match.group(2))
+    if hour > 23 or minute > 59:
+        raise ValueError("must be a time of day between 00:00 and 23:59")
+    return hour * 60 + minute
+
+
+def validate_weekdays(value: object, path: str) -> list[tuple[str, str]]:
+    """A non-empty list of distinct weekday names ("mon" … "sun")."""
+    if not isinstance(value, list) or not value:
+        return [(path, "must be a non-empty list of weekdays (mon, tue, …, sun)")]
+    problems = []
+    seen = set()
+    for index, name in enumerate(value):
+        if name not in WEEKDAYS:
+            problems.append((f"{path}.{index}", f"{name!r} is not a weekday (mon, tue, …, sun)"))
+        elif name in seen:
+            problems.append((f"{path}.{index}", f"{name!r} is listed twice"))
+        seen.add(name)
+    return problems
+
+
+def _is_int(value: object) -> bool:
+    # JSON true/false arrive as bool, which Python counts as int.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _unknown_keys(recurrence: dict, allowed: set[str]) -> list[tuple[str, str]]:
+    return [(str(key), "unknown field") for key in recurrence if key not in allowed]
+
+
+def validate_recurrence(recurrence: object) -> list[tuple[str, str]]:
+    """Every problem of a recurrence as (field path inside the recurrence,
+    message); an empty list means it is valid and fires at least once."""
+    if not isinstance(recurrence, dict):
+        return [("", 'must be an object such as {"every": "day", "at": "10:00"}')]
+    if "cron" in recurrence:
+        problems = _unknown_keys(recurrence, {"cron"})
+        try:
+            _parse_cron(recurrence["cron"])
+        except ValueError as error:
+            problems.append(("cron", str(error)))
+        return problems
+
+    every = recurrence.get("every")
+    if every not in EVERY:
+        return [("every", "must be one of day, week, month (or give a cron string instead)")]
+    problems: list[tuple[str, str]] = []
+    if "at" not in recurrence:
+        problems.append(("at", "is required (a time of day such as 10:00)"))
+    else:
+        try:
+            parse_time_of_day(recurrence["at"])
+        except ValueError as error:
+            problems.append(("at", str(error)))
+
+    if every == "day":
+        problems += _unknown_keys(recurrence, {"every", "at"})
+    elif every == "week":
+        problems += _unknown_keys(recurrence, {"every", "at", "interval", "weekdays"})
+        interval = recurrence.get("interval", 1)
+        if not _is_int(interval) or not 1 <= interval <= MAX_WEEK_INTERVAL:
+            problems.append(("interval", f"must be a whole number of weeks from 1 to {MAX_WEEK_INTERVAL}"))
+        problems += validate_weekdays(recurrence.get("weekdays"), "weekdays")
+    else:
+        problems += _unknown_keys(recurrence, {"every", "at", "days", "nth_weekday"})
+        has_days, has_nth = "days" in recurrence, "nth_weekday" in recurrence
+        if has_days == has_nth:
+            problems.append(("days", 'give either days (e.g. [1, 15, "last"]) or nth_weekday, not both'))
+        elif has_days:
+            problems += _validate_month_days(recurrence["days"])
+        else:
+            problems += _validate_nth_weekday(recurrence["nth_weekday"])
+    return problems
+
+
+def _validate_month_days(days: object) -> list[tuple[str, str]]:
+    if not isinstance(days, list) or not days:
+        return [("days", 'must be a non-empty list of days of the month (1–31 or "last")')]
+    problems = []
+    seen = set()
+    for index, day in enumerate(days):
+        if not (day == "last" or (_is_int(day) and 1 <= day <= 31)):
+            problems.append((f"days.{index}", f'{day!r} is not a day of the month (1–31 or "last")'))
+        elif day in seen:
+            problems.append((f"days.{index}", f"{day!r} is listed twice"))
+        seen.add(day)
+    return problems
+
+
+def _validate_nth_weekday(nth: object) -> list[tuple[str, str]]:
+    if not isinstance(nth, dict):
+        return [("nth_weekday", 'must be an object such as {"n": 2, "weekday": "tue"}')]
+    problems = _unknown_keys(nth, {"n", "weekday"})
+    problems = [(f"nth_weekday.{key}", message) for key, message in problems]
+    n = nth.get("n")
+    if not _is_int(n) or n not in _ORDINALS:
+        problems.append(("nth_weekday.n", "must be 1 to 5, or -1 for the last one in the month"))
+    if nth.get("weekday") not in WEEKDAYS:
+        problems.append(("nth_weekday.weekday", "must be a weekday (mon, tue, …, sun)"))
+    return problems
+
+
+# --------------------------------------------------------------------------- cron
+
+
+@dataclass(frozen=True)
+class _Cron:
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]  # cron numbering: 0 = Sunday
+    # As in Vixie cron: a day field that starts with "*" (also "*/2") counts as
+    # unrestricted, and when both day fields are restricted either one matches.
+    days_star: bool
+    weekdays_star: bool
+
+    def matches_day(self, day: date) -> bool:
+        if day.month not in self.months:
+            return False
+        in_days = day.day in self.days
+        in_weekdays = (day.weekday() + 1) % 7 in self.weekdays
+        if self.days_star or self.weekdays_star:
+            return in_days and in_weekdays
+        return in_days or in_weekdays
+
+
+_CRON_FIELDS = (
+    # name, low, high, names (value of the first name)
+    ("minute", 0, 59, None),
+    ("hour", 0, 23, None),
+    ("day of month", 1, 31, None),
+    ("month", 1, 12, MONTHS),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+_CRON_ITEM = re.compile(r"^(?:(\*)|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/([0-9]+))?$")
+# Longest month length for each month (February in a leap year).
+_MAX_MONTH_DAYS = {month: calendar.monthrange(2000, month)[1] for month in range(1, 13)}
+
+
+def _cron_value(token: str, low: int, high: int, names: tuple[str, ...] | None, field: str) -> int:
+    if token.isdigit():
+        value = int(token)
+    elif names and token in names:
+        value = names.index(token) + (1 if field == "month" else 0)
+    else:
+        raise ValueError(f"{field}: {token!r} is not a number{' or a name' if names else ''}")
+    if not low <= value <= high:
+        raise ValueError(f"{field}: {value} is outside {low}–{high}")
+    return value
+
+
+def _parse_cron_field(text: str, low: int, high: int, names: tuple[str, ...] | None, field: str) -> set[int]:
+    values: set[int] = set()
+    for item in text.lower().split(","):
+        match = _CRON_ITEM.match(item)
+        if not match:
+            raise ValueError(f"{field}: {item!r} is not a cron item (*, 5, 1-5, */15, 1-31/2, a list)")
+        star, start_text, end_text, step_text = match.groups()
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError(f"{field}: a step must be at least 1")
+        if star:
+            start, end = low, high
+        else:
+            start = _cron_value(start_text, low, high, names, field)
+            if end_text:
+                end = _cron_value(end_text, low, high, names, field)
+                if field == "day of week" and end == 0 and start > 0:
+                    end = 7  # "fri-sun": Sunday closes the range
+            else:
+                # "5/10" means 5, 15, 25, … (as in most crons); a bare "5" is just 5.
+                end = high if step_text else start
+        if start > end:
+            raise ValueError(f"{field}: the range {item!r} runs backwards")
+        values.update(range(start, end + 1, step))
+    return values
+
+
+def _parse_cron(expression: object) -> _Cron:
+    if not isinstance(expression, str):
+        raise ValueError('must be a cron string such as "0 10 * * 1-5"')
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError("must have 5 fields: minute hour day-of-month month day-of-week")
+    parsed = [
+        _parse_cron_field(text, low, high, names, name)
+        for text, (name, low, high, names) in zip(fields, _CRON_FIELDS)
+    ]
+    minutes, hours, days, months, weekdays = parsed
+    weekdays = {day % 7 for day in weekdays}  # 7 is Sunday too
+    cron = _Cron(
+        minutes=frozenset(minutes),
+        hours=frozenset(hours),
+        days=frozenset(days),
+        months=frozenset(months),
+        weekdays=frozenset(weekdays),
+        days_star=fields[2].startswith("*"),
+        weekdays_star=fields[4].startswith("*"),
+    )
+    # The day of month can make a cron impossible (0 0 30 2 *): some allowed
+    # month must be long enough for some allowed day.
+    # When both day fields are restricted the weekday alone can fire, so
+    # only the "both must match" case can be impossible.
+    both_must_match = cron.days_star or cron.weekdays_star
+    if both_must_match and not any(min(cron.days) <= _MAX_MONTH_DAYS[month] for month in cron.months):
+        raise ValueError("never fires: no allowed month has that day")
+    return cron
+
+
+# --------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A recurrence reduced to: which local days fire, and at which minutes of the day."""
+
+    minutes_of_day: tuple[int, ...]  # sorted, distinct
+    matches_day: Callable[[date], bool]
+    months: frozenset[int]  # lets the day walk jump over whole months
+
+
+_ALL_MONTHS = frozenset(range(1, 13))
+
+
+def _plan(recurrence: object, *, tz: ZoneInfo, anchor: datetime) -> _Plan:
+    problems = validate_recurrence(recurrence)
+    if problems:
+        raise ValueError(
+            "invalid recurrence: " + "; ".join(f"{path or 'recurrence'}: {msg}" for path, msg in problems)
+        )
+    assert isinstance(recurrence, dict)
+    _aware(anchor, "anchor")
+    if "cron" in recurrence:
+        cron = _parse_cron(recurrence["cron"])
+        minutes = tuple(sorted(hour * 60 + minute for hour in cron.hours for minute in cron.minutes))
+        return _Plan(minutes_of_day=minutes, matches_day=cron.matches_day, months=cron.months)
+
+    at = (parse_time_of_day(recurrence["at"]),)
+    every = recurrence["every"]
+    if every == "day":
+        return _Plan(minutes_of_day=at, matches_day=lambda day: True, months=_ALL_MONTHS)
+    if every == "week":
+        interval = recurrence.get("interval", 1)
+        weekdays = {WEEKDAYS.index(name) for name in recurrence["weekdays"]}
+        anchor_day = anchor.astimezone(tz).date()
+        anchor_monday = anchor_day - timedelta(days=anchor_day.weekday())
+
+        def matches_week(day: date) -> bool:
+            if day.weekday() not in weekdays:
+                return False
+            weeks = (day - timedelta(days=day.weekday()) - anchor_monday).days // 7
+            return weeks % interval == 0
+
+        return _Plan(minutes_of_day=at, matches_day=matches_week, months=_ALL_MONTHS)
+    if "days" in recurrence:
+        days = {day for day in recurrence["days"] if day != "last"}
+        last = "last" in recurrence["days"]
+
+        def matches_month_day(day: date) -> bool:
+            # Day 31 simply never occurs in a 30-day month: skipped, not moved.
+            return day.day in days or (last and day.day == calendar.monthrange(day.year, day.month)[1])
+
+        return _Plan(minutes_of_day=at, matches_day=matches_month_day, months=_ALL_MONTHS)
+
+    n = recurrence["nth_weekday"]["n"]
+    weekday = WEEKDAYS.index(recurrence["nth_weekday"]["weekday"])
+
+    def matches_nth_weekday(day: date) -> bool:
+        if day.weekday() != weekday:
+            return False
+        if n == -1:
+            return day.day + 7 > calendar.monthrange(day.year, day.month)[1]
+        return (day.day - 1) // 7 + 1 == n
+
+    return _Plan(minutes_of_day=at, matches_day=matches_nth_weekday, months=_ALL_MONTHS)
+
+
+# --------------------------------------------------------------------------- walking days
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    if not isinstance(moment, datetime) or moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be an aware datetime")
+    return moment
+
+
+def _steady_offset(day: date, tz: ZoneInfo) -> timedelta | None:
+    """The UTC offset of `day` when it is the same all day long (no DST change
+    inside the day, which is the case for all but a couple of days a year)."""
+    offsets = set()
+    for wall in (datetime.combine(day, time()), datetime.combine(day + timedelta(days=1), time())):
+        offsets.add(wall.replace(tzinfo=tz, fold=0).utcoffset())
+        offsets.add(wall.replace(tzinfo=tz, fold=1).utcoffset())
+    return offsets.pop() if len(offsets) == 1 else None
+
+
+def _localized_fires(day: date, minutes_of_day: tuple[int, ...], tz: ZoneInfo) -> list[datetime]:
+    """Every fire of a day whose offset changes, localized one by one (gap →
+    forward, ambiguous → first), sorted and without duplicates."""
+    moments = {
+        localize(datetime.combine(day, time(minute // 60, minute % 60)), tz).astimezone(UTC)
+        for minute in minutes_of_day
+    }
+    return sorted(moments)
+
+
+_MINUTE = timedelta(minutes=1)
+
+
+def _fires_of_day_after(day: date, plan: _Plan, tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
+    offset = _steady_offset(day, tz)
+    if offset is None:
+        yield from (moment for moment in _localized_fires(day, plan.minutes_of_day, tz) if moment > after)
+        return
+    midnight_utc = datetime.combine(day, time(), tzinfo=UTC) - offset
+    # A fire at minute m is after `after` iff m > floor((after - midnight) / 1 minute).
+    first = bisect_right(plan.minutes_of_day, (after - midnight_utc) // _MINUTE)
+    for minute in plan.minutes_of_day[first:]:
+        yield midnight_utc + minute * _MINUTE
+
+
+def _last_fire_of_day(day: date, plan: _Plan, tz: ZoneInfo, until: datetime) -> datetime | None:
+    offset = _steady_offset(day, tz)
+    if offset is None:
+        due = [moment for moment in _localized_fires(day, plan.minutes_of_day, tz) if moment <= until]
+        return due[-1] if due else None
+    midnight_utc = datetime.combine(day, time(), tzinfo=UTC) - offset
+    index = bisect_right(plan.minutes_of_day, (until - midnight_utc) // _MINUTE) - 1
+    return midnight_utc + plan.minutes_of_day[index] * _MINUTE if index >= 0 else None
+
+
+def _first_of_next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def _fires_after(
+    plan: _Plan, tz: ZoneInfo, after: datetime, until: datetime | None = None
+) -> Iterator[datetime]:
+    """Fires strictly after `after` in increasing order (up to `until` when given)."""
+    after = after.astimezone(UTC)
+    # Start a day early: a time in the previous local day's DST gap may be
+    # pushed past midnight.
+    day = after.astimezone(tz).date() - timedelta(days=1)
+    last_day = until.astimezone(tz).date() + timedelta(days=1) if until is not None else None
+    quiet_since = day
+    previous = after
+    while last_day is None or day <= last_day:
+        if (day - quiet_since).days > HORIZON_DAYS:
+            raise ValueError(f"the recurrence does not fire within {HORIZON_DAYS // 366} years")
+        if day.month not in plan.months:
+            day = _first_of_next_month(day)
+            continue
+        if plan.matches_day(day):
+            for moment in _fires_of_day_after(day, plan, tz, previous):
+                yield moment
+                previous = moment
+                quiet_since = day
+        if day == date.max:
+            return
+        day += timedelta(days=1)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def next_fire(recurrence: dict, *, tz: ZoneInfo, after: datetime, anchor: datetime) -> datetime:
+    """The first fire strictly after `after`, as an aware UTC datetime.
+    `anchor` is the launch moment ("every 2 weeks" counts from its week).
+    Raises ValueError for an invalid recurrence or one that never fires."""
+    _aware(after, "after")
+    plan = _plan(recurrence, tz=tz, anchor=anchor)
+    for moment in _fires_after(plan, tz, after):
+        return moment
+    raise ValueError("the recurrence does not fire after that moment")  # only at the end of the calendar
+
+
+def fires_between(
+    recurrence: dict, *, tz: ZoneInfo, after: datetime, until: datetime, anchor: datetime
+) -> list[datetime]:
+    """Every fire in (after, until], oldest first, as aware UTC datetimes."""
+    _aware(after, "after")
+    _aware(until, "until")
+    plan = _plan(recurrence, tz=tz, anchor=anchor)
+    if until <= after:
+        return []
+    fires = []
+    for moment in _fires_after(plan, tz, after, until):
+        if moment > until:
+            break
+        fires.append(moment)
+    return fires
+
+
+def last_fire_at_or_before(
+    recurrence: dict, *, tz: ZoneInfo, after: datetime, until: datetime, anchor: datetime
+) -> datetime | None:
+    """The latest fire in (after, until], or None. The engine merges fires it
+    missed into one: it runs this one, then asks next_fire(after=now).
+
+    Walks days backwards from `until`, so a long outage costs as many steps as
+    days in it (bounded by HORIZON_DAYS), not as many as missed fires."""
+    after = _aware(after, "after").astimezone(UTC)
+    until = _aware(until, "until").astimezone(UTC)
+    plan = _plan(recurrence, tz=tz, anchor=anchor)
+    if until <= after:
+        return None
+    # One day of slack each side: DST gaps can push a fire across midnight.
+    day = until.astimezone(tz).date() + timedelta(days=1)
+    first_day = after.astimezone(tz).date() - timedelta(days=1)
+    oldest_day = max(first_day, day - timedelta(days=HORIZON_DAYS))
+    while day >= oldest_day:
+        if day.month not in plan.months:
+            day = day.replace(day=1) - timedelta(days=1)
+            continue
+        if plan.matches_day(day):
+            moment = _last_fire_of_day(day, plan, tz, until)
+            if moment is not None:
+                return moment if moment > after else None
+        day -= timedelta(days=1)
+    if oldest_day > first_day:
+        raise ValueError(f"the recurrence does not fire within {HORIZON_DAYS // 366} years")
+    return None
+
+
+def describe(recurrence: object) -> str:
+    """Human text: "Every 2 weeks on Mon, Thu at 09:30"."""
+    problems = validate_recurrence(recurrence)
+    if problems:
+        path, message = problems[0]
+        return f"Invalid recurrence ({path or 'recurrence'}: {message})"
+    assert isinstance(recurrence, dict)
+    if "cron" in recurrence:
+        return f"Cron schedule “{' '.join(recurrence['cron'].split())}”"
+    at = recurrence["at"]
+    hour, minute = divmod(parse_time_of_day(at), 60)
+    at = f"{hour:02d}:{minute:02d}"
+    every = recurrence["every"]
+    if every == "day":
+        return f"Every day at {at}"
+    if every == "week":
+        interval = recurrence.get("interval", 1)
+        days = ", ".join(
+            _DAY_NAMES[WEEKDAYS.index(name)] for name in sorted(recurrence["weekdays"], key=WEEKDAYS.index)
+        )
+        period = "Every week" if interval == 1 else f"Every {interval} weeks"
+        return f"{period} on {days} at {at}"
+    if "days" in recurrence:
+        numbers = sorted(day for day in recurrence["days"] if day != "last")
+        names = [_ordinal(day) for day in numbers]
+        if "last" in recurrence["days"]:
+            names.append("last")
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        return f"Every month on the {listed} day at {at}"
+    nth = recurrence["nth_weekday"]
+    weekday = _FULL_DAY_NAMES[WEEKDAYS.index(nth["weekday"])]
+    return f"Every month on the {_ORDINALS[nth['n']]} {weekday} at {at}"
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
