@@ -1,0 +1,12 @@
+"""django-q2 task functions. They take primary keys (a task may run long after
+it was enqueued, in another process) and call the services."""
+
+from __future__ import annotations
+
+from flows.lifecycle import finish_launch
+
+
+def finish_launch_task(flow_id: int, user_id: int | None = None) -> str:
+    """Freeze the draft of a flow in `launching` and make it live. Returns the
+    flow's status afterwards (kept as the task's result)."""
+    return finish_launch(flow_id=flow_id, user_id=user_id).status
