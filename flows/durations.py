@@ -49,6 +49,9 @@ class Duration:
     def add_to(self, moment: datetime, tz: ZoneInfo) -> datetime:
         """`moment` plus (or minus) this duration: calendar parts in local wall
         time of `tz`, time parts exactly. Returns an aware UTC datetime."""
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            # astimezone() would silently read a naive moment in the server's zone.
+            raise ValueError("add_to needs an aware datetime")
         sign = -1 if self.negative else 1
         result = moment
         if self.calendar_part:

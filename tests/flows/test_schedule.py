@@ -655,7 +655,7 @@ _near_dst = st.builds(
 _moments = st.one_of(_any_moment, _near_dst)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(recurrence=_recurrences, tz=_zones, after=_moments, anchor_back=st.integers(0, 400))
 def test_next_fire_is_the_first_fire_found_by_brute_force(recurrence, tz, after, anchor_back):
     anchor = after - timedelta(days=anchor_back)
@@ -681,7 +681,7 @@ def test_next_fire_is_the_first_fire_found_by_brute_force(recurrence, tz, after,
     assert last_fire_at_or_before(recurrence, tz=tz, after=after, until=result, anchor=anchor) == result
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(recurrence=_recurrences, tz=_zones, after=_moments, span=st.integers(1, 120))
 def test_fires_between_matches_brute_force_day_by_day(recurrence, tz, after, span):
     anchor = after
@@ -729,7 +729,7 @@ def _cron_field(values, low, high):
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     minute=_cron_field(list(range(0, 60)), 0, 59),
     hour=_cron_field([0, 1, 2, 3, 9, 12, 23], 0, 23),
