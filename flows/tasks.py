@@ -4,9 +4,13 @@ it was enqueued, in another process) and call the services."""
 from __future__ import annotations
 
 from flows.lifecycle import finish_launch
+from flows.models import Flow
 
 
 def finish_launch_task(flow_id: int, user_id: int | None = None) -> str:
     """Freeze the draft of a flow in `launching` and make it live. Returns the
     flow's status afterwards (kept as the task's result)."""
+    if not Flow.objects.filter(pk=flow_id).exists():
+        # Deleted between the request and this task: nothing left to launch.
+        return "missing"
     return finish_launch(flow_id=flow_id, user_id=user_id).status

@@ -633,3 +633,16 @@ def test_it_refuses_unknown_audit_actions():
 
     with pytest.raises(ValueError, match="Unknown audit action"):
         log_action("flow.exploded")
+
+
+@pytest.mark.django_db
+def test_it_runs_the_launch_task_by_primary_keys(flow_in, ann):
+    from flows.tasks import finish_launch_task
+
+    flow = flow_in(S.LAUNCHING)
+
+    assert finish_launch_task(flow.pk, ann.pk) == "active"
+    assert fresh(flow).live_version.launched_by == ann
+    assert finish_launch_task(flow.pk, ann.pk) == "active"  # again: nothing happens
+    flow.delete()
+    assert finish_launch_task(flow.pk) == "missing"

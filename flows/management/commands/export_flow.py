@@ -22,7 +22,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("flow", metavar="FLOW", help="flow id")
         parser.add_argument(
-            "--version", dest="flow_version", default="live", help="live (default), draft or a version number"
+            "--version",
+            dest="flow_version",
+            metavar="live|draft|N",
+            default="live",
+            help="live (default), draft or a version number",
         )
 
     def handle(self, *args, **options):
