@@ -256,10 +256,8 @@ def _parse_cron(expression: object) -> _Cron:
         days_star=fields[2].startswith("*"),
         weekdays_star=fields[4].startswith("*"),
     )
-    # The day of month can make a cron impossible (0 0 30 2 *): some allowed
-    # month must be long enough for some allowed day.
-    # When both day fields are restricted the weekday alone can fire, so
-    # only the "both must match" case can be impossible.
+    # The day of month can make a cron impossible (0 0 30 2 *) when both day
+    # fields must match; when both are restricted the weekday alone fires.
     both_must_match = cron.days_star or cron.weekdays_star
     if both_must_match and not any(min(cron.days) <= _MAX_MONTH_DAYS[month] for month in cron.months):
         raise ValueError("never fires: no allowed month has that day")

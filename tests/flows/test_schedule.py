@@ -133,8 +133,8 @@ def test_it_finds_the_launch_week_in_the_schedule_zone():
     # Sunday 23:30 UTC is already Monday 01:30 in Berlin: that Monday's week is week 0.
     anchor = utc(2026, 3, 8, 23, 30)
     assert fire(recurrence, anchor, anchor=anchor) == berlin(2026, 3, 9, 9, 30)
-    # In New York it is still Sunday: week 0 is the week before, so the Monday fires in week 1? No:
-    # Monday March 9 is in week 1 there, so the next fire is Monday March 16.
+    # In New York it is still Sunday March 8, in the week of Monday March 2: that
+    # week is week 0, Monday March 9 is week 1 (skipped), March 16 week 2.
     assert fire(recurrence, anchor, anchor=anchor, tz=NEW_YORK) == datetime(
         2026, 3, 16, 9, 30, tzinfo=NEW_YORK
     )
