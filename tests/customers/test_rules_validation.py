@@ -56,6 +56,7 @@ def test_it_accepts_valid_rules(rule):
         (leaf("customer.fields", "eq", "x"), "field", "unknown customer field"),
         (leaf("customer.fields.a..b", "eq", "x"), "field", "names are letters"),
         (leaf('customer.fields.a"b', "eq", "x"), "field", "names are letters"),
+        (leaf("customer.fields.café", "eq", "x"), "field", "names are letters"),
         (leaf("address.city", "eq", "x"), "field", "unknown field"),
         (leaf(5, "eq", "x"), "field", "non-empty string"),
         (leaf("event", "eq", "x"), "field", "payload key"),
