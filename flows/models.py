@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
-from django_fsm import RETURN_VALUE, FSMField, transition
+from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 
 from customers.models import Customer, Event
 
@@ -16,7 +16,7 @@ class FrozenVersionError(Exception):
     """A launched version is frozen forever; nothing may change its graph."""
 
 
-class Flow(models.Model):
+class Flow(FSMModelMixin, models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
         READY = "ready", "Ready for launch"
