@@ -127,9 +127,7 @@ _PG_TYPES = {"int": "bigint", "text": "text", "bool": "boolean", "datetime": "ti
 
 class _Rows:
     """A batch of rows sent as one JSON-array parameter and read back in SQL as
-    a derived table aliased `r`. `columns` maps name -> int|text|bool|datetime|json
-    (json columns hold objects only; for arbitrary JSON values send the JSON
-    text in a text column)."""
+    a derived table aliased `r`. `columns` maps name -> int|text|bool|datetime|json."""
 
     def __init__(self, columns: dict[str, str], rows: Iterable[dict[str, Any]]) -> None:
         self.columns = columns
@@ -148,6 +146,11 @@ class _Rows:
 
 
 def _json_cell(value: Any, kind: str) -> Any:
+    if kind == "json" and connection.vendor != "postgresql":
+        # SQLite keeps JSON as text: send the very text the ORM would write
+        # (json_extract of a string yields it unchanged), so a root `exact`
+        # lookup, which Django compares as text there, matches our rows too.
+        return json.dumps(value)
     if kind == "datetime" and value is not None:
         stored = connection.ops.adapt_datetimefield_value(value)
         # SQLite keeps datetimes as Django-formatted text (naive UTC); PostgreSQL
@@ -978,8 +981,27 @@ def _pool_id(slug: str) -> int:
     return pool_id
 
 
+# Namespace of the transaction-level advisory locks on issue keys (ASCII "prom").
+_ISSUE_KEY_LOCKS = 0x70726F6D
+
+
+def _lock_issue_keys(keys: Iterable[str]) -> None:
+    """Serialize workers issuing the same keys (PostgreSQL only; SQLite has one
+    writer). Without it, a worker that found the pool short could answer None
+    for a key another worker is issuing at that very moment. Locks are taken
+    in key order, so two workers never wait on each other in a cycle."""
+    if connection.vendor != "postgresql":
+        return
+    keys_sql, keys_params = _value_set_sql(sorted(keys), kind="text")
+    _fetch(
+        f"SELECT pg_advisory_xact_lock(%s, hashtext(k)) FROM ({keys_sql}) AS keys(k) ORDER BY k",
+        [_ISSUE_KEY_LOCKS, *keys_params],
+    )
+
+
 def _claim_and_issue(pool_id: int, wanted: dict[str, int]) -> dict[str, str | None]:
     now = timezone.now()
+    _lock_issue_keys(wanted)
     issued = dict(
         PromoCode.objects.filter(issue_key__in=_in(wanted, kind="text")).values_list("issue_key", "code")
     )
@@ -1020,7 +1042,12 @@ def issue_promo_codes(*, pool_slug: str, requests: list[tuple[int, str]]) -> dic
     Returns issue_key -> code, or None when the pool ran out (the caller fails
     that step with reason "promo_pool_empty"). A key issued before gets the
     same code again, so a retried step never takes a second code; no code ever
-    goes to two customers, also with many workers in parallel."""
+    goes to two customers, also with many workers in parallel. Codes go out in
+    upload order (by id).
+
+    Parallel workers skip the codes others have locked (SKIP LOCKED) instead
+    of waiting; so when the last free codes are held by another worker's open
+    transaction the answer is None, even if that transaction later rolls back."""
     errors = _Errors()
     wanted: dict[str, int] = {}
     for index, request in enumerate(requests):
@@ -1049,8 +1076,9 @@ def issue_promo_codes(*, pool_slug: str, requests: list[tuple[int, str]]) -> dic
             with transaction.atomic():
                 return _claim_and_issue(pool_id, wanted)
         except IntegrityError:
-            # Another worker issued one of these keys between our read and our
-            # write (unique issue_key). Its codes are committed now: read again.
+            # Only a writer that bypasses the key locks (not this module) can
+            # issue one of these keys between our read and our write; the unique
+            # issue_key stops it, and its codes are committed now: read again.
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")

@@ -61,6 +61,9 @@ def test_it_creates_customers_with_all_attributes():
         "Europe/Berlin",
     )
     assert ann.fields == {"tier": "gold", "birthday": "1990-05-01"}
+    # stored like the ORM stores it, so every JSON lookup finds it
+    assert Customer.objects.filter(fields={"tier": "gold", "birthday": "1990-05-01"}).count() == 1
+    assert Customer.objects.filter(fields__tier="gold").count() == 1
     assert ann.push_tokens == {}
     assert ann.email_valid is True
     assert ann.created_at == T0
