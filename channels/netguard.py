@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import httpcore
 import httpx
@@ -127,13 +129,20 @@ class GuardedNetworkBackend(httpcore.NetworkBackend):
         self.inner.sleep(seconds)
 
 
+@lru_cache(maxsize=1)
+def ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes a noticeable fraction of a second; one
+    # context serves every client of the process (SSLContext is thread-safe).
+    return httpx.create_ssl_context()
+
+
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, *, allow: AllowList) -> None:
-        super().__init__(trust_env=False)
+        super().__init__(verify=ssl_context(), trust_env=False)
         # httpx 0.28 (pinned) builds its pool in __init__ without a way to pass a
         # network backend; swapping the pool is the documented httpcore way in.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context(),
             max_connections=20,
             max_keepalive_connections=10,
             keepalive_expiry=5.0,
@@ -145,7 +154,11 @@ def http_client(*, timeout: float, guard: bool, allowed_hosts: Iterable[str] = (
     """An httpx client for delivery: no redirects (a redirect could leave the
     guard's checks behind), no proxies from the environment, and, with guard on,
     no private destinations except the allow-listed ones."""
-    transport = _GuardedTransport(allow=AllowList.parse(allowed_hosts)) if guard else None
+    transport = (
+        _GuardedTransport(allow=AllowList.parse(allowed_hosts))
+        if guard
+        else httpx.HTTPTransport(verify=ssl_context(), trust_env=False)
+    )
     return httpx.Client(
         timeout=httpx.Timeout(timeout),
         follow_redirects=False,

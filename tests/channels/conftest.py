@@ -39,7 +39,11 @@ def make_customer(db):
 @pytest.fixture
 def make_template(db):
     def make(slug: str, channel: str = "email", **fields) -> Template:
-        defaults = {"name": slug, "subject": "Hello {{ customer.first_name }}", "text": "Hi {{ customer.first_name }}"}
+        defaults = {
+            "name": slug,
+            "subject": "Hello {{ customer.first_name }}",
+            "text": "Hi {{ customer.first_name }}",
+        }
         return Template.objects.create(slug=slug, channel=channel, **{**defaults, **fields})
 
     return make
@@ -85,7 +89,9 @@ class RecordingServer:
                 body = self.rfile.read(length) if length else b""
                 with server.lock:
                     server.requests.append(
-                        Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                        Received(
+                            self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                        )
                     )
                     reply = server.replies.pop(0) if server.replies else Reply()
                 if reply.delay:
@@ -108,7 +114,9 @@ class RecordingServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def url(self, path: str = "/hook") -> str:
@@ -145,6 +153,7 @@ class SmtpRecorder:
 
     def __init__(self) -> None:
         self.envelopes = []
+        self.peers = []  # the client address of each accepted message's session
         self.refuse: dict[str, str] = {}
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -155,6 +164,7 @@ class SmtpRecorder:
 
     async def handle_DATA(self, server, session, envelope):
         self.envelopes.append(envelope)
+        self.peers.append(session.peer)
         return "250 Message accepted for delivery"
 
 

@@ -74,7 +74,9 @@ def test_private_keys_are_dropped_and_dict_methods_cannot_mutate():
 
 def test_model_instances_become_plain_text():
     # Even if a caller slips a model instance into the context, only its str() is reachable.
-    out = render("{{ event.obj }}|{{ event.obj.pk }}|{{ event.obj.delete }}", event={"obj": Customer(external_id="x")})
+    out = render(
+        "{{ event.obj }}|{{ event.obj.pk }}|{{ event.obj.delete }}", event={"obj": Customer(external_id="x")}
+    )
     assert out == "x||"
 
 
@@ -89,7 +91,10 @@ def test_json_filter_serializes_context_data():
 
 def test_it_renders_an_email_template():
     template = Template(
-        channel="email", subject="Hi {{ customer.first_name }}", text="", html="<p>{{ customer.last_name }} &amp; {{ customer.first_name }}</p>"
+        channel="email",
+        subject="Hi {{ customer.first_name }}",
+        text="",
+        html="<p>{{ customer.last_name }} &amp; {{ customer.first_name }}</p>",
     )
     out = render_template(template=template, context=ctx())
     # Text falls back to the HTML without tags.
@@ -108,15 +113,21 @@ def test_an_empty_email_is_an_error():
 def test_a_subject_cannot_inject_headers():
     with pytest.raises(RenderError, match="subject"):
         render_template(
-            template=Template(channel="email", subject="a{{ event.x }}b", text="t"), context=ctx(event={"x": "\nBcc: x"})
+            template=Template(channel="email", subject="a{{ event.x }}b", text="t"),
+            context=ctx(event={"x": "\nBcc: x"}),
         )
 
 
 def test_it_renders_sms_and_pushes():
-    assert render_template(template=Template(channel="sms", text=" Code {{ promo_code }} "), context=ctx(promo_code="P1")) == {
-        "text": "Code P1"
-    }
-    push = Template(channel="web_push", subject="T {{ flow.name }}", text="B", url="https://shop.example/{{ customer.external_id }}")
+    assert render_template(
+        template=Template(channel="sms", text=" Code {{ promo_code }} "), context=ctx(promo_code="P1")
+    ) == {"text": "Code P1"}
+    push = Template(
+        channel="web_push",
+        subject="T {{ flow.name }}",
+        text="B",
+        url="https://shop.example/{{ customer.external_id }}",
+    )
     assert render_template(template=push, context=ctx(flow={"name": "F"})) == {
         "title": "T F",
         "body": "B",
@@ -145,10 +156,14 @@ def test_it_renders_a_webhook_without_escaping():
 
 def test_a_webhook_needs_an_http_url_and_single_line_headers():
     with pytest.raises(RenderError, match="url"):
-        render_template(template=Template(channel="webhook", url="file:///etc/passwd", text="x"), context=ctx())
+        render_template(
+            template=Template(channel="webhook", url="file:///etc/passwd", text="x"), context=ctx()
+        )
     with pytest.raises(RenderError, match="headers.X"):
         render_template(
-            template=Template(channel="webhook", url="https://a.example", headers={"X": "a{{ event.v }}"}, text=""),
+            template=Template(
+                channel="webhook", url="https://a.example", headers={"X": "a{{ event.v }}"}, text=""
+            ),
             context=ctx(event={"v": "\r\nEvil: 1"}),
         )
 
@@ -161,8 +176,14 @@ def test_the_caller_cannot_replace_the_customer():
 @pytest.mark.django_db
 def test_preview_renders_for_a_customer_instance():
     customer = Customer.objects.create(external_id="p1", email="p@example.com", first_name="Pia")
-    template = Template.objects.create(slug="t", name="t", channel="email", subject="Hi {{ customer.first_name }}", text="{{ promo_code }}")
-    assert preview(template=template, customer=customer) == {"subject": "Hi Pia", "text": "PREVIEW-CODE", "html": ""}
+    template = Template.objects.create(
+        slug="t", name="t", channel="email", subject="Hi {{ customer.first_name }}", text="{{ promo_code }}"
+    )
+    assert preview(template=template, customer=customer) == {
+        "subject": "Hi Pia",
+        "text": "PREVIEW-CODE",
+        "html": "",
+    }
     template.text = "{% load x %}"
     with pytest.raises(RenderError, match="'load'"):
         preview(template=template, customer=customer)

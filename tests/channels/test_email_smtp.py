@@ -1,0 +1,129 @@
+"""Email through Django's SMTP backend to a real SMTP server (aiosmtpd) on 127.0.0.1."""
+
+import email
+import email.policy
+import smtplib
+
+import pytest
+from django.core import mail
+
+from channels.backends import Outcome
+from channels.backends.email import smtp_error_result
+from channels.delivery import deliver_due
+from channels.models import Message
+from channels.outbox import SendRequest, queue_messages
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queue_email(make_template, make_customer, settings):
+    settings.MAESTRA_EMAIL_FROM = "Shop <news@shop.example>"
+    settings.MAESTRA_EMAIL_MESSAGE_ID_DOMAIN = ""
+    make_template(
+        "welcome",
+        purpose="service",
+        subject="Welcome, {{ customer.first_name }}",
+        text="Hello {{ customer.first_name }}, your code is {{ promo_code }}.",
+        html="<p>Hello <b>{{ customer.first_name }}</b>, code {{ promo_code }}</p>",
+    )
+
+    def queue(*, run_id=1, **customer_fields) -> Message:
+        customer = make_customer(**customer_fields)
+        req = SendRequest(
+            customer_id=customer.id,
+            template_slug="welcome",
+            channel="email",
+            run_id=run_id,
+            node_key="n",
+            step_index=0,
+            pass_no=1,
+            context={"promo_code": "SAVE<10>"},
+        )
+        return Message.objects.get(id=queue_messages(requests=[req])[req.key].id)
+
+    return queue
+
+
+def parse(envelope):
+    return email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+
+
+def test_it_sends_text_and_autoescaped_html_over_smtp(smtp_server, queue_email):
+    row = queue_email(first_name="<Ann & Bob>", email="ann@example.com")
+    assert deliver_due()["sent"] == 1
+
+    [envelope] = smtp_server.envelopes
+    assert envelope.mail_from == "news@shop.example"
+    assert envelope.rcpt_tos == ["ann@example.com"]
+    message = parse(envelope)
+    assert message["Subject"] == "Welcome, <Ann & Bob>"
+    assert message["From"] == "Shop <news@shop.example>"
+    assert message["Message-ID"] == f"<maestra-{row.id}@shop.example>"
+    assert message.get_body(("plain",)).get_content().strip() == "Hello <Ann & Bob>, your code is SAVE<10>."
+    assert message.get_body(("html",)).get_content().strip() == (
+        "<p>Hello <b>&lt;Ann &amp; Bob&gt;</b>, code SAVE&lt;10&gt;</p>"
+    )
+    row.refresh_from_db()
+    assert (row.status, row.provider_id) == ("sent", f"<maestra-{row.id}@shop.example>")
+
+
+def test_several_messages_share_one_session(smtp_server, queue_email):
+    rows = [queue_email(run_id=i, email=f"p{i}@example.com") for i in range(3)]
+    assert deliver_due()["sent"] == 3
+    ids = sorted(parse(e)["Message-ID"] for e in smtp_server.envelopes)
+    assert ids == sorted(f"<maestra-{r.id}@shop.example>" for r in rows)
+    assert len(set(smtp_server.peers)) == 1
+
+
+def test_a_permanent_refusal_fails_and_a_temporary_one_is_retried(smtp_server, queue_email):
+    smtp_server.refuse = {
+        "gone@example.com": "550 5.1.1 No such user",
+        "busy@example.com": "451 4.3.0 Try later",
+    }
+    gone = queue_email(run_id=1, email="gone@example.com")
+    busy = queue_email(run_id=2, email="busy@example.com")
+    ok = queue_email(run_id=3, email="ok@example.com")
+    assert deliver_due() == {"claimed": 3, "sent": 1, "retried": 1, "failed": 1, "expired": 0}
+    for row in (gone, busy, ok):
+        row.refresh_from_db()
+    assert gone.status == "failed" and gone.reason.startswith("smtp_recipient_refused: 550")
+    assert busy.status == "queued" and busy.reason.startswith("smtp_recipient_refused: 451")
+    # The session survived the refusals: the next message went through.
+    assert ok.status == "sent"
+    assert [e.rcpt_tos for e in smtp_server.envelopes] == [["ok@example.com"]]
+
+
+def test_an_unreachable_server_is_retried(settings, queue_email):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2
+    row = queue_email()
+    assert deliver_due()["retried"] == 1
+    row.refresh_from_db()
+    assert row.status == "queued"
+    assert row.reason.startswith("smtp_connection: ConnectionRefusedError")
+
+
+def test_the_locmem_backend_gets_the_message_id_too(queue_email, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    row = queue_email()
+    deliver_due()
+    [sent] = mail.outbox
+    assert sent.extra_headers["Message-ID"] == f"<maestra-{row.id}@shop.example>"
+    assert sent.alternatives[0][1] == "text/html"
+
+
+@pytest.mark.parametrize(
+    "exc, outcome",
+    [
+        (smtplib.SMTPDataError(554, b"rejected"), Outcome.FAILED),
+        (smtplib.SMTPDataError(452, b"full"), Outcome.RETRY),
+        (smtplib.SMTPSenderRefused(553, b"bad sender", "x@y"), Outcome.FAILED),
+        (smtplib.SMTPAuthenticationError(535, b"bad credentials"), Outcome.RETRY),
+        (smtplib.SMTPServerDisconnected("gone"), Outcome.RETRY),
+        (TimeoutError("slow"), Outcome.RETRY),
+        (ValueError("bad header"), Outcome.FAILED),
+    ],
+)
+def test_smtp_errors_are_classified(exc, outcome):
+    assert smtp_error_result(exc).outcome == outcome
