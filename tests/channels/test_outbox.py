@@ -241,3 +241,31 @@ def test_phone_normalization(raw, expected):
 
 def test_the_template_purpose_defaults_to_marketing(make_template):
     assert make_template("t").purpose == Template.Purpose.MARKETING
+
+
+def test_hostile_templates_fail_their_own_rows_and_leak_nothing(make_customer, make_template, settings):
+    sources = {
+        "settings": "[{{ settings.SECRET_KEY }}]",
+        "meta": "{{ customer._meta }}",
+        "load": "{% load static %}",
+        "include": '{% include "x" %}',
+        "debug": "{% debug %}",
+    }
+    for slug, source in sources.items():
+        make_template(slug, purpose="service", text=source)
+    make_template("fine", purpose="service")
+    customer = make_customer()
+    reqs = {slug: request(customer, slug) for slug in [*sources, "fine"]}
+    results = queue_messages(requests=list(reqs.values()))
+    status = {slug: (results[r.key].status, results[r.key].reason) for slug, r in reqs.items()}
+    assert status["fine"] == ("queued", "")
+    assert status["settings"] == ("queued", "")
+    assert Message.objects.get(id=results[reqs["settings"].key].id).rendered["text"] == "[]"
+    assert settings.SECRET_KEY not in str(list(Message.objects.values_list("rendered", flat=True)))
+    assert status["meta"] == (
+        "failed",
+        "template_error: text: Variables and attributes may not begin with underscores: 'customer._meta'",
+    )
+    for slug in ("load", "include", "debug"):
+        assert status[slug][0] == "failed"
+        assert status[slug][1].startswith(f"template_error: text: Invalid block tag on line 1: '{slug}'")

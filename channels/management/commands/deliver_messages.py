@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from channels.delivery import deliver_all_due, deliver_due, expire_leases
+from channels.delivery import deliver_all_due, deliver_due
 
 
 class Command(BaseCommand):
@@ -13,11 +13,7 @@ class Command(BaseCommand):
     def handle(self, *args, limit: int, once: bool, **options):
         if limit < 1:
             raise CommandError("--limit must be at least 1")
-        if once:
-            counts = deliver_due(limit=limit)
-        else:
-            counts = deliver_all_due(limit=limit)
-            counts["expired"] += expire_leases()
+        counts = deliver_due(limit=limit) if once else deliver_all_due(limit=limit)
         self.stdout.write(
             " ".join(f"{key}={counts[key]}" for key in ("claimed", "sent", "retried", "failed", "expired"))
         )
