@@ -306,9 +306,9 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
             return mark_safe('<p class="flow-valid">The draft is valid: it can be launched.</p>')
         keys = {node.get("key") for node in draft.document.get("nodes", [])}
         return format_html(
-            "<p>{} error{} — the draft cannot be launched until they are fixed:</p>{}",
-            len(draft.errors),
-            "s" if len(draft.errors) != 1 else "",
+            "<p>{} — the draft cannot be launched until {} fixed:</p>{}",
+            draft_state(draft).removeprefix("draft: "),
+            "they are" if len(draft.errors) != 1 else "it is",
             render_errors(draft.errors, node_keys=keys),
         )
 
@@ -375,13 +375,19 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
     def _get_fsm_extra_context(self, *, request, obj):
         # Launching needs a draft: a live flow without one shows no Launch button.
         has_draft = obj is not None and obj.draft is not None
+        order = list(TRANSITION_SERVICES)
         for block in super()._get_fsm_extra_context(request=request, obj=obj):
-            block.available_transitions = [
+            shown = [
                 t
                 for t in block.available_transitions
                 if t.name in TRANSITION_SERVICES and (has_draft or t.name not in ("launch", "start_test"))
             ]
-            if block.available_transitions:
+            shown.sort(key=lambda t: order.index(t.name))
+            for transition in shown:
+                if transition.name == "launch" and obj.is_live:
+                    transition.label = "Launch draft"
+            block.available_transitions = shown
+            if shown:
                 yield block
 
     @staticmethod

@@ -221,6 +221,18 @@ def test_a_live_flow_without_a_draft_offers_no_launch_button(admin_client, flow_
 
 
 @pytest.mark.django_db
+def test_a_live_flow_with_a_draft_offers_launch_draft_first(admin_client, flow_in):
+    flow = flow_in(S.ACTIVE, with_draft=True)
+
+    page = admin_client.get(change_url(flow)).content.decode()
+
+    buttons = [page.index(f'value="{name}"') for name in ("launch", "pause", "archive")]
+    assert buttons == sorted(buttons)
+    assert ">Launch draft</button>" in page
+    assert 'value="resume"' not in page
+
+
+@pytest.mark.django_db
 def test_the_transition_url_applies_a_transition_through_the_service(admin_client, flow_in):
     flow = flow_in(S.ACTIVE, with_draft=False)
     url = reverse("admin:flows_flow_transition", args=[flow.pk, "pause"])
