@@ -153,3 +153,22 @@ def test_runs_are_filtered_by_status_and_found_by_customer(admin_client, live_fl
 
     assert [run.customer.external_id for run in stopped.context["cl"].result_list] == ["c1"]
     assert [run.customer.external_id for run in found.context["cl"].result_list] == ["c2"]
+
+
+@pytest.mark.django_db
+def test_node_passes_are_filtered_by_the_registered_kinds(admin_client, live_flow):
+    add_records(live_flow, 2)
+    NodePass.objects.filter(pk=NodePass.objects.order_by("pk").first().pk).update(kind="wait")
+
+    response = admin_client.get(changelist(NodePass), {"kind": "wait"})
+
+    assert [p.kind for p in response.context["cl"].result_list] == ["wait"]
+    assert 'href="?kind=limitation"' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_audit_entries_are_filtered_by_action(admin_client, live_flow):
+    response = admin_client.get(changelist(AuditEntry), {"action": "flow.launched"})
+
+    assert [e.action for e in response.context["cl"].result_list] == ["flow.launched"]
+    assert 'href="?action=flow.archived"' in response.content.decode()
