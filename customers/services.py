@@ -56,6 +56,9 @@ SUBSCRIPTION_CHANGED = "subscription_changed"
 # Profile attributes that upsert_customers and set_field write as columns;
 # every other name is a key of Customer.fields.
 PROFILE_ATTRIBUTES = ("email", "phone", "first_name", "last_name", "timezone")
+# (TextChoices.values builds a new list on every access: too slow per row.)
+CHANNELS = tuple(Channel.values)
+SUBSCRIPTION_STATUSES = tuple(Subscription.Status.values)
 
 
 # --- Errors -----------------------------------------------------------------
@@ -131,8 +134,17 @@ class _Rows:
 
     def __init__(self, columns: dict[str, str], rows: Iterable[dict[str, Any]]) -> None:
         self.columns = columns
+        plain = [name for name, kind in columns.items() if kind not in ("json", "datetime")]
+        special = [(name, kind) for name, kind in columns.items() if kind in ("json", "datetime")]
+        on_postgres = connection.vendor == "postgresql"
         self.param = json.dumps(
-            [{name: _json_cell(row.get(name), kind) for name, kind in columns.items()} for row in rows],
+            [
+                {
+                    **{name: row.get(name) for name in plain},
+                    **{name: _json_cell(row.get(name), kind, on_postgres) for name, kind in special},
+                }
+                for row in rows
+            ],
             separators=(",", ":"),
         )
 
@@ -145,8 +157,8 @@ class _Rows:
         return f"(SELECT {selects} FROM json_each(%s)) AS r"
 
 
-def _json_cell(value: Any, kind: str) -> Any:
-    if kind == "json" and connection.vendor != "postgresql":
+def _json_cell(value: Any, kind: str, on_postgres: bool) -> Any:
+    if kind == "json" and not on_postgres:
         # SQLite keeps JSON as text: send the very text the ORM would write
         # (json_extract of a string yields it unchanged), so a root `exact`
         # lookup, which Django compares as text there, matches our rows too.
@@ -235,8 +247,12 @@ def _text_cleaner(max_length: int, *, required: bool = False) -> Callable[[Any],
     return clean
 
 
+_clean_email_text = _text_cleaner(_max_length(Customer, "email"))
+_clean_timezone_text = _text_cleaner(_max_length(Customer, "timezone"))
+
+
 def _clean_email(value: Any) -> str:
-    value = _text_cleaner(_max_length(Customer, "email"))(value)
+    value = _clean_email_text(value)
     if value:
         try:
             validate_email(value)
@@ -246,7 +262,7 @@ def _clean_email(value: Any) -> str:
 
 
 def _clean_timezone(value: Any) -> str:
-    value = _text_cleaner(_max_length(Customer, "timezone"))(value)
+    value = _clean_timezone_text(value)
     if value and value not in _iana_zones():
         raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)")
     return value
@@ -261,6 +277,12 @@ _PROFILE_CLEANERS: dict[str, Callable[[Any], str]] = {
     "timezone": _clean_timezone,
 }
 _clean_external_id = _text_cleaner(_max_length(Customer, "external_id"), required=True)
+_clean_event_external_id = _text_cleaner(_max_length(Event, "external_id"), required=True)
+_clean_event_type = _text_cleaner(_max_length(Event, "type"), required=True)
+_clean_reason = _text_cleaner(_max_length(PointsEntry, "reason"))
+_clean_source_key = _text_cleaner(_max_length(PointsEntry, "source_key"), required=True)
+_clean_issue_key = _text_cleaner(_max_length(PromoCode, "issue_key"), required=True)
+_clean_code = _text_cleaner(_max_length(PromoCode, "code"), required=True)
 
 
 def _json_text(value: Any) -> str:
@@ -379,13 +401,13 @@ def store_events(*, events: list[dict[str, Any]], depth: int = 0) -> dict[str, A
         external_id = event.get("external_id")
         if external_id is not None:
             try:
-                external_id = _text_cleaner(_max_length(Event, "external_id"), required=True)(external_id)
+                external_id = _clean_event_external_id(external_id)
             except ValueError as exc:
                 errors.add(index, "external_id", str(exc))
         if not _is_int(event.get("customer_id")):
             errors.add(index, "customer_id", "must be an integer")
         try:
-            event_type = _text_cleaner(_max_length(Event, "type"), required=True)(event.get("type"))
+            event_type = _clean_event_type(event.get("type"))
         except ValueError as exc:
             errors.add(index, "type", str(exc))
             event_type = ""
@@ -548,15 +570,13 @@ def _clean_upsert_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 errors.add(index, "subscriptions", "must be an object {channel: status}")
                 continue
             for channel, status in subscriptions.items():
-                if channel not in Channel.values:
-                    errors.add(
-                        index, f"subscriptions.{channel}", f"unknown channel (one of {Channel.values})"
-                    )
-                elif status not in Subscription.Status.values:
+                if channel not in CHANNELS:
+                    errors.add(index, f"subscriptions.{channel}", f"unknown channel (one of {CHANNELS})")
+                elif status not in SUBSCRIPTION_STATUSES:
                     errors.add(
                         index,
                         f"subscriptions.{channel}",
-                        f"unknown status {status!r} (one of {Subscription.Status.values})",
+                        f"unknown status {status!r} (one of {SUBSCRIPTION_STATUSES})",
                     )
                 else:
                     target["subscriptions"][channel] = status
@@ -742,10 +762,10 @@ def set_subscriptions(*, changes: list[tuple[int, str, str]], source: str = "api
         customer_id, channel, status = change
         if not _is_int(customer_id):
             errors.add(index, "customer_id", "must be an integer")
-        elif channel not in Channel.values:
-            errors.add(index, "channel", f"unknown channel {channel!r} (one of {Channel.values})")
-        elif status not in Subscription.Status.values:
-            errors.add(index, "status", f"unknown status {status!r} (one of {Subscription.Status.values})")
+        elif channel not in CHANNELS:
+            errors.add(index, "channel", f"unknown channel {channel!r} (one of {CHANNELS})")
+        elif status not in SUBSCRIPTION_STATUSES:
+            errors.add(index, "status", f"unknown status {status!r} (one of {SUBSCRIPTION_STATUSES})")
         else:
             wanted.pop((customer_id, channel), None)  # re-insert: the last change decides the order too
             wanted[(customer_id, channel)] = status
@@ -906,7 +926,7 @@ def grant_points(*, entries: list[dict[str, Any]]) -> int:
         if not _is_int(amount) or amount == 0:
             errors.add(index, "amount", "must be a non-zero integer")
         try:
-            reason = _text_cleaner(_max_length(PointsEntry, "reason"))(entry.get("reason"))
+            reason = _clean_reason(entry.get("reason"))
         except ValueError as exc:
             errors.add(index, "reason", str(exc))
             reason = ""
@@ -916,7 +936,7 @@ def grant_points(*, entries: list[dict[str, Any]]) -> int:
         source_key = entry.get("source_key")
         if source_key is not None:
             try:
-                source_key = _text_cleaner(_max_length(PointsEntry, "source_key"), required=True)(source_key)
+                source_key = _clean_source_key(source_key)
             except ValueError as exc:
                 errors.add(index, "source_key", str(exc))
         if source_key is not None and source_key in seen:
@@ -1059,7 +1079,7 @@ def issue_promo_codes(*, pool_slug: str, requests: list[tuple[int, str]]) -> dic
             errors.add(index, "customer_id", "must be an integer")
             continue
         try:
-            key = _text_cleaner(_max_length(PromoCode, "issue_key"), required=True)(key)
+            key = _clean_issue_key(key)
         except ValueError as exc:
             errors.add(index, "issue_key", str(exc))
             continue
@@ -1091,7 +1111,7 @@ def add_promo_codes(*, pool_slug: str, codes: list[str]) -> dict[str, int]:
     clean: dict[str, None] = {}
     for index, code in enumerate(codes):
         try:
-            clean[_text_cleaner(_max_length(PromoCode, "code"), required=True)(code)] = None
+            clean[_clean_code(code)] = None
         except ValueError as exc:
             errors.add(index, "code", str(exc))
     errors.raise_if_any()
