@@ -596,7 +596,7 @@ _CUSTOMER_UPDATE_COLUMNS = {
 }
 
 
-def upsert_customers(*, rows: list[dict[str, Any]]) -> UpsertResult:
+def upsert_customers(*, rows: list[dict[str, Any]], source: str = "api") -> UpsertResult:
     """Create or update customers by external id.
 
     A row is {"external_id", "email"?, "phone"?, "first_name"?, "last_name"?,
@@ -608,11 +608,14 @@ def upsert_customers(*, rows: list[dict[str, Any]]) -> UpsertResult:
 
     New customers emit `customer_created`; every subscription that really
     changes emits `subscription_changed` {"channel", "old", "new", "source"}
-    (old is None for a first subscription). Invalid rows -> InvalidInput with
-    {index, field, message} for each problem and nothing written.
+    (old is None for a first subscription; `source` says who changed it: api,
+    import, …). Invalid rows -> InvalidInput with {index, field, message} for
+    each problem and nothing written.
 
     Existing rows are locked (FOR UPDATE, id order) while the merge is
     computed, so a concurrent set_field or set_subscriptions is never lost."""
+    if not isinstance(source, str) or not source:
+        raise InvalidInput([{"field": "source", "message": "must be a non-empty string"}])
     merged = _clean_upsert_rows(rows)
     if not merged:
         return UpsertResult({}, created=set(), changed=set())
@@ -625,12 +628,20 @@ def upsert_customers(*, rows: list[dict[str, Any]]) -> UpsertResult:
             ],
             now=now,
         )
-        existing = list(
-            Customer.objects.select_for_update()
-            .filter(external_id__in=_in([x for x in merged if x not in created], kind="text"))
-            .order_by("id")
-            .values("id", "external_id", "email_valid", "fields", *PROFILE_ATTRIBUTES)
+        not_created = [x for x in merged if x not in created]
+        existing = (
+            list(
+                Customer.objects.select_for_update()
+                .filter(external_id__in=_in(not_created, kind="text"))
+                .order_by("id")
+                .values("id", "external_id", "email_valid", "fields", *PROFILE_ATTRIBUTES)
+            )
+            if not_created
+            else []
         )
+        if len(existing) != len(not_created):
+            # Skipped by the INSERT as taken, then gone: deleted meanwhile.
+            raise CustomerServiceError("a customer was deleted while being updated; send the batch again")
         ids = dict(created)
         changed: set[str] = set()
         updates: list[dict[str, Any]] = []
@@ -639,9 +650,9 @@ def upsert_customers(*, rows: list[dict[str, Any]]) -> UpsertResult:
             ids[external_id] = current["id"]
             wanted = merged[external_id]
             new = {**current, **wanted["attributes"]}
-            new["fields"] = (
-                {**current["fields"], **wanted["fields"]} if wanted["fields"] else current["fields"]
-            )
+            if wanted["fields"]:
+                stored = current["fields"] if isinstance(current["fields"], dict) else {}
+                new["fields"] = {**stored, **wanted["fields"]}
             if new["email"] != current["email"]:
                 new["email_valid"] = True
             if new != current:
@@ -666,7 +677,7 @@ def upsert_customers(*, rows: list[dict[str, Any]]) -> UpsertResult:
                 for channel, status in row["subscriptions"].items()
             },
             now=now,
-            source="api",
+            source=source,
         )
         resubscribed = {event["customer_id"] for event in subscription_events}
         changed.update(

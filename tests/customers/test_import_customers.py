@@ -45,6 +45,12 @@ def test_it_imports_a_csv_file(tmp_path):
     )
     assert ann.fields == {"tier": "gold"}
     assert Subscription.objects.get(customer=ann).status == "subscribed"
+    assert Event.objects.get(type="subscription_changed").payload == {
+        "channel": "email",
+        "old": None,
+        "new": "subscribed",
+        "source": "import",
+    }
     bob = Customer.objects.get(external_id="u2")
     assert (bob.first_name, bob.email, bob.fields) == ("Bob, Jr.", "", {})
     assert Event.objects.filter(type="customer_created").count() == 2

@@ -193,6 +193,22 @@ def test_it_merges_rows_repeating_an_external_id_later_values_winning():
     ]
 
 
+def test_it_records_where_a_subscription_change_came_from():
+    upsert_customers(rows=[{"external_id": "u1", "subscriptions": {"sms": "subscribed"}}], source="import")
+    assert events_of("subscription_changed")[0][1]["source"] == "import"
+    with pytest.raises(InvalidInput):
+        upsert_customers(rows=[{"external_id": "u2"}], source="")
+
+
+def test_it_merges_fields_into_a_stored_value_that_is_not_an_object():
+    upsert_customers(rows=[{"external_id": "u1"}])
+    Customer.objects.update(fields=["legacy"])
+    upsert_customers(rows=[{"external_id": "u1", "first_name": "Ann"}])
+    assert Customer.objects.get().fields == ["legacy"]  # untouched when no fields are given
+    upsert_customers(rows=[{"external_id": "u1", "fields": {"a": 1}}])
+    assert Customer.objects.get().fields == {"a": 1}
+
+
 def test_it_accepts_an_empty_batch():
     assert upsert_customers(rows=[]) == {}
 
@@ -405,3 +421,36 @@ def test_it_rejects_a_bad_set_field(make_customers, field, value):
 
 def test_it_sets_nothing_for_no_customers():
     assert set_field(customer_ids=[], field="x", value=1) == 0
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_upserts_of_the_same_customers_create_each_once(run_in_threads):
+    import random
+
+    external_ids = [f"p{i}" for i in range(3000)]
+
+    def worker(i: int):
+        mine = external_ids[:]
+        # Each worker in its own order: rows are inserted sorted, so they never
+        # deadlock (this size deadlocks reliably when they are not).
+        random.Random(i).shuffle(mine)
+        return upsert_customers(
+            rows=[
+                {"external_id": x, "fields": {f"t{i}": i}, "subscriptions": {"email": "subscribed"}}
+                for x in mine
+            ]
+        )
+
+    results = run_in_threads(4, worker)
+
+    assert Customer.objects.count() == 3000
+    assert sum(len(result.created) for result in results) == 3000
+    assert all(set(result) == set(external_ids) for result in results)
+    assert Event.objects.filter(type="customer_created").count() == 3000
+    assert Event.objects.filter(type="subscription_changed").count() == 3000
+    # every worker's fields were merged, none lost
+    assert all(
+        fields == {"t0": 0, "t1": 1, "t2": 2, "t3": 3}
+        for fields in Customer.objects.values_list("fields", flat=True)
+    )

@@ -135,7 +135,7 @@ class Command(BaseCommand):
         try:
             for chunk in chunks(rows, chunk_size):
                 try:
-                    result = upsert_customers(rows=[row for _, row in chunk])
+                    result = upsert_customers(rows=[row for _, row in chunk], source="import")
                 except InvalidInput as error:
                     first = error.errors[0]
                     line = chunk[first["index"]][0]
