@@ -52,24 +52,35 @@ def merged(*parts):
     return st.tuples(*parts).map(merge)
 
 
-leaves = st.one_of(
+customer_leaves = st.one_of(
     st.builds(lambda v: {"field": "customer.email", "op": "eq", "value": v}, text),
     st.builds(
-        lambda v: {"field": "customer.fields.tier", "op": "in", "value": v}, st.lists(text, max_size=3)
+        lambda v: {"field": "customer.fields.tier", "op": "in", "value": v},
+        st.lists(text, min_size=1, max_size=3),
     ),
     st.just({"field": "subscription.email", "op": "eq", "value": "subscribed"}),
     st.builds(lambda v: {"field": "points", "op": "gte", "value": v}, st.integers(-1000, 1000)),
-    st.just({"field": "event.total", "op": "exists"}),
+    st.just({"field": "segment", "op": "in", "value": ["static-seg", "rule-seg"]}),
+    st.just({"field": "promo_pool.pool.available", "op": "gt", "value": 0}),
 )
-rules = st.recursive(
-    leaves,
-    lambda inner: st.one_of(
-        st.lists(inner, min_size=1, max_size=3).map(lambda items: {"all": items}),
-        st.lists(inner, min_size=1, max_size=3).map(lambda items: {"any": items}),
-        inner.map(lambda item: {"not": item}),
-    ),
-    max_leaves=4,
-)
+event_leaves = st.just({"field": "event.total", "op": "exists"})
+
+
+def rules_of(leaves):
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, min_size=1, max_size=3).map(lambda items: {"all": items}),
+            st.lists(inner, min_size=1, max_size=3).map(lambda items: {"any": items}),
+            inner.map(lambda item: {"not": item}),
+        ),
+        max_leaves=4,
+    )
+
+
+rules = rules_of(customer_leaves | event_leaves)
+# A schedule audience has no trigger event.
+audience_rules = rules_of(customer_leaves)
 
 
 def unique_names(min_size: int, max_size: int, exclude: tuple[str, ...] = ()):
@@ -121,9 +132,9 @@ recurrences = st.one_of(
 )
 audiences = st.one_of(
     st.just({"segment": "rule-seg"}),
-    st.builds(lambda r: {"rule": r}, rules),
-    st.builds(lambda r: {"segment": "static-seg", "rule": r}, rules),
-    st.builds(lambda r: {"segment": None, "rule": r}, rules),
+    st.builds(lambda r: {"rule": r}, audience_rules),
+    st.builds(lambda r: {"segment": "static-seg", "rule": r}, audience_rules),
+    st.builds(lambda r: {"segment": None, "rule": r}, audience_rules),
 )
 schedule_configs = merged(
     st.builds(lambda r: {"recurrence": r}, recurrences),
@@ -131,30 +142,33 @@ schedule_configs = merged(
     st.builds(lambda a: {"audience": a}, audiences),
 )
 
-branch_values = st.lists(
-    st.one_of(
-        text,
-        st.integers(),
-        st.booleans(),
-        st.builds(
-            lambda low, span: {"min": low, "max": low + span}, st.integers(-100, 100), st.integers(0, 100)
-        ),
-        st.builds(lambda low: {"min": low}, st.floats(-1e6, 1e6)),
-        st.builds(lambda high: {"max": high}, st.integers()),
-    ),
-    min_size=1,
-    max_size=4,
+# The rule language limits numbers to ±2**53 (exact in floats and both databases).
+rule_numbers = st.integers(-(2**53), 2**53)
+ranges = st.one_of(
+    st.builds(lambda low, span: {"min": low, "max": low + span}, st.integers(-100, 100), st.integers(0, 100)),
+    st.builds(lambda low: {"min": low}, st.floats(-1e6, 1e6)),
+    st.builds(lambda high: {"max": high}, rule_numbers),
 )
+# What a branch may compare, by the kind of attribute (as the rule op eq would).
+BRANCH_VALUES = {
+    "customer.fields.tier": text | rule_numbers | st.booleans() | ranges,
+    "event.total": text | rule_numbers | st.booleans() | ranges,
+    "points": rule_numbers | ranges,
+    "customer.email": text,
+    "subscription.email": st.sampled_from(["subscribed", "requires_confirmation", "unsubscribed"]),
+}
 
 
 @st.composite
 def branch_condition_configs(draw) -> dict:
+    attribute = draw(st.sampled_from(sorted(BRANCH_VALUES)))
     branch_names = draw(unique_names(1, 6, exclude=("other",)))
     return {
-        "attribute": draw(
-            st.sampled_from(["customer.fields.tier", "event.total", "points", "customer.email"])
-        ),
-        "branches": [{"name": name, "values": draw(branch_values)} for name in branch_names],
+        "attribute": attribute,
+        "branches": [
+            {"name": name, "values": draw(st.lists(BRANCH_VALUES[attribute], min_size=1, max_size=4))}
+            for name in branch_names
+        ],
     }
 
 

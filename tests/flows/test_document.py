@@ -395,7 +395,7 @@ def test_the_spec_example_round_trips():
     assert dump_document(parse_document(text)) == text
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents())
 def test_every_generated_document_parses_and_round_trips(doc):
     text = dump_document(doc)
@@ -405,7 +405,7 @@ def test_every_generated_document_parses_and_round_trips(doc):
     assert dump_document(parse_document(copy.deepcopy(doc)), indent=2) == dump_document(doc, indent=2)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(documents())
 def test_generated_documents_cover_every_node_kind(doc):
     kinds = {node["kind"] for node in doc["nodes"]}

@@ -1,0 +1,175 @@
+"""Condition: a yes/no rule, or branches on one attribute (first match wins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.document import port_name_problem
+from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+
+MAX_BRANCHES = 50
+# The exit of a customer no branch matched; no branch may take its name.
+OTHER_PORT = "other"
+
+
+def rule_problems(
+    rule: Any, field: str, ctx: ValidationContext, *, allow_event: bool = True
+) -> list[Problem]:
+    """Problems of a rule (the rule language of customers/rules.py) found at
+    `field` of a config, plus segments and promo pools it names that do not exist."""
+    # Imported here: customers.rules is the one implementation of the rule
+    # language, shared with segments, start filters and audiences.
+    from customers.rules import validate_rule
+
+    found = validate_rule(rule, allow_event=allow_event)
+    if not found:
+        found = _missing_references(rule, "", ctx)
+    return [Problem(f"{field}.{path}" if path else field, message) for path, message in found]
+
+
+def _missing_references(rule: dict, at: str, ctx: ValidationContext) -> list[tuple[str, str]]:
+    """Unknown segment and pool slugs in a valid rule (the rule language treats
+    them as empty; in a flow they are a mistake)."""
+    prefix = f"{at}." if at else ""
+    if "not" in rule:
+        return _missing_references(rule["not"], f"{prefix}not", ctx)
+    for combinator in ("all", "any"):
+        if combinator in rule:
+            return [
+                problem
+                for index, child in enumerate(rule[combinator])
+                for problem in _missing_references(child, f"{prefix}{combinator}.{index}", ctx)
+            ]
+    field = rule["field"]
+    if field == "segment":
+        return [
+            (f"{prefix}value.{index}", f"no segment {slug!r}")
+            for index, slug in enumerate(rule["value"])
+            if slug not in ctx.segments
+        ]
+    if field.startswith("promo_pool.") and field.split(".")[1] not in ctx.pools:
+        return [(f"{prefix}field", f"no promo code pool {field.split('.')[1]!r}")]
+    return []
+
+
+@register
+class Condition(NodeKind):
+    kind = "condition"
+    label = "Condition"
+
+    def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        if "rule" in config:
+            problems = [
+                Problem(key, "unknown field (a condition has either rule, or attribute and branches)")
+                for key in config
+                if key != "rule"
+            ]
+            if config["rule"] is None:
+                return [*problems, Problem("rule", "missing: a condition needs a rule")]
+            return problems + rule_problems(config["rule"], "rule", ctx)
+        if "attribute" not in config and "branches" not in config:
+            return [Problem("rule", "missing: give a rule (yes/no) or an attribute with branches")]
+        problems = [Problem(key, "unknown field") for key in config if key not in ("attribute", "branches")]
+        attribute = config.get("attribute")
+        attribute_problems = _attribute_problems(attribute)
+        problems += attribute_problems
+        return problems + _branches_problems(
+            config.get("branches"), None if attribute_problems else attribute
+        )
+
+    def ports(self, config: dict) -> list[str]:
+        if "branches" not in config:
+            return ["yes", "no"]
+        branches = config["branches"] if isinstance(config["branches"], list) else []
+        names = [b["name"] for b in branches if isinstance(b, dict) and isinstance(b.get("name"), str)]
+        return [*names, OTHER_PORT]
+
+
+def _attribute_problems(attribute: Any) -> list[Problem]:
+    from customers.rules import RuleError, parse_path
+
+    if not isinstance(attribute, str) or not attribute.strip():
+        return [
+            Problem("attribute", "missing: the attribute the branches compare (e.g. customer.fields.tier)")
+        ]
+    # The attribute is a path of the rule language: conditions accept exactly
+    # the paths rules accept.
+    try:
+        path = parse_path(attribute)
+    except RuleError as error:
+        return [Problem("attribute", str(error))]
+    if path.kind in ("segment", "datetime_attr"):
+        return [Problem("attribute", f"branches cannot compare {attribute}; use a rule instead")]
+    return []
+
+
+def _branches_problems(branches: Any, attribute: str | None) -> list[Problem]:
+    if not isinstance(branches, list) or not branches:
+        return [Problem("branches", "must be a non-empty list of {name, values}")]
+    problems = []
+    if len(branches) > MAX_BRANCHES:
+        problems.append(Problem("branches", f"at most {MAX_BRANCHES} branches"))
+    seen: set[str] = set()
+    for index, branch in enumerate(branches):
+        prefix = f"branches.{index}"
+        if not isinstance(branch, dict):
+            problems.append(Problem(prefix, "a branch must be an object {name, values}"))
+            continue
+        problems += [
+            Problem(f"{prefix}.{key}", "unknown field") for key in branch if key not in ("name", "values")
+        ]
+        name = branch.get("name")
+        if message := port_name_problem(name):
+            problems.append(Problem(f"{prefix}.name", message))
+        elif name == OTHER_PORT:
+            problems.append(
+                Problem(f"{prefix}.name", f'"{OTHER_PORT}" is reserved for customers no branch matches')
+            )
+        elif name in seen:
+            problems.append(Problem(f"{prefix}.name", f"another branch is already named {name!r}"))
+        else:
+            seen.add(name)
+        problems += _values_problems(branch.get("values"), f"{prefix}.values", attribute)
+    return problems
+
+
+def _values_problems(values: Any, field: str, attribute: str | None) -> list[Problem]:
+    """A branch matches a value equal to one of `values` (compared like the rule
+    op `eq`), or within a numeric range {"min", "max"} (bounds inclusive,
+    either one may be left out). `attribute` is None when it is invalid."""
+    from customers.rules import validate_rule
+
+    if not isinstance(values, list) or not values:
+        return [Problem(field, "must be a non-empty list of values")]
+    problems = []
+    for index, value in enumerate(values):
+        where = f"{field}.{index}"
+        if isinstance(value, dict):
+            problems += _range_problems(value, where, attribute)
+        elif attribute is not None:
+            problems += [
+                Problem(where, message)
+                for path, message in validate_rule({"field": attribute, "op": "eq", "value": value})
+                if path == "value"
+            ]
+        elif not isinstance(value, (str, int, float)):
+            problems.append(Problem(where, "must be a string, a number, a boolean or {min, max}"))
+    return problems
+
+
+def _range_problems(value: dict, field: str, attribute: str | None) -> list[Problem]:
+    from customers.rules import validate_rule
+
+    problems = [Problem(f"{field}.{key}", "unknown field") for key in value if key not in ("min", "max")]
+    bounds = {key: value[key] for key in ("min", "max") if value.get(key) is not None}
+    if not bounds:
+        return [*problems, Problem(field, "a range needs min and/or max")]
+    if attribute is not None and validate_rule({"field": attribute, "op": "gte", "value": 0}):
+        return [*problems, Problem(field, f"{attribute} is not numeric; a range compares numbers")]
+    for key, bound in bounds.items():
+        # Bounds are numbers as the rule ops gte/lte take them.
+        for _path, message in validate_rule({"field": "points", "op": "gte", "value": bound}):
+            problems.append(Problem(f"{field}.{key}", message))
+    if not problems and len(bounds) == 2 and bounds["min"] > bounds["max"]:
+        problems.append(Problem(field, "min must not be greater than max"))
+    return problems

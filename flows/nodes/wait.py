@@ -1,0 +1,84 @@
+"""Wait: hold the run for a fixed time, until a date, and/or until an exit window opens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.document import duration_problem, time_of_day_problem, timezone_problem, weekdays_problem
+from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+
+MODE_FIELDS = {
+    "fixed": ("mode", "duration", "window"),
+    "dynamic": ("mode", "field", "offset", "window"),
+    "window": ("mode", "window"),
+}
+WINDOW_FIELDS = ("weekdays", "from", "to", "timezone")
+WINDOW_TIMEZONE_WORDS = ("flow", "customer")
+
+
+@register
+class Wait(NodeKind):
+    kind = "wait"
+    label = "Wait"
+    # The only kind a cycle may pass through: a loop must wait between passes.
+    breaks_cycles = True
+
+    def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        mode = config.get("mode")
+        if not isinstance(mode, str) or mode not in MODE_FIELDS:
+            return [Problem("mode", 'must be "fixed", "dynamic" or "window"')]
+        problems = [Problem(key, "unknown field") for key in config if key not in MODE_FIELDS[mode]]
+        if mode == "fixed":
+            if "duration" not in config:
+                problems.append(Problem("duration", "missing: how long to wait (e.g. PT24H, P3D)"))
+            elif message := duration_problem(config["duration"]):
+                problems.append(Problem("duration", message))
+        if mode == "dynamic":
+            if message := date_field_problem(config.get("field")):
+                problems.append(Problem("field", message))
+            offset = config.get("offset")
+            # The offset may be negative (3 days before a birthday) or zero.
+            if offset is not None and (message := duration_problem(offset, positive=False)):
+                problems.append(Problem("offset", message))
+        if mode == "window" and config.get("window") is None:
+            problems.append(Problem("window", "missing: a window wait needs the exit window"))
+        elif config.get("window") is not None:
+            problems += window_problems(config["window"])
+        return problems
+
+    def ports(self, config: dict) -> list[str]:
+        return ["next"]
+
+
+def date_field_problem(field: Any) -> str | None:
+    """The date a dynamic wait waits for: a path of the rule language that can
+    hold a date (customer.created_at, customer.fields.<name>, event.<name>)."""
+    from customers.rules import RuleError, parse_path
+
+    hint = "must name a date: customer.fields.<name>, customer.created_at or event.<name>"
+    try:
+        path = parse_path(field)
+    except RuleError as error:
+        return f"{error}; {hint}"
+    if path.kind not in ("json", "datetime_attr"):
+        return hint
+    return None
+
+
+def window_problems(window: Any) -> list[Problem]:
+    if not isinstance(window, dict):
+        return [Problem("window", 'must be an object {"weekdays", "from", "to", "timezone"}')]
+    problems = [Problem(f"window.{key}", "unknown field") for key in window if key not in WINDOW_FIELDS]
+    if message := weekdays_problem(window.get("weekdays")):
+        problems.append(Problem("window.weekdays", message))
+    times_ok = True
+    for key in ("from", "to"):
+        if message := time_of_day_problem(window.get(key)):
+            problems.append(Problem(f"window.{key}", message))
+            times_ok = False
+    # "HH:MM" strings compare like the times they name.
+    if times_ok and window["from"] >= window["to"]:
+        problems.append(Problem("window.to", "must be later than from (a window lies within one day)"))
+    if "timezone" in window and (message := timezone_problem(window["timezone"], also=WINDOW_TIMEZONE_WORDS)):
+        problems.append(Problem("window.timezone", message))
+    return problems
