@@ -494,6 +494,9 @@ def test_the_change_page_lists_the_version_history(admin_client, admin_user, flo
     for number in (1, 2):
         assert f'href="{reverse("admin:flows_flow_version", args=[flow.pk, number])}"' in page
     assert admin_user.username in page
+    draft_view = admin_client.get(reverse("admin:flows_flow_version", args=[flow.pk, 2]))
+    assert draft_view.status_code == 200
+    assert "This is the flow's draft" in draft_view.content.decode()
 
 
 @pytest.mark.django_db
