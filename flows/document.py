@@ -38,6 +38,7 @@ MAX_KIND_LENGTH = 20
 MAX_TITLE_LENGTH = 200
 MAX_PORT_LENGTH = 100
 MAX_DEPTH = 64
+MAX_DURATION = timedelta(days=365 * 100)
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -52,7 +53,7 @@ _NODE_KEYS = frozenset({"key", "kind", "title", "config", "position"})
 _EDGE_KEYS = frozenset({"from", "to", "port"})
 _LAUNCH_LIMIT_KEYS = frozenset({"mode", "period", "max_total"})
 _SCHEDULE_KEYS = frozenset({"start_at", "end_at"})
-_TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_TIME_PATTERN = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
 class DocumentError(Exception):
@@ -214,7 +215,7 @@ def _parse_node(node: Any, prefix: str, add) -> None:
         add(f"{prefix}.key", "missing")
     elif _check_string(
         node["key"], f"{prefix}.key", add, max_length=MAX_KEY_LENGTH, non_empty=True
-    ) and not KEY_PATTERN.match(node["key"]):
+    ) and not KEY_PATTERN.fullmatch(node["key"]):
         add(f"{prefix}.key", "may only contain letters, digits, '_' and '-'")
     if "kind" not in node:
         add(f"{prefix}.kind", "missing")
@@ -286,7 +287,12 @@ def document_settings(doc: dict) -> FlowSettings:
         if launch_limit.get("mode") in LAUNCH_LIMIT_MODES:
             settings.launch_limit_mode = launch_limit["mode"]
         period = launch_limit.get("period")
-        if period is not None and duration_problem(period) is None:
+        # Only a periodic limit has a period (a leftover one is ignored).
+        if (
+            settings.launch_limit_mode == "periodic"
+            and period is not None
+            and duration_problem(period) is None
+        ):
             settings.launch_limit_period = parse_duration(period).approximate()
         max_total = launch_limit.get("max_total")
         if is_int(max_total) and max_total > 0:
@@ -328,12 +334,18 @@ def dump_document(doc: dict, *, indent: int | None = None) -> str:
 
 
 def duration_problem(value: Any, *, positive: bool = True) -> str | None:
-    """An ISO 8601 duration; `positive` refuses zero and negative ones."""
+    """An ISO 8601 duration of at most 100 years either way; `positive`
+    refuses zero and negative ones."""
     try:
-        duration = parse_duration(value)
+        length = parse_duration(value).approximate()
     except ValueError as error:
         return str(error)
-    if positive and duration.approximate() <= timedelta(0):
+    except OverflowError:
+        length = None
+    # Beyond this the engine's date arithmetic could leave the calendar.
+    if length is None or abs(length) > MAX_DURATION:
+        return "must be at most 100 years"
+    if positive and length <= timedelta(0):
         return "must be a positive duration"
     return None
 
@@ -348,7 +360,7 @@ def port_name_problem(value: Any) -> str | None:
 
 
 def time_of_day_problem(value: Any) -> str | None:
-    if not isinstance(value, str) or not _TIME_PATTERN.match(value):
+    if not isinstance(value, str) or not _TIME_PATTERN.fullmatch(value):
         return 'must be a time "HH:MM" between 00:00 and 23:59'
     return None
 

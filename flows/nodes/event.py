@@ -32,7 +32,7 @@ class EventStart(NodeKind):
             problems.append(Problem("event_type", message))
         if config.get("filter") is not None:
             problems += rule_problems(config["filter"], "filter", ctx)
-        if config.get("max_age") is not None and (message := duration_problem(config["max_age"])):
+        if "max_age" in config and (message := duration_problem(config["max_age"])):
             problems.append(Problem("max_age", message))
         return problems
 

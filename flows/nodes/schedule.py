@@ -28,7 +28,7 @@ _CRON_FIELDS = (
     ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
     ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
 )
-_CRON_ITEM = re.compile(r"^(?:(\*)|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/(\d+))?$")
+_CRON_ITEM = re.compile(r"^(?:(\*)|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/([0-9]+))?$")
 
 
 @register
@@ -122,7 +122,7 @@ def cron_problem(expression: Any) -> str | None:
         return f"a cron string has 5 fields (minute hour day month weekday), not {len(parts)}"
     for part, (name, low, high, names) in zip(parts, _CRON_FIELDS):
         for item in part.split(","):
-            match = _CRON_ITEM.match(item)
+            match = _CRON_ITEM.fullmatch(item)
             if not match:
                 return f"{item!r} is not a valid {name} item"
             star, first, last, step = match.groups()

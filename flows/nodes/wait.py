@@ -36,9 +36,8 @@ class Wait(NodeKind):
         if mode == "dynamic":
             if message := date_field_problem(config.get("field")):
                 problems.append(Problem("field", message))
-            offset = config.get("offset")
             # The offset may be negative (3 days before a birthday) or zero.
-            if offset is not None and (message := duration_problem(offset, positive=False)):
+            if "offset" in config and (message := duration_problem(config["offset"], positive=False)):
                 problems.append(Problem("offset", message))
         if mode == "window" and config.get("window") is None:
             problems.append(Problem("window", "missing: a window wait needs the exit window"))

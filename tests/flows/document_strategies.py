@@ -242,7 +242,7 @@ wait_configs = st.one_of(
             lambda f: {"mode": "dynamic", "field": f},
             st.sampled_from(["customer.fields.birthday", "customer.created_at", "event.delivery_date"]),
         ),
-        optional("offset", st.none() | any_durations),
+        optional("offset", any_durations),
         optional("window", st.none() | windows()),
     ),
     st.builds(lambda w: {"mode": "window", "window": w}, windows()),
@@ -356,3 +356,77 @@ def launch_limits(draw) -> dict:
         limit.update(draw(optional("period", st.none())))
     limit.update(draw(optional("max_total", st.none() | st.integers(1, 10**6))))
     return limit
+
+
+# --- One node per config variant of SPEC §5 (deterministic coverage) ---------------
+
+WINDOW = {"weekdays": ["mon", "tue", "wed", "thu", "fri"], "from": "10:00", "to": "18:00", "timezone": "flow"}
+RULE = {"field": "subscription.email", "op": "eq", "value": "requires_confirmation"}
+VARIANTS = [
+    ("event", {"event_type": "order_created", "filter": None, "max_age": "P7D"}),
+    ("event", {"event_type": "order_created", "filter": RULE}),
+    ("schedule", {"recurrence": {"every": "day", "at": "10:00"}, "timezone": "flow", "audience": {"segment": "rule-seg"}}),
+    ("schedule", {"recurrence": {"every": "week", "interval": 2, "weekdays": ["mon", "thu"], "at": "09:30"}, "timezone": "Europe/Berlin", "audience": {"segment": None, "rule": RULE}}),
+    ("schedule", {"recurrence": {"every": "month", "days": [1, 15, "last"], "at": "08:00"}, "audience": {"segment": "static-seg", "rule": RULE}}),
+    ("schedule", {"recurrence": {"every": "month", "nth_weekday": {"n": 2, "weekday": "tue"}, "at": "08:00"}, "audience": {"segment": "static-seg", "rule": None}}),
+    ("schedule", {"recurrence": {"cron": "0 10 * * 1-5"}, "timezone": "UTC", "audience": {"segment": "static-seg"}}),
+    ("condition", {"rule": RULE}),
+    ("condition", {"attribute": "customer.fields.tier", "branches": [{"name": "gold", "values": ["gold"]}, {"name": "big", "values": [{"min": 100, "max": 1000}, 5]}]}),
+    ("steps", {"relevance": "P1D", "steps": [
+        {"action": "send", "channel": "email", "template": "t-email"},
+        {"action": "send", "channel": "sms", "template": "t-sms"},
+        {"action": "send", "channel": "mobile_push", "template": "t-mobile_push"},
+        {"action": "send", "channel": "web_push", "template": "t-web_push"},
+        {"action": "send", "channel": "webhook", "template": "t-webhook"},
+        {"action": "issue_promo_code", "pool": "pool"},
+        {"action": "points", "amount": 100, "expires_in": "P30D", "reason": "welcome"},
+        {"action": "points", "amount": -50, "expires_in": None, "reason": "correction"},
+        {"action": "set_field", "field": "vip", "value": True},
+        {"action": "add_to_segment", "segment": "static-seg"},
+        {"action": "remove_from_segment", "segment": "static-seg"},
+        {"action": "emit_event", "event_type": "vip_reached", "payload": {}},
+    ]}),
+    ("splitter", {"branches": [{"name": "1", "percent": 50}, {"name": "2", "percent": 50}]}),
+    ("wait", {"mode": "fixed", "duration": "PT24H", "window": None}),
+    ("wait", {"mode": "fixed", "duration": "P3D", "window": WINDOW}),
+    ("wait", {"mode": "dynamic", "field": "customer.fields.birthday", "offset": "-P3D", "window": None}),
+    ("wait", {"mode": "dynamic", "field": "event.delivery_date", "offset": "PT2H", "window": {**WINDOW, "timezone": "customer"}}),
+    ("wait", {"mode": "window", "window": {**WINDOW, "timezone": "America/New_York"}}),
+    ("ab_test", {"variants": [{"name": "A", "percent": 45}, {"name": "B", "percent": 45}, {"name": "control", "percent": 10, "control": True}]}),
+    ("limitation", {"max": 1000, "period": None, "alert_below": None}),
+    *[("limitation", {"max": 10, "period": {"unit": unit, "every": 1}, "alert_below": 2}) for unit in ("hours", "days", "calendar_days", "weeks")],
+]  # fmt: skip
+
+
+def every_variant_documents() -> list[dict]:
+    """Valid documents that together hold every config variant above: one per
+    start variant, each with the chain of every middle variant."""
+    middle = [(kind, config) for kind, config in VARIANTS if kind not in ("event", "schedule")]
+    docs = []
+    for index, start in enumerate(v for v in VARIANTS if v[0] in ("event", "schedule")):
+        nodes = [
+            {
+                "key": f"v{i}",
+                "kind": kind,
+                "title": f"{kind} {i}",
+                "config": config,
+                "position": {"x": i * 10, "y": 0.5},
+            }
+            for i, (kind, config) in enumerate([start, *middle])
+        ]
+        edges = [
+            {"from": a["key"], "to": b["key"], "port": first_port(a["kind"], a["config"])}
+            for a, b in zip(nodes, nodes[1:])
+        ]
+        docs.append(
+            {
+                "format": FORMAT,
+                "name": f"Every variant {index}",
+                "timezone": "Europe/Berlin",
+                "launch_limit": {"mode": "periodic", "period": "P7D", "max_total": 3},
+                "schedule": {"start_at": "2025-01-01T00:00:00+01:00", "end_at": None},
+                "nodes": nodes,
+                "edges": edges,
+            }
+        )
+    return docs

@@ -16,7 +16,7 @@ from flows.document import (
     graph_rows,
     parse_document,
 )
-from tests.flows.document_strategies import MIDDLE_KINDS, documents
+from tests.flows.document_strategies import MIDDLE_KINDS, documents, every_variant_documents
 
 SPEC_EXAMPLE = Path(__file__).parent / "fixtures" / "spec_example.json"
 
@@ -163,6 +163,7 @@ def node(**fields_) -> dict:
         (node(key=7), "nodes.0.key"),
         (node(key="has space"), "nodes.0.key"),
         (node(key="dot.ted"), "nodes.0.key"),
+        (node(key="a\n"), "nodes.0.key"),
         (node(key="ключ"), "nodes.0.key"),
         (node(key="k" * 101), "nodes.0.key"),
         ({"key": "a"}, "nodes.0.kind"),
@@ -303,7 +304,8 @@ def test_settings_read_every_value():
     settings = document_settings(doc)
     assert settings.timezone == "America/New_York"
     assert settings.launch_limit_mode == "once"
-    assert settings.launch_limit_period == timedelta(hours=36)
+    # A leftover period of a limit that is not periodic does not apply.
+    assert settings.launch_limit_period is None
     assert settings.launch_limit_max_total == 3
     assert settings.start_at == datetime(2025, 6, 1, 8, tzinfo=UTC)
     assert settings.start_at.utcoffset() == timedelta(hours=2)
@@ -323,6 +325,8 @@ def test_settings_read_invalid_values_as_their_defaults():
         schedule={"start_at": "2025-06-01T10:00:00", "end_at": "tomorrow"},
     )
     assert document_settings(doc) == FlowSettings()
+    doc["launch_limit"] = {"mode": "periodic", "period": "P99999999999Y"}
+    assert document_settings(doc) == FlowSettings(launch_limit_mode="periodic")
 
 
 def test_settings_keep_the_offset_of_start_and_end():
@@ -393,6 +397,13 @@ def test_the_spec_example_round_trips():
     text = dump_document(spec_example())
     assert json.loads(dump_document(parse_document(text))) == spec_example()
     assert dump_document(parse_document(text)) == text
+
+
+@pytest.mark.parametrize("doc", every_variant_documents())
+def test_a_document_with_every_config_variant_round_trips(doc):
+    text = dump_document(doc)
+    assert json.loads(dump_document(parse_document(text))) == doc
+    assert dump_document(parse_document(text), indent=2) == dump_document(doc, indent=2)
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,7 +13,7 @@ from customers.models import PromoPool, Segment
 from flows.document import FORMAT, parse_document
 from flows.nodes.base import ValidationContext
 from flows.validation import MAX_NODES, validate_document
-from tests.flows.document_strategies import CONTEXT, documents
+from tests.flows.document_strategies import CONTEXT, documents, every_variant_documents
 
 SPEC_EXAMPLE = Path(__file__).parent / "fixtures" / "spec_example.json"
 
@@ -111,6 +111,7 @@ def test_valid_settings_have_no_errors(change):
         ({"launch_limit": {"mode": "periodic", "period": "PT0S"}}, "launch_limit.period"),
         ({"launch_limit": {"mode": "periodic", "period": "-P7D"}}, "launch_limit.period"),
         ({"launch_limit": {"mode": "periodic", "period": "weekly"}}, "launch_limit.period"),
+        ({"launch_limit": {"mode": "periodic", "period": "P99999999999Y"}}, "launch_limit.period"),
         ({"launch_limit": {"mode": "once", "period": "weekly"}}, "launch_limit.period"),
         ({"launch_limit": {"mode": "every_time", "max_total": 0}}, "launch_limit.max_total"),
         ({"launch_limit": {"mode": "every_time", "max_total": -5}}, "launch_limit.max_total"),
@@ -449,6 +450,11 @@ def test_segments_and_pools_named_in_rules_must_exist():
     Segment.objects.create(slug="blocked", name="Blocked")
     PromoPool.objects.create(slug="summer", name="Summer")
     assert errors(doc, None) == []
+
+
+@pytest.mark.parametrize("doc", every_variant_documents())
+def test_every_config_variant_of_the_spec_is_valid(doc):
+    assert validate_document(doc, CONTEXT) == []
 
 
 # --- Properties ----------------------------------------------------------------------------
