@@ -419,6 +419,14 @@ def test_it_rejects_a_bad_set_field(make_customers, field, value):
     assert (a.timezone, a.email, a.first_name, a.fields) == ("", "", "", {})
 
 
+def test_it_rejects_customer_ids_that_are_not_integers(make_customers):
+    [a] = make_customers(1)
+    with pytest.raises(InvalidInput) as raised:
+        set_field_values(field="x", values={a.id: 1, "7": 2})
+    assert raised.value.errors == [{"index": 1, "field": "customer_id", "message": "must be an integer"}]
+    assert Customer.objects.get().fields == {}
+
+
 def test_it_sets_nothing_for_no_customers():
     assert set_field(customer_ids=[], field="x", value=1) == 0
 

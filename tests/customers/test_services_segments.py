@@ -4,7 +4,13 @@ import pytest
 import time_machine
 
 from customers.models import SegmentMembership
-from customers.services import SegmentNotStatic, UnknownSegment, add_to_segment, remove_from_segment
+from customers.services import (
+    InvalidInput,
+    SegmentNotStatic,
+    UnknownSegment,
+    add_to_segment,
+    remove_from_segment,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +81,12 @@ def test_it_refuses_unknown_segments(make_customers):
 def test_it_does_nothing_for_no_customers(static_segment):
     assert add_to_segment(slug="vip", customer_ids=[]) == 0
     assert remove_from_segment(slug="vip", customer_ids=[]) == 0
+
+
+def test_it_rejects_customer_ids_that_are_not_integers(make_customers, static_segment):
+    [a] = make_customers(1)
+    with pytest.raises(InvalidInput):
+        add_to_segment(slug="vip", customer_ids=[a.id, "x"])
+    with pytest.raises(InvalidInput):
+        remove_from_segment(slug="vip", customer_ids=[None])
+    assert not SegmentMembership.objects.exists()
