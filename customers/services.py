@@ -32,10 +32,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Q, Sum
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from customers import selectors
 from customers.models import (
     Channel,
     Customer,
@@ -1002,15 +1002,9 @@ def grant_points(*, entries: list[dict[str, Any]]) -> int:
 
 
 def points_balances(*, customer_ids: list[int]) -> dict[int, int]:
-    """customer id -> sum of the entries not expired now (0 without any)."""
-    now = timezone.now()
-    totals = dict(
-        PointsEntry.objects.filter(customer_id__in=_in(customer_ids))
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .values("customer_id")
-        .annotate(total=Sum("amount"))
-        .values_list("customer_id", "total")
-    )
+    """customer id -> balance now (0 without active entries); the query is
+    customers.selectors.points_balances."""
+    totals = selectors.points_balances(customer_ids=customer_ids, at=timezone.now())
     return {customer_id: totals.get(customer_id, 0) for customer_id in customer_ids}
 
 
@@ -1157,9 +1151,5 @@ def add_promo_codes(*, pool_slug: str, codes: list[str]) -> dict[str, int]:
 def pool_available(*, slugs: list[str]) -> dict[str, int]:
     """slug -> number of codes not issued yet; unknown slugs count 0 (a rule
     naming a deleted pool sees an empty pool rather than failing)."""
-    counts = dict(
-        PromoPool.objects.filter(slug__in=_in(slugs, kind="text"))
-        .annotate(available=Count("codes", filter=Q(codes__issued_at__isnull=True)))
-        .values_list("slug", "available")
-    )
+    counts = selectors.free_code_counts(pool_slugs=slugs)
     return {slug: counts.get(slug, 0) for slug in slugs}
