@@ -244,3 +244,63 @@ MAESTRA_WEBPUSH_TTL = env_int("MAESTRA_WEBPUSH_TTL", 86400)
 MAESTRA_WEBPUSH_TIMEOUT = env_int("MAESTRA_WEBPUSH_TIMEOUT", 10)
 # Push endpoints come from browsers, so they get the same private-address guard.
 MAESTRA_WEBPUSH_ALLOWED_HOSTS = env_list("MAESTRA_WEBPUSH_ALLOWED_HOSTS", [])
+
+# --- API ---------------------------------------------------------------------
+# REST API v1 under /api/ (maestra/api/, docs/api.md): API keys from
+# djangorestframework-api-key (`manage.py create_api_key NAME`, or the admin),
+# OpenAPI by drf-spectacular, Swagger UI from local static files (sidecar).
+INSTALLED_APPS += [
+    "rest_framework_api_key",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+]
+# Largest request body the API parses (bytes); larger ones get a JSON 413.
+MAESTRA_API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 5 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAESTRA_API_MAX_BODY_BYTES
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "maestra.api.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["maestra.api.auth.HasApiKeyOrStaff"],
+    "DEFAULT_THROTTLE_CLASSES": ["maestra.api.auth.ApiKeyThrottle"],
+    # Requests per API key (or staff user), e.g. "1200/min", "50/s"; empty: no limit.
+    # The counters live in Django's cache (per process unless CACHES is shared).
+    "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("API_THROTTLE_RATE", "1200/min") or None},
+    "DEFAULT_PARSER_CLASSES": ["maestra.api.parsers.LimitedJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "maestra.api.pagination.Pagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "maestra.api.schema.MaestraAutoSchema",
+    "EXCEPTION_HANDLER": "maestra.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Maestra flows API",
+    "DESCRIPTION": "Customers, events, flows and their building blocks. Every /api/v1/ endpoint needs the "
+    "header `Authorization: Api-Key <key>`. Errors are JSON: "
+    '{"errors": [{"index"?, "node"?, "field", "message"}]}. See docs/api.md.',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs page hold no data; API_DOCS_PUBLIC=false hides them behind a key or staff login.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"]
+    if env_bool("API_DOCS_PUBLIC", True)
+    else ["maestra.api.auth.HasApiKeyOrStaff"],
+    "SERVE_AUTHENTICATION": [
+        "maestra.api.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "maestra.api.schema.add_components",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "FlowStatusEnum": "flows.models.Flow.Status",
+        "SubscriptionStatusEnum": "customers.models.Subscription.Status",
+    },
+}

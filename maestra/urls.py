@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 admin.site.site_header = "Maestra flows"
 admin.site.site_title = "Maestra flows"
@@ -7,4 +7,5 @@ admin.site.index_title = "Campaign manager"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("maestra.api.urls")),
 ]

@@ -1,0 +1,251 @@
+"""OpenAPI details drf-spectacular cannot infer: the API key security scheme,
+the error responses every operation can give, and the hand-written schemas
+of the flow document and the rule language (their real validators are
+flows.document.parse_document and customers.rules.validate_rule)."""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+
+ERRORS_REF = {"$ref": "#/components/schemas/Errors"}
+DOCUMENT_REF = {"$ref": "#/components/schemas/FlowDocument"}
+RULE_REF = {"$ref": "#/components/schemas/Rule"}
+
+_ERROR_DESCRIPTIONS = {
+    "400": "Bad input: every problem is listed.",
+    "401": "No API key, or an invalid, revoked or expired one.",
+    "403": "Logged in, but not as staff.",
+    "404": "No such object (or no such page of a list).",
+    "405": "Method not allowed on this URL.",
+    "406": "The Accept header asks for a format the API does not produce.",
+    "413": "The body is larger than the limit (API_MAX_BODY_BYTES).",
+    "415": "The body is not application/json.",
+    "429": "Too many requests for this key; see Retry-After.",
+}
+_BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def _errors_response(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": ERRORS_REF}}}
+
+
+class MaestraAutoSchema(AutoSchema):
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        codes = ["400", "401", "403", "404", "405", "406", "429"]
+        if self.method in _BODY_METHODS:
+            codes += ["413", "415"]
+        for code in codes:
+            responses.setdefault(code, _errors_response(_ERROR_DESCRIPTIONS[code]))
+        return responses
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "maestra.api.auth.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'The header value is "Api-Key <key>" (create a key with `manage.py create_api_key NAME` '
+            "or in the admin).",
+        }
+
+
+_RULE = {
+    "description": "A rule of the rule language (SPEC §5): {all: [...]}, {any: [...]}, {not: RULE} or a "
+    "leaf {field, op, value}.",
+    "type": "object",
+    "example": {"field": "subscription.email", "op": "eq", "value": "requires_confirmation"},
+    "additionalProperties": True,
+    "properties": {
+        "all": {"type": "array", "items": {"type": "object"}},
+        "any": {"type": "array", "items": {"type": "object"}},
+        "not": {"type": "object"},
+        "field": {"type": "string", "example": "customer.fields.tier"},
+        "op": {
+            "type": "string",
+            "enum": [
+                "eq",
+                "ne",
+                "gt",
+                "gte",
+                "lt",
+                "lte",
+                "in",
+                "not_in",
+                "contains",
+                "exists",
+                "not_exists",
+                "before",
+                "after",
+                "within_last",
+            ],
+        },
+        "value": {},
+    },
+}
+
+SPEC_EXAMPLE = {
+    "format": "maestra.flow/1",
+    "name": "Subscription confirmation",
+    "timezone": "Europe/Berlin",
+    "launch_limit": {"mode": "periodic", "period": "P7D", "max_total": None},
+    "schedule": {"start_at": None, "end_at": None},
+    "nodes": [
+        {
+            "key": "start",
+            "kind": "event",
+            "title": "Subscription changed",
+            "config": {
+                "event_type": "subscription_changed",
+                "filter": {"field": "subscription.email", "op": "eq", "value": "requires_confirmation"},
+            },
+        },
+        {
+            "key": "ask",
+            "kind": "steps",
+            "title": "Ask to confirm",
+            "config": {
+                "relevance": "P1D",
+                "steps": [{"action": "send", "channel": "email", "template": "confirm"}],
+            },
+        },
+        {"key": "day", "kind": "wait", "config": {"mode": "fixed", "duration": "P1D"}},
+        {
+            "key": "still",
+            "kind": "condition",
+            "config": {"rule": {"field": "subscription.email", "op": "eq", "value": "requires_confirmation"}},
+        },
+        {
+            "key": "remind",
+            "kind": "steps",
+            "config": {
+                "relevance": "P1D",
+                "steps": [{"action": "send", "channel": "email", "template": "reminder"}],
+            },
+        },
+    ],
+    "edges": [
+        {"from": "start", "to": "ask"},
+        {"from": "ask", "to": "day"},
+        {"from": "day", "to": "still"},
+        {"from": "still", "port": "yes", "to": "remind"},
+    ],
+}
+
+_KEY = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "minLength": 1, "maxLength": 100}
+
+_DOCUMENT = {
+    "description": "A flow document maestra.flow/1 (SPEC §11). Export returns exactly what was imported "
+    "or saved. A malformed document is refused (400); a well-formed one with semantic errors (unknown "
+    "template, unreachable node, ...) is stored as an invalid draft with its errors.",
+    "type": "object",
+    "required": ["format", "name"],
+    "additionalProperties": False,
+    "example": SPEC_EXAMPLE,
+    "properties": {
+        "format": {"type": "string", "enum": ["maestra.flow/1"]},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "description": {"type": "string"},
+        "timezone": {"type": "string", "example": "Europe/Berlin"},
+        "launch_limit": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "mode": {"type": "string", "enum": ["once", "every_time", "periodic"]},
+                "period": {"type": "string", "nullable": True, "example": "P7D"},
+                "max_total": {"type": "integer", "nullable": True, "minimum": 1},
+            },
+        },
+        "schedule": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "start_at": {"type": "string", "nullable": True, "format": "date-time"},
+                "end_at": {"type": "string", "nullable": True, "format": "date-time"},
+            },
+        },
+        "nodes": {
+            "type": "array",
+            "maxItems": 150,
+            "items": {
+                "type": "object",
+                "required": ["key", "kind"],
+                "additionalProperties": False,
+                "properties": {
+                    "key": _KEY,
+                    "kind": {
+                        "type": "string",
+                        "enum": [
+                            "event",
+                            "schedule",
+                            "condition",
+                            "steps",
+                            "splitter",
+                            "wait",
+                            "ab_test",
+                            "limitation",
+                        ],
+                    },
+                    "title": {"type": "string", "maxLength": 200},
+                    "config": {"type": "object", "description": "the kind's settings (SPEC §5)"},
+                    "position": {
+                        "type": "object",
+                        "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
+                    },
+                },
+            },
+        },
+        "edges": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["from", "to"],
+                "additionalProperties": False,
+                "properties": {
+                    "from": _KEY,
+                    "to": _KEY,
+                    "port": {"type": "string", "minLength": 1, "maxLength": 100, "default": "next"},
+                },
+            },
+        },
+    },
+}
+
+_ERRORS = {
+    "type": "object",
+    "required": ["errors"],
+    "example": {
+        "errors": [
+            {"index": 3, "field": "occurred_at", "message": "has no UTC offset"},
+        ]
+    },
+    "properties": {
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {
+                    "index": {"type": "integer", "description": "the item of a batch"},
+                    "node": {"type": "string", "nullable": True, "description": "the flow node's key"},
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+
+
+def add_components(result, generator, request, public):
+    """drf-spectacular postprocessing hook: the hand-written components."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Errors", _ERRORS)
+    schemas.setdefault("FlowDocument", _DOCUMENT)
+    schemas.setdefault("Rule", _RULE)
+    return result

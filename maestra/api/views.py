@@ -1,0 +1,62 @@
+"""The base of every API view, the JSON 404 for unknown /api/ URLs, and the
+schema and docs views."""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.views import APIView
+
+from maestra.api.auth import ApiKeyAuthentication, ApiKeyThrottle, HasApiKeyOrStaff
+from maestra.api.pagination import Pagination
+from maestra.api.parsers import LimitedJSONParser
+
+
+class ApiMixin:
+    # Key or staff session, a per-key throttle, JSON bodies with a size
+    # limit; the browsable API for staff (HTML only when asked for), but every
+    # error in JSON whatever the Accept header says. (A comment, not a
+    # docstring: drf-spectacular would copy a docstring into every operation.)
+
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [HasApiKeyOrStaff]
+    throttle_classes = [ApiKeyThrottle]
+    parser_classes = [LimitedJSONParser]
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
+    pagination_class = Pagination
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if response.status_code >= 400:
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+class ApiView(ApiMixin, APIView):
+    pass
+
+
+@csrf_exempt
+def not_found(request, *args, **kwargs):
+    """Any /api/ URL that names no endpoint: JSON, never Django's HTML page."""
+    message = f"No API endpoint at {request.path}."
+    if request.path.endswith("/"):
+        try:
+            match = resolve(request.path.rstrip("/"))
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not not_found:
+            message += f" Did you mean {request.path.rstrip('/')} (without the trailing slash)?"
+    return JsonResponse({"errors": [{"field": "", "message": message}]}, status=404)
+
+
+class SchemaView(SpectacularAPIView):
+    pass
+
+
+class DocsView(SpectacularSwaggerView):
+    pass

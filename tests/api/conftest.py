@@ -1,0 +1,28 @@
+"""Fixtures of the REST API tests: an API key and a client that sends it."""
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+from rest_framework_api_key.models import APIKey
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_counters():
+    # Throttle counters live in the (process-wide) cache: one test's requests
+    # must not count against the next test's budget.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api_key(db) -> str:
+    _record, key = APIKey.objects.create_key(name="tests")
+    return key
+
+
+@pytest.fixture
+def api(api_key) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+    return client
