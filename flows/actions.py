@@ -77,8 +77,8 @@ def _send(*, batch, runs, step, index, context, result) -> None:
         outcome = outcomes.get((run.id, batch.node.key, index, run.seq))
         # A message recorded as not_sent was still attempted (a launch);
         # failed at render time means the step itself failed on the spot.
-        if outcome is not None and outcome.status == "failed":
-            result.fail(run, outcome.reason or "send_failed")
+        if outcome is not None and outcome.failed_on_the_spot:
+            result.fail(run, outcome.reason.split(":", 1)[0])
 
 
 def _issue_promo_code(*, batch, runs, step, index, context, result) -> None:
@@ -137,27 +137,18 @@ def _remove_from_segment(*, batch, runs, step, index, context, result) -> None:
 
 
 def _emit_event(*, batch, runs, step, index, context, result) -> None:
-    from customers.services import store_events
+    from customers.services import emit_events
 
-    events = []
+    # Chains between flows are capped by depth (SPEC §8): the new event is one
+    # deeper than the event that started the run.
+    by_depth: dict[int, list[int]] = {}
     for run in runs:
-        trigger = batch.event_of(run)
-        events.append(
-            {
-                "external_id": None,
-                "customer_id": run.customer_id,
-                "type": step["event_type"],
-                "occurred_at": batch.now,
-                "payload": step.get("payload") or {},
-                # Chains between flows are capped by depth (SPEC §8).
-                "depth": (trigger or {}).get("depth", 0) + 1,
-            }
+        depth = (batch.event_of(run) or {}).get("depth", 0) + 1
+        by_depth.setdefault(depth, []).append(run.customer_id)
+    for depth, customer_ids in sorted(by_depth.items()):
+        emit_events(
+            customer_ids=customer_ids, event_type=step["event_type"], payload=step.get("payload") or {}, depth=depth
         )
-    by_depth: dict[int, list[dict]] = {}
-    for event in events:
-        by_depth.setdefault(event.pop("depth"), []).append(event)
-    for depth, same_depth in sorted(by_depth.items()):
-        store_events(events=same_depth, depth=depth)
 
 
 HANDLERS = {

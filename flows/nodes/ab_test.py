@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from flows.nodes.splitter import share_ports, share_problems
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flows.engine import Batch
 
 MAX_VARIANTS = 5
 
@@ -41,3 +46,62 @@ class ABTest(NodeKind):
 
     def ports(self, config: dict) -> list[str]:
         return share_ports(config.get("variants"))
+
+    def process(self, batch: Batch) -> None:
+        from flows.models import ABAssignment
+        from flows.nodes.splitter import draw, pick_share
+
+        variants = batch.config["variants"]
+        names = {variant["name"] for variant in variants}
+        control = {variant["name"] for variant in variants if variant.get("control")}
+        key = batch.node.key
+        live_runs = [run for run in batch.runs if not run.is_test]
+        for run in batch.runs:
+            if run.is_test:
+                # Test mode: a plain splitter, nothing remembered.
+                run_variant = pick_share(variants, draw(run.id, key, run.seq))
+                _leave(batch, run, run_variant, control)
+        if not live_runs:
+            return
+        flow_id = batch.graph.flow_id
+        customer_ids = sorted({run.customer_id for run in live_runs})
+        stored = dict(
+            ABAssignment.objects.filter(
+                flow_id=flow_id, node_key=key, customer_id__in=customer_ids
+            ).values_list("customer_id", "variant")
+        )
+        # First pass (or the stored variant was removed in a later version): a
+        # deterministic draw from (flow, node key, customer), then stored.
+        fresh = {
+            customer_id: pick_share(variants, draw(flow_id, key, customer_id))
+            for customer_id in customer_ids
+            if stored.get(customer_id) not in names
+        }
+        if fresh:
+            gone = [customer_id for customer_id in fresh if customer_id in stored]
+            if gone:
+                ABAssignment.objects.filter(flow_id=flow_id, node_key=key, customer_id__in=gone).delete()
+            ABAssignment.objects.bulk_create(
+                [
+                    ABAssignment(
+                        flow_id=flow_id,
+                        node_key=key,
+                        customer_id=customer_id,
+                        variant=variant,
+                        assigned_at=batch.now,
+                    )
+                    for customer_id, variant in fresh.items()
+                ],
+                ignore_conflicts=True,
+            )
+            stored.update(fresh)
+        for run in live_runs:
+            _leave(batch, run, stored[run.customer_id], control)
+
+
+def _leave(batch: Batch, run, variant: str, control: set[str]) -> None:
+    if variant in control:
+        # The control group gets no interactions: its runs end here.
+        batch.complete(run, variant)
+    else:
+        batch.exit(run, variant)

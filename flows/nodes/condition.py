@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 from flows.document import port_name_problem
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flows.engine import Batch
+
 
 MAX_BRANCHES = 50
 # The exit of a customer no branch matched; no branch may take its name.
@@ -83,6 +88,35 @@ class Condition(NodeKind):
         branches = config["branches"] if isinstance(config["branches"], list) else []
         names = [b["name"] for b in branches if isinstance(b, dict) and isinstance(b.get("name"), str)]
         return [*names, OTHER_PORT]
+
+    def process(self, batch: Batch) -> None:
+        from customers.rules import evaluate, load_facts
+
+        config = batch.config
+        if "rule" in config:
+            tests = [("yes", config["rule"])]
+            fallback = "no"
+        else:
+            tests = [
+                (branch["name"], branch_rule(config["attribute"], branch["values"]))
+                for branch in config["branches"]
+            ]
+            fallback = OTHER_PORT
+        # One load for every rule of the node: facts for the whole batch at once.
+        facts = load_facts(
+            {"any": [rule for _, rule in tests]}, sorted({run.customer_id for run in batch.runs})
+        )
+        for run in batch.runs:
+            customer_facts = facts.get(run.customer_id)
+            if customer_facts is None:
+                batch.stop(run, "customer_missing")
+                continue
+            event = batch.event_of(run)
+            customer_facts = dataclasses.replace(
+                customer_facts, event=(event or {}).get("payload") if event else None
+            )
+            port = next((name for name, rule in tests if evaluate(rule, customer_facts)), fallback)
+            batch.exit(run, port)
 
 
 def _attribute_problems(attribute: Any) -> list[Problem]:
@@ -173,3 +207,21 @@ def _range_problems(value: dict, field: str, attribute: str | None) -> list[Prob
     if not problems and len(bounds) == 2 and bounds["min"] > bounds["max"]:
         problems.append(Problem(field, "min must not be greater than max"))
     return problems
+
+
+def branch_rule(attribute: str, values: list) -> dict:
+    """A branch as a rule: equal to any value, or inside any {min, max} range (inclusive)."""
+    options = []
+    for value in values:
+        if isinstance(value, dict):
+            bounds = (
+                [{"field": attribute, "op": "gte", "value": value["min"]}]
+                if value.get("min") is not None
+                else []
+            )
+            if value.get("max") is not None:
+                bounds.append({"field": attribute, "op": "lte", "value": value["max"]})
+            options.append({"all": bounds})
+        else:
+            options.append({"field": attribute, "op": "eq", "value": value})
+    return {"any": options}

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flows.document import duration_problem
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from flows.nodes.condition import rule_problems
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flows.engine import Batch
 
 FIELDS = ("event_type", "filter", "max_age")
 # Older events do not start runs (SPEC §5).
@@ -38,3 +43,8 @@ class EventStart(NodeKind):
 
     def ports(self, config: dict) -> list[str]:
         return ["next"]
+
+    def process(self, batch: Batch) -> None:
+        # Entry checks (type, filter, age, limits) happen when the run is created.
+        for run in batch.runs:
+            batch.exit(run, "next")

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import F
+from django.db.models.functions import Greatest
 
 from flows.document import is_int
+from flows.durations import localize
+from flows.models import LimitationCounter, LimitationGrant
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flows.engine import Batch
+
 
 FIELDS = ("max", "period", "alert_below")
 PERIOD_UNITS = ("hours", "days", "calendar_days", "weeks")
@@ -34,6 +46,14 @@ class Limitation(NodeKind):
     def ports(self, config: dict) -> list[str]:
         return ["within", "beyond"]
 
+    def process(self, batch: Batch) -> None:
+        for is_test in (False, True):
+            runs = sorted((run for run in batch.runs if run.is_test == is_test), key=lambda run: run.id)
+            if runs:
+                granted = grant_places(batch=batch, runs=runs, is_test=is_test)
+                for run in runs:
+                    batch.exit(run, "within" if run.id in granted else "beyond")
+
 
 def _period_problems(period: Any) -> list[Problem]:
     if period is None:
@@ -47,3 +67,102 @@ def _period_problems(period: Any) -> list[Problem]:
     if not is_int(every) or every < 1:
         problems.append(Problem("period.every", "must be an integer of at least 1"))
     return problems
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ROLLING_UNITS = {"hours": timedelta(hours=1), "days": timedelta(days=1)}
+
+
+def counter_key(
+    config: dict, *, now: datetime, tz: ZoneInfo, is_test: bool
+) -> tuple[str, datetime, datetime | None]:
+    """(signature, window_start, rolling_since) of the counter a pass uses now.
+
+    Mode and period are in the signature, `max` is not: changing only max keeps
+    the count, changing the period starts a new one. hours/days are rolling
+    windows (places come back as grants age out); calendar_days/weeks are
+    calendar windows in the flow's time zone (weeks start on Monday)."""
+    period = config.get("period")
+    prefix = "test:" if is_test else ""
+    if not period:
+        return f"{prefix}all", EPOCH, None
+    unit, every = period["unit"], int(period.get("every", 1))
+    signature = f"{prefix}{unit}:{every}"
+    if unit in ROLLING_UNITS:
+        return signature, EPOCH, now - every * ROLLING_UNITS[unit]
+    local = now.astimezone(tz)
+    day = local.date()
+    if unit == "weeks":
+        monday = day - timedelta(days=day.weekday())
+        index = (monday - date(1970, 1, 5)).days // 7  # 1970-01-05 was a Monday
+        start_day = date(1970, 1, 5) + timedelta(weeks=index - index % every)
+    else:  # calendar_days
+        index = (day - date(1970, 1, 1)).days
+        start_day = date(1970, 1, 1) + timedelta(days=index - index % every)
+    return signature, localize(datetime.combine(start_day, time()), tz).astimezone(UTC), None
+
+
+def grant_places(*, batch: Batch, runs: list, is_test: bool) -> set[int]:
+    """Reserve places for as many runs as the cap allows, under a row lock of
+    the counter (never SKIP LOCKED: a skipped counter would be over-granted)."""
+    config = batch.config
+    signature, window_start, rolling_since = counter_key(
+        config, now=batch.now, tz=batch.graph.tz, is_test=is_test
+    )
+    counter, _ = LimitationCounter.objects.get_or_create(
+        flow_id=batch.graph.flow_id, node_key=batch.node.key, signature=signature, window_start=window_start
+    )
+    counter = LimitationCounter.objects.select_for_update().get(pk=counter.pk)
+    if rolling_since is None:
+        used = counter.used
+    else:
+        used = LimitationGrant.objects.filter(counter=counter, granted_at__gt=rolling_since).count()
+    # Re-processing a pass that already holds a place keeps it.
+    held = set(
+        LimitationGrant.objects.filter(counter=counter, run_id__in=[run.id for run in runs]).values_list(
+            "run_id", "pass_no"
+        )
+    )
+    already = {run.id for run in runs if (run.id, run.seq) in held}
+    free = max(0, int(config["max"]) - used)
+    newcomers = [run for run in runs if run.id not in already][:free]
+    LimitationGrant.objects.bulk_create(
+        [
+            LimitationGrant(counter=counter, run_id=run.id, pass_no=run.seq, granted_at=batch.now)
+            for run in newcomers
+        ]
+    )
+    if newcomers:
+        LimitationCounter.objects.filter(pk=counter.pk).update(used=F("used") + len(newcomers))
+    return already | {run.id for run in newcomers}
+
+
+def consume_reservations(*, run_ids: list[int]) -> None:
+    """A steps group executed: the places its run reserved are used for good."""
+    if run_ids:
+        LimitationGrant.objects.filter(run_id__in=run_ids, state=LimitationGrant.State.RESERVED).update(
+            state=LimitationGrant.State.CONSUMED
+        )
+
+
+def release_reservations(*, run_ids: list[int]) -> None:
+    """Runs that ended without executing a steps group give their places back
+    (same transaction that ends them). Counters are locked in id order so two
+    workers never deadlock."""
+    grants = list(
+        LimitationGrant.objects.filter(run_id__in=run_ids, state=LimitationGrant.State.RESERVED).values_list(
+            "id", "counter_id"
+        )
+    )
+    if not grants:
+        return
+    per_counter = Counter(counter_id for _, counter_id in grants)
+    list(
+        LimitationCounter.objects.select_for_update()
+        .filter(pk__in=per_counter)
+        .order_by("pk")
+        .values_list("pk")
+    )
+    LimitationGrant.objects.filter(id__in=[grant_id for grant_id, _ in grants]).delete()
+    for counter_id, n in sorted(per_counter.items()):
+        LimitationCounter.objects.filter(pk=counter_id).update(used=Greatest(F("used") - n, 0))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flows.document import WEEKDAYS, is_int, time_of_day_problem, timezone_problem, weekdays_problem
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from flows.nodes.condition import rule_problems
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flows.engine import Batch
 
 FIELDS = ("recurrence", "timezone", "audience")
 # The schedule's own time zone; "flow" (the default) means the flow's.
@@ -47,6 +50,11 @@ class ScheduleStart(NodeKind):
 
     def ports(self, config: dict) -> list[str]:
         return ["next"]
+
+    def process(self, batch: Batch) -> None:
+        # Entry checks (type, filter, age, limits) happen when the run is created.
+        for run in batch.runs:
+            batch.exit(run, "next")
 
 
 def recurrence_problems(recurrence: Any) -> list[Problem]:

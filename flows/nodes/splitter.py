@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from typing import TYPE_CHECKING, Any
 
 from flows.document import is_int, port_name_problem
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flows.engine import Batch
 
 
 def share_problems(
@@ -71,3 +75,25 @@ class Splitter(NodeKind):
 
     def ports(self, config: dict) -> list[str]:
         return share_ports(config.get("branches"))
+
+    def process(self, batch: Batch) -> None:
+        branches = batch.config["branches"]
+        for run in batch.runs:
+            # Seeded by (run, node, pass): re-processing after a crash draws the same branch.
+            batch.exit(run, pick_share(branches, draw(run.id, batch.node.key, run.seq)))
+
+
+def draw(*parts: object) -> int:
+    """A deterministic number in 0..9999 from the parts (uniform enough for shares)."""
+    digest = hashlib.sha256(":".join(str(part) for part in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000
+
+
+def pick_share(items: list[dict], number: int) -> str:
+    """The item whose cumulative percentage band holds `number` (0..9999)."""
+    upper = 0
+    for item in items:
+        upper += item["percent"] * 100
+        if number < upper:
+            return item["name"]
+    return items[-1]["name"]

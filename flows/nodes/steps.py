@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from customers.models import Channel, Segment
 from flows.document import duration_problem, is_int
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from flows.nodes.event import event_type_problem
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flows.engine import Batch
 
 FIELDS = ("relevance", "steps")
 ACTION_FIELDS = {
@@ -41,6 +44,59 @@ class Steps(NodeKind):
 
     def ports(self, config: dict) -> list[str]:
         return ["next"]
+
+    def process(self, batch: Batch) -> None:
+        from flows.actions import execute_group
+        from flows.durations import parse_duration
+        from flows.launch_limits import give_back_launches, take_launches, touch_last_step
+        from flows.nodes.limitation import consume_reservations
+
+        now = batch.now
+        relevance = parse_duration(batch.config["relevance"])
+        runs = []
+        for run in batch.runs:
+            # The group must execute before clock + relevance, the clock as it
+            # stood when the run reached this node: stale messages are dropped.
+            if now >= relevance.add_to(run.node_clock or run.clock, batch.graph.tz):
+                batch.stop(run, "relevance_expired")
+            else:
+                runs.append(run)
+        flow_id = batch.graph.flow_id
+        # The atomic launch-limit re-check before a run's first steps group.
+        first = [run for run in runs if not run.launched and not run.is_test]
+        taken = (
+            take_launches(
+                flow_id=flow_id,
+                version_row=batch.graph.launch_limit,
+                runs=[(run.id, run.customer_id) for run in first],
+                now=now,
+            )
+            if first
+            else set()
+        )
+        first_ids = {run.id for run in first}
+        executing = []
+        for run in runs:
+            if run.id in first_ids and run.id not in taken:
+                batch.stop(run, "frequency_limit")
+            else:
+                executing.append(run)
+        result = execute_group(batch=batch, runs=executing)
+        give_back_launches(flow_id=flow_id, run_ids=[run_id for run_id in result.failed if run_id in taken])
+        done = [run for run in executing if run.id not in result.failed]
+        touch_last_step(
+            flow_id=flow_id,
+            customer_ids=sorted({run.customer_id for run in done if run.launched and not run.is_test}),
+            now=now,
+        )
+        consume_reservations(run_ids=[run.id for run in done])
+        for run in executing:
+            if run.id in result.failed:
+                batch.stop(run, result.failed[run.id])
+            else:
+                if not run.is_test:
+                    run.launched = True
+                batch.exit(run, "next", clock=now)
 
 
 def _action_problems(step: Any, prefix: str, ctx: ValidationContext) -> list[Problem]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flows.document import duration_problem, time_of_day_problem, timezone_problem, weekdays_problem
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flows.engine import Batch
 
 MODE_FIELDS = {
     "fixed": ("mode", "duration", "window"),
@@ -48,6 +51,52 @@ class Wait(NodeKind):
     def ports(self, config: dict) -> list[str]:
         return ["next"]
 
+    def process(self, batch: Batch) -> None:
+        from flows.durations import parse_duration
+        from flows.lookup import MISSING, lookup
+        from flows.windows import dynamic_target, next_open, resolve_window_tz
+
+        config = batch.config
+        mode = config["mode"]
+        window = config.get("window")
+        now = batch.now
+        customers = batch.customers() if (mode == "dynamic" or _uses_customer_tz(window)) else {}
+        duration = parse_duration(config["duration"]) if mode == "fixed" else None
+        offset = parse_duration(config["offset"]) if mode == "dynamic" and config.get("offset") else None
+        for run in batch.runs:
+            if run.status == "waiting":
+                # Woke up: the wait is over (the clock was set when it began).
+                batch.exit(run, "next")
+                continue
+            if run.is_test:
+                batch.exit(run, "next", clock=now)  # test mode skips waits
+                continue
+            if mode == "fixed":
+                target = duration.add_to(run.clock, batch.graph.tz)
+            elif mode == "dynamic":
+                value = lookup(
+                    config["field"], customer=customers.get(run.customer_id), event=batch.event_of(run)
+                )
+                target = None if value is MISSING else dynamic_target(value, offset=offset, tz=batch.graph.tz)
+                if target is None:
+                    batch.stop(run, "dynamic_wait_value_missing")
+                    continue
+            else:
+                target = now
+            leave_at = max(target, now)
+            if window:
+                customer = customers.get(run.customer_id) or {}
+                tz = resolve_window_tz(
+                    window, flow_tz=batch.graph.timezone, customer_tz=customer.get("timezone")
+                )
+                leave_at = next_open(window, at=leave_at, tz=tz)
+                # A window moves the run's clock to the moment it leaves.
+                target = leave_at
+            if leave_at <= now:
+                batch.exit(run, "next", clock=target)
+            else:
+                batch.wait(run, leave_at, clock=target)
+
 
 def date_field_problem(field: Any) -> str | None:
     """The date a dynamic wait waits for: a path of the rule language that can
@@ -81,3 +130,7 @@ def window_problems(window: Any) -> list[Problem]:
     if "timezone" in window and (message := timezone_problem(window["timezone"], also=WINDOW_TIMEZONE_WORDS)):
         problems.append(Problem("window.timezone", message))
     return problems
+
+
+def _uses_customer_tz(window: dict | None) -> bool:
+    return bool(window) and window.get("timezone") == "customer"
