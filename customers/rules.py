@@ -43,7 +43,7 @@ Paths
     no members. Segment rules are evaluated without the trigger event.
 ``points``
     The current balance: the sum of entries that never expire or expire after
-    now. Always has a value (0 without entries).
+    now. Always has a value (0 without entries), so it always exists.
 ``promo_pool.<slug>.available``
     The number of codes of the pool not yet issued (0 for an unknown pool).
 
@@ -140,7 +140,7 @@ _OPS_BY_KIND = {
     "json": OPS,
     "subscription": ("eq", "ne", "in", "not_in", "exists", "not_exists"),
     "segment": LIST_OPS,
-    "number": ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in"),
+    "number": ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "not_exists"),
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -605,7 +605,6 @@ class _Needs:
     channels: set[str] = field(default_factory=set)
     points: bool = False
     pools: set[str] = field(default_factory=set)
-    segment_slugs: set[str] = field(default_factory=set)
 
     def add_rule(self, rule: Any) -> set[str]:
         """Record what `rule` reads; returns the segment slugs it names."""
@@ -623,7 +622,6 @@ class _Needs:
                 self.pools.add(path.name)
             elif path.source == "segment":
                 named.update(node["value"])
-        self.segment_slugs |= named
         return named
 
 
@@ -696,10 +694,15 @@ def load_facts(
     `events` maps customer id -> trigger event payload. Ids without a customer
     row get empty facts."""
     _require_valid(rule)
+    return _load_facts(rule, customer_ids, events=events, now=timezone.now())
+
+
+def _load_facts(
+    rule: Any, customer_ids: list[int], *, events: dict[int, dict] | None, now: datetime
+) -> dict[int, RuleFacts]:
     ids = list(dict.fromkeys(customer_ids))
     if not ids:
         return {}
-    now = timezone.now()
     needs = _Needs()
     segments = _load_segments(rule, needs)
     segment_order = _rule_segment_order(segments)
@@ -743,9 +746,31 @@ def load_facts(
 def evaluate_many(rule: Any, customer_ids: list[int], *, events: dict[int, dict] | None = None) -> set[int]:
     """The ids among `customer_ids` whose customers match `rule`."""
     matches = compile_predicate(rule)
-    now = timezone.now()
-    facts = load_facts(rule, customer_ids, events=events)
+    now = timezone.now()  # one clock for the points balance and the date ops
+    facts = _load_facts(rule, customer_ids, events=events, now=now)
     return {customer_id for customer_id, one in facts.items() if matches(one, now)}
+
+
+def value_at(path_text: str, facts: RuleFacts) -> Any:
+    """The value the rule language sees at a PATH for one customer, None when
+    there is none (for a condition node's branches on one attribute). Load the
+    facts with a rule naming the path, e.g. {"field": path, "op": "exists"}.
+    `segment` has no single value and raises RuleError."""
+    path = parse_path(path_text)
+    if path.kind == "segment":
+        raise RuleError("segment has no single value; use a rule with op in/not_in")
+    if path.kind == "string_attr":
+        return facts.customer.get(path.name) or None
+    if path.kind == "datetime_attr":
+        return facts.customer.get(path.name)
+    if path.source in ("fields", "event"):
+        found = _walk(facts.fields if path.source == "fields" else facts.event, path.keys)
+        return None if found is _MISSING else found
+    if path.kind == "subscription":
+        return facts.subscriptions.get(path.name)
+    if path.source == "points":
+        return facts.points
+    return facts.pool_available.get(path.name, 0)
 
 
 # --- compiling a rule to SQL -----------------------------------------------
@@ -1047,6 +1072,8 @@ class _SqlCompiler:
             return Q(Exists(subscriptions))
         if path.kind == "segment":
             return self.segments_q(expected, trail=trail)
+        if op == "exists":
+            return _ALWAYS  # points and free codes are numbers, 0 at least
         if path.source == "points":
             source = selectors.points_balance_expression(at=self.now)
         else:

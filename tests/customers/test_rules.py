@@ -26,6 +26,7 @@ from customers.rules import (
     segment_customer_ids_queryset,
     segment_q,
     to_q,
+    value_at,
 )
 
 NOW = datetime(2024, 6, 15, 12, 0, 0, 500000, tzinfo=UTC)
@@ -268,6 +269,8 @@ def test_points_count_only_unexpired_entries():
     assert select(leaf("points", "in", [0, 7])) == {"expired", "none"}
     assert select(leaf("points", "not_in", [0, 7])) == {"rich"}
     assert select(leaf("points", "ne", 0)) == {"rich", "expired"}
+    assert select(leaf("points", "exists")) == {"rich", "expired", "none"}
+    assert select(leaf("points", "not_exists")) == set()
 
 
 def test_promo_pool_availability_counts_unissued_codes():
@@ -468,3 +471,28 @@ def test_to_q_composes_with_other_filters_and_negation():
     query = Customer.objects.filter(email__startswith="a").exclude(to_q(leaf("customer.fields.x", "eq", 2)))
     assert list(query.values_list("external_id", flat=True)) == ["a"]
     assert Customer.objects.exclude(to_q(leaf("customer.fields.x", "eq", 2))).count() == 1
+
+
+def test_value_at_reads_what_rules_see():
+    customer = make("ann", email="", first_name="Ann", fields={"address": {"city": "Berlin"}, "gone": None})
+    Subscription.objects.create(customer=customer, channel="sms", status="unsubscribed")
+    PointsEntry.objects.create(customer=customer, amount=12)
+    paths = ["customer.email", "customer.first_name", "customer.fields.address.city", "customer.fields.gone",
+             "customer.fields.nothing.here", "subscription.sms", "subscription.email", "points",
+             "promo_pool.none.available", "event.total"]  # fmt: skip
+    rule = {"all": [{"field": path, "op": "exists"} for path in paths]}
+    facts = load_facts(rule, [customer.id], events={customer.id: {"total": 9.5}})[customer.id]
+    assert [value_at(path, facts) for path in paths] == [
+        None,
+        "Ann",
+        "Berlin",
+        None,
+        None,
+        "unsubscribed",
+        None,
+        12,
+        0,
+        9.5,
+    ]
+    with pytest.raises(RuleError):
+        value_at("segment", facts)

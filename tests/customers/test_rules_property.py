@@ -232,7 +232,7 @@ def _other_leaf(draw):
         op = draw(st.sampled_from(["in", "not_in"]))
         return {"field": "segment", "op": op, "value": draw(st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=3))}  # fmt: skip
     path = "points" if kind == "points" else draw(st.sampled_from(["promo_pool.p1.available", "promo_pool.none.available"]))  # fmt: skip
-    op = draw(st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in"]))
+    op = draw(st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "not_exists"]))
     numbers = st.sampled_from([0, 1, 2, 2.5, 10, 50, -5, 100.5])
     return _leaf_with_value(path, op, draw, numbers, numbers, None)
 

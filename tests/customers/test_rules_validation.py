@@ -33,6 +33,7 @@ def leaf(field, op, value=None, **extra):
         leaf("segment", "in", ["vip"]),
         leaf("segment", "not_in", ["churned", "test"]),
         leaf("points", "gte", 500),
+        leaf("points", "exists"),
         leaf("promo_pool.summer-24.available", "gt", 0),
         {"all": [leaf("points", "gt", 0), {"not": leaf("segment", "in", ["x"])}]},
         {"any": [leaf("points", "gt", 0)]},
