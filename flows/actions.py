@@ -1,21 +1,90 @@
-"""Carrying out a steps group for a whole batch of runs.
+"""Carrying out a steps group for a whole batch of runs (SPEC §7).
 
-Each action is one bulk call into `customers` (points, promo codes, fields,
-segments, events) or `channels` (the outbox), keyed by
-"run:node:step:pass" so that nothing can happen twice. Runs whose step fails
-on the spot (empty promo pool, template error) drop out of the group and are
-reported back with the reason.
+The steps node (flows/nodes/steps.py) hands over the runs whose group
+executes now; `execute_group` runs the group's steps in order, each step ONE
+bulk call for all those runs (never a query per customer), into `customers`
+(promo codes, points, fields, segments, events) or `channels` (the outbox).
+
+What each action does
+- send: one outbox row per run (channels.outbox.queue_messages), rendered
+  with `customer`, `event` (the trigger event's payload), `promo_code` (the
+  code an earlier issue_promo_code step of the same group issued, else "")
+  and `flow` ({"name", "id"}). Consent and addresses are decided there: a
+  message that may not go is stored `not_sent` with its reason and still
+  counts as an attempt (a launch). The worker sends after the commit.
+- issue_promo_code: one free code of the pool per run; the code goes into the
+  context of the later steps of the group.
+- points: ± amount, optional expiry `expires_in` counted from now (not from
+  the run's clock) in the flow's time zone, so "P30D" keeps the local wall
+  time across a DST change; `reason` defaults to "flow <name>".
+- set_field: a profile attribute (email, phone, first_name, last_name,
+  timezone) or a key of customer.fields. The value is stored as given (any
+  JSON value), except a **template**: a string containing "{{" or "{%" is
+  rendered per customer in the sandbox (channels.rendering.render_string)
+  with the same context as a message, and the rendered text is stored (a
+  string). A literal "{{" is written with {% templatetag openvariable %}.
+  All customers are written with one statement (set_field_values). The
+  customer data a template sees is the batch's snapshot, taken before the
+  group's own set_field steps.
+- add_to_segment / remove_from_segment: static segments, one statement each.
+- emit_event: one event per customer, stored unprocessed like any event, so
+  it starts flows through the normal matching (this tick's next round or the
+  next tick). It is one level deeper than the run's trigger event (a
+  schedule-started run emits at depth 1); events deeper than
+  settings.MAESTRA_MAX_EVENT_DEPTH are dropped, which ends loops between flows.
+
+Idempotence: every write is keyed "run:node:step:pass" (points source_key,
+promo issue_key, the message's unique key), so re-processing a batch after a
+crash, or a retried transaction, gives nothing twice.
+
+Failing on the spot: a run whose step cannot be carried out (empty or deleted
+promo pool, template error, deleted or rule-based segment, a value a profile
+attribute refuses) leaves the group at that step with the reason; its later
+steps do not run and the steps node stops the run (no launch). Each step runs
+in a savepoint, so a domain error leaves nothing half-written.
+
+Test runs (a version launched as a test) render their messages, which the
+outbox stores `not_sent` with reason `test_mode`, and do nothing else: a test
+uses real customers, and must not hand out real promo codes (a pool is a
+finite, often paid-for stock), grant points, change profiles or segments, or
+emit events that would start live flows for real customers. The template
+context gets a stand-in promo code instead, so the tester sees where it goes.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
 
 from flows.durations import parse_duration
 
 if TYPE_CHECKING:  # pragma: no cover
     from flows.engine import Batch, RunState
+
+log = logging.getLogger(__name__)
+
+# Stop reasons of a step that fails on the spot (Run.stop_reason, NodeStat "stop:<reason>").
+PROMO_POOL_EMPTY = "promo_pool_empty"
+PROMO_POOL_MISSING = "promo_pool_missing"
+SEGMENT_MISSING = "segment_missing"
+SEGMENT_NOT_STATIC = "segment_not_static"
+TEMPLATE_ERROR = "template_error"
+INVALID_FIELD_VALUE = "invalid_field_value"
+INVALID_STEP = "invalid_step"
+
+# The promo code test runs show in their messages (the admin preview's stand-in).
+TEST_PROMO_CODE = "PREVIEW-CODE"
+
+TEMPLATE_MARKERS = ("{{", "{%")
+
+
+def is_template(value: Any) -> bool:
+    """A set_field value is a template when it is a string containing "{{" or "{%"."""
+    return isinstance(value, str) and any(marker in value for marker in TEMPLATE_MARKERS)
 
 
 def step_key(run: RunState, node_key: str, step_index: int) -> str:
@@ -30,128 +99,238 @@ class GroupResult:
         self.failed.setdefault(run.id, reason)
 
 
+@dataclass
+class StepCall:
+    """What a handler gets: the batch, the runs still in the group, the step
+    and its index, and the per-run context earlier steps filled in."""
+
+    batch: Batch
+    runs: list[RunState]
+    step: dict
+    index: int
+    context: dict[int, dict]
+    result: GroupResult
+
+    def key(self, run: RunState) -> str:
+        return step_key(run, self.batch.node.key, self.index)
+
+    def customer_ids(self) -> list[int]:
+        # Sorted: writes take row locks in id order, like every other batch writer.
+        return sorted({run.customer_id for run in self.runs})
+
+    def fail_all(self, reason: str) -> None:
+        for run in self.runs:
+            self.result.fail(run, reason)
+
+
 def execute_group(*, batch: Batch, runs: list[RunState]) -> GroupResult:
+    """Run the steps node's actions in order for `runs`; returns the runs that
+    failed on the spot, with the reason."""
     result = GroupResult()
     context: dict[int, dict] = {run.id: {} for run in runs}
     for index, step in enumerate(batch.config["steps"]):
         active = [run for run in runs if run.id not in result.failed]
         if not active:
             break
-        if step["action"] != "send":
-            # Test runs render their messages (recorded as not sent) but change
-            # nothing real: no codes, points, fields, segments or events.
+        action = step["action"]
+        if action != "send":
+            tests = [run for run in active if run.is_test]
+            if tests and action == "issue_promo_code":
+                for run in tests:
+                    context[run.id]["promo_code"] = TEST_PROMO_CODE
+            # Test runs change nothing real (see the module docstring).
             active = [run for run in active if not run.is_test]
             if not active:
                 continue
-        handler = HANDLERS[step["action"]]
-        handler(batch=batch, runs=active, step=step, index=index, context=context, result=result)
+        call = StepCall(batch=batch, runs=active, step=step, index=index, context=context, result=result)
+        _run_step(HANDLERS[action], call)
     return result
 
 
-def _send(*, batch, runs, step, index, context, result) -> None:
+def _run_step(handler: Callable[[StepCall], None], call: StepCall) -> None:
+    from customers.services import InvalidInput, SegmentNotStatic, UnknownPromoPool, UnknownSegment
+
+    try:
+        with transaction.atomic():
+            handler(call)
+    except UnknownPromoPool:
+        call.fail_all(PROMO_POOL_MISSING)
+    except UnknownSegment:
+        call.fail_all(SEGMENT_MISSING)
+    except SegmentNotStatic:
+        call.fail_all(SEGMENT_NOT_STATIC)
+    except InvalidInput as exc:
+        # Validation of the flow document should have caught it (e.g. a points
+        # reason longer than the ledger keeps); the step cannot be carried out.
+        log.warning(
+            "steps node %r step %d of flow %s is invalid: %s",
+            call.batch.node.key,
+            call.index,
+            call.batch.graph.flow_id,
+            exc,
+        )
+        call.fail_all(INVALID_STEP)
+
+
+def _template_context(call: StepCall, run: RunState) -> dict:
+    event = call.batch.event_of(run)
+    graph = call.batch.graph
+    return {
+        "event": (event or {}).get("payload") or {},
+        "promo_code": call.context[run.id].get("promo_code", ""),
+        "flow": {"name": graph.flow_name, "id": graph.flow_id},
+    }
+
+
+def _send(call: StepCall) -> None:
     from channels.outbox import SendRequest, queue_messages
 
-    requests = []
-    for run in runs:
-        event = batch.event_of(run)
-        requests.append(
-            SendRequest(
-                customer_id=run.customer_id,
-                template_slug=step["template"],
-                channel=step["channel"],
-                run_id=run.id,
-                node_key=batch.node.key,
-                step_index=index,
-                pass_no=run.seq,
-                flow_id=batch.graph.flow_id,
-                is_test=run.is_test,
-                context={
-                    "event": (event or {}).get("payload") or {},
-                    "promo_code": context[run.id].get("promo_code", ""),
-                    "flow": {"name": batch.graph.flow_name, "id": batch.graph.flow_id},
-                },
-            )
+    batch, step = call.batch, call.step
+    requests = [
+        SendRequest(
+            customer_id=run.customer_id,
+            template_slug=step["template"],
+            channel=step["channel"],
+            run_id=run.id,
+            node_key=batch.node.key,
+            step_index=call.index,
+            pass_no=run.seq,
+            flow_id=batch.graph.flow_id,
+            is_test=run.is_test,
+            context=_template_context(call, run),
         )
+        for run in call.runs
+    ]
     outcomes = queue_messages(requests=requests)
-    for run in runs:
-        outcome = outcomes.get((run.id, batch.node.key, index, run.seq))
-        # A message recorded as not_sent was still attempted (a launch);
+    for run in call.runs:
+        outcome = outcomes.get((run.id, batch.node.key, call.index, run.seq))
+        # not_sent (no consent, no address, test mode) is still an attempt;
         # failed at render time means the step itself failed on the spot.
         if outcome is not None and outcome.failed_on_the_spot:
-            result.fail(run, outcome.reason.split(":", 1)[0])
+            call.result.fail(run, outcome.reason.split(":", 1)[0])
 
 
-def _issue_promo_code(*, batch, runs, step, index, context, result) -> None:
+def _issue_promo_code(call: StepCall) -> None:
     from customers.services import issue_promo_codes
 
     issued = issue_promo_codes(
-        pool_slug=step["pool"],
-        requests=[(run.customer_id, step_key(run, batch.node.key, index)) for run in runs],
+        pool_slug=call.step["pool"], requests=[(run.customer_id, call.key(run)) for run in call.runs]
     )
-    for run in runs:
-        code = issued.get(step_key(run, batch.node.key, index))
+    for run in call.runs:
+        code = issued.get(call.key(run))
         if code is None:
-            result.fail(run, "promo_pool_empty")
+            call.result.fail(run, PROMO_POOL_EMPTY)
         else:
-            context[run.id]["promo_code"] = code
+            call.context[run.id]["promo_code"] = code
 
 
-def _points(*, batch, runs, step, index, context, result) -> None:
+def _points(call: StepCall) -> None:
     from customers.services import grant_points
 
+    batch, step = call.batch, call.step
     expires_at = None
     if step.get("expires_in"):
         expires_at = parse_duration(step["expires_in"]).add_to(batch.now, batch.graph.tz)
+    reason = step.get("reason") or f"flow {batch.graph.flow_name}"
     grant_points(
         entries=[
             {
                 "customer_id": run.customer_id,
                 "amount": int(step["amount"]),
-                "reason": step.get("reason") or f"flow {batch.graph.flow_name}",
+                "reason": reason,
                 "expires_at": expires_at,
-                "source_key": step_key(run, batch.node.key, index),
+                "source_key": call.key(run),
             }
-            for run in runs
+            for run in call.runs
         ]
     )
 
 
-def _set_field(*, batch, runs, step, index, context, result) -> None:
-    from customers.services import set_field
+def _set_field(call: StepCall) -> None:
+    from channels.rendering import RenderError, build_context, render_string
+    from customers.services import InvalidInput, set_field_values
 
-    set_field(
-        customer_ids=sorted({run.customer_id for run in runs}), field=step["field"], value=step.get("value")
-    )
+    field_name, value = call.step["field"], call.step.get("value")
+    runs_of: dict[int, list[RunState]] = {}
+    for run in call.runs:
+        runs_of.setdefault(run.customer_id, []).append(run)
+    values: dict[int, Any] = {}
+    if is_template(value):
+        customers = call.batch.customers()
+        for customer_id in sorted(runs_of):
+            # A customer has one value: the one its first run of the batch renders.
+            run = runs_of[customer_id][0]
+            customer = customers.get(customer_id)
+            if customer is None:
+                continue  # deleted meanwhile; nothing to write
+            try:
+                values[customer_id] = render_string(
+                    source=value,
+                    context=build_context(customer=customer, extra=_template_context(call, run)),
+                    field=f"set_field {field_name}",
+                )
+            except RenderError as exc:
+                log.info("set_field template failed for customer %s: %s", customer_id, exc)
+                for failed in runs_of[customer_id]:
+                    call.result.fail(failed, TEMPLATE_ERROR)
+    else:
+        values = dict.fromkeys(sorted(runs_of), value)
+    if not values:
+        return
+    try:
+        set_field_values(field=field_name, values=values)
+    except InvalidInput as exc:
+        # A value the attribute refuses (an email that is not one, a time zone
+        # that does not exist): those customers' steps fail, the rest is written.
+        ids = list(values)
+        refused = {ids[error["index"]] for error in exc.errors if "index" in error}
+        if not refused:  # the field name itself
+            call.fail_all(INVALID_FIELD_VALUE)
+            return
+        for customer_id in refused:
+            for run in runs_of[customer_id]:
+                call.result.fail(run, INVALID_FIELD_VALUE)
+        rest = {customer_id: v for customer_id, v in values.items() if customer_id not in refused}
+        if rest:
+            set_field_values(field=field_name, values=rest)
 
 
-def _add_to_segment(*, batch, runs, step, index, context, result) -> None:
+def _add_to_segment(call: StepCall) -> None:
     from customers.services import add_to_segment
 
-    add_to_segment(slug=step["segment"], customer_ids=sorted({run.customer_id for run in runs}))
+    add_to_segment(slug=call.step["segment"], customer_ids=call.customer_ids())
 
 
-def _remove_from_segment(*, batch, runs, step, index, context, result) -> None:
+def _remove_from_segment(call: StepCall) -> None:
     from customers.services import remove_from_segment
 
-    remove_from_segment(slug=step["segment"], customer_ids=sorted({run.customer_id for run in runs}))
+    remove_from_segment(slug=call.step["segment"], customer_ids=call.customer_ids())
 
 
-def _emit_event(*, batch, runs, step, index, context, result) -> None:
-    from customers.services import emit_events
+def _emit_event(call: StepCall) -> None:
+    from customers.services import store_events
 
     # Chains between flows are capped by depth (SPEC §8): the new event is one
-    # deeper than the event that started the run.
-    by_depth: dict[int, list[int]] = {}
-    for run in runs:
-        depth = (batch.event_of(run) or {}).get("depth", 0) + 1
-        by_depth.setdefault(depth, []).append(run.customer_id)
-    for depth, customer_ids in sorted(by_depth.items()):
-        emit_events(
-            customer_ids=customer_ids, event_type=step["event_type"], payload=step.get("payload") or {}, depth=depth
+    # deeper than the event that started the run. One call per depth present
+    # in the batch, at most MAESTRA_MAX_EVENT_DEPTH + 1 of them. One event per
+    # run: a customer with two runs here emits two events, like two orders.
+    now = call.batch.now
+    by_depth: dict[int, list[dict]] = {}
+    for run in sorted(call.runs, key=lambda run: run.id):
+        depth = ((call.batch.event_of(run) or {}).get("depth") or 0) + 1
+        by_depth.setdefault(depth, []).append(
+            {
+                "customer_id": run.customer_id,
+                "type": call.step["event_type"],
+                "occurred_at": now,
+                "payload": call.step.get("payload") or {},
+            }
         )
+    for depth, events in sorted(by_depth.items()):
+        store_events(events=events, depth=depth)
 
 
-HANDLERS = {
+HANDLERS: dict[str, Callable[[StepCall], None]] = {
     "send": _send,
     "issue_promo_code": _issue_promo_code,
     "points": _points,

@@ -78,3 +78,111 @@ def flow_in(templates, spec_document, invalid_document):
         return Flow.objects.get(pk=flow.pk)
 
     return make
+
+
+# --- Launched flows and real servers for the steps/actions tests ----------------
+
+
+def steps_document(
+    steps: list[dict],
+    *,
+    name: str = "Spring sale",
+    event_type: str = "order_created",
+    timezone: str = "UTC",
+    relevance: str = "P1D",
+    nodes: list[dict] | None = None,
+    edges: list[dict] | None = None,
+) -> dict:
+    """A flow document: an event start on `event_type`, then one steps node
+    "act" with `steps`. `nodes`/`edges` replace the graph when given."""
+    return {
+        "format": "maestra.flow/1",
+        "name": name,
+        "timezone": timezone,
+        "launch_limit": {"mode": "every_time", "max_total": None},
+        "nodes": nodes
+        or [
+            {"key": "start", "kind": "event", "config": {"event_type": event_type}},
+            {"key": "act", "kind": "steps", "config": {"relevance": relevance, "steps": steps}},
+        ],
+        "edges": edges or [{"from": "start", "to": "act"}],
+    }
+
+
+@pytest.fixture
+def launched(db):
+    """Factory: create a flow from a document and bring it live (or into test
+    mode with test=True) through the lifecycle services. Fails loudly when the
+    document does not validate, so a test never runs a flow it did not mean."""
+    from flows import lifecycle
+    from flows.models import Flow
+
+    def make(document: dict, *, test: bool = False) -> Flow:
+        flow = lifecycle.create_flow(document=document)
+        assert flow.status == Flow.Status.READY, flow.draft.errors
+        if test:
+            return lifecycle.start_test(flow=flow)
+        lifecycle.launch_flow(flow=flow, enqueue=False)
+        return lifecycle.finish_launch(flow_id=flow.pk)
+
+    return make
+
+
+@pytest.fixture
+def post_events(db):
+    """Store events from outside (depth 0) for customers by external id; the
+    next tick matches them. Returns the stored event ids."""
+    from django.utils import timezone as dj_timezone
+
+    from customers.services import ensure_customers, store_events
+
+    counter = iter(range(1, 10**9))
+
+    def post(external_ids: list[str], event_type: str = "order_created", payload: dict | None = None):
+        ids = ensure_customers(external_ids=external_ids)
+        return store_events(
+            events=[
+                {
+                    "external_id": f"evt-{next(counter)}",
+                    "customer_id": ids[external_id],
+                    "type": event_type,
+                    "occurred_at": dj_timezone.now(),
+                    "payload": payload or {},
+                }
+                for external_id in external_ids
+            ]
+        )["ids"]
+
+    return post
+
+
+@pytest.fixture
+def http_server():
+    """A real HTTP server on 127.0.0.1 recording requests (tests/channels/conftest.py)."""
+    from tests.channels.conftest import RecordingServer
+
+    server = RecordingServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real aiosmtpd server on 127.0.0.1; EMAIL_* settings point at it."""
+    from aiosmtpd.controller import Controller
+
+    from tests.channels.conftest import SmtpRecorder, free_port
+
+    recorder = SmtpRecorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = controller.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_TIMEOUT = 5
+    yield recorder
+    controller.stop()
