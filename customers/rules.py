@@ -692,7 +692,7 @@ def load_facts(
     segments per level of segment nesting, then at most one each for customer
     columns, subscriptions, static memberships, points and promo pools.
     `events` maps customer id -> trigger event payload. Ids without a customer
-    row get empty facts."""
+    row are left out of the result."""
     _require_valid(rule)
     return _load_facts(rule, customer_ids, events=events, now=timezone.now())
 
@@ -707,16 +707,20 @@ def _load_facts(
     segments = _load_segments(rule, needs)
     segment_order = _rule_segment_order(segments)
     events = events or {}
-    facts = {customer_id: RuleFacts(event=events.get(customer_id)) for customer_id in ids}
-
-    if needs.attrs or needs.fields:
-        columns = sorted(needs.attrs) + (["fields"] if needs.fields else [])
-        for row in Customer.objects.filter(id__in=ids).values("id", *columns):
-            one = facts[row.pop("id")]
-            if needs.fields:
-                fields_value = row.pop("fields")
-                one.fields = fields_value if isinstance(fields_value, dict) else {}
-            one.customer = row
+    facts: dict[int, RuleFacts] = {}
+    # Always one customer query, even for a rule reading no column: it drops
+    # ids whose customer is gone.
+    columns = sorted(needs.attrs) + (["fields"] if needs.fields else [])
+    for row in Customer.objects.filter(id__in=ids).values("id", *columns):
+        customer_id = row.pop("id")
+        one = facts[customer_id] = RuleFacts(event=events.get(customer_id))
+        if needs.fields:
+            fields_value = row.pop("fields")
+            one.fields = fields_value if isinstance(fields_value, dict) else {}
+        one.customer = row
+    if not facts:
+        return facts
+    ids = list(facts)
     if needs.channels:
         statuses = selectors.subscription_statuses(customer_ids=ids, channels=needs.channels)
         for customer_id, by_channel in statuses.items():

@@ -417,6 +417,15 @@ def test_load_facts_reads_only_what_the_rule_needs():
     assert len(queries) == 0
 
 
+def test_load_facts_leaves_out_customers_that_do_not_exist():
+    customer = make("ann")
+    PointsEntry.objects.create(customer=customer, amount=3)
+    facts = load_facts(leaf("points", "gt", 0), [customer.id, customer.id + 1000])
+    assert list(facts) == [customer.id]
+    assert facts[customer.id].points == 3
+    assert evaluate_many(leaf("points", "gt", 0), [customer.id + 1000]) == set()
+
+
 def test_load_facts_for_a_thousand_customers_uses_a_bounded_number_of_queries():
     customers = Customer.objects.bulk_create(
         Customer(external_id=f"c{index}", email=f"c{index}@x.io", fields={"n": index})
