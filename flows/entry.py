@@ -10,14 +10,14 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from customers.models import Customer, Event
 from flows import sql
 from flows.durations import parse_duration
 from flows.engine import EngineContext, hour_of
-from flows.launch_limits import blocked_customer_ids, blocked_q
+from flows.launch_limits import blocked_q
 from flows.models import Flow, FlowVersion, LaunchRecord, NodePass, Run
 
 DEFAULT_MAX_AGE = "P7D"
@@ -26,6 +26,48 @@ TEST_AUDIENCE_LIMIT = 10_000
 
 def _start_node(version: FlowVersion):
     return version.nodes.filter(kind__in=("event", "schedule")).first()
+
+
+def entry_blocked_q(*, version: FlowVersion, now: datetime) -> Q | None:
+    """Q over LaunchRecord: the customers the launch limit keeps out of
+    `version` now (None: nobody).
+
+    Launch records survive every edit, and a `once` limit outlives its
+    version: when a later version switches to every_time or periodic, that
+    only applies to customers who never launched while `once` was in force
+    (SPEC §6; the help page: "customers who have previously completed the
+    flow will not re-enter it"). So whoever launched before the last `once`
+    version stopped stays out."""
+    blocked = blocked_q(
+        mode=version.launch_limit_mode,
+        period=version.launch_limit_period,
+        max_total=version.launch_limit_max_total,
+        now=now,
+    )
+    if version.launch_limit_mode == FlowVersion.LaunchLimit.ONCE:
+        return blocked
+    once_until = FlowVersion.objects.filter(
+        flow_id=version.flow_id,
+        state=FlowVersion.State.LAUNCHED,
+        is_test=False,
+        launch_limit_mode=FlowVersion.LaunchLimit.ONCE,
+        stopped_at__isnull=False,
+    ).aggregate(until=Max("stopped_at"))["until"]
+    if once_until is None:
+        return blocked
+    launched_under_once = Q(launches__gte=1, first_launched_at__lt=once_until)
+    return launched_under_once if blocked is None else blocked | launched_under_once
+
+
+def _blocked_customer_ids(*, version: FlowVersion, customer_ids: set[int], now: datetime) -> set[int]:
+    blocked = entry_blocked_q(version=version, now=now)
+    if blocked is None:
+        return set()
+    return set(
+        LaunchRecord.objects.filter(
+            blocked, flow_id=version.flow_id, customer_id__in=sorted(customer_ids)
+        ).values_list("customer_id", flat=True)
+    )
 
 
 def _within_schedule(version: FlowVersion, now: datetime) -> bool:
@@ -114,11 +156,8 @@ def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict
                         failed_filter.add(event["id"])
             blocked: set[int] = set()
             if not start.version.is_test:
-                blocked = blocked_customer_ids(
-                    flow_id=start.flow_id,
-                    version=start.version,
-                    customer_ids={e["customer_id"] for e in candidates},
-                    now=now,
+                blocked = _blocked_customer_ids(
+                    version=start.version, customer_ids={e["customer_id"] for e in candidates}, now=now
                 )
             for event in candidates:
                 reason = ""
@@ -194,12 +233,7 @@ def enter_audience(
         return 0
     customers = Customer.objects.filter(audience)
     if not version.is_test:
-        blocked = blocked_q(
-            mode=version.launch_limit_mode,
-            period=version.launch_limit_period,
-            max_total=version.launch_limit_max_total,
-            now=now,
-        )
+        blocked = entry_blocked_q(version=version, now=now)
         if blocked is not None:
             customers = customers.exclude(
                 id__in=LaunchRecord.objects.filter(blocked, flow_id=version.flow_id).values("customer_id")

@@ -1,0 +1,210 @@
+"""Small builders for the engine semantics tests (tests/flows/test_engine_*.py):
+flow documents, launching and re-launching them, customers in bulk, events,
+and reading back what the engine recorded (runs, node passes, node stats).
+
+Plain functions, no fixtures: every test reads top to bottom."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from datetime import UTC, datetime
+
+import time_machine
+from django.db.models import Sum
+
+from channels.models import Message, Template
+from customers.models import Customer, PromoCode, PromoPool, Segment, SegmentMembership
+from customers.services import store_events, upsert_customers
+from flows import lifecycle
+from flows.models import Flow, NodePass, NodeStat, Run
+
+
+def at(moment: datetime):
+    """Travel to `moment` with the clock standing still."""
+    return time_machine.travel(moment, tick=False)
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+# --- Documents ----------------------------------------------------------------
+
+
+def node(key: str, kind: str, **config) -> dict:
+    return {"key": key, "kind": kind, "config": config}
+
+
+def edge(source: str, target: str, port: str = "next") -> dict:
+    return {"from": source, "to": target, "port": port}
+
+
+def chain(*keys: str) -> list[dict]:
+    """Edges along `next` ports: chain("a", "b", "c") = a→b→c."""
+    return [edge(source, target) for source, target in zip(keys, keys[1:])]
+
+
+def event_start(event_type: str = "order_created", **config) -> dict:
+    return node("start", "event", event_type=event_type, **config)
+
+
+def send(template: str, channel: str = "email") -> dict:
+    return {"action": "send", "channel": channel, "template": template}
+
+
+def steps(key: str, *actions: dict, relevance: str = "P1D") -> dict:
+    return node(key, "steps", relevance=relevance, steps=list(actions))
+
+
+def document(
+    nodes: list[dict],
+    edges: list[dict],
+    *,
+    timezone: str = "UTC",
+    launch_limit: dict | None = None,
+    schedule: dict | None = None,
+    name: str = "Engine test flow",
+) -> dict:
+    doc = {
+        "format": "maestra.flow/1",
+        "name": name,
+        "timezone": timezone,
+        "launch_limit": launch_limit or {"mode": "every_time", "period": None, "max_total": None},
+        "nodes": copy.deepcopy(nodes),
+        "edges": copy.deepcopy(edges),
+    }
+    if schedule is not None:
+        doc["schedule"] = schedule
+    return doc
+
+
+# --- Lifecycle ------------------------------------------------------------------
+
+
+def launch(doc: dict) -> Flow:
+    """Create the flow and make `doc` its live version (in process, no cluster)."""
+    flow = lifecycle.create_flow(document=doc)
+    assert flow.status == Flow.Status.READY, flow.versions.get().errors
+    lifecycle.launch_flow(flow=flow, enqueue=False)
+    return lifecycle.finish_launch(flow_id=flow.pk)
+
+
+def relaunch(flow: Flow, doc: dict) -> Flow:
+    """Edit the live flow: a draft holding `doc`, launched as the new live version."""
+    lifecycle.edit_flow(flow=flow)
+    draft = lifecycle.save_draft(flow=flow, document=doc)
+    assert draft.is_valid, draft.errors
+    lifecycle.launch_flow(flow=flow, enqueue=False)
+    flow = lifecycle.finish_launch(flow_id=flow.pk)
+    assert flow.status == Flow.Status.ACTIVE
+    return flow
+
+
+def start_test(doc: dict) -> Flow:
+    flow = lifecycle.create_flow(document=doc)
+    assert flow.status == Flow.Status.READY, flow.versions.get().errors
+    return lifecycle.start_test(flow=flow)
+
+
+# --- Building blocks --------------------------------------------------------------
+
+
+def email_templates(*slugs: str, purpose: str = Template.Purpose.SERVICE) -> None:
+    for slug in slugs:
+        Template.objects.create(
+            slug=slug,
+            name=slug,
+            channel="email",
+            purpose=purpose,
+            subject=f"{slug} subject",
+            text=f"{slug} for {{{{ customer.first_name }}}}",
+        )
+
+
+def promo_pool(slug: str, codes: int = 0) -> PromoPool:
+    pool = PromoPool.objects.create(slug=slug, name=slug)
+    PromoCode.objects.bulk_create([PromoCode(pool=pool, code=f"{slug}-{index}") for index in range(codes)])
+    return pool
+
+
+def customer(external_id: str, **profile) -> int:
+    """One customer with an email address (events for customer_created and
+    subscription_changed are stored too, as in production)."""
+    row = {"external_id": external_id, "email": f"{external_id}@example.com", **profile}
+    return upsert_customers(rows=[row])[external_id]
+
+
+def bulk_customers(count: int, *, prefix: str = "c", fields: dict | None = None) -> list[int]:
+    """`count` customers inserted in one statement (no events): for audiences."""
+    Customer.objects.bulk_create(
+        [
+            Customer(
+                external_id=f"{prefix}{index}", email=f"{prefix}{index}@example.com", fields=fields or {}
+            )
+            for index in range(count)
+        ],
+        batch_size=2000,
+    )
+    return list(
+        Customer.objects.filter(external_id__startswith=prefix).order_by("id").values_list("id", flat=True)
+    )
+
+
+def static_segment(slug: str, customer_ids: list[int]) -> Segment:
+    segment = Segment.objects.create(slug=slug, name=slug, kind=Segment.Kind.STATIC)
+    SegmentMembership.objects.bulk_create(
+        [SegmentMembership(segment=segment, customer_id=customer_id) for customer_id in customer_ids],
+        batch_size=2000,
+    )
+    return segment
+
+
+def post_event(
+    customer_id: int, event_type: str = "order_created", *, occurred_at: datetime, payload: dict | None = None
+) -> int:
+    stored = store_events(
+        events=[
+            {
+                "customer_id": customer_id,
+                "type": event_type,
+                "occurred_at": occurred_at,
+                "payload": payload or {},
+            }
+        ]
+    )
+    return stored["ids"][0]
+
+
+# --- Reading back -------------------------------------------------------------------
+
+
+def runs_of(flow: Flow, customer_id: int | None = None) -> list[Run]:
+    runs = Run.objects.filter(flow=flow).order_by("id")
+    if customer_id is not None:
+        runs = runs.filter(customer_id=customer_id)
+    return list(runs)
+
+
+def path_of(run: Run) -> list[tuple[str, str, str]]:
+    """(node_key, port, stop_reason) of every node the run passed, in order."""
+    return list(
+        NodePass.objects.filter(run=run).order_by("pass_no").values_list("node_key", "port", "stop_reason")
+    )
+
+
+def stats_of(flow: Flow, *, is_test: bool = False) -> Counter:
+    """NodeStat counters summed over the hours: {(node_key, metric): count}."""
+    rows = (
+        NodeStat.objects.filter(flow=flow, is_test=is_test)
+        .values("node_key", "metric")
+        .annotate(total=Sum("count"))
+    )
+    return Counter({(row["node_key"], row["metric"]): row["total"] for row in rows})
+
+
+def messages_of(flow: Flow, customer_id: int | None = None) -> list[Message]:
+    messages = Message.objects.filter(flow_id=flow.pk).order_by("id")
+    if customer_id is not None:
+        messages = messages.filter(customer_id=customer_id)
+    return list(messages)
