@@ -3,6 +3,7 @@ valid key: for every operation, data generated from the schema (valid and
 invalid, random and with ids of real objects) never gets a 5xx, and every
 response conforms to the schema (status code, content type, body, headers)."""
 
+import contextlib
 import json
 
 import pytest
@@ -103,10 +104,9 @@ def test_it_answers_every_operation_of_the_schema_without_5xx_and_as_documented(
                 headers,
                 calls,
             )
-        try:
+        # Unsatisfiable: nothing in this operation can be invalid (a free-form string in the path).
+        with contextlib.suppress(Unsatisfiable):
             _run(operation, operation.as_strategy(GenerationMode.NEGATIVE), headers, calls)
-        except Unsatisfiable:
-            pass  # nothing in this operation can be invalid (e.g. a free-form string in the path)
     assert len(calls) >= 200
     # Real objects were reached, not only 404s.
     assert sum(1 for _method, _path, code in calls if 200 <= code < 300) >= 40
