@@ -84,6 +84,14 @@ up to ±14:59. A string that is not in this form is not a date.
 
 Numbers in rule values are limited to ±2**53 so that Python floats, SQLite
 reals and PostgreSQL numerics order them identically.
+
+API
+---
+`validate_rule(rule, allow_event=True)` lists problems; `load_facts` loads a
+batch, `compile_predicate(rule)` validates once and returns a predicate over
+`RuleFacts` (what a batch should use), `evaluate` / `evaluate_many` are the
+one-shot forms; `to_q`, `segment_q` and `segment_customer_ids_queryset` select in
+SQL; `value_at` reads one path for a condition's branches. Errors: `RuleError`.
 """
 
 from __future__ import annotations
