@@ -5,6 +5,10 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
+# The flows tests' fixtures: the SPEC §11 document, its templates, and flows
+# brought into any status through the lifecycle services.
+from tests.flows.conftest import flow_in, invalid_document, spec_document, templates  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def fresh_throttle_counters():
