@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from functools import partial
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -30,7 +31,7 @@ from django_fsm import TransitionNotAllowed
 from django_fsm.admin import FSMAdminMixin
 
 from customers.admin import ReadOnlyAdminMixin
-from flows import lifecycle
+from flows import admin_views, lifecycle
 from flows.audit import ACTIONS as AUDIT_ACTIONS
 from flows.document import dump_document
 from flows.forms import FlowAddForm, FlowChangeForm
@@ -308,7 +309,13 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
             (None, {"fields": ["name", "description", "state_summary", "owner", "created_at", "updated_at"]}),
         ]
         if obj.draft is not None:
-            fieldsets.append(("Draft", {"fields": ["draft_document", "draft_errors", "draft_nodes"]}))
+            # The canvas edits the draft; the JSON stays here for pasting and review.
+            fieldsets.append(
+                (
+                    "Draft document (JSON)",
+                    {"classes": ["collapse"], "fields": ["draft_document", "draft_errors", "draft_nodes"]},
+                )
+            )
         if obj.live_version_id is not None:
             fieldsets.append(("Live version", {"fields": ["live_version_summary"]}))
         fieldsets.append(("Version history", {"fields": ["history"]}))
@@ -396,12 +403,19 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
         extra_context = extra_context or {}
         if flow is not None:
             has_draft = flow.draft is not None
+            can_change = self.has_change_permission(request, flow)
             extra_context["flow_tools"] = {
-                "edit": not has_draft and flow.status in lifecycle.LIVE,
-                "delete_draft": has_draft and flow.status in lifecycle.LIVE,
+                "edit": can_change and not has_draft and flow.status in lifecycle.LIVE,
+                "delete_draft": can_change and has_draft and flow.status in lifecycle.LIVE,
                 "export_live": flow.live_version_id is not None,
                 "export_draft": has_draft,
             }
+            extra_context["canvas_config"] = admin_views.canvas_config(
+                flow=flow, request=request, can_change=can_change
+            )
+            extra_context["canvas_transitions"] = (
+                self._canvas_transitions(request, flow) if can_change else []
+            )
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _get_fsm_extra_context(self, *, request, obj):
@@ -421,6 +435,22 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
             block.available_transitions = shown
             if shown:
                 yield block
+
+    def _canvas_transitions(self, request, flow: Flow) -> list[dict]:
+        """The lifecycle buttons of the canvas. A never-launched draft gets
+        Launch and Launch as test even while invalid: the canvas enables them
+        as soon as an autosave comes back without errors."""
+        shown = [
+            (t.name, t.label)
+            for block in self._get_fsm_extra_context(request=request, obj=flow)
+            for t in block.available_transitions
+        ]
+        if flow.status == Flow.Status.DRAFT and flow.draft is not None:
+            shown = [("launch", "Launch"), ("start_test", "Launch as test"), *shown]
+        return [
+            {"name": name, "label": label, "needs_valid": name in ("launch", "start_test")}
+            for name, label in shown
+        ]
 
     @staticmethod
     def get_fsm_block_label(fsm_field_name: str) -> str:
@@ -519,7 +549,27 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
+
+        def view(function):
+            return wrap(partial(function, model_admin=self))
+
         return [
+            # Fixed paths first: "<path:object_id>/" would swallow them.
+            path("monitoring/", view(admin_views.monitoring_view), name="flows_monitoring"),
+            path("activity/", view(admin_views.activity_view), name="flows_customer_activity_search"),
+            path(
+                "activity/<int:customer_id>/", view(admin_views.activity_view), name="flows_customer_activity"
+            ),
+            path(
+                "<path:object_id>/canvas/draft/",
+                view(admin_views.canvas_save_view),
+                name="flows_flow_canvas_save",
+            ),
+            path(
+                "<path:object_id>/canvas/stats/",
+                view(admin_views.canvas_stats_view),
+                name="flows_flow_canvas_stats",
+            ),
             path("<path:object_id>/edit/", wrap(self.edit_view), name="flows_flow_edit"),
             path(
                 "<path:object_id>/delete-draft/", wrap(self.delete_draft_view), name="flows_flow_delete_draft"

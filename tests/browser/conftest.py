@@ -1,0 +1,136 @@
+"""Browser tests: Playwright (sync API) driving Debian's Chromium against
+pytest-django's live_server. `playwright install` cannot download browsers
+here, so the tests use /usr/bin/chromium and skip, saying why, without it.
+
+The browser runs in the test thread; live_server serves from its own thread.
+Playwright's sync API keeps an event loop in the test thread, which trips
+Django's async-safety check on ORM calls made between browser steps; those
+calls are synchronous and safe, hence DJANGO_ALLOW_ASYNC_UNSAFE."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PASSWORD = "browser-test-password"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -r requirements-dev.txt)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(viewport={"width": 1600, "height": 1200}, base_url=live_server.url)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+
+    def on_console(message) -> None:
+        # The admin has no favicon; every other console error is a problem.
+        if message.type == "error" and "favicon" not in (message.location or {}).get("url", ""):
+            problems.append(f"console {message.type}: {message.text}")
+
+    page.on("console", on_console)
+    page.problems = problems
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def shoot(request):
+    """shoot(page, "stage") keeps a full-page screenshot in test-artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)
+
+    def take(page, stage: str) -> Path:
+        path = ARTIFACTS / f"{name}--{stage}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
+
+
+def log_in(page, *, username: str) -> None:
+    page.goto("/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(re.compile(r"/admin/$"))
+
+
+@pytest.fixture
+def superuser(transactional_db, django_user_model):
+    return django_user_model.objects.create_superuser("boss", "boss@example.com", password=PASSWORD)
+
+
+@pytest.fixture
+def marketer(transactional_db, django_user_model):
+    """A staff user in the Marketer group. The group comes from a data
+    migration; a transactional test flushes the tables, so it is made again
+    here by the migration's own function."""
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    migration = importlib.import_module("flows.migrations.0003_marketer_group")
+    if not Group.objects.filter(name=migration.MARKETER_GROUP).exists():
+        migration.create_marketer_group(apps, None)
+    user = django_user_model.objects.create_user("mia", "mia@example.com", password=PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get(name=migration.MARKETER_GROUP))
+    return user
+
+
+class Timer:
+    """Stage timings, printed with -s and kept beside the screenshots."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.start = self.last = time.monotonic()
+        self.stages: list[tuple[str, float]] = []
+
+    def lap(self, stage: str) -> None:
+        now = time.monotonic()
+        self.stages.append((stage, now - self.last))
+        self.last = now
+
+    def write(self) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        lines = [f"{stage}: {seconds:.2f}s" for stage, seconds in self.stages]
+        lines.append(f"total: {time.monotonic() - self.start:.2f}s")
+        (ARTIFACTS / f"{self.name}--timings.txt").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+
+
+@pytest.fixture
+def timer(request):
+    timing = Timer(re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name))
+    yield timing
+    timing.write()
