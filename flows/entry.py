@@ -70,12 +70,23 @@ def _blocked_customer_ids(*, version: FlowVersion, customer_ids: set[int], now: 
     )
 
 
-def _within_schedule(version: FlowVersion, now: datetime) -> bool:
+def _within_schedule(version: FlowVersion, now: datetime, *, trigger_at: datetime | None = None) -> bool:
+    """The flow schedule (start_at/end_at) lets runs in now. `trigger_at` (a
+    schedule's fire time) must not lie before start_at either: a fire missed
+    before the start does not enter merely because it is merged late."""
     if version.is_test:
         return True  # test mode ignores start/end dates
-    if version.start_at and now < version.start_at:
+    if version.start_at and (now < version.start_at or (trigger_at and trigger_at < version.start_at)):
         return False
     return not (version.end_at and now >= version.end_at)
+
+
+def _after_start(version: FlowVersion, events: list[dict]) -> list[dict]:
+    """Events that occurred from start_at on: an event from before the flow
+    started does not enter it because it arrived (or was processed) late."""
+    if version.is_test or version.start_at is None:
+        return events
+    return [event for event in events if event["occurred_at"] >= version.start_at]
 
 
 # --- Events --------------------------------------------------------------------
@@ -144,6 +155,9 @@ def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict
             ]
             counts["too_old"] += len(by_type.get(start.event_type, [])) - len(candidates)
             if not candidates or not _within_schedule(start.version, now):
+                continue
+            candidates = _after_start(start.version, candidates)
+            if not candidates:
                 continue
             failed_filter: set[int] = set()
             if start.filter:
@@ -344,7 +358,9 @@ def fire_schedules(*, ctx: EngineContext | None = None) -> dict[str, int]:
                 )
                 or version.next_fire_at
             )
-            if version.flow.status != Flow.Status.PAUSED and _within_schedule(version, now):
+            if version.flow.status != Flow.Status.PAUSED and _within_schedule(
+                version, now, trigger_at=fire_at
+            ):
                 started = enter_audience(
                     version=version,
                     audience=audience_q(start.config),
@@ -373,5 +389,11 @@ def start_flow_for_segment(*, flow: Flow, segment_slug: str, now: datetime | Non
     segment = Segment.objects.filter(slug=segment_slug).first()
     if segment is None:
         raise ValueError(f"no segment with slug {segment_slug!r}")
+    version = flow.live_version
+    if not _within_schedule(version, now):
+        # Before start_at nothing enters; after end_at the flow behaves as stopped.
+        raise ValueError(
+            f"flow {flow.pk} is outside its schedule (start {version.start_at or '-'}, end {version.end_at or '-'})"
+        )
     with transaction.atomic():
-        return enter_audience(version=flow.live_version, audience=segment_q(segment), clock=now, now=now)
+        return enter_audience(version=version, audience=segment_q(segment), clock=now, now=now)
