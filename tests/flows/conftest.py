@@ -138,7 +138,12 @@ def post_events(db):
 
     counter = iter(range(1, 10**9))
 
-    def post(external_ids: list[str], event_type: str = "order_created", payload: dict | None = None):
+    def post(
+        external_ids: list[str],
+        event_type: str = "order_created",
+        payload: dict | None = None,
+        occurred_at=None,
+    ):
         ids = ensure_customers(external_ids=external_ids)
         return store_events(
             events=[
@@ -146,7 +151,7 @@ def post_events(db):
                     "external_id": f"evt-{next(counter)}",
                     "customer_id": ids[external_id],
                     "type": event_type,
-                    "occurred_at": dj_timezone.now(),
+                    "occurred_at": occurred_at or dj_timezone.now(),
                     "payload": payload or {},
                 }
                 for external_id in external_ids
