@@ -20,7 +20,7 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -174,7 +174,7 @@ class EngineContext:
     def __init__(self, *, now: datetime | None = None):
         self.now = now or timezone.now()
         self._graphs: dict[int, Graph] = {}
-        self.passes_this_tick: Counter[int] = Counter()
+        # Runs this tick leaves alone from now on (see BatchResult.capped).
         self.capped: set[int] = set()
 
     def graph(self, version_id: int) -> Graph:
@@ -302,7 +302,10 @@ class BatchData:
 
 
 def claim_due_runs(*, ctx: EngineContext, limit: int) -> list[RunState]:
-    """Lock up to `limit` due runs that no other worker holds (call inside a transaction)."""
+    """Lock up to `limit` due runs that no other worker holds (call inside a
+    transaction). SKIP LOCKED here and only here: a run another worker holds
+    is simply someone else's work, whereas a skipped limitation counter or
+    launch record would be over-granted (those are locked and waited for)."""
     flow_ids = ctx.movable_flow_ids()
     if not flow_ids:
         return []
@@ -320,15 +323,38 @@ def claim_due_runs(*, ctx: EngineContext, limit: int) -> list[RunState]:
     return [RunState(**row) for row in rows]
 
 
+StatKey = tuple[int, str, datetime, str, bool]  # (flow_id, node_key, hour, metric, is_test)
+
+PASS_COLUMNS = {
+    "run_id": "int",
+    "version_id": "int",
+    "node_key": "text",
+    "kind": "text",
+    "pass_no": "int",
+    "at": "ts",
+    "port": "text",
+    "exited_at": "ts",
+    "stop_reason": "text",
+}
+
+
 @dataclass
 class BatchResult:
     moved: int = 0
     completed: int = 0
     stopped: int = 0
     waiting: int = 0
-    passes: list[NodePass] = field(default_factory=list)
-    stats: Counter = field(default_factory=Counter)
+    # Node passes to record, as rows of PASS_COLUMNS, and the stats each one
+    # carries: a stat is counted only if its pass is recorded for the first
+    # time, so a batch processed twice never counts twice.
+    passes: list[dict] = field(default_factory=list)
+    pass_stats: dict[tuple[int, int], list[StatKey]] = field(default_factory=dict)
     ended_run_ids: list[int] = field(default_factory=list)
+    # Runs that hit the per-tick pass cap (or got no verdict): the rest of the
+    # tick leaves them alone. Merged into the context once the batch commits.
+    capped: set[int] = field(default_factory=set)
+    # Passes made by each run in this batch (a loop shows up here).
+    passes_now: Counter = field(default_factory=Counter)
 
 
 def _migrate_to_live_version(run: RunState, ctx: EngineContext, result: BatchResult) -> None:
@@ -346,7 +372,11 @@ def _migrate_to_live_version(run: RunState, ctx: EngineContext, result: BatchRes
 
 
 def move_batch(runs: list[RunState], *, ctx: EngineContext) -> BatchResult:
-    """Process the runs through as many nodes as they can go right now."""
+    """Process the runs through as many nodes as they can go right now.
+
+    Each round hands every node its group of runs at once. Groups are taken
+    in a fixed order (flow, node key, version), so two workers whose batches
+    meet at the same limitation nodes lock their counters in the same order."""
     from flows.nodes import get_kind
 
     result = BatchResult()
@@ -361,7 +391,9 @@ def move_batch(runs: list[RunState], *, ctx: EngineContext) -> BatchResult:
         for run in pending:
             if run.outcome is None:
                 groups[(run.version_id, run.node_key)].append(run)
-        for (version_id, node_key), group in groups.items():
+        order = sorted(groups, key=lambda group: (ctx.graph(group[0]).flow_id, group[1], group[0]))
+        for version_id, node_key in order:
+            group = groups[(version_id, node_key)]
             graph = ctx.graph(version_id)
             node = graph.nodes.get(node_key)
             if node is None:
@@ -384,24 +416,26 @@ def move_batch(runs: list[RunState], *, ctx: EngineContext) -> BatchResult:
 
 def _record_pass(
     run: RunState, *, ctx: EngineContext, port: str, stop_reason: str, result: BatchResult
-) -> None:
+) -> list[StatKey]:
     graph = ctx.graph(run.version_id)
     node = graph.nodes.get(run.node_key)
     result.passes.append(
-        NodePass(
-            run_id=run.id,
-            version_id=run.version_id,
-            node_key=run.node_key,
-            kind=node.kind if node else "",
-            pass_no=run.seq,
-            at=run.node_entered_at,
-            port=port,
-            exited_at=ctx.now,
-            stop_reason=stop_reason,
-        )
+        {
+            "run_id": run.id,
+            "version_id": run.version_id,
+            "node_key": run.node_key,
+            "kind": node.kind if node else "",
+            "pass_no": run.seq,
+            "at": run.node_entered_at,
+            "port": port,
+            "exited_at": ctx.now,
+            "stop_reason": stop_reason,
+        }
     )
     metric = f"stop:{stop_reason}" if stop_reason else f"exit:{port}"
-    result.stats[(run.flow_id, run.node_key, hour_of(ctx.now), metric, run.is_test)] += 1
+    stats = [(run.flow_id, run.node_key, hour_of(ctx.now), metric, run.is_test)]
+    result.pass_stats[(run.id, run.seq)] = stats
+    return stats
 
 
 def _end(run: RunState, *, ctx: EngineContext, status: str, reason: str, result: BatchResult) -> None:
@@ -422,7 +456,9 @@ def _apply_outcome(run: RunState, *, ctx: EngineContext, result: BatchResult, ca
     outcome = run.outcome
     run.outcome = None
     if outcome is None:
-        # A kind that gave no verdict leaves the run where it is, due again later.
+        # A kind that gave no verdict leaves the run where it is, due again on
+        # a later tick; this tick must not claim it over and over.
+        result.capped.add(run.id)
         return False
     run.changed = True
     if isinstance(outcome, Stop):
@@ -439,7 +475,7 @@ def _apply_outcome(run: RunState, *, ctx: EngineContext, result: BatchResult, ca
         _end(run, ctx=ctx, status=Run.Status.COMPLETED, reason="", result=result)
         return False
     assert isinstance(outcome, Exit)
-    _record_pass(run, ctx=ctx, port=outcome.port, stop_reason="", result=result)
+    stats = _record_pass(run, ctx=ctx, port=outcome.port, stop_reason="", result=result)
     graph = ctx.graph(run.version_id)
     target = graph.edges.get((run.node_key, outcome.port))
     if target is None:
@@ -453,58 +489,93 @@ def _apply_outcome(run: RunState, *, ctx: EngineContext, result: BatchResult, ca
     run.node_clock = run.clock
     run.due_at = ctx.now
     result.moved += 1
-    result.stats[(run.flow_id, target, hour_of(ctx.now), "entered", run.is_test)] += 1
-    ctx.passes_this_tick[run.id] += 1
-    if ctx.passes_this_tick[run.id] >= cap:
+    stats.append((run.flow_id, target, hour_of(ctx.now), "entered", run.is_test))
+    # Only passes within one batch are counted: a run leaves a batch either
+    # ended, waiting for a later moment, or capped, so it is never claimed
+    # twice in a tick unless it loops — and the batch sees the whole loop.
+    result.passes_now[run.id] += 1
+    if result.passes_now[run.id] >= cap:
         # A loop between nodes (or flows) must not spin inside one tick: the
-        # run is due again and continues on the next pass.
-        ctx.capped.add(run.id)
+        # run is due again and continues on the next tick.
+        result.capped.add(run.id)
         return False
     return True
 
 
+RUN_COLUMNS = {
+    "version_id": "int",
+    "status": "text",
+    "node_key": "text",
+    "due_at": "ts",
+    "clock": "ts",
+    "node_clock": "ts",
+    "node_entered_at": "ts",
+    "seq": "int",
+    "launched": "bool",
+    "ended_at": "ts",
+    "stop_reason": "text",
+}
+
+
 def write_batch(runs: list[RunState], result: BatchResult) -> None:
-    changed = [run for run in runs if run.changed]
+    """Write a processed batch back: a fixed number of statements whatever its
+    size. Stats go last: once a worker holds a stats bucket it only commits,
+    so no lock cycle can run through the buckets every batch touches."""
     sql.bulk_update(
         Run._meta.db_table,
         key="id",
-        columns={
-            "version_id": "int",
-            "status": "text",
-            "node_key": "text",
-            "due_at": "ts",
-            "clock": "ts",
-            "node_clock": "ts",
-            "node_entered_at": "ts",
-            "seq": "int",
-            "launched": "bool",
-            "ended_at": "ts",
-            "stop_reason": "text",
-        },
-        rows=[
-            (
-                run.id,
-                run.version_id,
-                run.status,
-                run.node_key,
-                run.due_at,
-                run.clock,
-                run.node_clock,
-                run.node_entered_at,
-                run.seq,
-                run.launched,
-                run.ended_at,
-                run.stop_reason,
-            )
-            for run in changed
-        ],
+        columns=RUN_COLUMNS,
+        rows=[(run.id, *(getattr(run, column) for column in RUN_COLUMNS)) for run in runs if run.changed],
     )
-    NodePass.objects.bulk_create(result.passes, ignore_conflicts=True, batch_size=2000)
-    sql.increment_node_stats(result.stats)
+    recorded = sql.insert_rows(
+        NodePass._meta.db_table,
+        columns=PASS_COLUMNS,
+        rows=result.passes,
+        on_conflict=("run_id", "pass_no"),
+        returning=("run_id", "pass_no"),
+    )
     if result.ended_run_ids:
         from flows.nodes.limitation import release_reservations
 
         release_reservations(run_ids=result.ended_run_ids)
+    stats: Counter = Counter()
+    for key in recorded:
+        stats.update(result.pass_stats.get(tuple(key), ()))
+    sql.increment_node_stats(stats)
+
+
+# PostgreSQL aborts one of two transactions that wait on each other
+# (deadlock_detected) or that conflict under serializable isolation; the
+# batch rolled back as a whole, so it is simply claimed and done again.
+RETRYABLE_SQLSTATES = ("40P01", "40001")
+BATCH_ATTEMPTS = 3
+
+
+def _is_retryable(exc: OperationalError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def process_batch(*, ctx: EngineContext, limit: int) -> tuple[list[RunState], BatchResult] | None:
+    """Claim, move and write one batch in one transaction (retried when the
+    database aborts it to break a deadlock). None when nothing is due."""
+    for attempt in range(1, BATCH_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                runs = claim_due_runs(ctx=ctx, limit=limit)
+                if not runs:
+                    return None
+                result = move_batch(runs, ctx=ctx)
+                write_batch(runs, result)
+        except OperationalError as exc:
+            if attempt == BATCH_ATTEMPTS or not _is_retryable(exc):
+                raise
+            log.warning(
+                "batch rolled back (%s), attempt %d of %d", exc.__cause__.sqlstate, attempt, BATCH_ATTEMPTS
+            )
+            continue
+        ctx.capped |= result.capped
+        return runs, result
+    raise AssertionError("unreachable")
 
 
 def process_due_runs(*, ctx: EngineContext | None = None, max_batches: int | None = None) -> dict[str, int]:
@@ -513,12 +584,10 @@ def process_due_runs(*, ctx: EngineContext | None = None, max_batches: int | Non
     totals = Counter()
     batches = 0
     while max_batches is None or batches < max_batches:
-        with transaction.atomic():
-            runs = claim_due_runs(ctx=ctx, limit=settings.MAESTRA_BATCH_SIZE)
-            if not runs:
-                break
-            result = move_batch(runs, ctx=ctx)
-            write_batch(runs, result)
+        done = process_batch(ctx=ctx, limit=settings.MAESTRA_BATCH_SIZE)
+        if done is None:
+            break
+        runs, result = done
         batches += 1
         totals.update(
             runs=len(runs),

@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Q
 
 from flows.models import FlowVersion, LaunchRecord
-from flows.sql import db_value
+from flows.sql import db_value, json_rows
 
 
 def blocked_q(*, mode: str, period: timedelta | None, max_total: int | None, now: datetime) -> Q | None:
@@ -63,8 +63,13 @@ def _allowed_sql(
 
 def take_launches(*, flow_id: int, version_row: dict, runs: list[tuple[int, int]], now: datetime) -> set[int]:
     """Atomically record a launch for each (run_id, customer_id) that the limit
-    allows; returns the run ids that got one. Runs of one customer are taken in
-    rounds, because one statement may not touch a row twice."""
+    allows; returns the run ids that got one.
+
+    One conditional upsert per round: runs of one customer are taken in
+    rounds, because one statement may not touch a row twice. Rows go in
+    customer order, so two workers lock the records they share in the same
+    order. A run that already holds the customer's latest launch (its batch is
+    processed a second time) gets it again without counting it twice."""
     allowed: set[int] = set()
     rounds: list[list[tuple[int, int]]] = []
     seen: dict[int, int] = {}
@@ -81,40 +86,49 @@ def take_launches(*, flow_id: int, version_row: dict, runs: list[tuple[int, int]
         now=now,
     )
     table = LaunchRecord._meta.db_table
+    same_run = f"{table}.last_run_id = excluded.last_run_id"
     with connection.cursor() as cursor:
         for part in rounds:
-            values = ", ".join(["(%s, %s, 1, %s, %s, NULL, %s)"] * len(part))
-            params: list = []
-            for run_id, customer_id in part:
-                params += [flow_id, customer_id, db_value(now), db_value(now), run_id]
+            rows_sql, rows_params = json_rows({"run_id": "int", "customer_id": "int"}, part)
             cursor.execute(
                 f"INSERT INTO {table} "
                 "(flow_id, customer_id, launches, first_launched_at, last_step_at, prev_last_step_at, last_run_id) "
-                f"VALUES {values} "
+                f"SELECT %s, r.customer_id, 1, %s, %s, NULL, r.run_id FROM {rows_sql} WHERE true "
+                "ORDER BY r.customer_id "
                 "ON CONFLICT (flow_id, customer_id) DO UPDATE SET "
-                f"launches = {table}.launches + 1, "
-                f"prev_last_step_at = {table}.last_step_at, "
-                "last_step_at = excluded.last_step_at, "
+                f"launches = CASE WHEN {same_run} THEN {table}.launches ELSE {table}.launches + 1 END, "
+                f"prev_last_step_at = CASE WHEN {same_run} THEN {table}.prev_last_step_at "
+                f"ELSE {table}.last_step_at END, "
+                f"last_step_at = CASE WHEN {same_run} THEN {table}.last_step_at ELSE excluded.last_step_at END, "
+                # A record whose launches were all given back starts afresh.
+                f"first_launched_at = CASE WHEN {table}.launches = 0 OR {table}.first_launched_at IS NULL "
+                f"THEN excluded.first_launched_at ELSE {table}.first_launched_at END, "
                 "last_run_id = excluded.last_run_id "
-                f"WHERE {where} "
+                f"WHERE ({where}) OR {same_run} "
                 "RETURNING last_run_id",
-                params + where_params,
+                [flow_id, db_value(now), db_value(now), *rows_params, *where_params],
             )
             allowed.update(row[0] for row in cursor.fetchall())
     return allowed
 
 
 def give_back_launches(*, flow_id: int, run_ids: list[int]) -> None:
-    """A first steps group that failed on the spot is not a launch (same transaction)."""
+    """A first steps group that failed on the spot is not a launch (same
+    transaction). The record forgets the run, so a later group of the same
+    run takes a launch afresh, and a customer left with no launch has no
+    first launch either."""
     if not run_ids:
         return
     table = LaunchRecord._meta.db_table
-    placeholders = ", ".join(["%s"] * len(run_ids))
+    rows_sql, rows_params = json_rows({"run_id": "int"}, [(run_id,) for run_id in sorted(run_ids)])
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET launches = launches - 1, last_step_at = prev_last_step_at "
-            f"WHERE flow_id = %s AND last_run_id IN ({placeholders}) AND launches > 0",
-            [flow_id, *run_ids],
+            f"UPDATE {table} SET launches = launches - 1, last_step_at = prev_last_step_at, last_run_id = NULL, "
+            # Nothing launched after all: the customer never launched (once → every
+            # time only lets in customers who never launched, SPEC §6).
+            "first_launched_at = CASE WHEN launches <= 1 THEN NULL ELSE first_launched_at END "
+            f"WHERE flow_id = %s AND launches > 0 AND last_run_id IN (SELECT r.run_id FROM {rows_sql})",
+            [flow_id, *rows_params],
         )
 
 

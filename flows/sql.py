@@ -1,16 +1,24 @@
 """The few set-based statements the ORM cannot express, written once for both
-PostgreSQL and SQLite (3.35+: UPDATE … FROM, ON CONFLICT … DO UPDATE, RETURNING)."""
+PostgreSQL and SQLite (3.35+: UPDATE … FROM, ON CONFLICT … DO UPDATE, RETURNING).
+
+A batch of rows always travels as ONE JSON parameter, read back in SQL as a
+derived table `r` (jsonb_to_recordset on PostgreSQL, json_each on SQLite).
+So a statement is one query whatever the batch size: Django's bulk_create
+would split a 5,000-row insert into ~500 statements on SQLite (999 parameters
+per statement), and a VALUES list with one parameter per cell grows the query
+text and the parse time with the batch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
-# PostgreSQL types its VALUES lists from the first row only, as text when the
-# parameter is NULL or a string: cast every column explicitly.
-_PG_CASTS = {
+# Column kinds a row may carry, and their PostgreSQL types.
+_PG_TYPES = {
     "int": "bigint",
     "bool": "boolean",
     "ts": "timestamptz",
@@ -26,9 +34,38 @@ def db_value(value):
     return value
 
 
-def _chunks(rows: Sequence, size: int) -> Iterable[Sequence]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
+def _json_cell(value: Any, kind: str, on_postgres: bool) -> Any:
+    if kind == "ts" and value is not None:
+        stored = connection.ops.adapt_datetimefield_value(value)
+        # SQLite: the very text the ORM writes (naive UTC), so comparisons with
+        # ORM-written rows hold; PostgreSQL parses ISO 8601 with its offset.
+        return stored if isinstance(stored, str) else stored.isoformat()
+    if kind == "bool" and value is not None:
+        return bool(value)
+    return value
+
+
+def json_rows(columns: Mapping[str, str], rows: Iterable[Sequence | Mapping]) -> tuple[str, list]:
+    """(sql, params) of a derived table `r` holding `rows`, bound as one JSON
+    parameter. `columns` maps name → kind ("int", "bool", "ts", "text"); a row
+    is a tuple in the order of `columns` or a mapping by name."""
+    names = list(columns)
+    on_postgres = connection.vendor == "postgresql"
+    payload = []
+    for row in rows:
+        values = [row.get(name) for name in names] if isinstance(row, Mapping) else list(row)
+        payload.append(
+            {
+                name: _json_cell(value, columns[name], on_postgres)
+                for name, value in zip(names, values, strict=True)
+            }
+        )
+    param = json.dumps(payload, separators=(",", ":"))
+    if on_postgres:
+        definitions = ", ".join(f'"{name}" {_PG_TYPES[columns[name]]}' for name in names)
+        return f"jsonb_to_recordset(%s::jsonb) AS r({definitions})", [param]
+    selects = ", ".join(f'json_extract(value, \'$."{name}"\') AS "{name}"' for name in names)
+    return f"(SELECT {selects} FROM json_each(%s)) AS r", [param]
 
 
 def bulk_update(
@@ -37,61 +74,73 @@ def bulk_update(
     key: str,
     columns: dict[str, str],
     rows: Sequence[tuple],
-    chunk: int = 2000,
 ) -> int:
-    """UPDATE table SET col = v.col … FROM (VALUES …) v WHERE table.key = v.key.
+    """UPDATE table SET col = r.col … FROM <rows> r WHERE table.key = r.key, one
+    statement for any number of rows.
 
-    `columns` maps column name → type ("int", "bool", "ts", "text"), key first
-    in each row tuple, then the columns in the dict's order.
-    """
+    `columns` maps column name → kind ("int", "bool", "ts", "text"); each row
+    tuple holds the key first, then the columns in the dict's order. Rows are
+    applied in key order, so two writers lock shared rows in the same order."""
     if not rows:
         return 0
-    names = [key, *columns]
-    types = ["int", *columns.values()]
-    pg = connection.vendor == "postgresql"
-    total = 0
+    rows_sql, params = json_rows({key: "int", **columns}, sorted(rows, key=lambda row: row[0]))
+    set_sql = ", ".join(f'"{column}" = r."{column}"' for column in columns)
     with connection.cursor() as cursor:
-        for part in _chunks(rows, chunk):
-            if pg:
-                row_sql = "(" + ", ".join(f"%s::{_PG_CASTS[t]}" for t in types) + ")"
-            else:
-                row_sql = "(" + ", ".join("%s" for _ in types) + ")"
-            values_sql = ", ".join([row_sql] * len(part))
-            column_list = ", ".join(f'"{n}"' for n in names)
-            set_sql = ", ".join(f'"{c}" = v."{c}"' for c in columns)
-            if pg:
-                sql = (
-                    f'UPDATE "{table}" SET {set_sql} FROM (VALUES {values_sql}) AS v({column_list}) '
-                    f'WHERE "{table}"."{key}" = v."{key}"'
-                )
-            else:
-                # SQLite names VALUES columns column1, column2, …: alias them.
-                aliases = ", ".join(f'column{i + 1} AS "{n}"' for i, n in enumerate(names))
-                sql = (
-                    f'UPDATE "{table}" SET {set_sql} FROM (SELECT {aliases} FROM (VALUES {values_sql})) AS v '
-                    f'WHERE "{table}"."{key}" = v."{key}"'
-                )
-            params = [db_value(value) for row in part for value in row]
-            cursor.execute(sql, params)
-            total += cursor.rowcount
-    return total
+        cursor.execute(
+            f'UPDATE "{table}" SET {set_sql} FROM {rows_sql} WHERE "{table}"."{key}" = r."{key}"', params
+        )
+        return cursor.rowcount
+
+
+def insert_rows(
+    table: str,
+    *,
+    columns: dict[str, str],
+    rows: Sequence[Sequence | Mapping],
+    on_conflict: Sequence[str] | None = None,
+    order_by: Sequence[str] = (),
+    returning: Sequence[str] = (),
+) -> list[tuple]:
+    """INSERT INTO table (columns) SELECT … FROM <rows>, one statement for any
+    number of rows. With `on_conflict` (the columns of a unique key), rows that
+    already exist are skipped (DO NOTHING); `returning` then yields the rows
+    really inserted, which is how a re-processed batch learns what it already
+    did. `order_by` fixes the order rows (and their index locks) are taken in."""
+    if not rows:
+        return []
+    rows_sql, params = json_rows(columns, rows)
+    names = ", ".join(f'"{name}"' for name in columns)
+    selects = ", ".join(f'r."{name}"' for name in columns)
+    # "WHERE true": SQLite cannot tell ON CONFLICT of an INSERT … SELECT from a
+    # join constraint without it (documented parsing ambiguity).
+    statement = f'INSERT INTO "{table}" ({names}) SELECT {selects} FROM {rows_sql} WHERE true'
+    if order_by:
+        statement += " ORDER BY " + ", ".join(f'r."{name}"' for name in order_by)
+    if on_conflict:
+        statement += " ON CONFLICT (" + ", ".join(f'"{name}"' for name in on_conflict) + ") DO NOTHING"
+    if returning:
+        statement += " RETURNING " + ", ".join(f'"{name}"' for name in returning)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if returning else []
 
 
 def increment_node_stats(counts: dict[tuple[int, str, datetime, str, bool], int]) -> None:
-    """Add to the hourly node counters: {(flow_id, node_key, hour, metric, is_test): n}."""
+    """Add to the hourly node counters: {(flow_id, node_key, hour, metric, is_test): n}.
+    One statement; buckets are upserted in key order, so workers adding to the
+    same buckets never wait on each other in a cycle."""
     if not counts:
         return
-    items = sorted(counts.items(), key=lambda item: (item[0][0], item[0][1], item[0][3], item[0][4]))
+    rows_sql, params = json_rows(
+        {"flow_id": "int", "node_key": "text", "hour": "ts", "metric": "text", "is_test": "bool", "n": "int"},
+        [(*bucket, n) for bucket, n in counts.items() if n],
+    )
     with connection.cursor() as cursor:
-        for part in _chunks(items, 1000):
-            values_sql = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(part))
-            params = []
-            for (flow_id, node_key, hour, metric, is_test), n in part:
-                params += [flow_id, node_key, db_value(hour), metric, is_test, n]
-            cursor.execute(
-                "INSERT INTO flows_nodestat (flow_id, node_key, hour, metric, is_test, count) "
-                f"VALUES {values_sql} "
-                "ON CONFLICT (flow_id, node_key, hour, metric, is_test) "
-                "DO UPDATE SET count = flows_nodestat.count + excluded.count",
-                params,
-            )
+        cursor.execute(
+            "INSERT INTO flows_nodestat (flow_id, node_key, hour, metric, is_test, count) "
+            f"SELECT r.flow_id, r.node_key, r.hour, r.metric, r.is_test, r.n FROM {rows_sql} WHERE true "
+            "ORDER BY r.flow_id, r.node_key, r.hour, r.metric, r.is_test "
+            "ON CONFLICT (flow_id, node_key, hour, metric, is_test) "
+            "DO UPDATE SET count = flows_nodestat.count + excluded.count",
+            params,
+        )

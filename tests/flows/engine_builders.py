@@ -1,0 +1,169 @@
+"""Building blocks for the engine tests: customers in bulk, templates,
+segments and flows launched from small documents."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.db import connection
+
+from channels.models import Template
+from customers.models import Customer, Segment, SegmentMembership
+from flows import lifecycle
+from flows.models import Flow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_customers(count: int, *, prefix: str = "c") -> list[int]:
+    """`count` customers with valid email addresses; their ids, ascending."""
+    Customer.objects.bulk_create(
+        [Customer(external_id=f"{prefix}{n}", email=f"{prefix}{n}@example.com") for n in range(count)],
+        batch_size=5000,
+    )
+    return list(
+        Customer.objects.filter(external_id__startswith=prefix).order_by("id").values_list("id", flat=True)
+    )
+
+
+def static_segment(slug: str, customer_ids: list[int]) -> Segment:
+    segment = Segment.objects.create(slug=slug, name=slug, kind=Segment.Kind.STATIC)
+    SegmentMembership.objects.bulk_create(
+        [SegmentMembership(segment=segment, customer_id=customer_id) for customer_id in customer_ids],
+        batch_size=5000,
+    )
+    return segment
+
+
+def email_template(slug: str) -> Template:
+    """A service template: sent to any customer with a valid address."""
+    return Template.objects.create(
+        slug=slug,
+        name=slug,
+        channel="email",
+        purpose=Template.Purpose.SERVICE,
+        subject=f"{slug} for {{{{ customer.first_name }}}}",
+        text="Hello",
+    )
+
+
+def node(key: str, kind: str, **config: Any) -> dict:
+    return {"key": key, "kind": kind, "config": config}
+
+
+def edge(source: str, target: str, port: str = "next") -> dict:
+    return {"from": source, "port": port, "to": target}
+
+
+def send(template: str) -> dict:
+    return {"action": "send", "channel": "email", "template": template}
+
+
+def steps(key: str, *actions: dict, relevance: str = "P1D") -> dict:
+    return node(key, "steps", relevance=relevance, steps=list(actions))
+
+
+def event_start(event_type: str = "signed_up", key: str = "start") -> dict:
+    return node(key, "event", event_type=event_type, filter=None)
+
+
+def schedule_start(segment: str, key: str = "start", at: str = "10:00") -> dict:
+    return node(
+        key,
+        "schedule",
+        recurrence={"every": "day", "at": at},
+        timezone="UTC",
+        audience={"segment": segment, "rule": None},
+    )
+
+
+def document(
+    nodes: list[dict],
+    edges: list[dict],
+    *,
+    name: str = "Engine test",
+    launch_limit: dict | None = None,
+    timezone: str = "UTC",
+) -> dict:
+    return {
+        "format": "maestra.flow/1",
+        "name": name,
+        "timezone": timezone,
+        "launch_limit": launch_limit or {"mode": "every_time", "period": None, "max_total": None},
+        "schedule": {"start_at": None, "end_at": None},
+        "nodes": nodes,
+        "edges": edges,
+    }
+
+
+def launch(doc: dict) -> Flow:
+    """Create, validate and launch a flow in process; it is active afterwards."""
+    flow = lifecycle.create_flow(document=doc)
+    assert flow.status == Flow.Status.READY, flow.draft.errors
+    lifecycle.launch_flow(flow=flow, enqueue=False)
+    flow = lifecycle.finish_launch(flow_id=flow.pk)
+    assert flow.status == Flow.Status.ACTIVE
+    return flow
+
+
+def relaunch(flow: Flow, doc: dict) -> Flow:
+    """Edit a live flow: a new version from `doc`, launched."""
+    lifecycle.edit_flow(flow=flow)
+    flow = Flow.objects.get(pk=flow.pk)
+    draft = lifecycle.save_draft(flow=flow, document=doc)
+    assert not draft.errors, draft.errors
+    lifecycle.launch_flow(flow=Flow.objects.get(pk=flow.pk), enqueue=False)
+    return lifecycle.finish_launch(flow_id=flow.pk)
+
+
+# --- Subprocesses against the test database ---------------------------------------
+
+
+def database_url() -> str:
+    """The URL of the database this test runs on (the test database), for
+    worker subprocesses."""
+    s = connection.settings_dict
+    auth = s["USER"] or ""
+    if s.get("PASSWORD"):
+        auth += f":{s['PASSWORD']}"
+    host = s["HOST"] or "127.0.0.1"
+    port = s["PORT"] or 5432
+    return f"postgres://{auth}@{host}:{port}/{s['NAME']}"
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(),
+        SECRET_KEY=env.get("SECRET_KEY", "test-only-secret-key"),
+        DEBUG="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def manage(*args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def parse_counts(stdout: str) -> dict[str, int]:
+    """`key: value` lines printed by flows_tick."""
+    counts = {}
+    for line in stdout.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and value.strip().isdigit():
+            counts[key.strip()] = int(value)
+    return counts
