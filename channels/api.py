@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, serializers, status
@@ -16,7 +15,7 @@ from channels.models import Template
 from channels.rendering import _compile as compile_template
 from maestra.api.errors import ApiError, Conflict, error
 from maestra.api.serializers import StrictMixin, require_object
-from maestra.api.views import ApiMixin, ApiView
+from maestra.api.views import ApiMixin, ApiView, get_or_404
 
 TEXT_FIELDS = ("subject", "text", "html", "url")
 
@@ -161,7 +160,7 @@ class TemplateListView(ApiMixin, generics.ListAPIView):
 
 class TemplateDetailView(ApiView):
     def _get(self, slug: str) -> Template:
-        return get_object_or_404(Template, slug=slug)
+        return get_or_404(Template.objects, "template", slug=slug)
 
     @extend_schema(
         operation_id="template_read",

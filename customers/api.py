@@ -8,7 +8,6 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
@@ -18,7 +17,7 @@ from customers.models import Channel, Customer, PromoPool, Segment, SegmentMembe
 from customers.rules import RuleError, load_facts, segment_q, validate_rule
 from maestra.api.errors import ApiError, Conflict, error
 from maestra.api.serializers import StrictMixin, require_object
-from maestra.api.views import ApiMixin, ApiView
+from maestra.api.views import ApiMixin, ApiView, get_or_404
 
 MAX_MEMBERS = 10_000
 MAX_CODES = 10_000
@@ -113,7 +112,7 @@ class CustomerView(ApiView):
         tags=["customers"],
     )
     def get(self, request, external_id: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
+        customer = get_or_404(Customer.objects, "customer", external_id=external_id)
         return Response(CustomerOutputSerializer(customer_profile(customer)).data)
 
     @extend_schema(
@@ -283,7 +282,7 @@ def _same_slug(body: dict, slug: str) -> dict:
 
 class SegmentDetailView(ApiView):
     def _get(self, slug: str) -> Segment:
-        return get_object_or_404(Segment, slug=slug)
+        return get_or_404(Segment.objects, "segment", slug=slug)
 
     @extend_schema(
         operation_id="segment_read",
@@ -361,7 +360,7 @@ class SegmentMembersView(ApiView):
         tags=["segments"],
     )
     def post(self, request, slug: str):
-        segment = get_object_or_404(Segment, slug=slug)
+        segment = get_or_404(Segment.objects, "segment", slug=slug)
         body = require_object(request.data)
         external_ids = body.get("customers")
         problems = [error("unknown field", field=str(key)) for key in body if key != "customers"]
@@ -456,7 +455,7 @@ class PromoPoolListView(ApiMixin, generics.ListAPIView):
 
 class PromoPoolDetailView(ApiView):
     def _get(self, slug: str) -> PromoPool:
-        return get_object_or_404(_pools(), slug=slug)
+        return get_or_404(_pools(), "promo pool", slug=slug)
 
     @extend_schema(
         operation_id="promo_pool_read",
@@ -501,7 +500,7 @@ class PromoPoolDetailView(ApiView):
         tags=["promo pools"],
     )
     def delete(self, request, slug: str):
-        get_object_or_404(PromoPool, slug=slug).delete()
+        get_or_404(PromoPool.objects, "promo pool", slug=slug).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -531,7 +530,7 @@ class PromoCodesView(ApiView):
         tags=["promo pools"],
     )
     def post(self, request, slug: str):
-        get_object_or_404(PromoPool, slug=slug)
+        get_or_404(PromoPool.objects, "promo pool", slug=slug)
         body = require_object(request.data)
         codes = body.get("codes")
         problems = [error("unknown field", field=str(key)) for key in body if key != "codes"]

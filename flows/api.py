@@ -16,7 +16,6 @@ from typing import Any
 import django_filters
 from django.db import transaction
 from django.db.models import F, Prefetch
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -36,7 +35,7 @@ from flows.selectors import get_version, version_history
 from maestra.api.errors import ApiError, Conflict, error
 from maestra.api.schema import DOCUMENT_REF, ERRORS_REF, SPEC_EXAMPLE
 from maestra.api.serializers import StrictMixin, require_object
-from maestra.api.views import ApiMixin, ApiView
+from maestra.api.views import ApiMixin, ApiView, get_or_404
 
 VERSION_PATTERN = r"^(live|draft|[0-9]{1,9})$"
 DEFAULT_STATS_PERIOD = timedelta(days=7)
@@ -343,7 +342,7 @@ class FlowListView(ApiMixin, generics.ListAPIView):
 
 
 def _flow(flow_id: int) -> Flow:
-    return get_object_or_404(Flow, pk=flow_id)
+    return get_or_404(Flow.objects, "flow", id=flow_id)
 
 
 class FlowDetailView(ApiView):
@@ -351,7 +350,7 @@ class FlowDetailView(ApiView):
         operation_id="flow_read", summary="Read a flow", responses=FlowOutputSerializer, tags=FLOW_TAGS
     )
     def get(self, request, flow_id: int):
-        return Response(FlowOutputSerializer(flow_row(get_object_or_404(flows_queryset(), pk=flow_id))).data)
+        return Response(FlowOutputSerializer(flow_row(get_or_404(flows_queryset(), "flow", id=flow_id))).data)
 
     @extend_schema(
         operation_id="flow_update",
@@ -672,7 +671,7 @@ class CustomerActivityView(ApiView):
         tags=["customers"],
     )
     def get(self, request, external_id: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
+        customer = get_or_404(Customer.objects, "customer", external_id=external_id)
         query = ActivityQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         runs = activity.customer_runs(customer_id=customer.pk, flow_id=query.validated_data.get("flow"))

@@ -298,6 +298,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "maestra.api.schema.add_components",
+        "maestra.api.schema.add_examples",
     ],
     "ENUM_NAME_OVERRIDES": {
         "FlowStatusEnum": "flows.models.Flow.Status",

@@ -249,3 +249,199 @@ def add_components(result, generator, request, public):
     schemas.setdefault("FlowDocument", _DOCUMENT)
     schemas.setdefault("Rule", _RULE)
     return result
+
+
+# --- Examples ----------------------------------------------------------------------
+# One example per schema component, so every operation (request and response)
+# shows a realistic body in the docs; lists are built from their items.
+
+_AT = "2025-06-10T10:00:00Z"
+_FLOW = {
+    "id": 7,
+    "name": "Subscription confirmation",
+    "description": "",
+    "status": "active",
+    "live_version": 1,
+    "draft": {
+        "version": 2,
+        "valid": False,
+        "errors": [
+            {"node": "ask", "field": "config.steps.0.template", "message": "unknown template 'confirm2'"}
+        ],
+        "updated_at": _AT,
+    },
+    "errors": [{"node": "ask", "field": "config.steps.0.template", "message": "unknown template 'confirm2'"}],
+    "created_at": _AT,
+    "updated_at": _AT,
+}
+_CUSTOMER = {
+    "external_id": "c-42",
+    "email": "ada@example.com",
+    "email_valid": True,
+    "phone": "",
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "timezone": "Europe/Berlin",
+    "fields": {"tier": "gold"},
+    "subscriptions": {"email": "subscribed"},
+    "points": 150,
+    "segments": ["gold", "newsletter"],
+    "created_at": _AT,
+    "updated_at": _AT,
+}
+_RUN = {
+    "id": 1001,
+    "flow": 7,
+    "flow_name": "Subscription confirmation",
+    "version": 1,
+    "is_test": False,
+    "status": "waiting",
+    "current_node": "day",
+    "entered_at": _AT,
+    "ended_at": None,
+    "stop_reason": None,
+    "nodes": [
+        {
+            "key": "start",
+            "kind": "event",
+            "at": _AT,
+            "exited_at": _AT,
+            "port": "next",
+            "stop_reason": None,
+            "settings": {"event_type": "subscription_changed"},
+        },
+        {
+            "key": "ask",
+            "kind": "steps",
+            "at": _AT,
+            "exited_at": _AT,
+            "port": "next",
+            "stop_reason": None,
+            "settings": {
+                "relevance": "P1D",
+                "steps": [{"action": "send", "channel": "email", "template": "confirm"}],
+            },
+        },
+    ],
+    "messages": [
+        {
+            "id": 5001,
+            "node": "ask",
+            "channel": "email",
+            "template": "confirm",
+            "status": "sent",
+            "reason": "",
+            "created_at": _AT,
+            "sent_at": _AT,
+        }
+    ],
+}
+_TEMPLATE = {
+    "slug": "confirm",
+    "name": "Confirm your subscription",
+    "channel": "email",
+    "purpose": "service",
+    "subject": "Please confirm, {{ customer.first_name }}",
+    "text": "Click to confirm.",
+    "html": "<p>Click to confirm.</p>",
+    "method": "POST",
+    "url": "",
+    "headers": {},
+}
+_SEGMENT = {
+    "slug": "gold",
+    "name": "Gold customers",
+    "kind": "rule",
+    "rule": {"field": "customer.fields.tier", "op": "eq", "value": "gold"},
+}
+_POOL = {"slug": "welcome", "name": "Welcome -10%", "alert_below": 100}
+
+EXAMPLES = {
+    "FlowOutput": _FLOW,
+    "CustomerOutput": _CUSTOMER,
+    "CustomerInputRequest": {
+        "email": "ada@example.com",
+        "first_name": "Ada",
+        "fields": {"tier": "gold"},
+        "subscriptions": {"email": "requires_confirmation"},
+    },
+    "Activity": {"count": 1, "next": None, "previous": None, "runs": [_RUN]},
+    "EventsResult": {"accepted": 1, "duplicates": 0},
+    "Version": {
+        "id": 12,
+        "number": 1,
+        "state": "launched",
+        "is_test": False,
+        "is_live": True,
+        "created_at": _AT,
+        "launched_at": _AT,
+        "stopped_at": None,
+        "launched_by": "marketer",
+        "errors": 0,
+    },
+    "Stats": {
+        "flow": 7,
+        "start": "2025-06-03T10:00:00Z",
+        "end": _AT,
+        "test": False,
+        "start_node": "start",
+        "start_entered": 200,
+        "nodes": [
+            {
+                "key": "start",
+                "kind": "event",
+                "title": "Subscription changed",
+                "entered": 200,
+                "entered_percent": 100.0,
+                "exits": [{"port": "next", "count": 190, "percent": 95.0}],
+                "stops": [{"reason": "launch_limit", "count": 10, "percent": 5.0}],
+                "waiting_now": 0,
+                "messages": {},
+            },
+            {
+                "key": "ask",
+                "kind": "steps",
+                "title": "Ask to confirm",
+                "entered": 190,
+                "entered_percent": 95.0,
+                "exits": [{"port": "next", "count": 185, "percent": 92.5}],
+                "stops": [{"reason": "relevance_expired", "count": 5, "percent": 2.5}],
+                "waiting_now": 0,
+                "messages": {"sent": 180, "failed": 5},
+            },
+        ],
+    },
+    "AudiencePreview": {
+        "source": "schedule",
+        "version": 2,
+        "matching": 5400,
+        "blocked_by_launch_limit": 400,
+        "would_enter": 5000,
+    },
+    "TemplateOutput": {**_TEMPLATE, "created_at": _AT, "updated_at": _AT},
+    "TemplateInputRequest": _TEMPLATE,
+    "PatchedTemplateInputRequest": {"subject": "Confirm now, {{ customer.first_name }}"},
+    "SegmentOutput": {**_SEGMENT, "members": 1200, "created_at": _AT},
+    "SegmentInputRequest": _SEGMENT,
+    "PatchedSegmentInputRequest": {"name": "Gold members"},
+    "SegmentMembersResult": {"added": 2, "already_members": 1},
+    "PromoPoolOutput": {**_POOL, "available": 950, "issued": 50, "created_at": _AT},
+    "PromoPoolInputRequest": _POOL,
+    "PatchedPromoPoolInputRequest": {"alert_below": 50},
+    "PromoCodesResult": {"added": 3, "duplicates": 0},
+    "PatchedFlowUpdateRequest": {"name": "Double opt-in", "description": "GDPR confirmation"},
+}
+
+
+def add_examples(result, generator, request, public):
+    """drf-spectacular postprocessing hook: EXAMPLES onto their components,
+    and paginated lists built from their items' examples."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, example in EXAMPLES.items():
+        if name in schemas:
+            schemas[name]["example"] = example
+    for name, schema in schemas.items():
+        item = name.removeprefix("Paginated").removesuffix("List")
+        if name.startswith("Paginated") and item in EXAMPLES:
+            schema["example"] = {"count": 1, "next": None, "previous": None, "results": [EXAMPLES[item]]}
+    return result

@@ -12,6 +12,7 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.views import APIView
 
 from maestra.api.auth import ApiKeyAuthentication, ApiKeyThrottle, HasApiKeyOrStaff
+from maestra.api.errors import NotFound, error
 from maestra.api.pagination import Pagination
 from maestra.api.parsers import LimitedJSONParser
 
@@ -38,6 +39,15 @@ class ApiMixin:
 
 class ApiView(ApiMixin, APIView):
     pass
+
+
+def get_or_404(queryset, what: str, **lookup):
+    """The object, or a JSON 404 naming what was looked for."""
+    found = queryset.filter(**lookup).first()
+    if found is None:
+        key, value = next(iter(lookup.items()))
+        raise NotFound([error(f"no {what} with {key.replace('__', ' ')} {value!r}")])
+    return found
 
 
 @csrf_exempt

@@ -68,3 +68,30 @@ def test_staff_manage_api_keys_in_the_admin(admin_client):
     from rest_framework_api_key.models import APIKey
 
     assert APIKey.objects.get().name == "crm"
+
+
+def _has_example(schema: dict, content: dict) -> bool:
+    if "examples" in content or "example" in content:
+        return True
+    target = content.get("schema", {})
+    if "$ref" in target:
+        target = schema["components"]["schemas"][target["$ref"].rsplit("/", 1)[-1]]
+    return "example" in target
+
+
+def test_every_body_of_every_operation_has_an_example(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            bodies = (
+                [operation["requestBody"]["content"]["application/json"]]
+                if "requestBody" in operation
+                else []
+            )
+            bodies += [
+                response["content"]["application/json"]
+                for code, response in operation["responses"].items()
+                if code.startswith("2") and "content" in response
+            ]
+            assert bodies or method == "delete", (method, path)
+            for body in bodies:
+                assert _has_example(schema, body), (method, path)
