@@ -174,3 +174,23 @@ def test_create_api_key_refuses_a_bad_name(name):
     with pytest.raises(CommandError):
         call_command("create_api_key", name)
     assert not APIKey.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_browsable_api_renders_every_endpoint_for_staff(django_user_model, flow_in):
+    from customers.models import Customer, PromoPool, Segment
+
+    flow = flow_in("active")
+    Customer.objects.create(external_id="c-1")
+    Segment.objects.create(slug="x", name="X")
+    PromoPool.objects.create(slug="x", name="X")
+    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    client = APIClient()
+    client.force_login(staff)
+    for method, url in ENDPOINTS:
+        if method != "get":
+            continue
+        response = client.get(url.replace("/flows/1", f"/flows/{flow.pk}"), HTTP_ACCEPT="text/html")
+        assert response.status_code < 500, url
+        if response.status_code == 200:
+            assert response["Content-Type"].startswith("text/html"), url
