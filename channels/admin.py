@@ -1,13 +1,58 @@
-"""Admin for templates and the message outbox."""
+"""Admin for templates (with a preview for a chosen customer) and the
+message outbox."""
+
+import json
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path
 
 from channels.models import Message, Template
+from channels.rendering import RenderError, preview
 from customers.admin import ReadOnlyAdminMixin
+from customers.models import Customer
+
+# What a preview without a chosen customer renders with.
+SAMPLE_CUSTOMER = {
+    "external_id": "sample-1",
+    "email": "alex@example.com",
+    "phone": "+4915100000000",
+    "first_name": "Alex",
+    "last_name": "Sample",
+    "timezone": "Europe/Berlin",
+    "fields": {},
+}
+
+
+def find_customer(query: str) -> Customer | None:
+    """The customer with this external id, email or phone (exact)."""
+    query = query.strip()
+    if not query:
+        return None
+    return (
+        Customer.objects.filter(Q(external_id=query) | Q(email__iexact=query) | Q(phone=query))
+        .order_by("pk")
+        .first()
+    )
+
+
+def preview_parts(rendered: dict) -> list[tuple[str, str, bool]]:
+    """(field, text, is_html) rows of a rendered template, in display order."""
+    parts = []
+    for name, value in rendered.items():
+        if isinstance(value, dict | list):
+            parts.append((name, json.dumps(value, indent=2, ensure_ascii=False), False))
+        else:
+            parts.append((name, str(value), name == "html"))
+    return parts
 
 
 @admin.register(Template)
 class TemplateAdmin(admin.ModelAdmin):
+    change_form_template = "admin/channels/template/change_form.html"
     list_display = ["slug", "name", "channel", "purpose", "subject", "updated_at"]
     list_filter = ["channel", "purpose"]
     search_fields = ["slug", "name", "subject"]
@@ -26,6 +71,54 @@ class TemplateAdmin(admin.ModelAdmin):
         ),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]
+
+    def get_urls(self):
+        preview_url = path(
+            "<path:object_id>/preview/",
+            self.admin_site.admin_view(self.preview_view),
+            name="channels_template_preview",
+        )
+        return [preview_url, *super().get_urls()]
+
+    def preview_view(self, request, object_id):
+        """The template rendered for a chosen customer (external id, email or
+        phone), as the engine would render it; a RenderError is shown, not
+        raised. Without a customer, a sample one."""
+        template = self.get_object(request, object_id)
+        if template is None:
+            raise Http404("No such template")
+        if not self.has_view_permission(request, template):
+            raise PermissionDenied
+        query = (request.GET.get("customer") or "").strip()
+        customer, problem = None, ""
+        if query:
+            if not request.user.has_perm("customers.view_customer"):
+                raise PermissionDenied
+            customer = find_customer(query)
+            if customer is None:
+                problem = f"No customer has the external id, email or phone “{query}”."
+        rendered, render_error = None, ""
+        if not problem:
+            try:
+                rendered = preview(template=template, customer=customer if customer else SAMPLE_CUSTOMER)
+            except RenderError as error:
+                render_error = str(error)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Preview of {template.slug}",
+            "subtitle": None,
+            "original": template,
+            "template_obj": template,
+            "query": query,
+            # Not "customer": the rendered template's own context has one too.
+            "chosen_customer": customer,
+            "sample": SAMPLE_CUSTOMER if customer is None and not problem else None,
+            "problem": problem,
+            "render_error": render_error,
+            "parts": preview_parts(rendered) if rendered else [],
+        }
+        return TemplateResponse(request, "admin/channels/template/preview.html", context)
 
 
 @admin.register(Message)

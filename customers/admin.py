@@ -4,6 +4,8 @@ show, so a page of 100 rows costs the same few queries as a page of one."""
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
 
 from customers.models import (
     Customer,
@@ -94,9 +96,18 @@ class SubscriptionInline(admin.TabularInline):
     readonly_fields = ["updated_at"]
 
 
+def activity_url(customer_id: int) -> str:
+    """The customer's activity page. It lives in the flows admin (runs are
+    flows' records); customers only knows its URL name, never its code."""
+    try:
+        return reverse("admin:flows_customer_activity", args=[customer_id])
+    except NoReverseMatch:
+        return ""
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "email", "phone", "name", "created_at"]
+    list_display = ["external_id", "email", "phone", "name", "created_at", "activity"]
     list_filter = [EmailSubscriptionFilter, "email_valid", "created_at"]
     search_fields = ["external_id", "email", "phone", "first_name", "last_name"]
     ordering = ["-created_at"]
@@ -104,12 +115,17 @@ class CustomerAdmin(admin.ModelAdmin):
     # changelist; the paginator still counts the filtered result.
     show_full_result_count = False
     inlines = [SubscriptionInline]
-    readonly_fields = ["created_at", "updated_at", "points_balance"]
+    readonly_fields = ["created_at", "updated_at", "points_balance", "activity"]
     fieldsets = [
         (None, {"fields": ["external_id", ("first_name", "last_name"), "timezone"]}),
         ("Contacts", {"fields": ["email", "email_valid", "phone", "push_tokens"]}),
-        ("Data", {"fields": ["fields", "points_balance", "created_at", "updated_at"]}),
+        ("Data", {"fields": ["fields", "points_balance", "created_at", "updated_at", "activity"]}),
     ]
+
+    @admin.display(description="activity")
+    def activity(self, obj: Customer) -> str:
+        url = activity_url(obj.pk) if obj.pk else ""
+        return format_html('<a href="{}">runs and messages</a>', url) if url else "—"
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -26,13 +26,15 @@ from django.utils.timezone import now as current_time
 from customers.models import Event
 from flows.durations import parse_duration
 from flows.models import Flow, LimitationCounter, LimitationGrant, Node, NodePass
-from flows.nodes.limitation import counter_key
+from flows.nodes.base import ValidationContext
+from flows.nodes.limitation import Limitation, counter_key
 from flows.stats import flow_stats
 
 DEFAULT_CONVERSION_TYPES = ("order_created", "order")
 DEFAULT_ATTRIBUTION_WINDOW = "P7D"
 REVENUE_KEYS = ("total", "revenue")
 Z_95 = 1.959963984540054
+LIMITATION = Limitation()
 
 
 def conversion_event_types() -> list[str]:
@@ -52,7 +54,10 @@ def wilson_interval(successes: int, trials: int, *, z: float = Z_95) -> tuple[fl
     denominator = 1 + z * z / trials
     center = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, center - half), min(1.0, center + half)
+    # At 0 and at trials the bound is exactly 0 or 1 (float noise aside).
+    low = 0.0 if successes == 0 else max(0.0, center - half)
+    high = 1.0 if successes == trials else min(1.0, center + half)
+    return low, high
 
 
 def revenue_of(payload: Any) -> Decimal:
@@ -100,11 +105,10 @@ def limitation_usage(
         if node["kind"] != "limitation":
             continue
         config = node["config"] or {}
-        maximum = config.get("max") if isinstance(config.get("max"), int) else None
-        try:
-            signature, window_start, rolling_since = counter_key(config, now=at, tz=tz, is_test=is_test)
-        except (KeyError, TypeError, ValueError):
-            continue  # an invalid draft's config: nothing counted under it
+        if LIMITATION.validate(config, ValidationContext()):
+            continue  # an invalid config: nothing was ever counted under it
+        maximum = config["max"]
+        signature, window_start, rolling_since = counter_key(config, now=at, tz=tz, is_test=is_test)
         counter = LimitationCounter.objects.filter(
             flow=flow, node_key=node["key"], signature=signature, window_start=window_start
         ).first()
@@ -117,7 +121,7 @@ def limitation_usage(
         usage[node["key"]] = {
             "max": maximum,
             "used": used,
-            "remaining": max(0, maximum - used) if maximum is not None else None,
+            "remaining": max(0, maximum - used),
             "period": config.get("period"),
             "window_start": None if rolling_since is not None else window_start,
             "rolling_since": rolling_since,

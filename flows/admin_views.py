@@ -113,9 +113,9 @@ def canvas_save_view(request, object_id, *, model_admin):
     problems; a flow whose draft cannot be written now 409 with the reason."""
     flow = model_admin.get_object(request, object_id)
     if flow is None:
-        raise Http404("No such flow")
+        return json_response({"message": "No such flow."}, status=404)
     if not model_admin.has_change_permission(request, flow):
-        raise PermissionDenied
+        return json_response({"message": "You may not do this."}, status=403)
     if len(request.body) > MAX_DRAFT_BYTES:
         return json_response(
             {"errors": [{"field": "document", "message": "The document is too large."}]}, status=400
@@ -194,9 +194,9 @@ def parse_period(params, *, now: datetime | None = None) -> tuple[datetime, date
 def canvas_stats_view(request, object_id, *, model_admin):
     flow = model_admin.get_object(request, object_id)
     if flow is None:
-        raise Http404("No such flow")
+        return json_response({"message": "No such flow."}, status=404)
     if not model_admin.has_view_permission(request, flow):
-        raise PermissionDenied
+        return json_response({"message": "You may not do this."}, status=403)
     try:
         since, until = parse_period(request.GET)
     except ValueError as error:
