@@ -291,8 +291,7 @@ def test_a_new_version_fires_on_its_own_schedule(members):
 
 @pytest.mark.django_db
 def test_a_fire_inserts_its_runs_in_a_bounded_number_of_queries(welcome, django_assert_max_num_queries):
-    ids = bulk_customers(2000)
-    static_segment("everyone", ids)
+    bulk_customers(2000, segment="everyone")
     with at(MONDAY_17):
         flow = launch(scheduled(DAILY_10, {"segment": "everyone"}))
     with at(utc(2026, 6, 2, 10, 0)), django_assert_max_num_queries(14):

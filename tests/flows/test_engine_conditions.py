@@ -1,0 +1,258 @@
+"""Condition nodes in running flows (SPEC §5): yes/no rules on customer
+fields, the trigger event and subscriptions; branches on one attribute with
+values and inclusive numeric ranges, first match wins, no match → other;
+a port with no edge ends the run, completed."""
+
+import pytest
+
+from flows.entry import start_flow_for_segment
+from flows.models import Run
+from flows.tick import tick
+from tests.flows.engine_kit import (
+    at,
+    customer,
+    document,
+    edge,
+    email_templates,
+    event_start,
+    launch,
+    messages_of,
+    node,
+    path_of,
+    post_event,
+    runs_of,
+    send,
+    static_segment,
+    stats_of,
+    steps,
+    utc,
+)
+
+NOW = utc(2026, 6, 1, 9, 0)
+
+
+@pytest.fixture
+def mails(db):
+    email_templates("yes-mail", "no-mail")
+
+
+def yes_no(rule: dict) -> dict:
+    return document(
+        [
+            event_start("order_created"),
+            node("check", "condition", rule=rule),
+            steps("yes-step", send("yes-mail")),
+            steps("no-step", send("no-mail")),
+        ],
+        [edge("start", "check"), edge("check", "yes-step", "yes"), edge("check", "no-step", "no")],
+    )
+
+
+def enter(flow, customer_id, **payload) -> Run:
+    with at(NOW):
+        post_event(customer_id, occurred_at=NOW, payload=payload)
+        tick(deliver=False)
+    return runs_of(flow, customer_id)[-1]
+
+
+def answer(run: Run) -> str:
+    return dict((key, port) for key, port, _ in path_of(run))["check"]
+
+
+@pytest.mark.django_db
+def test_a_rule_on_a_customer_field(mails):
+    with at(NOW):
+        flow = launch(yes_no({"field": "customer.fields.tier", "op": "eq", "value": "gold"}))
+        gold = customer("gold", fields={"tier": "gold"})
+        silver = customer("silver", fields={"tier": "silver"})
+        none = customer("none")
+    assert answer(enter(flow, gold)) == "yes"
+    assert answer(enter(flow, silver)) == "no"
+    assert answer(enter(flow, none)) == "no"
+    assert [m.template_slug for m in messages_of(flow, gold)] == ["yes-mail"]
+    assert [m.template_slug for m in messages_of(flow, silver)] == ["no-mail"]
+    stats = stats_of(flow)
+    assert (stats[("check", "entered")], stats[("check", "exit:yes")], stats[("check", "exit:no")]) == (
+        3,
+        1,
+        2,
+    )
+    assert stats[("yes-step", "entered")] == 1
+
+
+@pytest.mark.django_db
+def test_a_rule_on_the_trigger_event_payload(mails):
+    with at(NOW):
+        flow = launch(yes_no({"field": "event.order.total", "op": "gte", "value": 100}))
+        ann = customer("ann")
+    assert answer(enter(flow, ann, order={"total": 100})) == "yes"  # gte is inclusive
+    assert answer(enter(flow, ann, order={"total": 99.5})) == "no"
+    assert answer(enter(flow, ann, order={"total": "500"})) == "no"  # a string is not a number
+    assert answer(enter(flow, ann)) == "no"
+
+
+@pytest.mark.django_db
+def test_each_run_reads_its_own_trigger_event(mails):
+    """Two runs of one customer in one batch, different payloads."""
+    with at(NOW):
+        flow = launch(yes_no({"field": "event.total", "op": "gte", "value": 100}))
+        ann = customer("ann")
+        post_event(ann, occurred_at=NOW, payload={"total": 500})
+        post_event(ann, occurred_at=NOW, payload={"total": 5})
+        tick(deliver=False)
+    assert [answer(run) for run in runs_of(flow, ann)] == ["yes", "no"]
+
+
+@pytest.mark.django_db
+def test_a_rule_on_a_subscription(mails):
+    with at(NOW):
+        flow = launch(yes_no({"field": "subscription.email", "op": "eq", "value": "subscribed"}))
+        subscribed = customer("sub", subscriptions={"email": "subscribed"})
+        pending = customer("pending", subscriptions={"email": "requires_confirmation"})
+        never = customer("never")
+    assert answer(enter(flow, subscribed)) == "yes"
+    assert answer(enter(flow, pending)) == "no"
+    assert answer(enter(flow, never)) == "no"
+
+
+@pytest.mark.django_db
+def test_a_rule_reads_the_customer_as_they_are_when_the_run_gets_there(mails):
+    from customers.services import set_field
+
+    doc = document(
+        [
+            event_start("order_created"),
+            node("wait", "wait", mode="fixed", duration="PT1H"),
+            node("check", "condition", rule={"field": "customer.fields.vip", "op": "eq", "value": True}),
+        ],
+        [edge("start", "wait"), edge("wait", "check")],
+    )
+    with at(NOW):
+        flow = launch(doc)
+        ann = customer("ann")
+    run = enter(flow, ann)
+    set_field(customer_ids=[ann], field="vip", value=True)
+    with at(utc(2026, 6, 1, 10, 0)):
+        tick(deliver=False)
+    run.refresh_from_db()
+    assert answer(run) == "yes"
+
+
+# --- Branches ----------------------------------------------------------------------------------
+
+SPENT_BRANCHES = [
+    {"name": "vip", "values": [{"min": 1000}]},
+    {"name": "mid", "values": [{"min": 100, "max": 999.99}]},
+    {"name": "picked", "values": [50, 75]},
+    {"name": "low", "values": [{"max": 100}]},
+]
+
+
+def branches(attribute: str, branch_list: list[dict]) -> dict:
+    """A condition with branches; only the first branch is wired (to a steps node)."""
+    return document(
+        [
+            event_start("order_created"),
+            node("check", "condition", attribute=attribute, branches=branch_list),
+            steps("first", send("yes-mail")),
+        ],
+        [edge("start", "check"), edge("check", "first", branch_list[0]["name"])],
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("spent", "port"),
+    [
+        (5000, "vip"),
+        (1000, "vip"),  # min is inclusive
+        (999.99, "mid"),  # max is inclusive
+        (100, "mid"),  # in mid and in low: the first match wins
+        (75, "picked"),  # also <= 100: first match wins
+        (50.0, "picked"),  # 50.0 equals 50
+        (60, "low"),
+        (-3, "low"),
+        ("5000", "other"),  # a string never falls in a numeric range
+        (None, "other"),
+        (True, "other"),
+    ],
+)
+def test_branches_take_the_first_matching_value_or_range(mails, spent, port):
+    with at(NOW):
+        flow = launch(branches("customer.fields.spent", SPENT_BRANCHES))
+        ann = customer("ann", fields={"spent": spent})
+    run = enter(flow, ann)
+    assert answer(run) == port
+    # Only "vip" is wired: every other port ends the run there, completed.
+    assert run.status == Run.Status.COMPLETED
+    assert len(messages_of(flow, ann)) == (1 if port == "vip" else 0)
+    assert stats_of(flow)[("check", f"exit:{port}")] == 1
+
+
+@pytest.mark.django_db
+def test_branches_on_text_values_and_a_missing_attribute(mails):
+    tiers = [
+        {"name": "top", "values": ["gold", "platinum"]},
+        {"name": "middle", "values": ["silver"]},
+    ]
+    with at(NOW):
+        flow = launch(branches("customer.fields.tier", tiers))
+        ids = {
+            tier: customer(tier, fields={"tier": tier}) for tier in ("gold", "platinum", "silver", "bronze")
+        }
+        missing = customer("missing")
+    assert {tier: answer(enter(flow, cid)) for tier, cid in ids.items()} == {
+        "gold": "top",
+        "platinum": "top",
+        "silver": "middle",
+        "bronze": "other",
+    }
+    assert answer(enter(flow, missing)) == "other"
+    stats = stats_of(flow)
+    assert (
+        stats[("check", "exit:top")],
+        stats[("check", "exit:middle")],
+        stats[("check", "exit:other")],
+    ) == (2, 1, 2)
+
+
+@pytest.mark.django_db
+def test_branches_on_the_trigger_event(mails):
+    with at(NOW):
+        flow = launch(branches("event.total", SPENT_BRANCHES))
+        ann = customer("ann")
+    assert answer(enter(flow, ann, total=2000)) == "vip"
+    assert answer(enter(flow, ann, total=10)) == "low"
+    assert answer(enter(flow, ann)) == "other"
+
+
+@pytest.mark.django_db
+def test_an_event_rule_in_a_run_without_a_trigger_event_answers_no(mails):
+    with at(NOW):
+        flow = launch(yes_no({"field": "event.total", "op": "exists"}))
+        ann = customer("ann")
+        static_segment("all", [ann])
+        start_flow_for_segment(flow=flow, segment_slug="all")
+        tick(deliver=False)
+    [run] = runs_of(flow, ann)
+    assert answer(run) == "no"
+
+
+@pytest.mark.django_db
+def test_an_unwired_port_ends_the_run_completed(mails):
+    doc = document(
+        [
+            event_start("order_created"),
+            node("check", "condition", rule={"field": "customer.fields.vip", "op": "eq", "value": True}),
+            steps("vip-step", send("yes-mail")),
+        ],
+        [edge("start", "check"), edge("check", "vip-step", "yes")],
+    )
+    with at(NOW):
+        flow = launch(doc)
+        ann = customer("ann")
+    run = enter(flow, ann)
+    assert (run.status, run.stop_reason, run.node_key) == (Run.Status.COMPLETED, "", "check")
+    assert run.ended_at == NOW
+    assert path_of(run) == [("start", "next", ""), ("check", "no", "")]
+    assert messages_of(flow) == []

@@ -1,0 +1,267 @@
+"""Splitter and A/B test in running flows (SPEC §5): the shares hold over a
+large audience (chi-square, p > 0.001); a splitter draws afresh on every
+pass, an A/B variant is sticky per customer across passes and versions
+while it exists; the control variant gets no interactions."""
+
+from collections import Counter
+
+import pytest
+
+from flows.entry import start_flow_for_segment
+from flows.models import ABAssignment, NodePass, Run
+from flows.tick import tick
+from tests.flows.engine_kit import (
+    at,
+    bulk_customers,
+    customer,
+    document,
+    edge,
+    event_start,
+    launch,
+    node,
+    path_of,
+    post_event,
+    relaunch,
+    runs_of,
+    stats_of,
+    steps,
+    utc,
+)
+
+NOW = utc(2026, 6, 1, 9, 0)
+AUDIENCE = 10_000
+# Chi-square critical values at p = 0.001 (1 and 2 degrees of freedom).
+CHI2_P001 = {1: 10.828, 2: 13.816}
+AB_VARIANTS = [
+    {"name": "A", "percent": 45},
+    {"name": "B", "percent": 45},
+    {"name": "control", "percent": 10, "control": True},
+]
+EVERY_TIME = {"mode": "every_time", "period": None, "max_total": None}
+
+
+def chi_square(observed: Counter, shares: dict[str, int]) -> float:
+    total = sum(observed.values())
+    return sum(
+        (observed[name] - total * percent / 100) ** 2 / (total * percent / 100)
+        for name, percent in shares.items()
+    )
+
+
+def exits(flow, node_key: str) -> Counter:
+    return Counter(
+        dict(
+            (port, count)
+            for (key, metric), count in stats_of(flow).items()
+            if key == node_key and metric.startswith("exit:")
+            for port in [metric.removeprefix("exit:")]
+        )
+    )
+
+
+def mark(field: str) -> dict:
+    return {"action": "set_field", "field": field, "value": True}
+
+
+def ab_doc(variants=AB_VARIANTS, *, wired: bool = True) -> dict:
+    """ab → a steps node per variant, the control one included (wired, yet
+    never reached); or the variants left unwired (the runs end at the A/B node)."""
+    names = [variant["name"] for variant in variants]
+    if not wired:
+        return document(
+            [event_start("order_created"), node("ab", "ab_test", variants=variants)], [edge("start", "ab")]
+        )
+    return document(
+        [
+            event_start("order_created"),
+            node("ab", "ab_test", variants=variants),
+            *[steps(f"step-{name}", mark(f"got_{name}")) for name in names],
+        ],
+        [edge("start", "ab"), *[edge("ab", f"step-{name}", name) for name in names]],
+        launch_limit=EVERY_TIME,
+    )
+
+
+def audience(size: int) -> list[int]:
+    """`size` customers in the static segment "everyone" (inserted in bulk)."""
+    return bulk_customers(size, segment="everyone")
+
+
+def run_everyone(flow, size: int) -> None:
+    with at(NOW):
+        assert start_flow_for_segment(flow=flow, segment_slug="everyone") == size
+        tick(deliver=False)
+
+
+# --- Splitter -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_50_50_splitter_over_10000_runs_holds_its_shares(db):
+    audience(AUDIENCE)
+    doc = document(
+        [
+            event_start("order_created"),
+            node("split", "splitter", branches=[{"name": "1", "percent": 50}, {"name": "2", "percent": 50}]),
+        ],
+        [edge("start", "split")],
+    )
+    with at(NOW):
+        flow = launch(doc)
+    run_everyone(flow, AUDIENCE)
+    observed = exits(flow, "split")
+    assert sum(observed.values()) == AUDIENCE
+    assert chi_square(observed, {"1": 50, "2": 50}) < CHI2_P001[1], observed
+    # Unwired branches: every run ended there, completed.
+    assert Run.objects.filter(flow=flow, status=Run.Status.COMPLETED).count() == AUDIENCE
+    assert Counter(NodePass.objects.filter(node_key="split").values_list("port", flat=True)) == observed
+
+
+@pytest.mark.django_db
+def test_an_uneven_splitter_holds_its_shares(db):
+    audience(3000)
+    shares = {"small": 10, "large": 90}
+    doc = document(
+        [
+            event_start("order_created"),
+            node("split", "splitter", branches=[{"name": k, "percent": v} for k, v in shares.items()]),
+        ],
+        [edge("start", "split")],
+    )
+    with at(NOW):
+        flow = launch(doc)
+    run_everyone(flow, 3000)
+    observed = exits(flow, "split")
+    assert chi_square(observed, shares) < CHI2_P001[1], observed
+
+
+@pytest.mark.django_db
+def test_a_splitter_draws_afresh_on_every_pass():
+    doc = document(
+        [
+            event_start("order_created"),
+            node("split", "splitter", branches=[{"name": "1", "percent": 50}, {"name": "2", "percent": 50}]),
+        ],
+        [edge("start", "split")],
+    )
+    with at(NOW):
+        flow = launch(doc)
+        ann = customer("ann")
+        for _ in range(40):
+            post_event(ann, occurred_at=NOW)
+        tick(deliver=False)
+    assert {path_of(run)[-1][1] for run in runs_of(flow, ann)} == {"1", "2"}
+
+
+# --- A/B test -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_ab_test_over_10000_customers_holds_its_shares(db):
+    audience(AUDIENCE)
+    with at(NOW):
+        flow = launch(ab_doc(wired=False))
+    run_everyone(flow, AUDIENCE)
+    observed = exits(flow, "ab")
+    assert sum(observed.values()) == AUDIENCE
+    assert chi_square(observed, {"A": 45, "B": 45, "control": 10}) < CHI2_P001[2], observed
+    assert Counter(ABAssignment.objects.filter(flow=flow).values_list("variant", flat=True)) == observed
+
+
+@pytest.mark.django_db
+def test_the_control_variant_gets_no_interactions(db):
+    from customers.models import Customer
+
+    audience(1000)
+    with at(NOW):
+        flow = launch(ab_doc())
+    run_everyone(flow, 1000)
+    observed = exits(flow, "ab")
+    assert observed["control"] > 0
+    stats = stats_of(flow)
+    assert stats[("step-A", "entered")] == observed["A"]
+    assert stats[("step-B", "entered")] == observed["B"]
+    # The control's runs end at the A/B node, although its port is wired.
+    assert stats[("step-control", "entered")] == 0
+    control_customers = set(
+        ABAssignment.objects.filter(flow=flow, variant="control").values_list("customer_id", flat=True)
+    )
+    control_runs = Run.objects.filter(flow=flow, customer_id__in=control_customers)
+    assert set(control_runs.values_list("status", "node_key", "launched")) == {
+        (Run.Status.COMPLETED, "ab", False)
+    }
+    assert not NodePass.objects.filter(run__in=control_runs, node_key="step-control").exists()
+    # Only the other variants' customers had something done to them.
+    assert Customer.objects.filter(fields__got_A=True).count() == observed["A"]
+    assert Customer.objects.filter(fields__got_B=True).count() == observed["B"]
+    assert Customer.objects.filter(fields__got_control=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_a_customer_keeps_the_variant_across_passes():
+    with at(NOW):
+        flow = launch(ab_doc())
+        ids = [customer(f"c{index}") for index in range(30)]
+        for _ in range(3):
+            for customer_id in ids:
+                post_event(customer_id, occurred_at=NOW)
+        tick(deliver=False)
+    for customer_id in ids:
+        ports = {path_of(run)[1][1] for run in runs_of(flow, customer_id)}
+        assert len(ports) == 1, (customer_id, ports)
+    assert ABAssignment.objects.filter(flow=flow).count() == 30
+    assert len({path_of(run)[1][1] for run in runs_of(flow)}) > 1  # not everybody in one variant
+
+
+@pytest.mark.django_db
+def test_the_first_assignment_is_a_deterministic_draw(db):
+    """Forgetting the stored assignments and drawing again gives the same
+    variants: the draw depends on (flow, node, customer) only."""
+    audience(500)
+    with at(NOW):
+        flow = launch(ab_doc(wired=False))
+    run_everyone(flow, 500)
+    first = dict(ABAssignment.objects.filter(flow=flow).values_list("customer_id", "variant"))
+    assert set(first.values()) == {"A", "B", "control"}
+    ABAssignment.objects.filter(flow=flow).delete()
+    run_everyone(flow, 500)
+    assert dict(ABAssignment.objects.filter(flow=flow).values_list("customer_id", "variant")) == first
+
+
+@pytest.mark.django_db
+def test_a_new_version_keeps_the_variant_while_it_exists():
+    with at(NOW):
+        flow = launch(ab_doc())
+        ids = [customer(f"c{index}") for index in range(60)]
+        for customer_id in ids:
+            post_event(customer_id, occurred_at=NOW)
+        tick(deliver=False)
+    before = dict(ABAssignment.objects.filter(flow=flow).values_list("customer_id", "variant"))
+    assert set(before.values()) == {"A", "B", "control"}
+
+    # v2: same variants, other shares — everybody keeps theirs.
+    reshared = [{"name": "A", "percent": 10}, {"name": "B", "percent": 10}, {**AB_VARIANTS[2], "percent": 80}]
+    with at(NOW):
+        flow = relaunch(flow, ab_doc(reshared))
+        for customer_id in ids:
+            post_event(customer_id, occurred_at=NOW)
+        tick(deliver=False)
+    assert dict(ABAssignment.objects.filter(flow=flow).values_list("customer_id", "variant")) == before
+    for customer_id in ids:
+        assert path_of(runs_of(flow, customer_id)[-1])[1][1] == before[customer_id]
+
+    # v3 drops B: its customers are drawn again among v3's variants, the others stay.
+    without_b = [{"name": "A", "percent": 50}, {"name": "C", "percent": 50}]
+    with at(NOW):
+        flow = relaunch(flow, ab_doc(without_b))
+        for customer_id in ids:
+            post_event(customer_id, occurred_at=NOW)
+        tick(deliver=False)
+    after = dict(ABAssignment.objects.filter(flow=flow).values_list("customer_id", "variant"))
+    for customer_id in ids:
+        if before[customer_id] == "A":
+            assert after[customer_id] == "A"
+        elif before[customer_id] == "B":
+            assert after[customer_id] in ("A", "C")
+        taken = path_of(runs_of(flow, customer_id)[-1])[1][1]
+        assert taken == after[customer_id]
