@@ -5,6 +5,7 @@ INSERT … SELECT, never a Python loop over customers."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -20,8 +21,15 @@ from flows.engine import EngineContext, hour_of
 from flows.launch_limits import blocked_q
 from flows.models import Flow, FlowVersion, LaunchRecord, NodePass, Run
 
+log = logging.getLogger(__name__)
+
 DEFAULT_MAX_AGE = "P7D"
 TEST_AUDIENCE_LIMIT = 10_000
+# Flows whose live version takes new runs. `launching` is a live flow whose
+# draft is being launched: its live version keeps running until the new one
+# takes over, so events matched meanwhile must not be lost for it (a flow
+# never launched has no live version and takes nothing).
+ENTERING_STATUSES = (Flow.Status.ACTIVE, Flow.Status.TESTING, Flow.Status.LAUNCHING)
 
 
 def _start_node(version: FlowVersion):
@@ -105,7 +113,7 @@ class EventStart:
 def _event_starts() -> list[EventStart]:
     versions = (
         FlowVersion.objects.filter(
-            flow__status__in=(Flow.Status.ACTIVE, Flow.Status.TESTING),
+            flow__status__in=ENTERING_STATUSES,
             flow__live_version_id=F("id"),
         )
         .select_related("flow")
@@ -303,6 +311,25 @@ def audience_q(config: dict) -> Q:
     return q
 
 
+def _fire_audience(version: FlowVersion, start) -> Q | None:
+    """The audience of one fire, or None when it cannot be selected any more:
+    a segment deleted after the launch (or a rule segment made circular) must
+    not stop every tick; that fire takes nobody and the schedule moves on."""
+    from customers.models import Segment
+    from customers.rules import RuleError
+
+    try:
+        return audience_q(start.config)
+    except (Segment.DoesNotExist, RuleError) as exc:
+        log.warning(
+            "flow %s v%s: schedule audience unavailable, fire skipped: %s",
+            version.flow_id,
+            version.number,
+            exc,
+        )
+        return None
+
+
 def schedule_tz(config: dict, version: FlowVersion) -> ZoneInfo:
     name = config.get("timezone") or "flow"
     return ZoneInfo(version.timezone if name == "flow" else name)
@@ -331,7 +358,8 @@ def fire_schedules(*, ctx: EngineContext | None = None) -> dict[str, int]:
         FlowVersion.objects.filter(
             next_fire_at__lte=now,
             flow__live_version_id=F("id"),
-            flow__status__in=(Flow.Status.ACTIVE, Flow.Status.TESTING, Flow.Status.PAUSED),
+            # Paused ones too: their fires are skipped, not kept for later.
+            flow__status__in=(*ENTERING_STATUSES, Flow.Status.PAUSED),
         ).values_list("id", flat=True)
     )
     for version_id in due_ids:
@@ -358,20 +386,22 @@ def fire_schedules(*, ctx: EngineContext | None = None) -> dict[str, int]:
                 )
                 or version.next_fire_at
             )
+            audience = None
             if version.flow.status != Flow.Status.PAUSED and _within_schedule(
                 version, now, trigger_at=fire_at
             ):
-                started = enter_audience(
+                audience = _fire_audience(version, start)
+                counts["audience_missing" if audience is None else "fired"] += 1
+            else:
+                counts["skipped"] += 1
+            if audience is not None:
+                counts["runs_started"] += enter_audience(
                     version=version,
-                    audience=audience_q(start.config),
+                    audience=audience,
                     clock=fire_at,
                     now=now,
                     limit=TEST_AUDIENCE_LIMIT if version.is_test else None,
                 )
-                counts["fired"] += 1
-                counts["runs_started"] += started
-            else:
-                counts["skipped"] += 1
             # A test fires once; a live version goes on to the next occurrence.
             following = None if version.is_test else next_fire(recurrence, tz=tz, after=now, anchor=anchor)
             FlowVersion.objects.filter(pk=version.pk).update(next_fire_at=following)

@@ -164,3 +164,30 @@ def test_a_run_woken_late_after_an_outage_is_dropped(welcome):
     assert run.stop_reason == "relevance_expired"
     assert path_of(run)[-1] == ("thanks", "", "relevance_expired")
     assert messages_of(flow) == []
+
+
+# --- Events too old to start a run (max_age) ----------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("max_age", "age", "enters"),
+    [
+        (None, timedelta(days=7), True),  # the default, P7D: exactly 7 days old still enters
+        (None, timedelta(days=7, seconds=1), False),
+        ("PT1H", timedelta(minutes=59), True),
+        ("PT1H", timedelta(hours=2), False),
+    ],
+)
+def test_events_older_than_max_age_start_no_run(welcome, max_age, age, enters):
+    config = {"max_age": max_age} if max_age else {}
+    doc = document(
+        [event_start("order_created", **config), steps("thanks", send("welcome"), relevance="P30D")],
+        chain("start", "thanks"),
+    )
+    with at(ARRIVES):
+        flow = launch(doc)
+        ann = customer("ann")
+    arrive(ann, occurred_at=ARRIVES - age, now=ARRIVES)
+    assert len(runs_of(flow, ann)) == (1 if enters else 0)
+    assert stats_of(flow)[("start", "entered")] == (1 if enters else 0)

@@ -301,3 +301,26 @@ def test_a_fire_inserts_its_runs_in_a_bounded_number_of_queries(welcome, django_
         Run.objects.filter(flow=flow, status=Run.Status.ACTIVE, clock=utc(2026, 6, 2, 10, 0)).count() == 2000
     )
     assert stats_of(flow)[("start", "entered")] == 2000
+
+
+# --- An audience that went away -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_deleted_audience_segment_skips_the_fire_without_stopping_the_tick(members):
+    from tests.flows.engine_kit import chain, event_start, post_event
+
+    with at(MONDAY_17):
+        scheduled_flow = launch(scheduled(DAILY_10, {"segment": "vip"}))
+        event_flow = launch(
+            document([event_start("order_created"), steps("mail", send("welcome"))], chain("start", "mail"))
+        )
+    Segment.objects.filter(slug="vip").delete()
+    with at(utc(2026, 6, 2, 10, 0)):
+        post_event(members["cid"], occurred_at=utc(2026, 6, 2, 10, 0))
+        counts = tick(deliver=False)
+    assert counts["schedules.audience_missing"] == 1
+    assert Run.objects.filter(flow=scheduled_flow).count() == 0
+    assert version_of(scheduled_flow).next_fire_at == utc(2026, 6, 3, 10, 0)
+    # The rest of the tick went on.
+    assert [run.status for run in runs_of(event_flow)] == [Run.Status.COMPLETED]

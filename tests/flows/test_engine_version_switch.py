@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from flows.models import FlowVersion, NodePass, Run
+from flows.models import Flow, FlowVersion, NodePass, Run
 from flows.tick import tick
 from tests.flows.engine_kit import (
     at,
@@ -156,3 +156,31 @@ def test_the_node_deleted_pass_is_recorded_under_the_version_that_had_the_node(w
         tick(deliver=False)
     stopped = NodePass.objects.get(run=run, stop_reason="node_deleted")
     assert (stopped.node_key, stopped.kind, stopped.version_id) == ("wait", "wait", v1)
+
+
+@pytest.mark.django_db
+def test_events_matched_while_a_new_version_is_launching_enter_the_live_one(waiting_run):
+    """Between the launch request and its completion the live version still
+    runs: an event matched then starts a run, which then moves on in the new version."""
+    from flows import lifecycle
+    from flows.engine import EngineContext
+    from flows.entry import match_events
+
+    flow, run = waiting_run
+    with at(JUN_1 + timedelta(hours=2)):
+        bob = customer("bob")
+        lifecycle.edit_flow(flow=flow)
+        lifecycle.save_draft(flow=flow, document=version_doc(mail="v2-mail"))
+        flow = lifecycle.launch_flow(flow=flow, enqueue=False)
+        assert flow.status == "launching"
+        post_event(bob, occurred_at=JUN_1 + timedelta(hours=2))
+        assert match_events(ctx=EngineContext())["runs_started"] == 1
+        [bob_run] = runs_of(flow, bob)
+        assert bob_run.version_id == run.version_id  # the version live at the time
+        tick(deliver=False)  # finishes the launch
+    flow = Flow.objects.get(pk=flow.pk)
+    bob_run.refresh_from_db()
+    assert bob_run.version_id == flow.live_version_id != run.version_id
+    with at(JUN_1 + timedelta(days=1, hours=2)):
+        tick(deliver=False)
+    assert [m.template_slug for m in messages_of(flow, bob)] == ["v2-mail"]
