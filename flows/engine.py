@@ -176,6 +176,8 @@ class EngineContext:
         self._graphs: dict[int, Graph] = {}
         # Runs this tick leaves alone from now on (see BatchResult.capped).
         self.capped: set[int] = set()
+        # Batches the database rolled back to break a deadlock, done again.
+        self.retried = 0
 
     def graph(self, version_id: int) -> Graph:
         if version_id not in self._graphs:
@@ -572,6 +574,7 @@ def process_batch(*, ctx: EngineContext, limit: int) -> tuple[list[RunState], Ba
             log.warning(
                 "batch rolled back (%s), attempt %d of %d", exc.__cause__.sqlstate, attempt, BATCH_ATTEMPTS
             )
+            ctx.retried += 1
             continue
         ctx.capped |= result.capped
         return runs, result
@@ -583,6 +586,7 @@ def process_due_runs(*, ctx: EngineContext | None = None, max_batches: int | Non
     ctx = ctx or EngineContext()
     totals = Counter()
     batches = 0
+    retried_before = ctx.retried
     while max_batches is None or batches < max_batches:
         done = process_batch(ctx=ctx, limit=settings.MAESTRA_BATCH_SIZE)
         if done is None:
@@ -597,6 +601,8 @@ def process_due_runs(*, ctx: EngineContext | None = None, max_batches: int | Non
             waiting=result.waiting,
         )
     totals["batches"] = batches
+    if ctx.retried > retried_before:
+        totals["retried"] = ctx.retried - retried_before
     return dict(totals)
 
 

@@ -50,16 +50,24 @@ def json_rows(columns: Mapping[str, str], rows: Iterable[Sequence | Mapping]) ->
     parameter. `columns` maps name → kind ("int", "bool", "ts", "text"); a row
     is a tuple in the order of `columns` or a mapping by name."""
     names = list(columns)
+    kinds = [columns[name] for name in names]
     on_postgres = connection.vendor == "postgresql"
+    # A batch shares a handful of moments (now, the trigger time): converting
+    # each distinct datetime once is most of the cost of a big batch.
+    moments: dict[datetime, Any] = {}
     payload = []
     for row in rows:
-        values = [row.get(name) for name in names] if isinstance(row, Mapping) else list(row)
-        payload.append(
-            {
-                name: _json_cell(value, columns[name], on_postgres)
-                for name, value in zip(names, values, strict=True)
-            }
-        )
+        values = [row.get(name) for name in names] if isinstance(row, Mapping) else row
+        cells = {}
+        for name, kind, value in zip(names, kinds, values, strict=True):
+            if kind == "ts" and value is not None:
+                cell = moments.get(value)
+                if cell is None:
+                    cell = moments[value] = _json_cell(value, kind, on_postgres)
+                cells[name] = cell
+            else:
+                cells[name] = _json_cell(value, kind, on_postgres)
+        payload.append(cells)
     param = json.dumps(payload, separators=(",", ":"))
     if on_postgres:
         definitions = ", ".join(f'"{name}" {_PG_TYPES[columns[name]]}' for name in names)

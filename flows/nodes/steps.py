@@ -53,11 +53,15 @@ class Steps(NodeKind):
 
         now = batch.now
         relevance = parse_duration(batch.config["relevance"])
+        deadlines: dict = {}  # runs of an audience share their clock: compute it once
         runs = []
         for run in batch.runs:
             # The group must execute before clock + relevance, the clock as it
             # stood when the run reached this node: stale messages are dropped.
-            if now >= relevance.add_to(run.node_clock or run.clock, batch.graph.tz):
+            clock = run.node_clock or run.clock
+            if clock not in deadlines:
+                deadlines[clock] = relevance.add_to(clock, batch.graph.tz)
+            if now >= deadlines[clock]:
                 batch.stop(run, "relevance_expired")
             else:
                 runs.append(run)

@@ -167,3 +167,23 @@ def parse_counts(stdout: str) -> dict[str, int]:
         if sep and value.strip().isdigit():
             counts[key.strip()] = int(value)
     return counts
+
+
+def wait_for_other_connections_to_close(timeout: float = 20.0) -> None:
+    """Block until no other session is connected to the test database: a
+    killed worker's server process may hold its row locks a moment longer,
+    and a clean tick must not skip those runs as someone else's."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            (others,) = cursor.fetchone()
+        if not others:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{others} other session(s) still connected to the test database")
+        time.sleep(0.1)

@@ -1,0 +1,160 @@
+"""Batch-first, measured: moving a batch takes a fixed number of queries,
+whatever its size (DESIGN "The engine: batches, not customers").
+
+The only statements that still grow with the batch are Django bulk_create
+calls outside the engine, which SQLite caps at 999 parameters per statement:
+the outbox rows (channels/outbox.py) and the runs started by events
+(flows/entry.py). They are counted apart and checked against Django's own
+chunk size, so the engine's share is still pinned exactly; on PostgreSQL the
+totals are the same for 1,000 and 5,000."""
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from channels.models import Message
+from customers.services import store_events
+from flows.engine import EngineContext, process_due_runs
+from flows.entry import fire_schedules, match_events, start_flow_for_segment
+from flows.models import FlowVersion, Run
+from tests.flows.engine_builders import (
+    document,
+    edge,
+    email_template,
+    event_start,
+    launch,
+    make_customers,
+    node,
+    schedule_start,
+    send,
+    static_segment,
+    steps,
+)
+
+T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+SIZES = [1000, 5000]
+MAX_QUERIES = 25
+
+
+@pytest.fixture(autouse=True)
+def big_batches(settings):
+    settings.MAESTRA_BATCH_SIZE = 5000
+
+
+def bulk_create_statements(model, rows: int) -> int:
+    """How many INSERTs Django's bulk_create needs for `rows` rows of `model`
+    on this database (1 on PostgreSQL; SQLite: 999 parameters each)."""
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    per_statement = connection.ops.bulk_batch_size(fields, [None] * rows)
+    return math.ceil(rows / per_statement)
+
+
+def split(queries, table: str) -> tuple[list[str], int]:
+    """(the other statements, how many INSERT INTO `table` there were)."""
+    marker = f'INTO "{table}"'
+    inserts = [q["sql"] for q in queries if q["sql"].startswith("INSERT") and marker in q["sql"]]
+    return [q["sql"] for q in queries if q["sql"] not in inserts], len(inserts)
+
+
+def two_emails_flow():
+    """start → hello (email) → an hour → again (email)."""
+    email_template("hello")
+    email_template("again")
+    return launch(
+        document(
+            [
+                event_start("never"),
+                steps("hello", send("hello")),
+                node("hour", "wait", mode="fixed", duration="PT1H"),
+                steps("again", send("again")),
+            ],
+            [edge("start", "hello"), edge("hello", "hour"), edge("hour", "again")],
+        )
+    )
+
+
+def measure(fn):
+    with CaptureQueriesContext(connection) as captured:
+        result = fn()
+    return result, captured.captured_queries
+
+
+@pytest.fixture
+def moved_twice(db):
+    """For each size: the queries of the batch that takes the audience through
+    the first email into the wait, and of the batch that wakes them up and
+    sends the second email."""
+    figures = {}
+    with time_machine.travel(T0, tick=False):
+        flow = two_emails_flow()
+    for size in SIZES:
+        Run.objects.all().delete()
+        with time_machine.travel(T0, tick=False):
+            ids = make_customers(size, prefix=f"s{size}-")
+            static_segment(f"audience-{size}", ids)
+            start_flow_for_segment(flow=flow, segment_slug=f"audience-{size}")
+            first, first_queries = measure(lambda: process_due_runs(ctx=EngineContext(), max_batches=1))
+        with time_machine.travel(T0 + timedelta(hours=1, seconds=1), tick=False):
+            second, second_queries = measure(lambda: process_due_runs(ctx=EngineContext(), max_batches=1))
+        assert first["runs"] == size and first["waiting"] == size and first["batches"] == 1
+        assert second["runs"] == size and second["completed"] == size
+        figures[size] = (first_queries, second_queries)
+    return figures
+
+
+def test_moving_a_batch_through_a_send_and_a_wait_takes_the_same_queries_for_1000_and_5000(moved_twice):
+    engine_counts = []
+    for size, (first, second) in moved_twice.items():
+        for queries in (first, second):
+            others, outbox_inserts = split(queries, Message._meta.db_table)
+            assert outbox_inserts == bulk_create_statements(Message, size)
+            assert len(others) <= MAX_QUERIES, "\n".join(others)
+            engine_counts.append(len(others))
+    print("engine queries (enter wait, wake up) for", SIZES, ":", engine_counts)
+    # 1,000 and 5,000 alike, for both batches.
+    assert engine_counts[:2] == engine_counts[2:]
+    if connection.vendor == "postgresql":
+        totals = [len(queries) for pair in moved_twice.values() for queries in pair]
+        assert totals[:2] == totals[2:]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("size", SIZES)
+def test_matching_events_takes_a_bounded_number_of_queries(size):
+    email_template("hello")
+    with time_machine.travel(T0, tick=False):
+        ids = make_customers(size)
+        launch(document([event_start("signed_up"), steps("hello", send("hello"))], [edge("start", "hello")]))
+        store_events(events=[{"customer_id": i, "type": "signed_up", "occurred_at": T0} for i in ids])
+        counts, queries = measure(lambda: match_events(ctx=EngineContext(), limit=size))
+    assert counts["runs_started"] == size
+    others, run_inserts = split(queries, Run._meta.db_table)
+    print(f"match_events({size}): {len(others)} queries + {run_inserts} run inserts")
+    assert len(others) <= MAX_QUERIES, "\n".join(others)
+    # flows/entry.py creates the runs with bulk_create(batch_size=2000).
+    assert run_inserts == max(bulk_create_statements(Run, size), math.ceil(size / 2000))
+
+
+@pytest.mark.django_db
+def test_firing_a_schedule_for_5000_customers_takes_as_many_queries_as_for_1000():
+    email_template("hello")
+    counts = []
+    for size in SIZES:
+        slug = f"audience-{size}"
+        ids = make_customers(size, prefix=f"s{size}-")
+        static_segment(slug, ids)
+        with time_machine.travel(datetime(2026, 3, 1, 8, tzinfo=UTC), tick=False):
+            launch(document([schedule_start(slug), steps("hello", send("hello"))], [edge("start", "hello")]))
+        with time_machine.travel(datetime(2026, 3, 1, 10, 1, tzinfo=UTC), tick=False):
+            fired, queries = measure(lambda: fire_schedules(ctx=EngineContext()))
+        assert fired == {"fired": 1, "runs_started": size}
+        counts.append(len(queries))
+        # Only the next size's flow is due next time round.
+        Run.objects.all().delete()
+        FlowVersion.objects.update(next_fire_at=None)
+    print("fire_schedules queries for", SIZES, ":", counts)
+    assert counts[0] == counts[1] <= MAX_QUERIES
