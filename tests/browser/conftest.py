@@ -67,13 +67,17 @@ def page(browser, live_server):
 
 @pytest.fixture
 def shoot(request):
-    """shoot(page, "stage") keeps a full-page screenshot in test-artifacts/."""
+    """shoot(page, "stage") keeps a full-page screenshot in test-artifacts/;
+    shoot(page, "stage", element=locator) one of that element only."""
     ARTIFACTS.mkdir(exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)
 
-    def take(page, stage: str) -> Path:
+    def take(page, stage: str, *, element=None) -> Path:
         path = ARTIFACTS / f"{name}--{stage}.png"
-        page.screenshot(path=str(path), full_page=True)
+        if element is not None:
+            element.screenshot(path=str(path))
+        else:
+            page.screenshot(path=str(path), full_page=True)
         return path
 
     return take

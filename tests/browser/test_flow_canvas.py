@@ -166,6 +166,17 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     page.keyboard.press("Delete")
     expect(node(page, "splitter_1")).to_have_count(0)
     wait_saved(page)
+    # A clicked connection takes the Delete key; drawing it again restores it.
+    remind_id = node(page, "remind").get_attribute("id")
+    page.locator(f"svg.connection.node_in_{remind_id} path.main-path").click()
+    page.keyboard.press("Delete")
+    expect(page.locator(f"svg.connection.node_in_{remind_id}")).to_have_count(0)
+    expect(node(page, "remind")).to_be_visible()
+    wait_saved(page)
+    assert len(draft_document(flow)["edges"]) == 3
+    connect(page, "still", "remind", port=1)
+    wait_saved(page)
+    assert len(draft_document(flow)["edges"]) == 4
     page.locator(".fc-node-list button[data-node]").first.focus()
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")

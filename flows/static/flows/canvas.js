@@ -13,6 +13,7 @@ const GRID_Y = 150;
 
 class FlowCanvas {
   constructor(root, config) {
+    performance.mark("flow-canvas-start");
     this.root = root;
     this.config = config;
     this.editable = config.editable;
@@ -45,6 +46,7 @@ class FlowCanvas {
     if (hash.startsWith("#node-")) this.selectByKey(hash.slice(6));
     // A live flow opens with its statistics of the last 7 days.
     if (config.isLive && !this.editable) this.stats.show();
+    performance.measure("flow-canvas-draw", "flow-canvas-start");
   }
 
   // --- the editor ---------------------------------------------------------------
@@ -59,6 +61,9 @@ class FlowCanvas {
     editor.key = (event) => this.onKey(event);
     editor.start();
     editor.on("nodeSelected", (id) => this.select(Number(id)));
+    editor.on("nodeUnselected", () => this.deselect());
+    // A selected connection takes the Delete key from the node.
+    editor.on("connectionSelected", () => this.deselect());
     editor.on("nodeMoved", () => this.changed());
     editor.on("nodeRemoved", (id) => this.onNodeRemoved(Number(id)));
     editor.on("connectionCreated", (c) => this.onConnectionCreated(c));
@@ -85,6 +90,11 @@ class FlowCanvas {
       this.draw(node, position);
     }
     const byKey = new Map([...this.nodes].map(([id, node]) => [node.key, id]));
+    // Drawflow redraws both nodes' paths after each added connection, which
+    // makes the browser lay the page out twice per edge; draw the paths once
+    // per node after all of them exist instead.
+    const update = this.editor.updateConnectionNodes;
+    this.editor.updateConnectionNodes = () => {};
     for (const edge of doc.edges) {
       const from = byKey.get(edge.from);
       const to = byKey.get(edge.to);
@@ -95,9 +105,36 @@ class FlowCanvas {
       }
       this.editor.addConnection(from, to, `output_${index + 1}`, "input_1");
     }
+    this.editor.updateConnectionNodes = update;
+    this.drawAllPaths();
     this.loading = false;
     this.renderNodeList();
     this.renderStrayEdges();
+  }
+
+  // Every connection's path from its ports' positions: all reads first, then
+  // all writes, so the browser lays the page out once (same geometry as
+  // Drawflow's updateConnectionNodes).
+  drawAllPaths() {
+    const editor = this.editor;
+    const origin = editor.precanvas.getBoundingClientRect();
+    const centre = (element) => {
+      const box = element.getBoundingClientRect();
+      return [element.offsetWidth / 2 + (box.x - origin.x) / editor.zoom,
+        element.offsetHeight / 2 + (box.y - origin.y) / editor.zoom];
+    };
+    const paths = [];
+    for (const svg of editor.precanvas.querySelectorAll("svg.connection")) {
+      const classes = [...svg.classList];
+      const to = classes.find((c) => c.startsWith("node_in_")).slice("node_in_".length);
+      const from = classes.find((c) => c.startsWith("node_out_")).slice("node_out_".length);
+      const output = editor.precanvas.querySelector(`#${from} .outputs .${classes.find((c) => c.startsWith("output_"))}`);
+      const input = editor.precanvas.querySelector(`#${to} .inputs .${classes.find((c) => c.startsWith("input_"))}`);
+      if (output && input) paths.push([svg.firstElementChild, ...centre(output), ...centre(input)]);
+    }
+    for (const [path, x1, y1, x2, y2] of paths) {
+      path.setAttributeNS(null, "d", editor.createCurvature(x1, y1, x2, y2, editor.curvature, "openclose"));
+    }
   }
 
   draw(node, position) {
