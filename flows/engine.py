@@ -171,8 +171,10 @@ class Graph:
 class EngineContext:
     """What one worker knows during one pass: the time, the graphs, the flows."""
 
-    def __init__(self, *, now: datetime | None = None):
+    def __init__(self, *, now: datetime | None = None, flow_ids: list[int] | None = None):
         self.now = now or timezone.now()
+        # Only these flows' runs move (run_flow); None: every flow's.
+        self.only_flow_ids = None if flow_ids is None else set(flow_ids)
         self._graphs: dict[int, Graph] = {}
         # Runs this tick leaves alone from now on (see BatchResult.capped).
         self.capped: set[int] = set()
@@ -198,6 +200,8 @@ class EngineContext:
         ids = []
         for flow_id, row in self.flows.items():
             if row["live_version_id"] is None:
+                continue
+            if self.only_flow_ids is not None and flow_id not in self.only_flow_ids:
                 continue
             live = self.graph(row["live_version_id"])
             # After end_at the flow behaves as stopped: runs stay where they are

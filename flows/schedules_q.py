@@ -1,8 +1,14 @@
 """The two periodic django-q2 tasks: one sweep of due engine work and one of
 the outbox. One Schedule row each (never one per customer: django-q2 polls
-schedules with a Python loop, fine for two rows, not for millions)."""
+schedules with a Python loop, fine for two rows, not for millions).
+
+Registered on every migrate (flows/apps.py), so a deploy keeps them in step
+with the code: the function path and the interval are reset to what the code
+says; an operator's duplicate of a row (the admin allows it, schedule names
+are not unique) is removed, so a task never runs twice per interval."""
 
 from django.conf import settings
+from django.db import transaction
 
 PERIODIC_TASKS = {
     "maestra-sweep": "flows.tick.sweep_task",
@@ -14,13 +20,14 @@ def ensure_periodic_tasks(*, using: str = "default") -> None:
     from django_q.models import Schedule
 
     minutes = max(1, settings.MAESTRA_SWEEP_SECONDS // 60)
-    for name, func in PERIODIC_TASKS.items():
-        Schedule.objects.using(using).update_or_create(
-            name=name,
-            defaults={
-                "func": func,
-                "schedule_type": Schedule.MINUTES,
-                "minutes": minutes,
-                "repeats": -1,
-            },
-        )
+    with transaction.atomic(using=using):
+        for name, func in PERIODIC_TASKS.items():
+            rows = list(Schedule.objects.using(using).select_for_update().filter(name=name).order_by("pk"))
+            schedule = rows[0] if rows else Schedule(name=name)
+            for duplicate in rows[1:]:
+                duplicate.delete(using=using)
+            wanted = {"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1}
+            if schedule.pk is None or any(getattr(schedule, key) != value for key, value in wanted.items()):
+                for key, value in wanted.items():
+                    setattr(schedule, key, value)
+                schedule.save(using=using)

@@ -1,5 +1,6 @@
+from collections import Counter
+
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Q
 from tqdm import tqdm
 
 from flows.engine import EngineContext, process_due_runs
@@ -8,33 +9,51 @@ from flows.models import Flow, Run
 
 
 class Command(BaseCommand):
-    help = "Run a flow now for every member of a segment (batch run), with a progress bar."
+    help = (
+        "Run a flow now for every member of a segment (a batch run), with a progress bar. Only this flow's "
+        "runs move here; what they start elsewhere (emitted events) and the outbox are left to flows_tick "
+        "or the cluster."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("flow", help="flow id")
         parser.add_argument("--segment", required=True, help="segment slug")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **options):
-        flow = Flow.objects.filter(pk=options["flow"]).first() if str(options["flow"]).isdigit() else None
+        flow_arg = str(options["flow"])
+        flow = Flow.objects.filter(pk=int(flow_arg)).first() if flow_arg.isdigit() else None
         if flow is None:
-            raise CommandError(f"no flow with id {options['flow']!r}")
+            raise CommandError(f"no flow with id {flow_arg!r}")
         try:
             started = start_flow_for_segment(flow=flow, segment_slug=options["segment"])
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"runs started: {started}")
-        in_flight = Q(flow=flow, status__in=(Run.Status.ACTIVE,))
-        ctx = EngineContext()
-        with tqdm(total=started, unit="run", disable=None, file=self.stderr) as bar:
-            totals = {"runs": 0, "completed": 0, "stopped": 0, "waiting": 0}
+
+        # Created after the runs, so they are all due at its `now`.
+        ctx = EngineContext(flow_ids=[flow.pk])
+        totals: Counter = Counter()
+        # tqdm writes to the real stream (Django's OutputWrapper would add a
+        # newline to each redraw). A run counts once it ended or waits.
+        progress = tqdm(
+            total=started,
+            unit=" runs",
+            file=getattr(self.stderr, "_out", self.stderr),
+            disable=options["no_progress"],
+            dynamic_ncols=True,
+        )
+        with progress:
             while True:
                 part = process_due_runs(ctx=ctx, max_batches=1)
                 if not part.get("batches"):
                     break
-                for key in totals:
-                    totals[key] += part.get(key, 0)
-                bar.update(part.get("completed", 0) + part.get("stopped", 0) + part.get("waiting", 0))
-        left = Run.objects.filter(in_flight, due_at__lte=ctx.now).count()
+                totals.update(part)
+                progress.update(part.get("completed", 0) + part.get("stopped", 0) + part.get("waiting", 0))
+        # Runs a loop capped for this pass (MAESTRA_MAX_PASSES_PER_TICK) go on at the next tick.
+        left = Run.objects.filter(
+            flow=flow, status__in=(Run.Status.ACTIVE, Run.Status.WAITING), due_at__lte=ctx.now
+        ).count()
         self.stdout.write(
             f"completed: {totals['completed']}, stopped: {totals['stopped']}, waiting: {totals['waiting']}"
             + (f", still due: {left}" if left else "")
