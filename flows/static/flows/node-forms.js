@@ -278,7 +278,7 @@ function scheduleForm(config, ctx, changed, redraw) {
   }
   parts.push(
     field("Time zone", textInput(config.timezone ?? "flow", (v) => { config.timezone = v; changed(); }, { list: "nf-timezones" }), "timezone", "flow or an IANA name"),
-    field("Audience segment", picker(ctx.catalog.segments, audience.segment, (v) => { audience.segment = v || null; changed(); }, { empty: "— everybody (or the rule) —" }), "audience.segment"),
+    field("Audience segment", picker(ctx.catalog.segments, audience.segment, (v) => { audience.segment = v || null; changed(); }, { empty: "— none (use the rule) —" }), "audience.segment"),
     h("div", { className: "nf-group" }, h("div", { className: "nf-group-title" }, "Audience rule (optional)"),
       ruleEditor(audience.rule ?? null, (v) => { audience.rule = v; changed(); }, "audience.rule", { optional: true })));
   return parts;
