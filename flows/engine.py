@@ -289,6 +289,11 @@ class BatchData:
             }
         return self._customers
 
+    def forget_customers(self) -> None:
+        """A steps group may have changed profiles (set_field): later nodes of
+        the same batch read them afresh."""
+        self._customers = None
+
     def events(self) -> dict[int, dict]:
         """Trigger events by id: {"type", "occurred_at", "payload", "depth"}."""
         if self._events is None:
@@ -475,6 +480,10 @@ def _apply_outcome(run: RunState, *, ctx: EngineContext, result: BatchResult, ca
         run.status = Run.Status.WAITING
         run.due_at = outcome.until
         result.waiting += 1
+        if outcome.until <= ctx.now:
+            # Due again at once: the next tick wakes it, this one must not
+            # claim it over and over.
+            result.capped.add(run.id)
         return False
     if isinstance(outcome, Complete):
         _record_pass(run, ctx=ctx, port=outcome.port, stop_reason="", result=result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import F
 from django.db.models.functions import Greatest
 
+from flows import sql
 from flows.document import is_int
 from flows.durations import localize
 from flows.models import LimitationCounter, LimitationGrant
@@ -18,6 +20,8 @@ from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 if TYPE_CHECKING:  # pragma: no cover
     from flows.engine import Batch
 
+
+log = logging.getLogger(__name__)
 
 FIELDS = ("max", "period", "alert_below")
 PERIOD_UNITS = ("hours", "days", "calendar_days", "weeks")
@@ -117,24 +121,45 @@ def grant_places(*, batch: Batch, runs: list, is_test: bool) -> set[int]:
         used = counter.used
     else:
         used = LimitationGrant.objects.filter(counter=counter, granted_at__gt=rolling_since).count()
-    # Re-processing a pass that already holds a place keeps it.
+    # Re-processing a pass that already holds a place keeps it (whichever
+    # counter it came from: a place is unique per run and pass).
     held = set(
-        LimitationGrant.objects.filter(counter=counter, run_id__in=[run.id for run in runs]).values_list(
-            "run_id", "pass_no"
-        )
+        LimitationGrant.objects.filter(run_id__in=[run.id for run in runs]).values_list("run_id", "pass_no")
     )
     already = {run.id for run in runs if (run.id, run.seq) in held}
     free = max(0, int(config["max"]) - used)
     newcomers = [run for run in runs if run.id not in already][:free]
-    LimitationGrant.objects.bulk_create(
-        [
-            LimitationGrant(counter=counter, run_id=run.id, pass_no=run.seq, granted_at=batch.now)
-            for run in newcomers
-        ]
+    # One statement for any number of places (bulk_create splits on SQLite).
+    sql.insert_rows(
+        LimitationGrant._meta.db_table,
+        columns={"counter_id": "int", "run_id": "int", "pass_no": "int", "state": "text", "granted_at": "ts"},
+        rows=[(counter.pk, run.id, run.seq, LimitationGrant.State.RESERVED, batch.now) for run in newcomers],
     )
     if newcomers:
         LimitationCounter.objects.filter(pk=counter.pk).update(used=F("used") + len(newcomers))
+    _alert(batch=batch, counter=counter, remaining=free - len(newcomers))
     return already | {run.id for run in newcomers}
+
+
+def _alert(*, batch: Batch, counter: LimitationCounter, remaining: int) -> None:
+    """Warn once when the places left drop below alert_below; re-armed when
+    places come back (rolling windows, places given back)."""
+    alert_below = batch.config.get("alert_below")
+    if alert_below is None:
+        return
+    low = remaining < alert_below
+    if low and not counter.alerted:
+        log.warning(
+            "limitation %r of flow %r (%s): %d place(s) left of %d, below %d",
+            batch.node.key,
+            batch.graph.flow_name,
+            counter.signature,
+            remaining,
+            batch.config["max"],
+            alert_below,
+        )
+    if low != counter.alerted:
+        LimitationCounter.objects.filter(pk=counter.pk).update(alerted=low)
 
 
 def consume_reservations(*, run_ids: list[int]) -> None:

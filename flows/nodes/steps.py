@@ -86,6 +86,8 @@ class Steps(NodeKind):
             else:
                 executing.append(run)
         result = execute_group(batch=batch, runs=executing)
+        if executing:
+            batch.shared.forget_customers()
         give_back_launches(flow_id=flow_id, run_ids=[run_id for run_id in result.failed if run_id in taken])
         done = [run for run in executing if run.id not in result.failed]
         touch_last_step(

@@ -294,3 +294,19 @@ def test_two_workers_lock_two_limitation_counters_in_the_same_order():
     assert within(runs, "one") >= 300  # places given back were handed out again
     assert not LimitationGrant.objects.filter(state=LimitationGrant.State.RESERVED).exists()
     assert Run.objects.filter(flow=flow, status=Run.Status.COMPLETED).count() == 2000
+
+
+def test_it_warns_once_when_the_places_left_drop_below_alert_below(hello, caplog):
+    with time_machine.travel(T0, tick=False):
+        doc = capped_doc(10)
+        doc["nodes"][1]["config"]["alert_below"] = 3
+        flow = launch(doc)
+    with caplog.at_level("WARNING", logger="flows.nodes.limitation"):
+        wave(flow, 7, T0)  # 3 left: not below
+        assert not caplog.records
+        wave(flow, 1, T0)  # 2 left
+        wave(flow, 5, T0)  # none left, still the same alert
+    assert [record.getMessage() for record in caplog.records] == [
+        "limitation 'cap' of flow 'Engine test' (all): 2 place(s) left of 10, below 3"
+    ]
+    assert LimitationCounter.objects.get(flow=flow).alerted
