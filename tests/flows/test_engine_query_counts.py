@@ -106,6 +106,7 @@ def moved_twice(db):
     return figures
 
 
+@pytest.mark.slow
 def test_moving_a_batch_through_a_send_and_a_wait_takes_the_same_queries_for_1000_and_5000(moved_twice):
     engine_counts = []
     for size, (first, second) in moved_twice.items():
@@ -157,4 +158,40 @@ def test_firing_a_schedule_for_5000_customers_takes_as_many_queries_as_for_1000(
         Run.objects.all().delete()
         FlowVersion.objects.update(next_fire_at=None)
     print("fire_schedules queries for", SIZES, ":", counts)
+    assert counts[0] == counts[1] <= MAX_QUERIES
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_limitation_node_takes_the_same_queries_for_1000_and_5000():
+    email_template("hello")
+    with time_machine.travel(T0, tick=False):
+        flow = launch(
+            document(
+                [
+                    event_start("never"),
+                    node(
+                        "cap", "limitation", max=3000, period={"unit": "days", "every": 1}, alert_below=None
+                    ),
+                    steps("hello", send("hello")),
+                ],
+                [edge("start", "cap"), edge("cap", "hello", "within")],
+            )
+        )
+        # The counter exists from here on, as it does for all but the first batch.
+        static_segment("first", make_customers(1, prefix="first-"))
+        start_flow_for_segment(flow=flow, segment_slug="first")
+        process_due_runs(ctx=EngineContext())
+    counts = []
+    for size in SIZES:
+        with time_machine.travel(T0 + timedelta(days=len(counts) * 2, minutes=1), tick=False):
+            ids = make_customers(size, prefix=f"s{size}-")
+            static_segment(f"audience-{size}", ids)
+            start_flow_for_segment(flow=flow, segment_slug=f"audience-{size}")
+            moved, queries = measure(lambda: process_due_runs(ctx=EngineContext(), max_batches=1))
+        assert moved["runs"] == size and moved["completed"] == size
+        others, outbox_inserts = split(queries, Message._meta.db_table)
+        assert outbox_inserts == bulk_create_statements(Message, min(size, 3000))
+        counts.append(len(others))
+    print("limitation → email, queries for", SIZES, ":", counts)
     assert counts[0] == counts[1] <= MAX_QUERIES
