@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 # Events emitted by steps can start other flows within the same tick; the
 # chain is bounded by event depth, and this bounds the rounds as well.
 MAX_ROUNDS = 10
+# Batches of events matched per round at most (the rest: next round or tick).
+MAX_EVENT_BATCHES = 100
 
 
 def tick(*, deliver: bool = True) -> dict[str, int]:
@@ -29,11 +31,13 @@ def tick(*, deliver: bool = True) -> dict[str, int]:
     totals.update(_prefixed("schedules", fire_schedules(ctx=ctx)))
     for _ in range(MAX_ROUNDS):
         matched = Counter()
-        while True:
+        for _ in range(MAX_EVENT_BATCHES):
             part = match_events(ctx=ctx, limit=settings.MAESTRA_BATCH_SIZE)
-            if not part:
-                break
             matched.update(part)
+            # A short batch means we caught up; events arriving meanwhile wait
+            # for the next round or tick, so a steady stream cannot hold a tick.
+            if part.get("events", 0) < settings.MAESTRA_BATCH_SIZE:
+                break
         moved = process_due_runs(ctx=ctx)
         totals.update(_prefixed("events", matched))
         totals.update(_prefixed("runs", moved))

@@ -288,3 +288,16 @@ def test_one_tick_caps_the_passes_of_a_looping_run(hello, settings):
     run = Run.objects.get(flow=flow)
     assert run.status == Run.Status.ACTIVE
     assert run.seq == 20
+
+
+def test_one_tick_matches_more_events_than_fit_in_a_batch(hello, settings):
+    settings.MAESTRA_BATCH_SIZE = 10
+    with time_machine.travel(NOON, tick=False):
+        hello_flow()
+        ids = make_customers(25)
+        store_events(events=[{"customer_id": i, "type": "never", "occurred_at": NOON} for i in ids])
+        counts = tick()
+    assert counts["events.events"] == 25
+    assert counts["runs.runs"] == 25
+    assert counts["runs.batches"] == 3
+    assert not Event.objects.filter(processed_at__isnull=True).exists()
