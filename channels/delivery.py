@@ -26,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from channels.backends import Backend, Outcome, Outgoing, SendResult, get_backend
+from channels.links import link_url
 from channels.models import Message, Template
 from customers.models import Customer
 
@@ -92,9 +93,12 @@ def deliver_due(*, limit: int = 500, now: datetime | None = None) -> dict[str, i
                 break
             counts["claimed"] += len(rows)
             secrets = _webhook_secrets(rows)
+            unsubscribe_urls = _list_unsubscribe_urls(rows)
             gone: dict[int, set[str]] = defaultdict(set)
             outcomes = []
             for row in rows:
+                if row["id"] in unsubscribe_urls:
+                    row = {**row, "rendered": {**row["rendered"], "list_unsubscribe": unsubscribe_urls[row["id"]]}}
                 result = _send(row, backends=backends, secret=secrets.get(row["template_id"], ""))
                 outcomes.append((row, result, timezone.now()))
                 for device in [result, *result.extra.get("devices", [])]:
@@ -134,6 +138,23 @@ def _webhook_secrets(rows: list[dict]) -> dict[int, str]:
     # Secrets are read at send time and never copied onto the message row.
     ids = {row["template_id"] for row in rows if row["channel"] == "webhook" and row["template_id"]}
     return dict(Template.objects.filter(id__in=ids).values_list("id", "secret")) if ids else {}
+
+
+def _list_unsubscribe_urls(rows: list[dict]) -> dict[int, str]:
+    """Marketing emails get an RFC 8058 one-click unsubscribe URL (the email
+    backend turns it into List-Unsubscribe headers). Made at send time, so the
+    token is fresh and never stored on the row."""
+    ids = {row["template_id"] for row in rows if row["channel"] == "email" and row["template_id"]}
+    if not ids:
+        return {}
+    marketing = set(
+        Template.objects.filter(id__in=ids, purpose=Template.Purpose.MARKETING).values_list("id", flat=True)
+    )
+    return {
+        row["id"]: link_url(customer_id=row["customer_id"], channel="email", action="unsubscribe")
+        for row in rows
+        if row["channel"] == "email" and row["template_id"] in marketing
+    }
 
 
 def _backend_for(channel: str, backends: dict[str, Backend | Exception]) -> Backend | Exception:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from channels.links import links_for, template_uses_links
 from channels.models import Message, Template
 from channels.rendering import RenderError, build_context, render_template
 from customers.models import Channel, Customer, Subscription
@@ -267,10 +268,11 @@ def _decide(
     # A live message that may not go is not rendered at all: nothing would use it.
     if verdict and not request.is_test:
         return Message.Status.NOT_SENT, verdict, {}
+    extra = request.context
+    if template_uses_links(template):
+        extra = {**extra, "links": links_for(customer_id=customer["id"], channel=request.channel)}
     try:
-        rendered = render_template(
-            template=template, context=build_context(customer=customer, extra=request.context)
-        )
+        rendered = render_template(template=template, context=build_context(customer=customer, extra=extra))
     except RenderError as exc:
         return Message.Status.FAILED, f"{Reason.TEMPLATE_ERROR}: {exc}", {}
     if request.is_test:

@@ -322,6 +322,10 @@ PREVIEW_EXTRA = {"event": {}, "promo_code": "PREVIEW-CODE", "flow": {"name": "Pr
 def preview(*, template: Any, customer: Any, context: dict | None = None) -> dict:
     """Render a template for one customer, for the admin's preview. Raises
     RenderError like a real send would."""
-    return render_template(
-        template=template, context=build_context(customer=customer, extra=context or PREVIEW_EXTRA)
-    )
+    extra = dict(context or PREVIEW_EXTRA)
+    customer_id = customer.get("id") if isinstance(customer, dict) else getattr(customer, "pk", None)
+    if customer_id and "links" not in extra:
+        from channels.links import links_for  # links imports the URL conf's views
+
+        extra["links"] = links_for(customer_id=customer_id, channel=template.channel)
+    return render_template(template=template, context=build_context(customer=customer, extra=extra))

@@ -305,3 +305,13 @@ SPECTACULAR_SETTINGS = {
         "SubscriptionStatusEnum": "customers.models.Subscription.Status",
     },
 }
+
+# --- Consent ---
+# Confirm / unsubscribe / preferences links in messages (channels/links.py,
+# docs/consent.md): signed tokens bound to a customer and a channel, valid for
+# this many seconds, on public pages under this base URL.
+MAESTRA_LINK_MAX_AGE = env_int("MAESTRA_LINK_MAX_AGE", 60 * 24 * 3600)
+MAESTRA_PUBLIC_BASE_URL = env_str("MAESTRA_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+# Shared secret of POST /api/v1/inbound/provider-events (header
+# X-Maestra-Inbound-Secret); empty: the endpoint refuses everything.
+MAESTRA_INBOUND_SECRET = env_str("MAESTRA_INBOUND_SECRET", "")

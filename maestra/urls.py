@@ -8,4 +8,6 @@ admin.site.index_title = "Campaign manager"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("maestra.api.urls")),
+    # Public pages of the links in messages (confirm, unsubscribe, preferences).
+    path("p/", include("channels.links")),
 ]

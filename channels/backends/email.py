@@ -28,6 +28,16 @@ def message_id(message_pk: int) -> str:
     return f"<maestra-{message_pk}@{message_id_domain()}>"
 
 
+def email_headers(*, message_pk: int, rendered: dict) -> dict[str, str]:
+    headers = {"Message-ID": message_id(message_pk), "X-Maestra-Message": str(message_pk)}
+    if rendered.get("list_unsubscribe"):
+        # RFC 2369 + RFC 8058: mail providers show an unsubscribe button and
+        # POST "List-Unsubscribe=One-Click" to the URL (channels/links.py).
+        headers["List-Unsubscribe"] = f"<{rendered['list_unsubscribe']}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
+
+
 def smtp_error_result(exc: Exception) -> SendResult:
     """SMTP replies 4xx are temporary, 5xx permanent (RFC 5321), except the
     ones that say our own configuration is wrong (authentication): those are
@@ -79,7 +89,7 @@ class DjangoEmailBackend(Backend):
             body=rendered.get("text", ""),
             from_email=settings.MAESTRA_EMAIL_FROM,
             to=[rendered["to"]],
-            headers={"Message-ID": mid, "X-Maestra-Message": str(message.id)},
+            headers=email_headers(message_pk=message.id, rendered=rendered),
             connection=self.connection,
         )
         if rendered.get("html"):
