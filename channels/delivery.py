@@ -98,7 +98,10 @@ def deliver_due(*, limit: int = 500, now: datetime | None = None) -> dict[str, i
             outcomes = []
             for row in rows:
                 if row["id"] in unsubscribe_urls:
-                    row = {**row, "rendered": {**row["rendered"], "list_unsubscribe": unsubscribe_urls[row["id"]]}}
+                    row = {
+                        **row,
+                        "rendered": {**row["rendered"], "list_unsubscribe": unsubscribe_urls[row["id"]]},
+                    }
                 result = _send(row, backends=backends, secret=secrets.get(row["template_id"], ""))
                 outcomes.append((row, result, timezone.now()))
                 for device in [result, *result.extra.get("devices", [])]:

@@ -72,9 +72,7 @@ def links_for(*, customer_id: int, channel: str) -> dict[str, str]:
     message's channel) and preferences, as absolute URLs."""
     if channel not in PERSONAL_CHANNELS:
         return {}
-    return {
-        action: link_url(customer_id=customer_id, channel=channel, action=action) for action in ACTIONS
-    }
+    return {action: link_url(customer_id=customer_id, channel=channel, action=action) for action in ACTIONS}
 
 
 def template_uses_links(template) -> bool:
@@ -162,9 +160,7 @@ def preferences_view(request, token: str):
         return _invalid(request, exc)
     if not _customer_exists(customer_id):
         return _invalid(request, "This link belongs to a profile that no longer exists.")
-    current = dict(
-        Subscription.objects.filter(customer_id=customer_id).values_list("channel", "status")
-    )
+    current = dict(Subscription.objects.filter(customer_id=customer_id).values_list("channel", "status"))
     saved = False
     errors = []
     if request.method == "POST":

@@ -149,7 +149,7 @@ def test_get_on_the_unsubscribe_page_changes_nothing(make_customer, client):
     url = link_url(customer_id=ann.id, channel="email", action="unsubscribe")
     response = client.get(path_of(url))
     assert response.status_code == 200
-    assert b"<form method=\"post\"" in response.content
+    assert b'<form method="post"' in response.content
     assert status_of(ann) == Subscription.Status.SUBSCRIBED
     assert subscription_events(ann) == []
 
@@ -196,7 +196,11 @@ def test_confirm_link_subscribes_on_post_only(make_customer, client):
     assert response.status_code == 200 and b"confirmed" in response.content
     assert status_of(ann) == Subscription.Status.SUBSCRIBED
     [payload] = subscription_events(ann)
-    assert (payload["old"], payload["new"], payload["source"]) == ("requires_confirmation", "subscribed", "link")
+    assert (payload["old"], payload["new"], payload["source"]) == (
+        "requires_confirmation",
+        "subscribed",
+        "link",
+    )
 
 
 def test_confirm_page_is_csrf_protected_unlike_the_one_click_unsubscribe(make_customer):
