@@ -63,6 +63,7 @@ class Wait(NodeKind):
         customers = batch.customers() if (mode == "dynamic" or _uses_customer_tz(window)) else {}
         duration = parse_duration(config["duration"]) if mode == "fixed" else None
         offset = parse_duration(config["offset"]) if mode == "dynamic" and config.get("offset") else None
+        attribute = _datetime_attribute_values(batch, config["field"]) if mode == "dynamic" else None
         for run in batch.runs:
             if run.status == "waiting":
                 # Woke up: the wait is over (the clock was set when it began).
@@ -74,9 +75,12 @@ class Wait(NodeKind):
             if mode == "fixed":
                 target = duration.add_to(run.clock, batch.graph.tz)
             elif mode == "dynamic":
-                value = lookup(
-                    config["field"], customer=customers.get(run.customer_id), event=batch.event_of(run)
-                )
+                if attribute is not None:
+                    value = attribute.get(run.customer_id, MISSING)
+                else:
+                    value = lookup(
+                        config["field"], customer=customers.get(run.customer_id), event=batch.event_of(run)
+                    )
                 target = None if value is MISSING else dynamic_target(value, offset=offset, tz=batch.graph.tz)
                 if target is None:
                     batch.stop(run, "dynamic_wait_value_missing")
@@ -96,6 +100,24 @@ class Wait(NodeKind):
                 batch.exit(run, "next", clock=target)
             else:
                 batch.wait(run, leave_at, clock=target)
+
+
+def _datetime_attribute_values(batch: Batch, field: str) -> dict[int, Any] | None:
+    """customer.created_at and its like are columns the batch's customer rows
+    do not carry: read them for the whole batch in one query. None for any
+    other path (custom fields and the event are read from the loaded rows)."""
+    from customers.models import Customer
+    from customers.rules import RuleError, parse_path
+
+    try:
+        path = parse_path(field)
+    except RuleError:
+        return None
+    if path.kind != "datetime_attr":
+        return None
+    attr = field.split(".", 1)[1]
+    ids = sorted({run.customer_id for run in batch.runs})
+    return dict(Customer.objects.filter(id__in=ids).values_list("id", attr))
 
 
 def date_field_problem(field: Any) -> str | None:

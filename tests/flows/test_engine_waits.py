@@ -314,3 +314,14 @@ def test_a_window_in_a_named_zone_ignores_the_flow_zone(welcome):
         flow = launch(waiting(wait(mode="window", window=tokyo_hours)))
         ann = customer("ann")
     assert enter(flow, ann, now=wednesday_noon_utc).due_at == utc(2026, 6, 11, 1, 0)  # Thu 10:00 JST
+
+
+@pytest.mark.django_db
+def test_a_dynamic_wait_on_when_the_customer_was_created(welcome):
+    """customer.created_at is a date the validation accepts: the wait reads it."""
+    signed_up = utc(2026, 7, 1, 8, 0)
+    with at(signed_up):
+        flow = launch(waiting(wait(mode="dynamic", field="customer.created_at", offset="P30D")))
+        ann = customer("ann")
+    run = enter(flow, ann, now=utc(2026, 7, 2, 12, 0))
+    assert (run.status, run.due_at) == (Run.Status.WAITING, utc(2026, 7, 31, 8, 0))
