@@ -136,6 +136,7 @@ def test_conditions_and_start_filters_apply_in_test_mode(welcome):
     order(ann, JUN_1, total=500)
     runs = runs_of(flow, ann)
     assert [run.stop_reason for run in runs] == ["filter_failed", "", ""]
+    assert stats_of(flow, is_test=True)[("start", "stop:filter_failed")] == 1
     assert [path_of(run)[-1] for run in runs] == [
         ("start", "", "filter_failed"),
         ("big", "no", ""),
@@ -195,3 +196,30 @@ def test_a_scheduled_test_runs_once_on_at_most_10000_customers(welcome):
         assert fire_schedules(ctx=EngineContext()) == {}
     assert Run.objects.filter(flow=flow, is_test=True).count() == 10_000
     assert not Run.objects.filter(flow=flow, is_test=False).exists()
+
+
+@pytest.mark.django_db
+def test_customers_tested_on_a_once_flow_still_launch_it_when_it_goes_live(welcome):
+    from flows import lifecycle
+
+    doc = document(
+        [event_start("order_created"), steps("mail", send("welcome"))],
+        chain("start", "mail"),
+        launch_limit=ONCE,
+    )
+    with at(JUN_1):
+        flow = start_test(doc)
+        ann = customer("ann")
+    order(ann, JUN_1)
+    with at(JUN_1 + timedelta(hours=1)):
+        flow = lifecycle.stop_test(flow=flow)
+        lifecycle.launch_flow(flow=flow, enqueue=False)
+        flow = lifecycle.finish_launch(flow_id=flow.pk)
+    order(ann, JUN_1 + timedelta(hours=2))
+    order(ann, JUN_1 + timedelta(hours=3))
+    live = [run for run in runs_of(flow, ann) if not run.is_test]
+    assert [(run.status, run.stop_reason) for run in live] == [
+        (Run.Status.COMPLETED, ""),
+        (Run.Status.STOPPED, "frequency_limit"),
+    ]
+    assert LaunchRecord.objects.get(flow=flow, customer_id=ann).launches == 1
