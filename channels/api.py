@@ -7,12 +7,12 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
 from channels.models import Template
-from channels.rendering import _compile as compile_template
+from channels.rendering import template_syntax_problem
 from maestra.api.errors import ApiError, Conflict, error
 from maestra.api.serializers import StrictMixin, require_object
 from maestra.api.views import ApiMixin, ApiView, get_or_404
@@ -53,13 +53,11 @@ class TemplateInputSerializer(StrictMixin, serializers.ModelSerializer):
         problems: dict[str, list[str]] = {}
         for field in TEXT_FIELDS:
             source = merged.get(field) or ""
-            compiled = compile_template(source, field == "html") if source else None
-            if isinstance(compiled, str):
-                problems[field] = [f"template syntax error: {compiled}"]
+            if problem := template_syntax_problem(source, html=field == "html"):
+                problems[field] = [f"template syntax error: {problem}"]
         for name, source in (merged.get("headers") or {}).items():
-            compiled = compile_template(source, False) if source else None
-            if isinstance(compiled, str):
-                problems[f"headers.{name}"] = [f"template syntax error: {compiled}"]
+            if problem := template_syntax_problem(source):
+                problems[f"headers.{name}"] = [f"template syntax error: {problem}"]
         channel = merged.get("channel")
         if channel == "webhook" and not (merged.get("url") or "").strip():
             problems["url"] = ["a webhook template needs a url"]
@@ -208,3 +206,68 @@ class TemplateDetailView(ApiView):
     def delete(self, request, slug: str):
         self._get(slug).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TemplateSendTestView(ApiView):
+    @extend_schema(
+        operation_id="template_send_test",
+        summary="Send a test of a template now",
+        description="Renders the template for `customer` (external id) and sends it at once through the "
+        "channel's backend to that customer's address, or to `to` (an email address or phone number) when "
+        "given. The message is recorded with `is_test: true`, is never retried and never counts as a launch "
+        "or in statistics. Answers 201 with the message's status (`sent` or `failed`) and reason.",
+        request=inline_serializer(
+            "TemplateSendTestInput",
+            {"customer": serializers.CharField(), "to": serializers.CharField(required=False)},
+        ),
+        responses={
+            201: inline_serializer(
+                "TemplateSendTestResult",
+                {
+                    "id": serializers.IntegerField(),
+                    "status": serializers.CharField(),
+                    "reason": serializers.CharField(),
+                    "to": serializers.JSONField(),
+                },
+            ),
+            404: {"$ref": "#/components/schemas/Errors"},
+        },
+        examples=[
+            OpenApiExample("To the customer", value={"customer": "c-1"}, request_only=True),
+            OpenApiExample(
+                "To another address", value={"customer": "c-1", "to": "me@shop.example"}, request_only=True
+            ),
+        ],
+        tags=["templates"],
+    )
+    def post(self, request, slug: str):
+        from channels.sendtest import SendTestError, send_test
+        from customers.models import Customer
+
+        template = self._template(slug)
+        body = require_object(request.data)
+        problems = [error("unknown field", field=str(key)) for key in body if key not in ("customer", "to")]
+        external_id = body.get("customer")
+        if not isinstance(external_id, str) or not external_id:
+            problems.append(error("must be a customer's external id", field="customer"))
+        if "to" in body and not isinstance(body["to"], str):
+            problems.append(error("must be a string", field="to"))
+        if problems:
+            raise ApiError(problems)
+        customer = get_or_404(Customer.objects, "customer", external_id=external_id)
+        try:
+            message = send_test(template=template, customer=customer, to=body.get("to"))
+        except SendTestError as exc:
+            raise ApiError([error(str(exc), field="to")]) from None
+        return Response(
+            {
+                "id": message.pk,
+                "status": message.status,
+                "reason": message.reason,
+                "to": (message.rendered or {}).get("to"),
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+    def _template(self, slug: str) -> Template:
+        return get_or_404(Template.objects, "template", slug=slug)

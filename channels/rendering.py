@@ -192,6 +192,12 @@ def _compile(source: str, autoescape: bool):
         return f"{type(exc).__name__}: {exc}"
 
 
+def template_syntax_problem(source: str, *, html: bool = False) -> str | None:
+    """The syntax error of a template source, or None (for validating on save)."""
+    compiled = _compile(source, html) if source else None
+    return compiled if isinstance(compiled, str) else None
+
+
 def render_string(*, source: str, context: dict, field: str, html: bool = False) -> str:
     if not source:
         return ""

@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 import django_filters
-from django.db import transaction
 from django.db.models import F, Prefetch
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
@@ -270,31 +269,6 @@ def flow_output(flow_id: int) -> dict[str, Any]:
     return FlowOutputSerializer(flow_row(flows_queryset().get(pk=flow_id))).data
 
 
-def update_flow_details(
-    *, flow: Flow, name: str | None = None, description: str | None = None, user=None
-) -> None:
-    """Rename and describe a flow. The draft's document (if the flow has one
-    that may be written) gets the same name and description, so that saving
-    or launching the draft later does not bring the old name back; launched
-    versions are frozen and keep theirs."""
-    with transaction.atomic():
-        flow = Flow.objects.select_for_update().get(pk=flow.pk)
-        draft = flow.draft
-        if draft is not None and flow.status in lifecycle.DRAFT_WRITABLE:
-            document = json.loads(draft.document_json)
-            if name is not None:
-                document["name"] = name
-            if description is not None:
-                document["description"] = description
-            lifecycle.save_draft(flow=flow, document=document, user=user)
-        changes: dict[str, Any] = {"updated_at": timezone.now()}
-        if name is not None:
-            changes["name"] = name
-        if description is not None:
-            changes["description"] = description
-        Flow.objects.filter(pk=flow.pk).update(**changes)
-
-
 class FlowFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(
         choices=Flow.Status.choices, help_text="one or more statuses"
@@ -365,7 +339,7 @@ class FlowDetailView(ApiView):
         flow = _flow(flow_id)
         serializer = FlowUpdateSerializer(data=require_object(request.data))
         serializer.is_valid(raise_exception=True)
-        update_flow_details(flow=flow, user=request.user, **serializer.validated_data)
+        lifecycle.rename_flow(flow=flow, user=request.user, **serializer.validated_data)
         return Response(flow_output(flow.pk))
 
 

@@ -29,6 +29,7 @@ ACTIONS = frozenset(
         "flow.duplicated",
         "flow.test_started",
         "flow.test_stopped",
+        "flow.renamed",
     }
 )
 

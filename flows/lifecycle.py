@@ -604,3 +604,36 @@ def export_document(*, flow: Flow, version: str | int = "live") -> dict:
     from flows.selectors import get_version
 
     return json.loads(get_version(flow=flow, number=version).document_json)
+
+
+def rename_flow(*, flow: Flow, name: str | None = None, description: str | None = None, user=None) -> None:
+    """Rename and describe a flow. The draft's document (if the flow has one
+    that may be written) gets the same name and description, so that saving
+    or launching the draft later does not bring the old name back; launched
+    versions are frozen and keep theirs."""
+    with transaction.atomic():
+        flow = Flow.objects.select_for_update().get(pk=flow.pk)
+        draft = flow.draft
+        if draft is not None and flow.status in DRAFT_WRITABLE:
+            document = json.loads(draft.document_json)
+            if name is not None:
+                document["name"] = name
+            if description is not None:
+                document["description"] = description
+            save_draft(flow=flow, document=document, user=user)
+        changes: dict[str, Any] = {"updated_at": now()}
+        if name is not None:
+            changes["name"] = name
+        if description is not None:
+            changes["description"] = description
+        Flow.objects.filter(pk=flow.pk).update(**changes)
+        log_action(
+            "flow.renamed",
+            user=_user_or_none(user),
+            flow=flow,
+            data={
+                key: value
+                for key, value in (("name", name), ("description", description))
+                if value is not None
+            },
+        )

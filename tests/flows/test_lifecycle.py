@@ -646,3 +646,19 @@ def test_it_runs_the_launch_task_by_primary_keys(flow_in, ann):
     assert finish_launch_task(flow.pk, ann.pk) == "active"  # again: nothing happens
     flow.delete()
     assert finish_launch_task(flow.pk) == "missing"
+
+
+@pytest.mark.django_db
+def test_it_renames_a_flow_with_an_audit_entry(flow_in, django_user_model):
+    from flows import lifecycle
+    from flows.models import AuditEntry
+
+    user = django_user_model.objects.create(username="marketer")
+    flow = flow_in("ready")
+    lifecycle.rename_flow(flow=flow, name="Welcome series", description="new", user=user)
+    flow.refresh_from_db()
+    assert flow.name == "Welcome series"
+    assert json.loads(flow.draft.document_json)["name"] == "Welcome series"
+    entry = AuditEntry.objects.filter(flow=flow, action="flow.renamed").get()
+    assert entry.user == user
+    assert entry.data == {"name": "Welcome series", "description": "new"}
