@@ -78,7 +78,50 @@ class TemplateAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.preview_view),
             name="channels_template_preview",
         )
-        return [preview_url, *super().get_urls()]
+        send_test_url = path(
+            "<path:object_id>/send-test/",
+            self.admin_site.admin_view(self.send_test_view),
+            name="channels_template_send_test",
+        )
+        return [preview_url, send_test_url, *super().get_urls()]
+
+    def send_test_view(self, request, object_id):
+        """Send the template now, rendered for a chosen customer, to that
+        customer or to a given address (channels.sendtest.send_test)."""
+        from channels.sendtest import SendTestError, send_test
+
+        template = self.get_object(request, object_id)
+        if template is None:
+            raise Http404("No such template")
+        if not (
+            self.has_change_permission(request, template) and request.user.has_perm("customers.view_customer")
+        ):
+            raise PermissionDenied
+        query = (request.POST.get("customer") or request.GET.get("customer") or "").strip()
+        to = (request.POST.get("to") or "").strip()
+        problem, message = "", None
+        if request.method == "POST":
+            customer = find_customer(query)
+            if customer is None:
+                problem = f"No customer has the external id, email or phone “{query}”."
+            else:
+                try:
+                    message = send_test(template=template, customer=customer, to=to or None)
+                except SendTestError as exc:
+                    problem = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Send a test of {template.slug}",
+            "subtitle": None,
+            "original": template,
+            "template_obj": template,
+            "query": query,
+            "to": to,
+            "problem": problem,
+            "sent_message": message,
+        }
+        return TemplateResponse(request, "admin/channels/template/send_test.html", context)
 
     def preview_view(self, request, object_id):
         """The template rendered for a chosen customer (external id, email or

@@ -237,6 +237,12 @@ class TemplateSendTestView(ApiView):
             OpenApiExample(
                 "To another address", value={"customer": "c-1", "to": "me@shop.example"}, request_only=True
             ),
+            OpenApiExample(
+                "Sent",
+                value={"id": 812, "status": "sent", "reason": "", "to": "me@shop.example"},
+                response_only=True,
+                status_codes=["201"],
+            ),
         ],
         tags=["templates"],
     )

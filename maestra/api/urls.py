@@ -36,6 +36,11 @@ v1 = [
     ),
     path("templates", channels_api.TemplateListView.as_view(), name="templates"),
     path("templates/<slug:slug>", channels_api.TemplateDetailView.as_view(), name="template"),
+    path(
+        "templates/<slug:slug>/send-test",
+        channels_api.TemplateSendTestView.as_view(),
+        name="template-send-test",
+    ),
     path("segments", customers_api.SegmentListView.as_view(), name="segments"),
     path("segments/<slug:slug>", customers_api.SegmentDetailView.as_view(), name="segment"),
     path("segments/<slug:slug>/members", customers_api.SegmentMembersView.as_view(), name="segment-members"),
