@@ -144,7 +144,27 @@ def execute_group(*, batch: Batch, runs: list[RunState]) -> GroupResult:
                 continue
         call = StepCall(batch=batch, runs=active, step=step, index=index, context=context, result=result)
         _run_step(HANDLERS[action], call)
+    _hold_back_messages_of_failed_groups(batch=batch, runs=runs, result=result)
     return result
+
+
+def _hold_back_messages_of_failed_groups(*, batch: Batch, runs: list[RunState], result: GroupResult) -> None:
+    """A group that failed on the spot is not a launch, so nothing of it may
+    reach the customer: messages queued by its earlier steps (still in this
+    transaction, so never sent) are recorded as not sent. Otherwise a `once`
+    flow with an empty promo pool would e-mail the customer on every event."""
+    from channels.models import Message
+
+    failed = [run for run in runs if run.id in result.failed]
+    if not failed:
+        return
+    by_pass: dict[int, list[int]] = {}
+    for run in failed:
+        by_pass.setdefault(run.seq, []).append(run.id)
+    for pass_no, run_ids in by_pass.items():
+        Message.objects.filter(
+            run_id__in=run_ids, node_key=batch.node.key, pass_no=pass_no, status=Message.Status.QUEUED
+        ).update(status=Message.Status.NOT_SENT, reason="group_failed")
 
 
 def _run_step(handler: Callable[[StepCall], None], call: StepCall) -> None:

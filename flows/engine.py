@@ -376,10 +376,13 @@ def _migrate_to_live_version(run: RunState, ctx: EngineContext, result: BatchRes
     old_node = ctx.graph(run.version_id).nodes.get(run.node_key)
     new_graph = ctx.graph(flow["live_version_id"])
     new_node = new_graph.nodes.get(run.node_key)
-    run.version_id = new_graph.version_id
     run.changed = True
     if new_node is None or old_node is None or new_node.kind != old_node.kind:
+        # Stopped where it stands: the pass is recorded under the version
+        # that still has the node.
         run.outcome = Stop("node_deleted")
+        return
+    run.version_id = new_graph.version_id
 
 
 def move_batch(runs: list[RunState], *, ctx: EngineContext) -> BatchResult:

@@ -280,6 +280,35 @@ def test_a_run_whose_only_group_fails_on_the_spot_is_not_a_launch(blocks):
 
 
 @pytest.mark.django_db
+def test_a_failed_group_sends_nothing_of_what_it_queued(blocks):
+    # [email, promo code] with an empty pool: the group failed, it is no
+    # launch, so the email it queued must not reach the customer either —
+    # or a `once` flow would e-mail on every event.
+    promo_pool("empty")
+    doc = document(
+        [
+            event_start(SESSION_ENDED),
+            steps("group", send_step("welcome"), {"action": "issue_promo_code", "pool": "empty"}),
+        ],
+        chain("start", "group"),
+        launch_limit=limit("once"),
+    )
+    with at(AUG_10):
+        flow = launch_flow(doc)
+        ann = customer("ann")
+    end_session(ann, AUG_10)
+    end_session(ann, AUG_10 + timedelta(hours=1))
+    assert [(m.status, m.reason) for m in messages_of(flow, ann)] == [
+        (Message.Status.NOT_SENT, "group_failed"),
+        (Message.Status.NOT_SENT, "group_failed"),
+    ]
+    assert record(flow, ann).launches == 0
+    with at(AUG_10 + timedelta(hours=2)):
+        tick()
+    assert all(m.status == Message.Status.NOT_SENT for m in messages_of(flow, ann))
+
+
+@pytest.mark.django_db
 def test_a_failed_group_gives_back_only_its_own_launch_and_keeps_the_earlier_block(blocks):
     """A periodic flow: a later run that fails on the spot restores the
     previous last step, so the block still counts from the earlier success."""

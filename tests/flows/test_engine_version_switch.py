@@ -142,11 +142,6 @@ def test_new_runs_enter_the_new_version_and_finished_runs_stay_as_they_were(wait
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="flows/engine.py _migrate_to_live_version moves the run to the new version before "
-    "stopping it, so the pass names a version without that node and no kind",
-)
 def test_the_node_deleted_pass_is_recorded_under_the_version_that_had_the_node(waiting_run):
     flow, run = waiting_run
     v1 = run.version_id
