@@ -30,8 +30,8 @@ from django.utils.timezone import now
 from django_fsm import TransitionNotAllowed
 from django_fsm.admin import FSMAdminMixin
 
-from customers.admin import ReadOnlyAdminMixin
-from flows import admin_views, lifecycle
+from customers.admin import CustomerAdmin, ReadOnlyAdminMixin
+from flows import admin_views, lifecycle, privacy_admin
 from flows.audit import ACTIONS as AUDIT_ACTIONS
 from flows.document import dump_document
 from flows.forms import FlowAddForm, FlowChangeForm
@@ -410,9 +410,7 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
                 "export_live": flow.live_version_id is not None,
                 "export_draft": has_draft,
             }
-            extra_context["canvas_config"] = admin_views.canvas_config(
-                flow=flow, request=request, can_change=can_change
-            )
+            extra_context["canvas_config"] = admin_views.canvas_config(flow=flow, can_change=can_change)
             extra_context["canvas_transitions"] = (
                 self._canvas_transitions(request, flow) if can_change else []
             )
@@ -875,3 +873,8 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="data")
     def details(self, obj: AuditEntry) -> str:
         return json.dumps(obj.data, ensure_ascii=False)[:200]
+
+
+# Erase / export on the customer list: the services touch runs (flows'
+# records) and customers never imports flows, so they are attached from here.
+privacy_admin.attach_to(CustomerAdmin)

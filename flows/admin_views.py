@@ -30,6 +30,7 @@ from flows.activity import customer_runs, describe_runs
 from flows.admin_stats import canvas_stats
 from flows.document import DocumentError
 from flows.models import Flow, FlowVersion, NodePass, Run
+from flows.validation import MAX_NODES
 
 # Steps that fail on the spot stop their run with one of these reasons
 # (flows/actions.py, channels/outbox.py ON_THE_SPOT_REASONS).
@@ -61,7 +62,7 @@ def _require(request, *perms: str) -> None:
 # --- The canvas ----------------------------------------------------------------
 
 
-def canvas_config(*, flow: Flow, request, can_change: bool) -> dict:
+def canvas_config(*, flow: Flow, can_change: bool) -> dict:
     """What the canvas script needs, embedded in the Flow page as JSON: the
     version shown (the draft when there is one, else the live version,
     read-only), its errors, the pickers' catalogues and the endpoints."""
@@ -102,7 +103,7 @@ def canvas_config(*, flow: Flow, request, can_change: bool) -> dict:
             "pools": list(PromoPool.objects.order_by("slug").values("slug", "name")[:CATALOG_LIMIT]),
             "channels": [{"value": value, "label": label} for value, label in Channel.choices],
         },
-        "maxNodes": 150,
+        "maxNodes": MAX_NODES,
     }
 
 

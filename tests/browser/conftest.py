@@ -3,9 +3,11 @@ pytest-django's live_server. `playwright install` cannot download browsers
 here, so the tests use /usr/bin/chromium and skip, saying why, without it.
 
 The browser runs in the test thread; live_server serves from its own thread.
-Playwright's sync API keeps an event loop in the test thread, which trips
-Django's async-safety check on ORM calls made between browser steps; those
-calls are synchronous and safe, hence DJANGO_ALLOW_ASYNC_UNSAFE."""
+Playwright's sync API keeps an event loop running in the test thread for as
+long as Playwright is started, which trips Django's async-safety check on
+ORM calls made between browser steps; those calls are synchronous and safe,
+hence DJANGO_ALLOW_ASYNC_UNSAFE. The browser is started per module, so the
+loop is gone again before a worker moves on to other tests."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "browser-test-password"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
