@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from channels import api as channels_api
 from customers import api as customers_api
 from flows import api as flows_api
+from flows import privacy_api
 from maestra.api.views import DocsView, SchemaView, not_found
 
 v1 = [
@@ -14,6 +15,10 @@ v1 = [
         "customers/<str:external_id>/activity",
         flows_api.CustomerActivityView.as_view(),
         name="customer-activity",
+    ),
+    path("customers/<str:external_id>/erase", privacy_api.CustomerEraseView.as_view(), name="customer-erase"),
+    path(
+        "customers/<str:external_id>/export", privacy_api.CustomerExportView.as_view(), name="customer-export"
     ),
     path("events", flows_api.EventsView.as_view(), name="events"),
     path("flows", flows_api.FlowListView.as_view(), name="flows"),
