@@ -4,6 +4,7 @@ every other /api/ URL."""
 from django.urls import include, path, re_path
 
 from channels import api as channels_api
+from channels import inbound_api as channels_inbound
 from customers import api as customers_api
 from flows import api as flows_api
 from flows import privacy_api
@@ -21,6 +22,11 @@ v1 = [
         "customers/<str:external_id>/export", privacy_api.CustomerExportView.as_view(), name="customer-export"
     ),
     path("events", flows_api.EventsView.as_view(), name="events"),
+    path(
+        "inbound/provider-events",
+        channels_inbound.ProviderEventsView.as_view(),
+        name="inbound-provider-events",
+    ),
     path("flows", flows_api.FlowListView.as_view(), name="flows"),
     path("flows/<int:flow_id>", flows_api.FlowDetailView.as_view(), name="flow"),
     path("flows/<int:flow_id>/document", flows_api.FlowDocumentView.as_view(), name="flow-document"),

@@ -1,0 +1,84 @@
+"""REST API v1: the provider events endpoint (channels/inbound.py)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from channels.inbound import HEADER, InvalidProviderEvents, process_provider_events, secret_ok, validate
+from maestra.api.errors import ApiError, error
+from maestra.api.views import ApiView
+
+
+class ProviderEventsView(ApiView):
+    # No API key: providers call this with the shared secret alone.
+    authentication_classes = []
+    permission_classes = []
+    throttle_classes = []
+
+    # Left out of the OpenAPI schema: it is not authenticated by an API key
+    # (the schema's contract for every /api/v1/ operation) but by the
+    # provider's shared secret; docs/consent.md documents it.
+    @extend_schema(
+        exclude=True,
+        operation_id="inbound_provider_events",
+        summary="Bounces, complaints and SMS replies from providers",
+        description="Authenticated by the header `X-Maestra-Inbound-Secret` (settings MAESTRA_INBOUND_SECRET), "
+        "not by an API key; a wrong or missing secret → 403. Up to 1,000 events. See docs/consent.md.",
+        auth=[],
+        request=inline_serializer(
+            "ProviderEventsInput",
+            {"events": serializers.ListField(child=serializers.DictField())},
+        ),
+        responses={
+            200: inline_serializer(
+                "ProviderEventsResult",
+                {
+                    "bounced_hard": serializers.IntegerField(),
+                    "bounced_soft": serializers.IntegerField(),
+                    "complaints": serializers.IntegerField(),
+                    "sms_stops": serializers.IntegerField(),
+                    "ignored": serializers.IntegerField(),
+                },
+            ),
+            403: {"$ref": "#/components/schemas/Errors"},
+        },
+        examples=[
+            OpenApiExample(
+                "Bounce, complaint, STOP",
+                value={
+                    "events": [
+                        {"type": "bounce", "message_id": "<maestra-812@shop.example>", "bounce_type": "hard"},
+                        {"type": "complaint", "email": "ann@example.com"},
+                        {"type": "sms_reply", "phone": "+4915112345678", "text": "STOP"},
+                    ]
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Counts",
+                value={"bounced_hard": 1, "bounced_soft": 0, "complaints": 1, "sms_stops": 1, "ignored": 0},
+                response_only=True,
+                status_codes=["200"],
+            ),
+        ],
+        tags=["inbound"],
+    )
+    def post(self, request):
+        if not secret_ok(request.META.get(HEADER)):
+            raise ApiError(
+                [error("missing or wrong X-Maestra-Inbound-Secret", field="X-Maestra-Inbound-Secret")],
+                status_code=403,
+            )
+        body = request.data
+        if not isinstance(body, dict):
+            raise ApiError([error("must be a JSON object", field="")])
+        unknown = [error("unknown field", field=str(k)) for k in body if k != "events"]
+        if unknown:
+            raise ApiError(unknown)
+        try:
+            events = validate(body.get("events"))
+        except InvalidProviderEvents as exc:
+            raise ApiError(exc.errors) from None
+        return Response(process_provider_events(events=events))
