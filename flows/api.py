@@ -147,6 +147,12 @@ class AudienceQuerySerializer(StrictMixin, serializers.Serializer):
     rule = serializers.CharField(
         required=False, help_text="a rule (JSON) to count instead of the start's audience"
     )
+    sample = serializers.BooleanField(
+        required=False, default=False, help_text="also list some of the customers who would enter"
+    )
+
+
+AUDIENCE_SAMPLE_SIZE = 20
 
 
 class AudiencePreviewSerializer(serializers.Serializer):
@@ -155,6 +161,11 @@ class AudiencePreviewSerializer(serializers.Serializer):
     matching = serializers.IntegerField(help_text="customers the audience or rule selects now")
     blocked_by_launch_limit = serializers.IntegerField()
     would_enter = serializers.IntegerField()
+    sample = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text=f"with ?sample=true: external ids of up to {AUDIENCE_SAMPLE_SIZE} customers who would enter (lowest ids first)",
+    )
 
 
 class EventItemSerializer(serializers.Serializer):
@@ -517,6 +528,7 @@ class FlowAudiencePreviewView(ApiView):
         customers = Customer.objects.filter(audience)
         matching = customers.count()
         blocked = 0
+        entering = customers
         limit = blocked_q(
             mode=version.launch_limit_mode,
             period=version.launch_limit_period,
@@ -524,9 +536,14 @@ class FlowAudiencePreviewView(ApiView):
             now=timezone.now(),
         )
         if limit is not None and not version.is_test:
-            blocked = customers.filter(
-                id__in=LaunchRecord.objects.filter(limit, flow_id=flow.pk).values("customer_id")
-            ).count()
+            blocked_ids = LaunchRecord.objects.filter(limit, flow_id=flow.pk).values("customer_id")
+            blocked = customers.filter(id__in=blocked_ids).count()
+            entering = customers.exclude(id__in=blocked_ids)
+        extra = {}
+        if query.validated_data["sample"]:
+            # One indexed query: a marketer sees who would enter, not just how many.
+            ids = entering.order_by("id").values_list("external_id", flat=True)
+            extra["sample"] = list(ids[:AUDIENCE_SAMPLE_SIZE])
         return Response(
             AudiencePreviewSerializer(
                 {
@@ -535,6 +552,7 @@ class FlowAudiencePreviewView(ApiView):
                     "matching": matching,
                     "blocked_by_launch_limit": blocked,
                     "would_enter": matching - blocked,
+                    **extra,
                 }
             ).data
         )
