@@ -14,6 +14,11 @@ PERIODIC_TASKS = {
     "maestra-sweep": "flows.tick.sweep_task",
     "maestra-deliver": "flows.tick.deliver_task",
 }
+# Tasks that run once a day (registered the same way).
+DAILY_TASKS = {
+    # Activity detail past settings.MAESTRA_ACTIVITY_RETENTION (flows/retention.py).
+    "maestra-prune-activity": "flows.retention.prune_task",
+}
 
 
 def ensure_periodic_tasks(*, using: str = "default") -> None:
@@ -21,12 +26,13 @@ def ensure_periodic_tasks(*, using: str = "default") -> None:
 
     minutes = max(1, settings.MAESTRA_SWEEP_SECONDS // 60)
     with transaction.atomic(using=using):
-        for name, func in PERIODIC_TASKS.items():
+        every = {name: minutes for name in PERIODIC_TASKS} | {name: 24 * 60 for name in DAILY_TASKS}
+        for name, func in (PERIODIC_TASKS | DAILY_TASKS).items():
             rows = list(Schedule.objects.using(using).select_for_update().filter(name=name).order_by("pk"))
             schedule = rows[0] if rows else Schedule(name=name)
             for duplicate in rows[1:]:
                 duplicate.delete(using=using)
-            wanted = {"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1}
+            wanted = {"func": func, "schedule_type": Schedule.MINUTES, "minutes": every[name], "repeats": -1}
             if schedule.pk is None or any(getattr(schedule, key) != value for key, value in wanted.items()):
                 for key, value in wanted.items():
                     setattr(schedule, key, value)

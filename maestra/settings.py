@@ -315,3 +315,6 @@ MAESTRA_PUBLIC_BASE_URL = env_str("MAESTRA_PUBLIC_BASE_URL", "http://127.0.0.1:8
 # Shared secret of POST /api/v1/inbound/provider-events (header
 # X-Maestra-Inbound-Secret); empty: the endpoint refuses everything.
 MAESTRA_INBOUND_SECRET = env_str("MAESTRA_INBOUND_SECRET", "")
+# Activity detail (node passes of ended runs, message contents) older than
+# this is pruned daily (flows/retention.py); at least P30D.
+MAESTRA_ACTIVITY_RETENTION = env_str("MAESTRA_ACTIVITY_RETENTION", "P90D")
