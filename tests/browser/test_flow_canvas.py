@@ -193,6 +193,8 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     assert flow.status == Flow.Status.ACTIVE
     expect(page.locator(".fc-version")).to_contain_text("v1 is launched and read-only")
     expect(page.locator(".fc-palette")).to_be_hidden()
+    # A live flow opens with its statistics: nobody has entered yet.
+    expect(node(page, "start").locator(".fc-stat-entered")).to_have_text("entered 0")
     shoot(page, "4-launched-read-only")
     timer.lap("launch")
 
@@ -233,6 +235,19 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     expect(timeline).to_contain_text('"template": "confirm"')  # the settings in force then
     shoot(page, "6-customer-activity")
     timer.lap("activity")
+
+    # Edit opens a draft of the live version on the canvas; Delete draft drops it.
+    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    page.locator(".fc-actions button.fc-edit").click()
+    expect(page.locator(".fc-version")).to_contain_text("Draft v2")
+    expect(page.locator(".fc-palette")).to_be_visible()
+    expect(page.locator(".drawflow-node")).to_have_count(5)
+    assert Flow.objects.get(pk=flow.pk).draft.document == Flow.objects.get(pk=flow.pk).live_version.document
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(".fc-actions").get_by_role("button", name="Delete draft").click()
+    expect(page.locator(".fc-version")).to_contain_text("v1 is launched and read-only")
+    assert Flow.objects.get(pk=flow.pk).draft is None
+    timer.lap("edit and delete draft")
     assert page.problems == []
 
 
