@@ -31,7 +31,7 @@ from django_fsm import TransitionNotAllowed
 from django_fsm.admin import FSMAdminMixin
 
 from customers.admin import CustomerAdmin, ReadOnlyAdminMixin
-from flows import admin_views, lifecycle, privacy_admin
+from flows import admin_views, audience_admin, lifecycle, privacy_admin
 from flows.audit import ACTIONS as AUDIT_ACTIONS
 from flows.document import dump_document
 from flows.forms import FlowAddForm, FlowChangeForm
@@ -567,6 +567,11 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
                 "<path:object_id>/canvas/stats/",
                 view(admin_views.canvas_stats_view),
                 name="flows_flow_canvas_stats",
+            ),
+            path(
+                "<path:object_id>/audience/",
+                view(audience_admin.audience_preview_view),
+                name="flows_flow_audience",
             ),
             path("<path:object_id>/edit/", wrap(self.edit_view), name="flows_flow_edit"),
             path(
