@@ -112,7 +112,8 @@ def test_moving_a_batch_through_a_send_and_a_wait_takes_the_same_queries_for_100
     for size, (first, second) in moved_twice.items():
         for queries in (first, second):
             others, outbox_inserts = split(queries, Message._meta.db_table)
-            assert outbox_inserts == bulk_create_statements(Message, size)
+            # Django's chunks today; one statement once channels/outbox.py inserts in one go.
+            assert outbox_inserts in (1, bulk_create_statements(Message, size))
             assert len(others) <= MAX_QUERIES, "\n".join(others)
             engine_counts.append(len(others))
     print("engine queries (enter wait, wake up) for", SIZES, ":", engine_counts)
@@ -136,8 +137,9 @@ def test_matching_events_takes_a_bounded_number_of_queries(size):
     others, run_inserts = split(queries, Run._meta.db_table)
     print(f"match_events({size}): {len(others)} queries + {run_inserts} run inserts")
     assert len(others) <= MAX_QUERIES, "\n".join(others)
-    # flows/entry.py creates the runs with bulk_create(batch_size=2000).
-    assert run_inserts == max(bulk_create_statements(Run, size), math.ceil(size / 2000))
+    # flows/entry.py creates the runs with bulk_create(batch_size=2000) today; one
+    # statement once it inserts them in one go.
+    assert run_inserts in (1, max(bulk_create_statements(Run, size), math.ceil(size / 2000)))
 
 
 @pytest.mark.django_db
@@ -191,7 +193,7 @@ def test_a_limitation_node_takes_the_same_queries_for_1000_and_5000():
             moved, queries = measure(lambda: process_due_runs(ctx=EngineContext(), max_batches=1))
         assert moved["runs"] == size and moved["completed"] == size
         others, outbox_inserts = split(queries, Message._meta.db_table)
-        assert outbox_inserts == bulk_create_statements(Message, min(size, 3000))
+        assert outbox_inserts in (1, bulk_create_statements(Message, min(size, 3000)))
         counts.append(len(others))
     print("limitation → email, queries for", SIZES, ":", counts)
     assert counts[0] == counts[1] <= MAX_QUERIES
