@@ -150,6 +150,9 @@ class PromoPool(models.Model):
     name = models.CharField(max_length=200)
     # Alert when fewer codes than this remain (None: no alert).
     alert_below = models.PositiveIntegerField(null=True, blank=True)
+    # Set once the "running low" alert went out; cleared when codes are back
+    # above alert_below, so each crossing alerts once (flows/alerts.py).
+    alerted = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=now)
 
     def __str__(self) -> str:

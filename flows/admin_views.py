@@ -28,6 +28,7 @@ from customers.models import Channel, Customer, PromoPool, Segment
 from flows import lifecycle
 from flows.activity import customer_runs, describe_runs
 from flows.admin_stats import canvas_stats
+from flows.alerts import current_alerts
 from flows.document import DocumentError
 from flows.models import Flow, FlowVersion, NodePass, Run
 from flows.validation import MAX_NODES
@@ -318,6 +319,7 @@ def monitoring_view(request, *, model_admin):
         "step_count": steps_qs.count(),
         "query_without_page": _query_without(request.GET, "page"),
         "query_without_show": _query_without(request.GET, "page", "show"),
+        "alerts": current_alerts(),
     }
     return TemplateResponse(request, "admin/flows/monitoring.html", context)
 

@@ -14,6 +14,11 @@ PERIODIC_TASKS = {
     "maestra-sweep": "flows.tick.sweep_task",
     "maestra-deliver": "flows.tick.deliver_task",
 }
+# Tasks that run with the sweep, apart so PERIODIC_TASKS stays the engine's two.
+ALERT_TASKS = {
+    # Limitation and promo pool alerts to the flows' owners (flows/alerts.py).
+    "maestra-alerts": "flows.alerts.check_alerts",
+}
 # Tasks that run once a day (registered the same way).
 DAILY_TASKS = {
     # Activity detail past settings.MAESTRA_ACTIVITY_RETENTION (flows/retention.py).
@@ -26,8 +31,10 @@ def ensure_periodic_tasks(*, using: str = "default") -> None:
 
     minutes = max(1, settings.MAESTRA_SWEEP_SECONDS // 60)
     with transaction.atomic(using=using):
-        every = {name: minutes for name in PERIODIC_TASKS} | {name: 24 * 60 for name in DAILY_TASKS}
-        for name, func in (PERIODIC_TASKS | DAILY_TASKS).items():
+        every = {name: minutes for name in PERIODIC_TASKS | ALERT_TASKS} | {
+            name: 24 * 60 for name in DAILY_TASKS
+        }
+        for name, func in (PERIODIC_TASKS | ALERT_TASKS | DAILY_TASKS).items():
             rows = list(Schedule.objects.using(using).select_for_update().filter(name=name).order_by("pk"))
             schedule = rows[0] if rows else Schedule(name=name)
             for duplicate in rows[1:]:

@@ -318,3 +318,5 @@ MAESTRA_INBOUND_SECRET = env_str("MAESTRA_INBOUND_SECRET", "")
 # Activity detail (node passes of ended runs, message contents) older than
 # this is pruned daily (flows/retention.py); at least P30D.
 MAESTRA_ACTIVITY_RETENTION = env_str("MAESTRA_ACTIVITY_RETENTION", "P90D")
+# Who gets limitation / promo pool alerts when a flow has no owner with an email.
+MAESTRA_ALERT_EMAILS = env_list("MAESTRA_ALERT_EMAILS", [])
