@@ -340,6 +340,8 @@ def _emit_event(call: StepCall) -> None:
         depth = ((call.batch.event_of(run) or {}).get("depth") or 0) + 1
         by_depth.setdefault(depth, []).append(
             {
+                # Keyed by the step pass, so a batch processed again emits nothing twice.
+                "external_id": f"emit:{step_key(run, call.batch.node.key, call.index)}",
                 "customer_id": run.customer_id,
                 "type": call.step["event_type"],
                 "occurred_at": now,

@@ -254,11 +254,6 @@ def test_places_given_back_stay_given_back_when_the_batch_is_processed_again(sho
     assert Run.objects.filter(flow=flow, status=Run.Status.COMPLETED).count() == AUDIENCE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="flows/actions.py: emit_event stores events without an idempotency key "
-    "(external_id derived from the step key would make a second store a duplicate)",
-)
 def test_an_emit_event_step_emits_once_when_the_batch_is_processed_again(shop):
     from customers.models import Event
 
