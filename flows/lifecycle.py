@@ -227,6 +227,11 @@ def _stop_runs(flow: Flow, *, at, version_id: int | None = None) -> int:
     runs = Run.objects.filter(flow=flow, status__in=IN_FLIGHT)
     if version_id is not None:
         runs = runs.filter(version_id=version_id)
+    from flows.nodes.limitation import release_reservations
+
+    # Stopped runs give back the limitation places they reserved, in the same
+    # transaction (a subquery: a big flow's runs are never loaded into memory).
+    release_reservations(run_ids=runs.values("id"))
     return runs.update(status=Run.Status.STOPPED, stop_reason=FLOW_STOPPED, ended_at=at, due_at=None)
 
 

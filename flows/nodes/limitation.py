@@ -170,9 +170,9 @@ def consume_reservations(*, run_ids: list[int]) -> None:
         )
 
 
-def release_reservations(*, run_ids: list[int]) -> None:
+def release_reservations(*, run_ids) -> None:
     """Runs that ended without executing a steps group give their places back
-    (same transaction that ends them). Counters are locked in id order so two
+    (same transaction that ends them); `run_ids` is a list or a subquery. Counters are locked in id order so two
     workers never deadlock."""
     grants = list(
         LimitationGrant.objects.filter(run_id__in=run_ids, state=LimitationGrant.State.RESERVED).values_list(

@@ -310,3 +310,24 @@ def test_it_warns_once_when_the_places_left_drop_below_alert_below(hello, caplog
         "limitation 'cap' of flow 'Engine test' (all): 2 place(s) left of 10, below 3"
     ]
     assert LimitationCounter.objects.get(flow=flow).alerted
+
+
+def test_archiving_a_flow_gives_back_the_places_its_runs_reserved(hello):
+    """Runs waiting between the cap and the steps hold reserved places; archiving
+    stops them, and their places are given back in the same transaction."""
+    from flows import lifecycle
+
+    hold = node("hold", "wait", mode="fixed", duration="P1D")
+    with time_machine.travel(T0, tick=False):
+        flow = launch(capped_doc(3, between=[hold]))
+    runs = wave(flow, 5, T0)
+    assert within(runs) == 3
+    assert LimitationGrant.objects.filter(state=LimitationGrant.State.RESERVED).count() == 3
+    assert used(flow) == 3
+    lifecycle.archive_flow(flow=flow)
+    assert not LimitationGrant.objects.exists()
+    assert used(flow) == 0
+    assert set(Run.objects.filter(id__in=runs).values_list("status", flat=True)) == {
+        Run.Status.STOPPED,
+        Run.Status.COMPLETED,
+    }
