@@ -178,6 +178,10 @@ MAESTRA_MAX_PASSES_PER_TICK = env_int("MAESTRA_MAX_PASSES_PER_TICK", 50)
 MAESTRA_MAX_EVENT_DEPTH = env_int("MAESTRA_MAX_EVENT_DEPTH", 5)
 # Seconds between sweeps of the periodic django-q2 task.
 MAESTRA_SWEEP_SECONDS = env_int("MAESTRA_SWEEP_SECONDS", 60)
+# A/B statistics: which events are conversions (revenue from payload "total" or
+# "revenue"), counted within this window after the run passed the A/B node.
+MAESTRA_CONVERSION_EVENT_TYPES = env_list("MAESTRA_CONVERSION_EVENT_TYPES", ["order_created", "order"])
+MAESTRA_AB_ATTRIBUTION_WINDOW = env_str("MAESTRA_AB_ATTRIBUTION_WINDOW", "P7D")
 
 # --- Channels ----------------------------------------------------------------
 # Delivery of the outbox (channels/). The defaults keep every message on this
