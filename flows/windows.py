@@ -150,8 +150,10 @@ def next_open(window: dict, *, at: datetime, tz: ZoneInfo) -> datetime:
     today = at.astimezone(tz).date()
     candidates = []
     # Openings happen at `from` (midnight for whole-day windows) of a listed
-    # weekday; a week and a day of them always contains the next one.
-    for offset in range(-1, 9):
+    # weekday. A week and a day always holds the next one, unless that opening
+    # falls in a DST gap: then the same weekday a week later opens (gaps are
+    # never a week apart), so two weeks and a day are searched.
+    for offset in range(-1, 16):
         day = today + timedelta(days=offset)
         if day.weekday() not in spec.weekdays:
             continue

@@ -344,3 +344,11 @@ def test_it_returns_none_for_a_missing_or_unreadable_value(value):
 def test_it_returns_none_when_the_offset_leaves_the_calendar():
     assert dynamic_target("9999-12-31", offset=parse_duration("P2D"), tz=BERLIN) is None
     assert dynamic_target("0001-01-01T00:00:00+00:00", offset=parse_duration("-PT1H"), tz=BERLIN) is None
+
+
+def test_a_weekly_opening_lost_in_a_dst_gap_moves_to_the_next_week():
+    # Sundays 02:00–02:15 in Berlin: on 2026-03-29 that time does not exist.
+    window = {"weekdays": ["sun"], "from": "02:00", "to": "02:15", "timezone": "flow"}
+    berlin = ZoneInfo("Europe/Berlin")
+    after_last_opening = datetime(2026, 3, 22, 2, 15, tzinfo=berlin)
+    assert next_open(window, at=after_last_opening, tz=berlin) == datetime(2026, 4, 5, 2, 0, tzinfo=berlin)
