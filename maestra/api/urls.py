@@ -22,11 +22,6 @@ v1 = [
         "customers/<str:external_id>/export", privacy_api.CustomerExportView.as_view(), name="customer-export"
     ),
     path("events", flows_api.EventsView.as_view(), name="events"),
-    path(
-        "inbound/provider-events",
-        channels_inbound.ProviderEventsView.as_view(),
-        name="inbound-provider-events",
-    ),
     path("flows", flows_api.FlowListView.as_view(), name="flows"),
     path("flows/<int:flow_id>", flows_api.FlowDetailView.as_view(), name="flow"),
     path("flows/<int:flow_id>/document", flows_api.FlowDocumentView.as_view(), name="flow-document"),
@@ -64,6 +59,14 @@ app_name = "api"
 urlpatterns = [
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", DocsView.as_view(url_name="api:schema"), name="docs"),
+    # Providers' bounces, complaints and SMS replies: authenticated by the
+    # shared secret, not by an API key, so it stays out of `v1` (whose every
+    # endpoint takes a key); same /api/v1/ address (docs/consent.md).
+    path(
+        "v1/inbound/provider-events",
+        channels_inbound.ProviderEventsView.as_view(),
+        name="inbound-provider-events",
+    ),
     path("v1/", include(v1)),
     # Anything else under /api/: a JSON 404, never Django's HTML page.
     re_path(r"^.*$", not_found),
