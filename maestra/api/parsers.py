@@ -38,8 +38,30 @@ class LimitedJSONParser(JSONParser):
         if len(raw) > limit:
             raise too_large
         try:
-            return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+            data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
         except UnicodeDecodeError:
             raise ParseError("The request body is not UTF-8 text.") from None
         except (ValueError, RecursionError) as exc:
             raise ParseError(f"The request body is not valid JSON: {exc}") from None
+        if _has_nul(data):
+            # PostgreSQL cannot store U+0000 in text or jsonb: refuse it here as
+            # bad input rather than fail at the database.
+            raise ParseError(
+                "The request body contains the NUL character (\\u0000), which text may not hold."
+            )
+        return data
+
+
+def _has_nul(data) -> bool:
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

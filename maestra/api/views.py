@@ -8,6 +8,7 @@ from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import ParseError
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.views import APIView
 
@@ -29,6 +30,15 @@ class ApiMixin:
     parser_classes = [LimitedJSONParser]
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
     pagination_class = Pagination
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # PostgreSQL text cannot hold U+0000: a NUL in the URL or the query is
+        # bad input (400), not a database error (500). Bodies: LimitedJSONParser.
+        values = [*map(str, kwargs.values()), *request.query_params.keys()]
+        values += [value for _, listed in request.query_params.lists() for value in listed]
+        if any("\x00" in value for value in values):
+            raise ParseError("The URL contains the NUL character (%00), which text may not hold.")
 
     def finalize_response(self, request, response, *args, **kwargs):
         if response.status_code >= 400:

@@ -5,6 +5,8 @@ content types, broken JSON and unknown methods."""
 import pytest
 from rest_framework.test import APIClient
 
+from channels.models import Template
+
 
 def _assert_errors(response, code: int) -> list[dict]:
     assert response.status_code == code, response.content[:500]
@@ -114,6 +116,21 @@ def test_it_refuses_malformed_json_with_400(api, raw):
         api.generic("POST", "/api/v1/events", data=raw, content_type="application/json"), 400
     )
     assert "JSON" in errors[0]["message"] or "UTF-8" in errors[0]["message"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"slug": "t", "name": "T", "channel": "sms", "text": "a\u0000b"},
+        {"slug": "t", "name": "T", "channel": "sms", "text": "x", "headers": {"a\u0000": "b"}},
+    ],
+)
+def test_it_refuses_the_nul_character_with_400_not_a_database_error(api, body):
+    # PostgreSQL text and jsonb cannot hold U+0000 (schemathesis found the 500).
+    errors = _assert_errors(api.post("/api/v1/templates", body, format="json"), 400)
+    assert "NUL" in errors[0]["message"]
+    assert not Template.objects.exists()
 
 
 @pytest.mark.django_db
