@@ -30,6 +30,9 @@ ACTIONS = frozenset(
         "flow.test_started",
         "flow.test_stopped",
         "flow.renamed",
+        "customer.erased",
+        "alert.promo_pool_low",
+        "alert.limitation_low",
     }
 )
 
