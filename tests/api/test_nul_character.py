@@ -19,7 +19,9 @@ def test_it_refuses_a_nul_in_the_url_with_400(api, url):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("url", ["/api/v1/templates/a%00b", "/api/v1/segments/a%00b", "/api/v1/promo-pools/a%00b"])
+@pytest.mark.parametrize(
+    "url", ["/api/v1/templates/a%00b", "/api/v1/segments/a%00b", "/api/v1/promo-pools/a%00b"]
+)
 def test_a_nul_in_a_slug_matches_no_url(api, url):
     response = api.get(url)
     assert response.status_code == 404
