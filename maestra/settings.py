@@ -54,8 +54,10 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me"
-# A development key is only acceptable with DEBUG on; production must set one.
-SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET if DEBUG else None)
+# A development key is only acceptable with DEBUG on or on the zero-setup SQLite
+# database; a PostgreSQL (production) deployment must set its own.
+_ON_SQLITE = os.environ.get("DATABASE_URL", "sqlite:").startswith("sqlite:")
+SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET if DEBUG or _ON_SQLITE else None)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
