@@ -164,6 +164,35 @@ class TemplateAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/channels/template/preview.html", context)
 
 
+class ReasonFilter(admin.SimpleListFilter):
+    """The reason's code: a reason is "code" or "code: detail"."""
+
+    title = "reason"
+    parameter_name = "reason_code"
+    CODES = [
+        ("frequency_cap", "frequency_cap (over the cap)"),
+        ("quiet_hours", "quiet_hours (held or past relevance)"),
+        ("not_subscribed", "not_subscribed"),
+        ("unsubscribed", "unsubscribed"),
+        ("no_address", "no_address"),
+        ("invalid_address", "invalid_address"),
+        ("no_token", "no_token"),
+        ("test_mode", "test_mode"),
+        ("group_failed", "group_failed"),
+        ("template_error", "template_error"),
+        ("unknown_outcome", "unknown_outcome"),
+    ]
+
+    def lookups(self, request, model_admin):
+        return self.CODES
+
+    def queryset(self, request, queryset):
+        code = self.value()
+        if not code:
+            return queryset
+        return queryset.filter(Q(reason=code) | Q(reason__startswith=f"{code}:"))
+
+
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The outbox. Rows are written by the engine and the delivery worker only."""
@@ -182,7 +211,7 @@ class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "sent_at",
     ]
     list_select_related = ["customer"]
-    list_filter = ["status", "channel", "is_test"]
+    list_filter = ["status", "channel", ReasonFilter, "marketing", "is_test"]
     search_fields = ["customer__external_id", "template_slug", "reason", "=provider_id"]
     ordering = ["-id"]
     show_full_result_count = False

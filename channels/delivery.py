@@ -3,7 +3,10 @@
 1. Claim a chunk of due queued rows with SELECT … FOR UPDATE SKIP LOCKED (the
    ORM's select_for_update; skipped on SQLite, which has a single writer) and
    mark them `sending` with a lease, then commit: any number of workers can
-   share the queue and none takes a row another one holds.
+   share the queue and none takes a row another one holds. In the same
+   transaction the communication policy (channels/policy.py: quiet hours,
+   frequency caps) defers or refuses the chunk's marketing rows, so a cap
+   holds with any number of workers.
 2. Send each row through its channel's backend, with no transaction open (a
    slow provider must not hold locks).
 3. Record the outcome: sent; transient error → queued again later, until the
@@ -28,11 +31,14 @@ from django.utils import timezone
 from channels.backends import Backend, Outcome, Outgoing, SendResult, get_backend
 from channels.links import link_url
 from channels.models import Message, Template
+from channels.policy import current_policy, enforce
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)
 
 UNKNOWN_OUTCOME = "unknown_outcome"
+# Counts of messages the communication policy held back (channels/policy.py).
+HELD_COUNTS = ("deferred", "not_sent")
 # However long a provider's Retry-After, the next try is at most this far away.
 MAX_RETRY_AFTER = timedelta(days=1)
 
@@ -49,21 +55,41 @@ def expire_leases(*, now: datetime | None = None) -> int:
 
 def claim(*, now: datetime, size: int) -> list[dict]:
     """Take up to `size` due rows for this worker (committed before returning)."""
+    return claim_chunk(now=now, size=size)[0]
+
+
+def claim_chunk(*, now: datetime, size: int) -> tuple[list[dict], Counter[str]]:
+    """Take up to `size` due rows: the ones to send now (marked `sending`,
+    committed before returning), and the counts of those the communication
+    policy held back in the same transaction ("deferred" by quiet hours,
+    "not_sent" by quiet hours past relevance or a frequency cap)."""
     lease_until = now + timedelta(seconds=settings.MAESTRA_DELIVERY_LEASE)
+    policy = current_policy()
+    held: Counter[str] = Counter()
     with transaction.atomic():
-        ids = list(
+        due = (
             Message.objects.select_for_update(skip_locked=True)
             .filter(status=Message.Status.QUEUED, next_attempt_at__lte=now)
             .order_by("next_attempt_at", "id")
-            .values_list("id", flat=True)[:size]
         )
-        if not ids:
-            return []
-        # Counted at the claim, so a send that crashed the worker still counts.
-        Message.objects.filter(id__in=ids).update(
-            status=Message.Status.SENDING, lease_until=lease_until, attempts=F("attempts") + 1
-        )
-    return list(
+        if policy.active:
+            candidates = list(due.values("id", "customer_id", "channel", "marketing", "expires_at")[:size])
+            decision = enforce(candidates, now=now, policy=policy)
+            ids = decision.send_ids
+            if decision.deferred:
+                held["deferred"] += decision.deferred
+            if decision.not_sent:
+                held["not_sent"] += decision.not_sent
+        else:
+            ids = list(due.values_list("id", flat=True)[:size])
+        if ids:
+            # Counted at the claim, so a send that crashed the worker still counts.
+            Message.objects.filter(id__in=ids).update(
+                status=Message.Status.SENDING, lease_until=lease_until, attempts=F("attempts") + 1
+            )
+    if not ids:
+        return [], held
+    rows = list(
         Message.objects.filter(id__in=ids)
         .order_by("id")
         .values(
@@ -77,21 +103,29 @@ def claim(*, now: datetime, size: int) -> list[dict]:
             "next_attempt_at",
         )
     )
+    return rows, held
 
 
 def deliver_due(*, limit: int = 500, now: datetime | None = None) -> dict[str, int]:
     """Send up to `limit` due messages. Returns counts: claimed, sent,
-    retried, failed, expired (leases that ran out)."""
+    retried, failed, expired (leases that ran out), and, when the
+    communication policy held some back, deferred and not_sent. Held rows
+    count towards `limit` too."""
     now = now or timezone.now()
     counts: Counter[str] = Counter({"claimed": 0, "sent": 0, "retried": 0, "failed": 0})
     counts["expired"] = expire_leases(now=now)
     backends: dict[str, Backend | Exception] = {}
+    taken = 0
     try:
-        while counts["claimed"] < limit:
-            rows = claim(now=now, size=min(settings.MAESTRA_DELIVERY_CHUNK, limit - counts["claimed"]))
-            if not rows:
+        while taken < limit:
+            rows, held = claim_chunk(now=now, size=min(settings.MAESTRA_DELIVERY_CHUNK, limit - taken))
+            if not rows and not held:
                 break
+            taken += len(rows) + sum(held.values())
             counts["claimed"] += len(rows)
+            counts.update(held)
+            if not rows:
+                continue
             secrets = _webhook_secrets(rows)
             unsubscribe_urls = _list_unsubscribe_urls(rows)
             gone: dict[int, set[str]] = defaultdict(set)
@@ -127,9 +161,12 @@ def deliver_all_due(*, limit: int = 500, max_rounds: int = 10_000) -> dict[str, 
     for _ in range(max_rounds):
         counts = deliver_due(limit=limit)
         totals.update(counts)
-        if counts["claimed"] == 0:
+        if counts["claimed"] == 0 and not any(counts.get(key) for key in HELD_COUNTS):
             break
-    return {key: totals[key] for key in ("claimed", "sent", "retried", "failed", "expired")}
+    result = {key: totals[key] for key in ("claimed", "sent", "retried", "failed", "expired")}
+    # Present only when the communication policy held messages back.
+    result.update({key: totals[key] for key in HELD_COUNTS if totals[key]})
+    return result
 
 
 def deliver_task() -> dict[str, int]:

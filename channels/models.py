@@ -69,6 +69,11 @@ class Message(models.Model):
     step_index = models.PositiveSmallIntegerField(default=0)
     pass_no = models.PositiveIntegerField(default=0)
     is_test = models.BooleanField(default=False)
+    # The communication policy (channels/policy.py): a live message of a
+    # marketing template (quiet hours and frequency caps apply), and the end
+    # of its steps group's relevance (quiet hours never hold it past that).
+    marketing = models.BooleanField(default=False, db_default=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
     # The rendered message (subject/text/html, or body/url/headers for webhooks).
     rendered = models.JSONField(default=dict, blank=True)
     context = models.JSONField(default=dict, blank=True)
@@ -103,6 +108,13 @@ class Message(models.Model):
             models.Index(fields=["lease_until"], name="message_sending_idx", condition=Q(status="sending")),
             models.Index(fields=["customer", "created_at"], name="message_customer_idx"),
             models.Index(fields=["flow_id", "status", "created_at"], name="message_flow_status_idx"),
+            # The frequency cap's count: a customer's marketing messages sent
+            # (or being sent) recently, per channel.
+            models.Index(
+                fields=["customer", "channel", "sent_at"],
+                name="message_marketing_sent_idx",
+                condition=Q(marketing=True, status__in=["sent", "sending"]),
+            ),
         ]
 
     def __str__(self) -> str:

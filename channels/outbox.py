@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -59,6 +60,9 @@ class SendRequest:
     is_test: bool = False
     # JSON-like: "event" (the trigger's payload), "promo_code", "flow": {"name"}, …
     context: dict = field(default_factory=dict)
+    # The end of the steps group's relevance: quiet hours never hold the
+    # message past it (channels/policy.py).
+    expires_at: datetime | None = None
 
     @property
     def key(self) -> MessageKey:
@@ -228,8 +232,14 @@ def queue_messages(*, requests: list[SendRequest]) -> dict[MessageKey, QueuedMes
                 step_index=request.step_index,
                 pass_no=request.pass_no,
                 is_test=request.is_test,
+                # Counted by the cross-flow frequency cap (channels/policy.py).
+                marketing=bool(
+                    template and template.purpose == Template.Purpose.MARKETING and not request.is_test
+                ),
                 rendered=rendered,
                 context=request.context,
+                # Quiet hours never hold the message past it (channels/policy.py).
+                expires_at=request.expires_at,
             )
         )
 

@@ -63,6 +63,8 @@ from django.db import transaction
 from flows.durations import parse_duration
 
 if TYPE_CHECKING:  # pragma: no cover
+    from datetime import datetime
+
     from flows.engine import Batch, RunState
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,9 @@ class StepCall:
     index: int
     context: dict[int, dict]
     result: GroupResult
+    # run id -> the end of the group's relevance (the outbox keeps it, so
+    # quiet hours never hold a message past it).
+    expires_at: dict[int, datetime] = field(default_factory=dict)
 
     def key(self, run: RunState) -> str:
         return step_key(run, self.batch.node.key, self.index)
@@ -123,9 +128,12 @@ class StepCall:
             self.result.fail(run, reason)
 
 
-def execute_group(*, batch: Batch, runs: list[RunState]) -> GroupResult:
+def execute_group(
+    *, batch: Batch, runs: list[RunState], expires_at: dict[int, datetime] | None = None
+) -> GroupResult:
     """Run the steps node's actions in order for `runs`; returns the runs that
-    failed on the spot, with the reason."""
+    failed on the spot, with the reason. `expires_at`: run id -> the end of
+    the group's relevance, kept on the messages."""
     result = GroupResult()
     context: dict[int, dict] = {run.id: {} for run in runs}
     for index, step in enumerate(batch.config["steps"]):
@@ -142,7 +150,15 @@ def execute_group(*, batch: Batch, runs: list[RunState]) -> GroupResult:
             active = [run for run in active if not run.is_test]
             if not active:
                 continue
-        call = StepCall(batch=batch, runs=active, step=step, index=index, context=context, result=result)
+        call = StepCall(
+            batch=batch,
+            runs=active,
+            step=step,
+            index=index,
+            context=context,
+            result=result,
+            expires_at=expires_at or {},
+        )
         _run_step(HANDLERS[action], call)
     _hold_back_messages_of_failed_groups(batch=batch, runs=runs, result=result)
     return result
@@ -218,6 +234,7 @@ def _send(call: StepCall) -> None:
             flow_id=batch.graph.flow_id,
             is_test=run.is_test,
             context=_template_context(call, run),
+            expires_at=call.expires_at.get(run.id),
         )
         for run in call.runs
     ]

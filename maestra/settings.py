@@ -238,6 +238,34 @@ MAESTRA_RETRY_DELAY = env_int("MAESTRA_RETRY_DELAY", 300)
 MAESTRA_DELIVERY_LEASE = env_int("MAESTRA_DELIVERY_LEASE", 900)
 MAESTRA_DELIVERY_CHUNK = env_int("MAESTRA_DELIVERY_CHUNK", 20)
 
+# The communication policy across flows (channels/policy.py, docs/channels.md):
+# marketing messages wait while the customer's local time is inside the quiet
+# hours ("21:00-08:00", may wrap midnight; empty: none), read in
+# Customer.timezone, else MAESTRA_QUIET_HOURS_TIMEZONE (empty: TIME_ZONE);
+# and at most N marketing messages per customer per channel in any rolling
+# period ("email=3/P1D,sms=1/P7D"; empty: no cap). Service templates are exempt.
+MAESTRA_QUIET_HOURS = env_str("MAESTRA_QUIET_HOURS", "")
+MAESTRA_QUIET_HOURS_TIMEZONE = env_str("MAESTRA_QUIET_HOURS_TIMEZONE", "")
+MAESTRA_FREQUENCY_CAPS = env_str("MAESTRA_FREQUENCY_CAPS", "")
+
+
+def _check_policy() -> None:
+    # channels.policy imports no model at its top, so it can be read here.
+    from channels.policy import PolicyError, parse_frequency_caps, parse_quiet_hours, parse_timezone
+
+    for name, parse in (
+        ("MAESTRA_QUIET_HOURS", parse_quiet_hours),
+        ("MAESTRA_QUIET_HOURS_TIMEZONE", parse_timezone),
+        ("MAESTRA_FREQUENCY_CAPS", parse_frequency_caps),
+    ):
+        try:
+            parse(globals()[name])
+        except PolicyError as exc:
+            raise ImproperlyConfigured(f"{name}={globals()[name]!r}: {exc}") from None
+
+
+_check_policy()
+
 MAESTRA_WEBHOOK_TIMEOUT = env_int("MAESTRA_WEBHOOK_TIMEOUT", 10)
 # Private/loopback/link-local destinations allowed anyway: host, host:port or CIDR.
 MAESTRA_WEBHOOK_ALLOWED_HOSTS = env_list("MAESTRA_WEBHOOK_ALLOWED_HOSTS", [])

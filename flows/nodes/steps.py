@@ -85,7 +85,8 @@ class Steps(NodeKind):
                 batch.stop(run, "frequency_limit")
             else:
                 executing.append(run)
-        result = execute_group(batch=batch, runs=executing)
+        expires_at = {run.id: deadlines[run.node_clock or run.clock] for run in executing}
+        result = execute_group(batch=batch, runs=executing, expires_at=expires_at)
         if executing:
             batch.shared.forget_customers()
         give_back_launches(flow_id=flow_id, run_ids=[run_id for run_id in result.failed if run_id in taken])
@@ -95,7 +96,7 @@ class Steps(NodeKind):
             customer_ids=sorted({run.customer_id for run in done if run.launched and not run.is_test}),
             now=now,
         )
-        consume_reservations(run_ids=[run.id for run in done])
+        consume_reservations(run_ids=[run.id for run in done], flow_ids={flow_id})
         for run in executing:
             if run.id in result.failed:
                 batch.stop(run, result.failed[run.id])

@@ -1,0 +1,699 @@
+"""The communication policy across flows (channels/policy.py): quiet hours in
+the customer's time zone and a cross-flow frequency cap, enforced by the
+delivery worker's claim. The two-worker race is in test_policy_concurrency.py."""
+
+import importlib
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.apps import apps
+from django.core import mail
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse
+
+from channels.backends import Backend, Outcome, SendResult
+from channels.delivery import claim_chunk, deliver_all_due, deliver_due
+from channels.models import Message, Template
+from channels.outbox import SendRequest, queue_messages
+from channels.policy import (
+    PERSONAL_CHANNELS,
+    PolicyError,
+    QuietHours,
+    current_policy,
+    parse_frequency_caps,
+    parse_period,
+    parse_quiet_hours,
+)
+from channels.sendtest import send_test
+from customers.models import Channel, Customer
+from flows.tick import tick
+from tests.flows.engine_kit import (
+    at,
+    chain,
+    customer,
+    document,
+    email_templates,
+    event_start,
+    launch,
+    messages_of,
+    post_event,
+    runs_of,
+    send,
+    steps,
+)
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def local(zone: ZoneInfo, *parts: int) -> datetime:
+    return datetime(*parts, tzinfo=zone)
+
+
+# --- reading the settings ------------------------------------------------------
+
+
+def test_quiet_hours_are_read_and_wrap_midnight():
+    night = parse_quiet_hours("21:00-08:00")
+    assert night == QuietHours(start=time(21), end=time(8)) and night.wraps
+    assert str(night) == "21:00-08:00"
+    # `from` inclusive, `to` exclusive.
+    assert night.contains(time(21, 0)) and night.contains(time(23, 59)) and night.contains(time(0, 0))
+    assert night.contains(time(7, 59, 59))
+    assert not night.contains(time(8, 0)) and not night.contains(time(20, 59, 59))
+
+    lunch = parse_quiet_hours(" 12:00 - 14:30 ")
+    assert not lunch.wraps
+    assert lunch.contains(time(12)) and lunch.contains(time(14, 29))
+    assert not lunch.contains(time(14, 30)) and not lunch.contains(time(11, 59))
+
+    assert (
+        parse_quiet_hours("") is None and parse_quiet_hours("  ") is None and parse_quiet_hours(None) is None
+    )
+
+
+def test_frequency_caps_are_read():
+    caps = parse_frequency_caps("email=3/P1D, sms = 1/P7D,web_push=2/PT12H,mobile_push=5/P1W")
+    assert {channel: (cap.limit, cap.period, cap.text) for channel, cap in caps.items()} == {
+        "email": (3, timedelta(days=1), "P1D"),
+        "sms": (1, timedelta(days=7), "P7D"),
+        "web_push": (2, timedelta(hours=12), "PT12H"),
+        "mobile_push": (5, timedelta(weeks=1), "P1W"),
+    }
+    assert parse_frequency_caps("") == {} and parse_frequency_caps(None) == {}
+    assert parse_period("P1DT12H") == timedelta(days=1, hours=12)
+    # Every personal channel can be capped; webhooks go to your systems.
+    assert set(PERSONAL_CHANNELS) == set(Channel.values) - {Channel.WEBHOOK}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("21:00", "not a range"),
+        ("21:00-08:00-09:00", "not a range"),
+        ("9pm-8am", "not a time HH:MM"),
+        ("24:00-08:00", "not a time HH:MM"),
+        ("21:00-8:00", "not a time HH:MM"),
+        ("21:00-21:00", "starts and ends at the same time"),
+    ],
+)
+def test_bad_quiet_hours_are_refused(value, message):
+    with pytest.raises(PolicyError, match=message):
+        parse_quiet_hours(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("email=3", "not channel=N/period"),
+        ("email3/P1D", "not channel=N/period"),
+        ("fax=1/P1D", "'fax' is not a channel a cap applies to"),
+        ("webhook=1/P1D", "'webhook' is not a channel a cap applies to"),
+        ("email=0/P1D", "at least 1"),
+        ("email=-1/P1D", "at least 1"),
+        ("email=two/P1D", "at least 1"),
+        ("email=1/P1M", "months and years have no fixed length"),
+        ("email=1/P1Y", "months and years have no fixed length"),
+        ("email=1/PT0S", "longer than zero"),
+        ("email=1/1d", "not an ISO 8601 duration"),
+        ("email=1/P", "not an ISO 8601 duration"),
+        ("email=1/P1D,email=2/P7D", "email is capped twice"),
+    ],
+)
+def test_bad_frequency_caps_are_refused(value, message):
+    with pytest.raises(PolicyError, match=message):
+        parse_frequency_caps(value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MAESTRA_QUIET_HOURS", "22-7", "MAESTRA_QUIET_HOURS='22-7': the start '22' is not a time HH:MM"),
+        ("MAESTRA_FREQUENCY_CAPS", "email=3/P1M", "MAESTRA_FREQUENCY_CAPS='email=3/P1M': 'P1M': months"),
+        ("MAESTRA_QUIET_HOURS_TIMEZONE", "Mars/Base", "'Mars/Base' is not an IANA time zone"),
+    ],
+)
+def test_a_bad_setting_stops_the_process_at_start(name, value, message):
+    env = {**os.environ, name: value, "DJANGO_SETTINGS_MODULE": "maestra.settings"}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "ImproperlyConfigured" in done.stderr and message in done.stderr
+
+
+def test_a_bad_value_set_at_runtime_fails_loudly(settings):
+    settings.MAESTRA_FREQUENCY_CAPS = "email=lots"
+    with pytest.raises(ImproperlyConfigured, match="MAESTRA_FREQUENCY_CAPS='email=lots'"):
+        current_policy()
+    settings.MAESTRA_FREQUENCY_CAPS = "email=2/P1D"
+    assert current_policy().caps["email"].limit == 2
+
+
+def test_the_fallback_zone_is_the_setting_else_time_zone(settings):
+    settings.MAESTRA_QUIET_HOURS = "21:00-08:00"
+    settings.TIME_ZONE = "Asia/Tokyo"
+    settings.MAESTRA_QUIET_HOURS_TIMEZONE = ""
+    assert current_policy().default_tz.key == "Asia/Tokyo"
+    settings.MAESTRA_QUIET_HOURS_TIMEZONE = "Europe/Berlin"
+    assert current_policy().default_tz.key == "Europe/Berlin"
+
+
+# --- the end of the quiet hours, DST included ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("quiet", "now", "end"),
+    [
+        # Evening: the end is tomorrow morning; after midnight: this morning.
+        ("21:00-08:00", local(BERLIN, 2026, 5, 4, 22, 0), local(BERLIN, 2026, 5, 5, 8, 0)),
+        ("21:00-08:00", local(BERLIN, 2026, 5, 5, 3, 0), local(BERLIN, 2026, 5, 5, 8, 0)),
+        ("12:00-14:00", local(BERLIN, 2026, 5, 5, 12, 0), local(BERLIN, 2026, 5, 5, 14, 0)),
+        # Spring forward (29 March 2026 in Berlin): the night is an hour
+        # shorter, the end is still 08:00 on the wall.
+        ("21:00-08:00", local(BERLIN, 2026, 3, 28, 22, 0), utc(2026, 3, 29, 6, 0)),
+        # Fall back (25 October 2026): an hour longer.
+        ("21:00-08:00", local(BERLIN, 2026, 10, 24, 22, 0), utc(2026, 10, 25, 7, 0)),
+        # An end inside the spring gap (02:30 never shows): the end of the gap.
+        ("01:00-02:30", local(BERLIN, 2026, 3, 29, 1, 30), utc(2026, 3, 29, 1, 0)),
+        # An end in the repeated autumn hour: its first showing …
+        ("00:00-02:30", utc(2026, 10, 24, 23, 0), utc(2026, 10, 25, 0, 30)),
+        # … or, on the second pass through that hour, the second.
+        ("00:00-02:30", utc(2026, 10, 25, 1, 10), utc(2026, 10, 25, 1, 30)),
+    ],
+)
+def test_the_quiet_hours_end_in_wall_time(quiet, now, end):
+    hours = parse_quiet_hours(quiet)
+    assert hours.contains(now.astimezone(BERLIN).time())
+    assert hours.end_after(now, BERLIN) == end.astimezone(UTC)
+
+
+# --- the outbox -----------------------------------------------------------------
+
+_runs = iter(range(1, 1_000_000))
+
+
+def queue(
+    customer_id: int, template: str, *, channel: str = "email", flow_id: int = 1, expires_at=None
+) -> int:
+    request = SendRequest(
+        customer_id=customer_id,
+        template_slug=template,
+        channel=channel,
+        run_id=next(_runs),
+        node_key="s",
+        step_index=0,
+        pass_no=1,
+        flow_id=flow_id,
+        expires_at=expires_at,
+    )
+    result = queue_messages(requests=[request])[request.key]
+    assert result.status == Message.Status.QUEUED, result
+    return result.id
+
+
+def row(message_id: int) -> Message:
+    return Message.objects.get(id=message_id)
+
+
+@pytest.fixture
+def templates(make_template, http_server):
+    make_template("promo", purpose="marketing")
+    make_template("promo2", purpose="marketing")
+    make_template("receipt", purpose="service")
+    make_template("sms_promo", channel="sms", purpose="marketing")
+    make_template("hook", channel="webhook", purpose="marketing", url=http_server.url())
+
+
+@pytest.fixture
+def quiet(settings, templates):
+    settings.MAESTRA_QUIET_HOURS = "21:00-08:00"
+    settings.MAESTRA_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.TIME_ZONE = "UTC"
+
+
+@pytest.fixture
+def subscribed(make_customer):
+    def make(**fields) -> Customer:
+        return make_customer(subscriptions={"email": "subscribed", "sms": "subscribed"}, **fields)
+
+    return make
+
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_message_due_in_quiet_hours_waits_for_their_end_then_goes(quiet, subscribed):
+    ann = subscribed(timezone="Europe/Berlin")
+    with at(local(BERLIN, 2026, 5, 4, 22, 0)):
+        message = queue(ann.id, "promo")
+        assert deliver_due() == {
+            "claimed": 0,
+            "sent": 0,
+            "retried": 0,
+            "failed": 0,
+            "expired": 0,
+            "deferred": 1,
+        }
+    held = row(message)
+    assert held.status == "queued" and held.attempts == 0 and held.lease_until is None
+    assert held.next_attempt_at == local(BERLIN, 2026, 5, 5, 8, 0)
+    assert held.reason == "quiet_hours: waiting for the end of 21:00-08:00 in Europe/Berlin"
+    assert mail.outbox == []
+
+    with at(local(BERLIN, 2026, 5, 5, 7, 59, 59)):
+        assert deliver_all_due()["claimed"] == 0
+    with at(local(BERLIN, 2026, 5, 5, 8, 0)):
+        assert deliver_all_due() == {"claimed": 1, "sent": 1, "retried": 0, "failed": 0, "expired": 0}
+    sent = row(message)
+    assert (sent.status, sent.reason, sent.attempts) == ("sent", "", 1)
+    assert sent.sent_at == local(BERLIN, 2026, 5, 5, 8, 0)
+    assert len(mail.outbox) == 1
+
+
+@pytest.mark.parametrize(
+    ("wall", "held_until"),
+    [
+        ((2026, 5, 5, 3, 0), (2026, 5, 5, 8, 0)),  # after midnight: this morning
+        ((2026, 5, 4, 21, 0), (2026, 5, 5, 8, 0)),  # the first minute
+        ((2026, 5, 5, 7, 59), (2026, 5, 5, 8, 0)),  # the last minute
+        ((2026, 5, 5, 8, 0), None),  # over
+        ((2026, 5, 4, 20, 59), None),  # not yet
+        ((2026, 5, 4, 12, 0), None),
+    ],
+)
+def test_quiet_hours_wrap_midnight(quiet, subscribed, wall, held_until):
+    ann = subscribed(timezone="Europe/Berlin")
+    with at(local(BERLIN, *wall)):
+        message = queue(ann.id, "promo")
+        deliver_all_due()
+    if held_until is None:
+        assert row(message).status == "sent"
+    else:
+        assert row(message).status == "queued"
+        assert row(message).next_attempt_at == local(BERLIN, *held_until)
+
+
+def test_daytime_quiet_hours_do_not_wrap(settings, templates, subscribed):
+    settings.MAESTRA_QUIET_HOURS = "12:00-14:00"
+    ann = subscribed(timezone="Europe/Berlin")
+    with at(local(BERLIN, 2026, 5, 4, 11, 59)):
+        early = queue(ann.id, "promo")
+        deliver_all_due()
+    with at(local(BERLIN, 2026, 5, 4, 13, 0)):
+        lunch = queue(ann.id, "promo")
+        deliver_all_due()
+    assert row(early).status == "sent"
+    assert row(lunch).next_attempt_at == local(BERLIN, 2026, 5, 4, 14, 0)
+
+
+def test_the_customers_own_zone_wins_and_blank_or_unknown_zones_fall_back(quiet, settings, subscribed):
+    berlin = subscribed(timezone="Europe/Berlin")
+    new_york = subscribed(timezone="America/New_York")
+    blank = subscribed(timezone="")
+    unknown = subscribed()
+    Customer.objects.filter(id=unknown.id).update(timezone="Mars/Base")  # the zone database changed
+    now = utc(2026, 5, 4, 20, 30)  # 22:30 in Berlin, 16:30 in New York, 20:30 UTC
+
+    with at(now):
+        ids = {c: queue(c.id, "promo") for c in (berlin, new_york, blank, unknown)}
+        counts = deliver_all_due()
+    assert counts["sent"] == 3 and counts["deferred"] == 1
+    assert row(ids[berlin]).next_attempt_at == local(BERLIN, 2026, 5, 5, 8, 0)
+    assert {row(ids[c]).status for c in (new_york, blank, unknown)} == {"sent"}
+
+    # The fallback zone: MAESTRA_QUIET_HOURS_TIMEZONE, else TIME_ZONE.
+    settings.MAESTRA_QUIET_HOURS_TIMEZONE = "Europe/Berlin"
+    with at(now):
+        ids = {c: queue(c.id, "promo") for c in (new_york, blank, unknown)}
+        deliver_all_due()
+    assert row(ids[new_york]).status == "sent"
+    for c in (blank, unknown):
+        assert row(ids[c]).next_attempt_at == local(BERLIN, 2026, 5, 5, 8, 0)
+        assert row(ids[c]).reason.endswith("in Europe/Berlin")
+
+    settings.MAESTRA_QUIET_HOURS_TIMEZONE = ""
+    settings.TIME_ZONE = "Asia/Tokyo"  # 05:30 tomorrow there
+    with at(now):
+        message = queue(blank.id, "promo")
+        deliver_all_due()
+    assert row(message).next_attempt_at == local(ZoneInfo("Asia/Tokyo"), 2026, 5, 5, 8, 0)
+
+
+def test_quiet_hours_follow_dst(quiet, subscribed):
+    ann = subscribed(timezone="Europe/Berlin")
+    bob = subscribed(timezone="America/New_York")
+    # Saturday 28 March 2026, 22:00 in Berlin (CET); Berlin springs forward that night.
+    with at(utc(2026, 3, 28, 21, 0)):
+        spring = queue(ann.id, "promo")
+        deliver_all_due()
+    assert row(spring).next_attempt_at == utc(2026, 3, 29, 6, 0)  # 08:00 CEST
+
+    # New York falls back on 1 November 2026: 08:00 EST is 13:00 UTC.
+    with at(local(NEW_YORK, 2026, 10, 31, 23, 0)):
+        autumn = queue(bob.id, "promo")
+        deliver_all_due()
+    assert row(autumn).next_attempt_at == utc(2026, 11, 1, 13, 0)
+
+
+def test_a_message_whose_relevance_ends_before_the_quiet_hours_is_not_sent(quiet, subscribed):
+    ann = subscribed(timezone="Europe/Berlin")
+    morning = local(BERLIN, 2026, 5, 5, 8, 0)
+    with at(local(BERLIN, 2026, 5, 4, 22, 0)):
+        stale = queue(ann.id, "promo", expires_at=morning - timedelta(minutes=1))
+        exactly = queue(ann.id, "promo", expires_at=morning)
+        fine = queue(ann.id, "promo", expires_at=morning + timedelta(minutes=1))
+        unbounded = queue(ann.id, "promo")
+        counts = deliver_all_due()
+    assert (counts["not_sent"], counts["deferred"], counts["claimed"]) == (2, 2, 0)
+    for message in (stale, exactly):
+        refused = row(message)
+        assert (refused.status, refused.attempts) == ("not_sent", 0)
+        assert refused.reason == (
+            "quiet_hours: 21:00-08:00 in Europe/Berlin would end after the message's relevance"
+        )
+    assert {row(m).next_attempt_at for m in (fine, unbounded)} == {morning}
+
+    with at(morning):
+        assert deliver_all_due()["sent"] == 2
+    assert mail.outbox and len(mail.outbox) == 2
+
+
+def test_service_messages_webhooks_and_retries(quiet, subscribed, http_server):
+    ann = subscribed(timezone="Europe/Berlin")
+    with at(local(BERLIN, 2026, 5, 4, 23, 0)):
+        receipt = queue(ann.id, "receipt")
+        hook = queue(ann.id, "hook", channel="webhook")
+        counts = deliver_all_due()
+    assert counts["sent"] == 2 and "deferred" not in counts
+    assert row(receipt).status == row(hook).status == "sent"
+    assert len(http_server.requests) == 1
+
+
+def test_a_retry_due_in_quiet_hours_waits_too(quiet, settings, subscribed):
+    ann = subscribed(timezone="Europe/Berlin")
+    settings.MAESTRA_CHANNEL_BACKENDS = {**settings.MAESTRA_CHANNEL_BACKENDS, "email": f"{__name__}.Busy"}
+    Busy.results = [SendResult(outcome=Outcome.RETRY, reason="http_503")]
+    with at(local(BERLIN, 2026, 5, 4, 20, 58)):
+        message = queue(ann.id, "promo")
+        assert deliver_due()["retried"] == 1  # again at 21:03, inside the quiet hours
+    assert row(message).next_attempt_at == local(BERLIN, 2026, 5, 4, 21, 3)
+    with at(local(BERLIN, 2026, 5, 4, 21, 3)):
+        assert deliver_due()["deferred"] == 1
+    assert (row(message).attempts, row(message).next_attempt_at) == (1, local(BERLIN, 2026, 5, 5, 8, 0))
+    with at(local(BERLIN, 2026, 5, 5, 8, 0)):
+        assert deliver_due()["sent"] == 1
+    assert row(message).attempts == 2
+
+
+class Busy(Backend):
+    """Answers from `results`, then accepts."""
+
+    results: list[SendResult] = []
+
+    def send(self, message):
+        return Busy.results.pop(0) if Busy.results else SendResult(outcome=Outcome.SENT, provider_id="ok")
+
+
+# --- the frequency cap -------------------------------------------------------------
+
+
+@pytest.fixture
+def capped(settings, templates):
+    settings.MAESTRA_FREQUENCY_CAPS = "email=1/P1D"
+
+
+T0 = utc(2026, 5, 4, 10, 0)
+
+
+def test_one_marketing_email_a_day_across_flows(capped, subscribed):
+    ann, bob = subscribed(), subscribed()
+    with at(T0):
+        first = queue(ann.id, "promo", flow_id=1)
+        second = queue(ann.id, "promo2", flow_id=2)
+        other = queue(bob.id, "promo2", flow_id=2)
+        counts = deliver_all_due()
+    assert (counts["sent"], counts["not_sent"]) == (2, 1)
+    assert row(first).status == row(other).status == "sent"
+    refused = row(second)
+    assert (refused.status, refused.reason, refused.attempts) == (
+        "not_sent",
+        "frequency_cap: 1 email per P1D reached",
+        0,
+    )
+    assert refused.sent_at is None and refused.lease_until is None
+    assert sorted(m.to for m in mail.outbox) == sorted([[ann.email], [bob.email]])
+
+
+def test_the_window_rolls(capped, subscribed):
+    ann = subscribed()
+    with at(T0):
+        queue(ann.id, "promo")
+        deliver_all_due()
+    with at(T0 + timedelta(hours=23, minutes=59)):
+        late = queue(ann.id, "promo")
+        deliver_all_due()
+    with at(T0 + timedelta(days=1)):
+        next_day = queue(ann.id, "promo")
+        deliver_all_due()
+    with at(T0 + timedelta(days=1, seconds=1)):
+        same_window = queue(ann.id, "promo")
+        deliver_all_due()
+    assert row(late).reason.startswith("frequency_cap")
+    assert row(next_day).status == "sent"
+    assert row(same_window).status == "not_sent"
+
+
+def test_the_cap_is_per_channel_and_counts_in_claim_order(settings, templates, subscribed):
+    settings.MAESTRA_FREQUENCY_CAPS = "email=2/P7D,sms=1/P1D"
+    ann = subscribed()
+    with at(T0):
+        emails = [queue(ann.id, "promo") for _ in range(3)]
+        texts = [queue(ann.id, "sms_promo", channel="sms") for _ in range(2)]
+        counts = deliver_all_due()
+    assert (counts["sent"], counts["not_sent"]) == (3, 2)
+    assert [row(m).status for m in emails] == ["sent", "sent", "not_sent"]
+    assert [row(m).status for m in texts] == ["sent", "not_sent"]
+    assert row(texts[1]).reason == "frequency_cap: 1 sms per P1D reached"
+
+
+def test_service_messages_neither_count_nor_are_capped(capped, subscribed):
+    ann = subscribed()
+    with at(T0):
+        receipts = [queue(ann.id, "receipt") for _ in range(3)]
+        promo = queue(ann.id, "promo")
+        deliver_all_due()
+    assert [row(m).status for m in [*receipts, promo]] == ["sent"] * 4
+
+
+def test_test_sends_neither_count_nor_are_capped(capped, subscribed):
+    ann = subscribed()
+    promo = Template.objects.get(slug="promo")
+    with at(T0):
+        assert send_test(template=promo, customer=ann).status == "sent"
+        first = queue(ann.id, "promo")
+        deliver_all_due()
+        assert send_test(template=promo, customer=ann).status == "sent"
+        second = queue(ann.id, "promo")
+        deliver_all_due()
+    assert (row(first).status, row(second).status) == ("sent", "not_sent")
+    assert Message.objects.filter(is_test=True, marketing=True).count() == 0
+
+
+def test_a_message_being_sent_counts(capped, subscribed):
+    ann = subscribed()
+    with at(T0):
+        mid_send = queue(ann.id, "promo")
+        Message.objects.filter(id=mid_send).update(status="sending", lease_until=T0 + timedelta(minutes=5))
+        waiting = queue(ann.id, "promo")
+        deliver_due()
+    assert row(waiting).reason.startswith("frequency_cap")
+
+
+def test_failed_and_refused_messages_do_not_count(capped, subscribed):
+    ann = subscribed()
+    with at(T0):
+        for status in ("failed", "not_sent"):
+            Message.objects.filter(id=queue(ann.id, "promo")).update(status=status, sent_at=T0)
+        Message.objects.filter(id=queue(ann.id, "promo")).update(next_attempt_at=T0 + timedelta(days=9))
+        message = queue(ann.id, "promo")
+        deliver_all_due()
+    assert row(message).status == "sent"
+
+
+def test_quiet_hours_then_the_cap(settings, templates, subscribed):
+    """Deferred messages do not use up the cap; the morning sends one."""
+    settings.MAESTRA_QUIET_HOURS = "21:00-08:00"
+    settings.MAESTRA_FREQUENCY_CAPS = "email=1/P1D"
+    ann = subscribed(timezone="Europe/Berlin")
+    with at(local(BERLIN, 2026, 5, 4, 22, 0)):
+        night = [queue(ann.id, "promo"), queue(ann.id, "promo2")]
+        assert deliver_all_due()["deferred"] == 2
+    with at(local(BERLIN, 2026, 5, 5, 8, 0)):
+        counts = deliver_all_due()
+    assert (counts["sent"], counts["not_sent"]) == (1, 1)
+    assert [row(m).status for m in night] == ["sent", "not_sent"]
+
+
+# --- the worker's loop ---------------------------------------------------------------
+
+
+def test_a_chunk_the_policy_held_entirely_does_not_end_the_round(quiet, settings, subscribed):
+    settings.MAESTRA_DELIVERY_CHUNK = 2
+    ann = subscribed(timezone="Europe/Berlin")
+    with at(local(BERLIN, 2026, 5, 4, 22, 0)):
+        held = [queue(ann.id, "promo") for _ in range(5)]  # the first chunks: all held
+        receipts = [queue(ann.id, "receipt") for _ in range(2)]
+        assert deliver_due(limit=3) == {
+            "claimed": 0,
+            "sent": 0,
+            "retried": 0,
+            "failed": 0,
+            "expired": 0,
+            "deferred": 3,
+        }
+        counts = deliver_all_due()
+    assert (counts["deferred"], counts["sent"]) == (2, 2)
+    assert {row(m).status for m in held} == {"queued"} and {row(m).status for m in receipts} == {"sent"}
+
+
+def test_the_policy_is_set_based_per_chunk(settings, templates, make_customer):
+    settings.MAESTRA_QUIET_HOURS = "21:00-08:00"
+    settings.MAESTRA_FREQUENCY_CAPS = "email=1/P1D"
+    zones = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "", "UTC"]
+    customers = [
+        make_customer(subscriptions={"email": "subscribed"}, timezone=zones[i % len(zones)])
+        for i in range(40)
+    ]
+    with at(utc(2026, 5, 4, 20, 30)):
+        for c in customers:
+            queue(c.id, "promo")
+            queue(c.id, "promo2")
+        # Every chunk holds customers of all five zones.
+        small_chunk = _claim_queries(size=10)
+        big_chunk = _claim_queries(size=40)
+    assert small_chunk == big_chunk, (small_chunk, big_chunk)
+
+
+def _claim_queries(*, size: int) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        rows, held = claim_chunk(now=utc(2026, 5, 4, 20, 30), size=size)
+    assert rows and held["deferred"] and held["not_sent"]
+    return len(captured.captured_queries)
+
+
+def test_without_a_policy_the_claim_reads_nothing_more(templates, subscribed, django_assert_num_queries):
+    ann = subscribed()
+    queue(ann.id, "promo")
+    # Savepoint, select, update, release, read back: as before the policy existed.
+    with django_assert_num_queries(5):
+        claim_chunk(now=datetime.now(UTC) + timedelta(seconds=1), size=10)
+
+
+# --- two flows through the engine -------------------------------------------------------
+
+
+def two_flows(relevance: str = "P1D"):
+    email_templates("promo_a", "promo_b", purpose=Template.Purpose.MARKETING)
+    for name, template in (("A", "promo_a"), ("B", "promo_b")):
+        launch(
+            document(
+                [event_start("order_created"), steps("mail", send(template), relevance=relevance)],
+                chain("start", "mail"),
+                name=f"Flow {name}",
+            )
+        )
+    from flows.models import Flow
+
+    return list(Flow.objects.order_by("id"))
+
+
+def test_the_cap_holds_across_two_flows_started_by_one_event(settings):
+    settings.MAESTRA_FREQUENCY_CAPS = "email=1/P1D"
+    flow_a, flow_b = two_flows()
+    ann = customer("ann", subscriptions={"email": "subscribed"})
+    with at(T0):
+        post_event(ann, occurred_at=T0)
+        counts = tick()
+    assert counts["messages.sent"] == 1 and counts["messages.not_sent"] == 1
+    statuses = sorted((m.status, m.reason) for m in messages_of(flow_a) + messages_of(flow_b))
+    assert statuses == [("not_sent", "frequency_cap: 1 email per P1D reached"), ("sent", "")]
+    # Both runs launched: a message the cap refused is still an attempt.
+    assert [r.launched for r in runs_of(flow_a) + runs_of(flow_b)] == [True, True]
+
+    with at(T0 + timedelta(days=1)):
+        post_event(ann, occurred_at=T0 + timedelta(days=1))
+        counts = tick()
+    assert counts["messages.sent"] == 1 and counts["messages.not_sent"] == 1
+
+
+def test_quiet_hours_through_the_engine_keep_the_relevance(settings):
+    """A steps node relevant for two hours at 22:00: its messages would wait
+    until 08:00, past their relevance, so they are not sent."""
+    settings.MAESTRA_QUIET_HOURS = "21:00-08:00"
+    flow_a, flow_b = two_flows(relevance="PT2H")
+    ann = customer("ann", subscriptions={"email": "subscribed"}, timezone="Europe/Berlin")
+    evening = local(BERLIN, 2026, 5, 4, 22, 0)
+    with at(evening):
+        post_event(ann, occurred_at=evening)
+        tick()
+    messages = messages_of(flow_a) + messages_of(flow_b)
+    assert [m.expires_at for m in messages] == [evening + timedelta(hours=2)] * 2
+    assert {(m.status, m.reason.split(":")[0]) for m in messages} == {("not_sent", "quiet_hours")}
+    assert [r.launched for r in runs_of(flow_a) + runs_of(flow_b)] == [True, True]
+
+
+def test_a_deferred_message_from_the_engine_goes_in_the_morning(settings):
+    settings.MAESTRA_QUIET_HOURS = "21:00-08:00"
+    flow_a, _flow_b = two_flows(relevance="P1D")
+    ann = customer("ann", subscriptions={"email": "subscribed"}, timezone="Europe/Berlin")
+    evening = local(BERLIN, 2026, 5, 4, 22, 0)
+    with at(evening):
+        post_event(ann, occurred_at=evening)
+        assert tick()["messages.deferred"] == 2
+    (message,) = messages_of(flow_a)
+    assert message.expires_at == evening + timedelta(days=1)
+    assert message.next_attempt_at == local(BERLIN, 2026, 5, 5, 8, 0)
+    with at(local(BERLIN, 2026, 5, 5, 8, 0)):
+        assert tick()["messages.sent"] == 2
+
+
+# --- the admin and the migration ---------------------------------------------------------
+
+
+def test_the_outbox_admin_filters_by_reason_code(admin_client, capped, subscribed):
+    ann = subscribed()
+    with at(T0):
+        queue(ann.id, "promo")
+        queue(ann.id, "promo2")
+        deliver_all_due()
+    url = reverse("admin:channels_message_changelist")
+    response = admin_client.get(url, {"reason_code": "frequency_cap"})
+    assert [m.template_slug for m in response.context["cl"].result_list] == ["promo2"]
+    response = admin_client.get(url, {"marketing__exact": "1", "status__exact": "sent"})
+    assert [m.template_slug for m in response.context["cl"].result_list] == ["promo"]
+
+
+def test_the_migration_marks_earlier_marketing_messages(templates, subscribed):
+    ann = subscribed()
+    ids = [queue(ann.id, slug) for slug in ("promo", "receipt")]
+    Message.objects.update(marketing=False)
+    migration = importlib.import_module("channels.migrations.0002_message_policy")
+    migration.mark_marketing(apps, None)
+    assert [row(m).marketing for m in ids] == [True, False]
