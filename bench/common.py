@@ -177,10 +177,12 @@ class Meter:
         self.db0 = _proc_cpu_seconds(self.backend)
         self.cpu0 = time.process_time()
         self.t0 = time.perf_counter()
+        self.started_at = time.time()
         return self
 
     def __exit__(self, *exc) -> None:
         self.seconds = time.perf_counter() - self.t0
+        self.ended_at = time.time()
         self.cpu_seconds = time.process_time() - self.cpu0
         db1 = _proc_cpu_seconds(self.backend)
         self.db_cpu_seconds = None if db1 is None or self.db0 is None else db1 - self.db0
@@ -190,4 +192,7 @@ class Meter:
             "seconds": self.seconds,
             "cpu_seconds": self.cpu_seconds,
             "db_cpu_seconds": self.db_cpu_seconds,
+            # Epoch seconds: the span of a stage shared by several processes.
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
         }

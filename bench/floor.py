@@ -29,7 +29,7 @@ from common import Meter, QueryCounter, parse_iso, setup_django, write_result
 
 MESSAGE_COLUMNS = (
     "customer_id, template_id, template_slug, channel, status, reason, flow_id, run_id, node_key, "
-    "step_index, pass_no, is_test, rendered, context, attempts, next_attempt_at, provider_id, "
+    "step_index, pass_no, is_test, marketing, rendered, context, attempts, next_attempt_at, provider_id, "
     "response_body, created_at"
 )
 
@@ -37,7 +37,7 @@ MESSAGE_COLUMNS = (
 def _message_select(*, template_slug: str, node_key: str, pass_no: int, extra_where: str) -> str:
     return (
         f"SELECT r.customer_id, t.id, t.slug, 'email', 'queued', '', r.flow_id, r.id, '{node_key}', 0, "
-        f"{pass_no}, false, "
+        f"{pass_no}, false, true, "
         "jsonb_build_object('subject', 'Hello ' || c.first_name, "
         "'text', 'Hi ' || c.first_name || ', news for ' || c.email || '.', "
         "'html', '<p>Hi ' || c.first_name || ', news for ' || c.email || '.</p>', 'to', c.email), "

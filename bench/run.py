@@ -20,6 +20,7 @@ import time
 from array import array
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -418,8 +419,13 @@ class Bench:
             naive = self.s1_naive(slug, fire_at)
             vacuum("flows_run", "channels_message", "flows_nodepass", "flows_launchrecord")
 
+        # With N ≥ 1,000,000 the RSS check at N/10 runs with one worker, so the
+        # table shows one worker and several side by side.
+        workers = self.args.s1_workers if full else 1
+        base_label, label = label, label + f", {workers} worker{'s' if workers > 1 else ''}"
+
         # Stage 1: the schedule fires, the audience enters, the first email is queued.
-        child, result = self.child(f"s1-{n}-stage1", [PYTHON, "bench/stage.py", "tick", "--at", iso(fire_at)])
+        child, result = self.ticks(f"s1-{n}-stage1", fire_at, flow.pk, workers)
         counts = result["counts"]
         waiting = scalar(
             "SELECT count(*) FROM flows_run WHERE flow_id = %s AND status = 'waiting'", [flow.pk]
@@ -434,20 +440,18 @@ class Bench:
             n,
             result["seconds"],
             unit="customers/s",
-            rss=fmt_mb(child.peak_rss_mb),
+            rss=child.rss_text,
             queries=fmt_int(result["queries"]),
             note=f"runs started {counts.get('schedules.runs_started', 0):,}",
             cpu=result,
         )
         stage1["cpu_total"] = cpu_total(result)
-        self.rss_points.append((label + " stage 1", n, child.peak_rss_mb))
+        self.rss_points.append((base_label + " stage 1", n, child.peak_rss_mb))
         if stage2_at <= fire_at + timedelta(days=1, seconds=result["seconds"]):
             raise RuntimeError("stage 1 took more than an hour: move stage2_at later")
 
         # Stage 2: a day later, the wait ends, the condition splits, gold gets an offer.
-        child, result = self.child(
-            f"s1-{n}-stage2", [PYTHON, "bench/stage.py", "tick", "--at", iso(stage2_at)]
-        )
+        child, result = self.ticks(f"s1-{n}-stage2", stage2_at, flow.pk, workers)
         completed = scalar(
             "SELECT count(*) FROM flows_run WHERE flow_id = %s AND status = 'completed'", [flow.pk]
         )
@@ -461,13 +465,13 @@ class Bench:
             n,
             result["seconds"],
             unit="customers/s",
-            rss=fmt_mb(child.peak_rss_mb),
+            rss=child.rss_text,
             queries=fmt_int(result["queries"]),
             note=f"offers queued {offers:,}",
             cpu=result,
         )
         stage2["cpu_total"] = cpu_total(result)
-        self.rss_points.append((label + " stage 2", n, child.peak_rss_mb))
+        self.rss_points.append((base_label + " stage 2", n, child.peak_rss_mb))
 
         if full:
             self.s1_ratios(n, stage1, stage2, floor, naive)
@@ -711,6 +715,55 @@ class Bench:
                 f"p99 {result['p99']:.1f} s (interval {interval} s)",
             )
             self.rss_points.append((f"S3 {workers} worker(s)", n, result["rss_max"]))
+
+    def ticks(self, name: str, at: datetime, flow_id: int, workers: int) -> tuple[SimpleNamespace, dict]:
+        """A stage of S1 done by `workers` engine processes side by side (as the
+        workers of a qcluster share the sweep), started together. Returns the
+        combined result: seconds from the first start to the last end, CPU and
+        queries summed, each process's peak RSS."""
+        children = []
+        for index in range(workers):
+            child_name = f"{name}-w{index}"
+            args = [PYTHON, "bench/stage.py", "tick", "--at", iso(at), "--follow-flow", str(flow_id)]
+            args += ["--out", str(self.out / f"{child_name}.json")]
+            if self.args.profile:
+                args = [str(ROOT / ".venv/bin/py-spy"), "record", "-r", "100", "-f", "raw", "-o",
+                        str(self.out / f"{child_name}.pyspy"), "--", *args]  # fmt: skip
+            children.append(
+                Child.start(
+                    args,
+                    name=child_name,
+                    env=self.env,
+                    log=self.out / f"{child_name}.log",
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                )
+            )
+        for child in children:
+            Lines(child).expect("ready", timeout=300)
+        for child in children:
+            send(child, "go")
+        results = []
+        for child in children:
+            if child.wait() != 0:
+                tail = (self.out / f"{child.name}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{child.name} failed:\n{tail}")
+            results.append(json.loads((self.out / f"{child.name}.json").read_text()))
+        counts: dict[str, int] = {}
+        for result in results:
+            for key, value in result["counts"].items():
+                counts[key] = counts.get(key, 0) + value
+        combined = {
+            "seconds": max(r["ended_at"] for r in results) - min(r["started_at"] for r in results),
+            "cpu_seconds": sum(r["cpu_seconds"] for r in results),
+            "db_cpu_seconds": sum(r["db_cpu_seconds"] or 0 for r in results),
+            "queries": sum(r["queries"] for r in results),
+            "counts": counts,
+            "workers": workers,
+        }
+        peak = max(child.peak_rss_mb for child in children)
+        rss = " / ".join(fmt_mb(child.peak_rss_mb) for child in children)
+        return SimpleNamespace(peak_rss_mb=peak, rss_text=rss), combined
 
     def s3_sweeps(self, n: int, workers: int, interval: int) -> dict:
         children = []
@@ -1136,6 +1189,9 @@ def main() -> int:
     parser.add_argument("--deliver-max", type=int, help="messages delivered through locmem (default 100,000)")
     parser.add_argument("--smtp-max", type=int, help="messages delivered through SMTP (default 20,000)")
     parser.add_argument("--singles", type=int, help="S2 single-event posts (default 1,000)")
+    parser.add_argument(
+        "--s1-workers", type=int, default=2, help="engine processes sharing each S1 stage (default 2)"
+    )
     parser.add_argument("--gunicorn-workers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=4, help="S2 client threads")
     parser.add_argument("--sweep-seconds", type=int, default=60, help="S3 sweep interval")

@@ -30,15 +30,42 @@ from common import Meter, QueryCounter, parse_iso, setup_django, vm_hwm_mb, writ
 
 
 def stage_tick(args) -> dict:
+    """One tick, or with --follow-flow one of several workers sharing a stage:
+    each says "ready", waits for "go" on stdin (so all start together), then
+    ticks until the flow has runs and none of them is due any more — what the
+    periodic sweep does on every worker of a qcluster."""
+    from collections import Counter
+
     import time_machine
 
     from flows.tick import tick
 
     counter = QueryCounter().install()
+    if args.follow_flow:
+        print("ready", flush=True)
+        sys.stdin.readline()
     with time_machine.travel(parse_iso(args.at), tick=True), Meter() as meter:
         queries = counter.count
-        counts = tick(deliver=False)
-    return {**meter.result(), "queries": counter.count - queries, "counts": counts}
+        counts = Counter(tick(deliver=False))
+        while args.follow_flow and _flow_has_due_runs(args.follow_flow):
+            part = tick(deliver=False)
+            counts.update(part)
+            if not part.get("runs.runs"):
+                time.sleep(0.02)  # the other workers hold what is left
+    return {**meter.result(), "queries": counter.count - queries, "counts": dict(counts)}
+
+
+def _flow_has_due_runs(flow_id: int) -> bool:
+    """True until the flow's runs exist and none is due now (entered by
+    another worker's tick, or still to be moved)."""
+    from django.utils import timezone
+
+    from flows.models import Run
+
+    runs = Run.objects.filter(flow_id=flow_id)
+    if not runs.exists():
+        return True
+    return runs.filter(status__in=("active", "waiting"), due_at__lte=timezone.now()).exists()
 
 
 def stage_deliver(args) -> dict:
@@ -191,6 +218,7 @@ def main() -> None:
     parser.add_argument("--max", type=int, default=10**12, help="deliver: at most this many messages")
     parser.add_argument("--expect", type=int, default=0, help="sweeper: runs that end the batch phase")
     parser.add_argument("--lateness", help="timers: file for the lateness values (float64)")
+    parser.add_argument("--follow-flow", type=int, help="tick: one of several workers on this flow's runs")
     parser.add_argument("--out", help="JSON result file (default: stdout)")
     args = parser.parse_args()
     setup_django()

@@ -201,11 +201,19 @@ def template_syntax_problem(source: str, *, html: bool = False) -> str | None:
 def render_string(*, source: str, context: dict, field: str, html: bool = False) -> str:
     if not source:
         return ""
+    return _render_frozen(source=source, frozen=freeze(context), field=field, html=html)
+
+
+def _render_frozen(*, source: str, frozen: MappingProxyType, field: str, html: bool = False) -> str:
+    """render_string with a context already frozen: a template's fields share
+    one frozen context (freezing is a good part of the cost of a render)."""
+    if not source:
+        return ""
     compiled = _compile(source, html)
     if isinstance(compiled, str):
         raise RenderError(f"{field}: {compiled}")
     try:
-        output = compiled.render(Context(freeze(context), autoescape=html))
+        output = compiled.render(Context(frozen, autoescape=html))
     except RenderError as exc:
         raise RenderError(f"{field}: {exc}") from None
     except Exception as exc:
@@ -276,11 +284,12 @@ def render_template(*, template: Any, context: dict) -> dict:
     - webhook: {"method", "url", "headers", "body"}
     Raises RenderError naming the field and the problem."""
     channel = template.channel
-    text = lambda field, source: render_string(source=source, context=context, field=field)  # noqa: E731
+    frozen = freeze(context)
+    text = lambda field, source: _render_frozen(source=source, frozen=frozen, field=field)  # noqa: E731
 
     if channel == "email":
         subject = _no_line_breaks(text("subject", template.subject).strip(), "subject")
-        html = render_string(source=template.html, context=context, field="html", html=True)
+        html = _render_frozen(source=template.html, frozen=frozen, field="html", html=True)
         body = text("text", template.text)
         if not body.strip() and html.strip():
             body = html_lib.unescape(strip_tags(html)).strip()

@@ -24,8 +24,8 @@ from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from flows import sql
 from flows.models import Flow, FlowVersion, NodePass, Run
+from maestra import sql
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class RunState:
         "launched",
         "entered_at",
     )
+    # claim_due_runs builds a RunState from these columns by position.
 
 
 # --- The graph of one version, loaded once per tick --------------------------
@@ -330,8 +331,8 @@ def claim_due_runs(*, ctx: EngineContext, limit: int) -> list[RunState]:
         .order_by("due_at", "id")
         .select_for_update(skip_locked=True, of=("self",))
     )
-    rows = list(qs.values(*RunState.FIELDS)[:limit])
-    return [RunState(**row) for row in rows]
+    # Tuples, not dicts: this is per run, on every batch.
+    return [RunState(*row) for row in qs.values_list(*RunState.FIELDS)[:limit]]
 
 
 StatKey = tuple[int, str, datetime, str, bool]  # (flow_id, node_key, hour, metric, is_test)
@@ -555,7 +556,10 @@ def write_batch(runs: list[RunState], result: BatchResult) -> None:
     if result.ended_run_ids:
         from flows.nodes.limitation import release_reservations
 
-        release_reservations(run_ids=result.ended_run_ids)
+        ended = set(result.ended_run_ids)
+        release_reservations(
+            run_ids=result.ended_run_ids, flow_ids={run.flow_id for run in runs if run.id in ended}
+        )
     stats: Counter = Counter()
     for key in recorded:
         stats.update(result.pass_stats.get(tuple(key), ()))

@@ -15,11 +15,11 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from customers.models import Customer, Event
-from flows import sql
 from flows.durations import parse_duration
 from flows.engine import EngineContext, hour_of
 from flows.launch_limits import blocked_q
 from flows.models import Flow, FlowVersion, LaunchRecord, NodePass, Run
+from maestra import sql
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 
 from flows.models import FlowVersion, LaunchRecord
-from flows.sql import db_value, json_rows
+from maestra.sql import db_value, json_rows, value_set
 
 
 def blocked_q(*, mode: str, period: timedelta | None, max_total: int | None, now: datetime) -> Q | None:
@@ -135,4 +136,7 @@ def give_back_launches(*, flow_id: int, run_ids: list[int]) -> None:
 def touch_last_step(*, flow_id: int, customer_ids: list[int], now: datetime) -> None:
     """A later steps group of a launched run moves the period's start (seed example)."""
     if customer_ids:
-        LaunchRecord.objects.filter(flow_id=flow_id, customer_id__in=customer_ids).update(last_step_at=now)
+        ids_sql, ids_params = value_set(customer_ids)
+        LaunchRecord.objects.filter(flow_id=flow_id, customer_id__in=RawSQL(ids_sql, ids_params)).update(
+            last_step_at=now
+        )

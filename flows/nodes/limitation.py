@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import F
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Greatest
 
-from flows import sql
 from flows.document import is_int
 from flows.durations import localize
 from flows.models import LimitationCounter, LimitationGrant
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+from maestra import sql
 
 if TYPE_CHECKING:  # pragma: no cover
     from flows.engine import Batch
@@ -162,18 +163,34 @@ def _alert(*, batch: Batch, counter: LimitationCounter, remaining: int) -> None:
         LimitationCounter.objects.filter(pk=counter.pk).update(alerted=low)
 
 
-def consume_reservations(*, run_ids: list[int]) -> None:
+def _no_counters(flow_ids: set[int] | None) -> bool:
+    """True when none of these flows has a limitation counter, so none of their
+    runs can hold a place: the common case, one cheap query instead of a
+    lookup by every run id. Exact, because the caller holds its runs' locks:
+    a grant of one of them was either committed before (its counter is
+    visible) or written in this very transaction."""
+    return flow_ids is not None and not LimitationCounter.objects.filter(flow_id__in=flow_ids).exists()
+
+
+def consume_reservations(*, run_ids: list[int], flow_ids: set[int] | None = None) -> None:
     """A steps group executed: the places its run reserved are used for good."""
-    if run_ids:
-        LimitationGrant.objects.filter(run_id__in=run_ids, state=LimitationGrant.State.RESERVED).update(
-            state=LimitationGrant.State.CONSUMED
-        )
+    if not run_ids or _no_counters(flow_ids):
+        return
+    ids_sql, ids_params = sql.value_set(run_ids)
+    LimitationGrant.objects.filter(
+        run_id__in=RawSQL(ids_sql, ids_params), state=LimitationGrant.State.RESERVED
+    ).update(state=LimitationGrant.State.CONSUMED)
 
 
-def release_reservations(*, run_ids) -> None:
+def release_reservations(*, run_ids, flow_ids: set[int] | None = None) -> None:
     """Runs that ended without executing a steps group give their places back
     (same transaction that ends them); `run_ids` is a list or a subquery. Counters are locked in id order so two
     workers never deadlock."""
+    if _no_counters(flow_ids):
+        return
+    if isinstance(run_ids, list | set | tuple):
+        ids_sql, ids_params = sql.value_set(run_ids)
+        run_ids = RawSQL(ids_sql, ids_params)
     grants = list(
         LimitationGrant.objects.filter(run_id__in=run_ids, state=LimitationGrant.State.RESERVED).values_list(
             "id", "counter_id"

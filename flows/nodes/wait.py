@@ -64,6 +64,7 @@ class Wait(NodeKind):
         duration = parse_duration(config["duration"]) if mode == "fixed" else None
         offset = parse_duration(config["offset"]) if mode == "dynamic" and config.get("offset") else None
         attribute = _datetime_attribute_values(batch, config["field"]) if mode == "dynamic" else None
+        fixed_targets: dict = {}  # runs of an audience share their clock: add the duration once
         for run in batch.runs:
             if run.status == "waiting":
                 # Woke up: the wait is over (the clock was set when it began).
@@ -73,7 +74,9 @@ class Wait(NodeKind):
                 batch.exit(run, "next", clock=now)  # test mode skips waits
                 continue
             if mode == "fixed":
-                target = duration.add_to(run.clock, batch.graph.tz)
+                target = fixed_targets.get(run.clock)
+                if target is None:
+                    target = fixed_targets[run.clock] = duration.add_to(run.clock, batch.graph.tz)
             elif mode == "dynamic":
                 if attribute is not None:
                     value = attribute.get(run.customer_id, MISSING)

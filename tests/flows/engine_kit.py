@@ -142,7 +142,7 @@ def bulk_customers(count: int, *, prefix: str = "bulk-", segment: str | None = N
     from django.db import connection
     from django.utils import timezone
 
-    from flows.sql import db_value
+    from maestra.sql import db_value
 
     stamp = db_value(timezone.now())
     customers = Customer._meta.db_table

@@ -23,6 +23,7 @@ _PG_TYPES = {
     "bool": "boolean",
     "ts": "timestamptz",
     "text": "text",
+    "json": "jsonb",
 }
 
 
@@ -42,25 +43,41 @@ def _json_cell(value: Any, kind: str, on_postgres: bool) -> Any:
         return stored if isinstance(stored, str) else stored.isoformat()
     if kind == "bool" and value is not None:
         return bool(value)
+    if kind == "json" and not on_postgres:
+        # SQLite keeps JSON as text: send the very text the ORM would write
+        # (json_extract of a JSON string yields it unchanged).
+        return json.dumps(value)
     return value
 
 
 def json_rows(columns: Mapping[str, str], rows: Iterable[Sequence | Mapping]) -> tuple[str, list]:
     """(sql, params) of a derived table `r` holding `rows`, bound as one JSON
-    parameter. `columns` maps name → kind ("int", "bool", "ts", "text"); a row
+    parameter. `columns` maps name → kind ("int", "bool", "ts", "text", "json"); a row
     is a tuple in the order of `columns` or a mapping by name."""
     names = list(columns)
-    kinds = [columns[name] for name in names]
     on_postgres = connection.vendor == "postgresql"
+    # Only these columns need converting; the rest go into the JSON as they are.
+    special = [
+        (index, name, columns[name])
+        for index, name in enumerate(names)
+        if columns[name] in ("ts", "bool") or (columns[name] == "json" and not on_postgres)
+    ]
     # A batch shares a handful of moments (now, the trigger time): converting
     # each distinct datetime once is most of the cost of a big batch.
     moments: dict[datetime, Any] = {}
     payload = []
     for row in rows:
-        values = [row.get(name) for name in names] if isinstance(row, Mapping) else row
-        cells = {}
-        for name, kind, value in zip(names, kinds, values, strict=True):
-            if kind == "ts" and value is not None:
+        if isinstance(row, Mapping):
+            cells = {name: row.get(name) for name in names}
+        else:
+            if len(row) != len(names):
+                raise ValueError(f"a row of {len(row)} values for {len(names)} columns")
+            cells = dict(zip(names, row, strict=True))
+        for _index, name, kind in special:
+            value = cells[name]
+            if value is None:
+                continue
+            if kind == "ts":
                 cell = moments.get(value)
                 if cell is None:
                     cell = moments[value] = _json_cell(value, kind, on_postgres)
@@ -74,6 +91,16 @@ def json_rows(columns: Mapping[str, str], rows: Iterable[Sequence | Mapping]) ->
         return f"jsonb_to_recordset(%s::jsonb) AS r({definitions})", [param]
     selects = ", ".join(f'json_extract(value, \'$."{name}"\') AS "{name}"' for name in names)
     return f"(SELECT {selects} FROM json_each(%s)) AS r", [param]
+
+
+def value_set(values: Iterable[Any], *, kind: str = "int") -> tuple[str, list]:
+    """(sql, params) of a `SELECT` yielding the given values, bound as ONE
+    parameter: the right-hand side of an IN that does not grow with the batch
+    (Django's `__in=[…]` binds, and prepares in Python, one parameter per value)."""
+    values = list(values)
+    if connection.vendor == "postgresql":
+        return f"SELECT unnest(%s::{_PG_TYPES[kind]}[])", [values]
+    return "SELECT value FROM json_each(%s)", [json.dumps(values)]
 
 
 def bulk_update(
@@ -106,12 +133,14 @@ def insert_rows(
     columns: dict[str, str],
     rows: Sequence[Sequence | Mapping],
     on_conflict: Sequence[str] | None = None,
+    on_conflict_where: str = "",
     order_by: Sequence[str] = (),
     returning: Sequence[str] = (),
 ) -> list[tuple]:
     """INSERT INTO table (columns) SELECT … FROM <rows>, one statement for any
     number of rows. With `on_conflict` (the columns of a unique key), rows that
-    already exist are skipped (DO NOTHING); `returning` then yields the rows
+    already exist are skipped (DO NOTHING; `on_conflict_where` names the
+    predicate of a partial unique index); `returning` then yields the rows
     really inserted, which is how a re-processed batch learns what it already
     did. `order_by` fixes the order rows (and their index locks) are taken in."""
     if not rows:
@@ -125,7 +154,10 @@ def insert_rows(
     if order_by:
         statement += " ORDER BY " + ", ".join(f'r."{name}"' for name in order_by)
     if on_conflict:
-        statement += " ON CONFLICT (" + ", ".join(f'"{name}"' for name in on_conflict) + ") DO NOTHING"
+        statement += " ON CONFLICT (" + ", ".join(f'"{name}"' for name in on_conflict) + ")"
+        if on_conflict_where:
+            statement += f" WHERE {on_conflict_where}"
+        statement += " DO NOTHING"
     if returning:
         statement += " RETURNING " + ", ".join(f'"{name}"' for name in returning)
     with connection.cursor() as cursor:
