@@ -210,19 +210,24 @@ def current_policy() -> Policy:
         getattr(settings, "MAESTRA_QUIET_HOURS_TIMEZONE", ""),
         settings.TIME_ZONE,
     )
-    if raw not in _cache:
-        names = ("MAESTRA_QUIET_HOURS", "MAESTRA_FREQUENCY_CAPS", "MAESTRA_QUIET_HOURS_TIMEZONE", "TIME_ZONE")
-        parsers = (parse_quiet_hours, parse_frequency_caps, parse_timezone, parse_timezone)
-        parsed = []
-        for name, parser, value in zip(names, parsers, raw, strict=True):
-            try:
-                parsed.append(parser(value))
-            except PolicyError as exc:
-                raise ImproperlyConfigured(f"{name}={value!r}: {exc}") from None
-        quiet, caps, zone, site_zone = parsed
-        _cache.clear()
-        _cache[raw] = Policy(quiet_hours=quiet, caps=caps, default_tz=zone or site_zone or ZoneInfo("UTC"))
-    return _cache[raw]
+    cached = _cache.get(raw)
+    if cached is not None:
+        return cached
+    names = ("MAESTRA_QUIET_HOURS", "MAESTRA_FREQUENCY_CAPS", "MAESTRA_QUIET_HOURS_TIMEZONE", "TIME_ZONE")
+    parsers = (parse_quiet_hours, parse_frequency_caps, parse_timezone, parse_timezone)
+    parsed = []
+    for name, parser, value in zip(names, parsers, raw, strict=True):
+        try:
+            parsed.append(parser(value))
+        except PolicyError as exc:
+            raise ImproperlyConfigured(f"{name}={value!r}: {exc}") from None
+    quiet, caps, zone, site_zone = parsed
+    policy = Policy(quiet_hours=quiet, caps=caps, default_tz=zone or site_zone or ZoneInfo("UTC"))
+    # One entry: settings change only in tests. Returned from the local, so a
+    # thread replacing the entry meanwhile cannot make this call fail.
+    _cache.clear()
+    _cache[raw] = policy
+    return policy
 
 
 # --- time ---------------------------------------------------------------------
