@@ -48,10 +48,22 @@ class QueryCounter:
 
     def __init__(self) -> None:
         self.count = 0
+        # Seconds spent in each kind of statement (its first words), written
+        # into the stage's JSON: where the database time of a stage goes.
+        self.seconds: dict[str, float] = {}
 
     def __call__(self, execute, sql, params, many, context):
         self.count += 1
-        return execute(sql, params, many, context)
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            key = " ".join(sql.split()[:6])[:80]
+            self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - started
+
+    def top(self, n: int = 12) -> dict[str, float]:
+        ranked = sorted(self.seconds.items(), key=lambda item: -item[1])[:n]
+        return {key: round(value, 3) for key, value in ranked}
 
     def install(self) -> QueryCounter:
         from django.db import connection

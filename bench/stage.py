@@ -52,7 +52,12 @@ def stage_tick(args) -> dict:
             counts.update(part)
             if not part.get("runs.runs"):
                 time.sleep(0.02)  # the other workers hold what is left
-    return {**meter.result(), "queries": counter.count - queries, "counts": dict(counts)}
+    return {
+        **meter.result(),
+        "queries": counter.count - queries,
+        "counts": dict(counts),
+        "query_seconds": counter.top(),
+    }
 
 
 def _flow_has_due_runs(flow_id: int) -> bool:

@@ -54,7 +54,8 @@ class Message(models.Model):
         FAILED = "failed", "Failed"
         NOT_SENT = "not_sent", "Not sent"
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="messages")
+    # Indexed by message_customer_idx (customer, created_at); no second index.
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="messages", db_index=False)
     template = models.ForeignKey(
         Template, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
     )

@@ -90,7 +90,7 @@ class Condition(NodeKind):
         return [*names, OTHER_PORT]
 
     def process(self, batch: Batch) -> None:
-        from customers.rules import evaluate, load_facts
+        from customers.rules import compile_predicate, load_facts
 
         config = batch.config
         if "rule" in config:
@@ -106,6 +106,9 @@ class Condition(NodeKind):
         facts = load_facts(
             {"any": [rule for _, rule in tests]}, sorted({run.customer_id for run in batch.runs})
         )
+        # Validated and compiled once for the batch, not once per customer.
+        predicates = [(name, compile_predicate(rule)) for name, rule in tests]
+        now = batch.now
         for run in batch.runs:
             customer_facts = facts.get(run.customer_id)
             if customer_facts is None:
@@ -115,7 +118,7 @@ class Condition(NodeKind):
             customer_facts = dataclasses.replace(
                 customer_facts, event=(event or {}).get("payload") if event else None
             )
-            port = next((name for name, rule in tests if evaluate(rule, customer_facts)), fallback)
+            port = next((name for name, matches in predicates if matches(customer_facts, now)), fallback)
             batch.exit(run, port)
 
 
