@@ -51,7 +51,7 @@ def stage_tick(args) -> dict:
             part = tick(deliver=False)
             counts.update(part)
             if not part.get("runs.runs"):
-                time.sleep(0.02)  # the other workers hold what is left
+                time.sleep(0.1)  # the other workers hold what is left
     return {
         **meter.result(),
         "queries": counter.count - queries,
