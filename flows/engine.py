@@ -63,7 +63,7 @@ class Complete:
     port: str
 
 
-@dataclass
+@dataclass(slots=True)
 class RunState:
     """A run as plain data for the length of one batch."""
 
@@ -81,7 +81,6 @@ class RunState:
     node_entered_at: datetime
     seq: int
     launched: bool
-    entered_at: datetime
     stop_reason: str = ""
     ended_at: datetime | None = None
     outcome: object = None
@@ -102,7 +101,6 @@ class RunState:
         "node_entered_at",
         "seq",
         "launched",
-        "entered_at",
     )
     # claim_due_runs builds a RunState from these columns by position.
 
@@ -181,6 +179,11 @@ class EngineContext:
         self.capped: set[int] = set()
         # Batches the database rolled back to break a deadlock, done again.
         self.retried = 0
+
+    @cached_property
+    def hour(self) -> datetime:
+        """The hourly statistics bucket of `now` (asked once per node pass)."""
+        return hour_of(self.now)
 
     def graph(self, version_id: int) -> Graph:
         if version_id not in self._graphs:
@@ -448,7 +451,7 @@ def _record_pass(
         }
     )
     metric = f"stop:{stop_reason}" if stop_reason else f"exit:{port}"
-    stats = [(run.flow_id, run.node_key, hour_of(ctx.now), metric, run.is_test)]
+    stats = [(run.flow_id, run.node_key, ctx.hour, metric, run.is_test)]
     result.pass_stats[(run.id, run.seq)] = stats
     return stats
 
@@ -508,7 +511,7 @@ def _apply_outcome(run: RunState, *, ctx: EngineContext, result: BatchResult, ca
     run.node_clock = run.clock
     run.due_at = ctx.now
     result.moved += 1
-    stats.append((run.flow_id, target, hour_of(ctx.now), "entered", run.is_test))
+    stats.append((run.flow_id, target, ctx.hour, "entered", run.is_test))
     # Only passes within one batch are counted: a run leaves a batch either
     # ended, waiting for a later moment, or capped, so it is never claimed
     # twice in a tick unless it loops — and the batch sees the whole loop.

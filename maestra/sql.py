@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.db import connection
 
 # Column kinds a row may carry, and their PostgreSQL types.
@@ -33,6 +34,17 @@ def db_value(value):
     if isinstance(value, datetime):
         return connection.ops.adapt_datetimefield_value(value)
     return value
+
+
+def _dumps(payload: list) -> str:
+    """The batch as JSON text. orjson is several times faster than json on the
+    engine's big batches (rendered messages, node passes); what it refuses
+    (an integer beyond 64 bits in an event payload, a non-text key) goes
+    through the standard library, which writes the same JSON."""
+    try:
+        return orjson.dumps(payload).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(payload, separators=(",", ":"))
 
 
 def _json_cell(value: Any, kind: str, on_postgres: bool) -> Any:
@@ -85,7 +97,7 @@ def json_rows(columns: Mapping[str, str], rows: Iterable[Sequence | Mapping]) ->
             else:
                 cells[name] = _json_cell(value, kind, on_postgres)
         payload.append(cells)
-    param = json.dumps(payload, separators=(",", ":"))
+    param = _dumps(payload)
     if on_postgres:
         definitions = ", ".join(f'"{name}" {_PG_TYPES[columns[name]]}' for name in names)
         return f"jsonb_to_recordset(%s::jsonb) AS r({definitions})", [param]
