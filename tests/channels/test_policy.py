@@ -458,6 +458,21 @@ def test_one_marketing_email_a_day_across_flows(capped, subscribed):
     assert sorted(m.to for m in mail.outbox) == sorted([[ann.email], [bob.email]])
 
 
+def test_the_command_prints_what_the_policy_held_back(capped, subscribed):
+    import io
+
+    from django.core.management import call_command
+
+    ann = subscribed()
+    with at(T0):
+        queue(ann.id, "promo", flow_id=1)
+        queue(ann.id, "promo2", flow_id=2)
+        out = io.StringIO()
+        call_command("deliver_messages", stdout=out)
+    # Held-back rows are not claimed for sending: they are counted apart.
+    assert out.getvalue().strip() == "claimed=1 sent=1 retried=0 failed=0 expired=0 deferred=0 not_sent=1"
+
+
 def test_the_window_rolls(capped, subscribed):
     ann = subscribed()
     with at(T0):

@@ -187,3 +187,45 @@ def wait_for_other_connections_to_close(timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{others} other session(s) still connected to the test database")
         time.sleep(0.1)
+
+
+class StartTogether:
+    """A start barrier for worker processes on PostgreSQL: holds an exclusive
+    lock on the runs table, so every worker blocks at its first look at the
+    runs; `release(n)` waits until n sessions are blocked there, then lets
+    them all go at once. Without it, a worker that starts a second late on a
+    busy machine may find the work already done, and a test meant to show two
+    workers sharing a batch shows one."""
+
+    def __init__(self, table: str = "flows_run"):
+        import psycopg
+
+        settings = connection.settings_dict
+        self.table = table
+        self.conn = psycopg.connect(
+            dbname=settings["NAME"],
+            user=settings["USER"] or None,
+            password=settings["PASSWORD"] or None,
+            host=settings["HOST"] or None,
+            port=settings["PORT"] or None,
+        )
+        self.conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+
+    def release(self, n: int, timeout: float = 60.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                (blocked,) = self.conn.execute(
+                    "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND NOT granted",
+                    [self.table],
+                ).fetchone()
+                if blocked >= n:
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"only {blocked} of {n} workers reached the barrier")
+                time.sleep(0.05)
+        finally:
+            self.conn.rollback()  # releases the lock
+            self.conn.close()

@@ -16,6 +16,7 @@ from flows.engine import EngineContext, process_due_runs
 from flows.entry import start_flow_for_segment
 from flows.models import LimitationCounter, LimitationGrant, NodePass, Run
 from tests.flows.engine_builders import (
+    StartTogether,
     document,
     edge,
     email_template,
@@ -216,7 +217,9 @@ def test_test_runs_count_apart_from_live_runs(hello):
 
 def two_workers(*, batch: str) -> list[dict]:
     env = worker_env(MAESTRA_BATCH_SIZE=batch)
+    barrier = StartTogether()
     workers = [manage("flows_tick", "--no-deliver", env=env) for _ in range(2)]
+    barrier.release(2)
     outputs = [worker.communicate(timeout=120) for worker in workers]
     for worker, (_, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err

@@ -14,6 +14,7 @@ class Command(BaseCommand):
         if limit < 1:
             raise CommandError("--limit must be at least 1")
         counts = deliver_due(limit=limit) if once else deliver_all_due(limit=limit)
-        self.stdout.write(
-            " ".join(f"{key}={counts[key]}" for key in ("claimed", "sent", "retried", "failed", "expired"))
-        )
+        # deferred (quiet hours) and not_sent (quiet hours past relevance, a
+        # frequency cap) only appear when the communication policy held some back.
+        keys = ("claimed", "sent", "retried", "failed", "expired", "deferred", "not_sent")
+        self.stdout.write(" ".join(f"{key}={counts.get(key, 0)}" for key in keys))
