@@ -132,7 +132,7 @@ def stage_sweeper(args) -> dict:
         if done or counts.get("events.events"):
             busy += time.perf_counter() - started
         ended += done
-        if drained_at is None and ended >= args.expect:
+        if drained_at is None and args.expect and ended >= args.expect:
             drained_at = time.time()
             print(f"drained {drained_at}", flush=True)
         if not done and not counts.get("events.events"):
