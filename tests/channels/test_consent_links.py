@@ -105,7 +105,9 @@ def test_marketing_email_carries_rfc8058_headers_and_one_click_post_unsubscribes
     ann = make_customer(email="ann@example.com", subscriptions={"email": "subscribed"})
     make_template("news", text="Our news. Unsubscribe: {{ links.unsubscribe }}")
     queue(ann, "news")
-    assert deliver_due()["sent"] == 1
+    counts = deliver_due()
+    # Seen failing once in a full parallel run and never alone: say why if it does again.
+    assert counts["sent"] == 1, (counts, list(Message.objects.values("status", "reason", "attempts")))
 
     [envelope] = smtp_server.envelopes
     received = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
