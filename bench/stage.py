@@ -144,6 +144,7 @@ def stage_sweeper(args) -> dict:
         "queries": counter.count,
         "runs_ended": ended,
         "ticks": ticks,
+        "query_seconds": counter.top(),
     }
 
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from django.db.models import F, Max, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from customers.models import Customer, Event
@@ -138,7 +139,7 @@ def _event_starts() -> list[EventStart]:
 
 def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict[str, int]:
     """Start runs for events not yet matched against the active flows (one batch)."""
-    from customers.rules import evaluate, load_facts
+    from customers.rules import compile_predicate, load_facts
 
     ctx = ctx or EngineContext()
     now = ctx.now
@@ -156,7 +157,7 @@ def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict
         by_type: dict[str, list[dict]] = defaultdict(list)
         for event in events:
             by_type[event["type"]].append(event)
-        new_runs: list[Run] = []
+        new_runs: list[dict] = []
         for start in _event_starts():
             candidates = [
                 e for e in by_type.get(start.event_type, []) if e["occurred_at"] >= now - start.max_age
@@ -170,10 +171,11 @@ def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict
             failed_filter: set[int] = set()
             if start.filter:
                 facts = load_facts(start.filter, sorted({e["customer_id"] for e in candidates}))
+                matches = compile_predicate(start.filter)  # once per batch, not per event
                 for event in candidates:
                     customer_facts = facts.get(event["customer_id"])
-                    if customer_facts is None or not evaluate(
-                        start.filter, dataclasses.replace(customer_facts, event=event["payload"] or {})
+                    if customer_facts is None or not matches(
+                        dataclasses.replace(customer_facts, event=event["payload"] or {}), now
                     ):
                         failed_filter.add(event["id"])
             blocked: set[int] = set()
@@ -188,49 +190,81 @@ def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict
                 elif event["customer_id"] in blocked:
                     reason = "frequency_limit"
                 new_runs.append(
-                    Run(
-                        flow_id=start.flow_id,
-                        version_id=start.version.pk,
-                        customer_id=event["customer_id"],
-                        trigger_event_id=event["id"],
-                        is_test=start.version.is_test,
-                        status=Run.Status.STOPPED if reason else Run.Status.ACTIVE,
-                        stop_reason=reason,
-                        ended_at=now if reason else None,
-                        node_key=start.node_key,
-                        due_at=None if reason else now,
-                        clock=event["occurred_at"],
-                        node_clock=event["occurred_at"],
-                        node_entered_at=now,
-                        entered_at=now,
-                    )
+                    {
+                        "flow_id": start.flow_id,
+                        "version_id": start.version.pk,
+                        "customer_id": event["customer_id"],
+                        "trigger_event_id": event["id"],
+                        "is_test": start.version.is_test,
+                        "status": Run.Status.STOPPED if reason else Run.Status.ACTIVE,
+                        "node_key": start.node_key,
+                        "due_at": None if reason else now,
+                        "clock": event["occurred_at"],
+                        "node_clock": event["occurred_at"],
+                        "node_entered_at": now,
+                        "seq": 0,
+                        "launched": False,
+                        "entered_at": now,
+                        "ended_at": now if reason else None,
+                        "stop_reason": reason,
+                    }
                 )
-        created = Run.objects.bulk_create(new_runs, batch_size=2000)
+        # One statement for the batch (a JSON parameter), ids back by RETURNING.
+        created = [
+            dict(zip(ENTRY_RETURNING, row, strict=True))
+            for row in sql.insert_rows(
+                Run._meta.db_table, columns=RUN_INSERT_COLUMNS, rows=new_runs, returning=ENTRY_RETURNING
+            )
+        ]
         _record_entries(created, now=now)
-        Event.objects.filter(id__in=[e["id"] for e in events]).update(processed_at=now)
-        counts["runs_started"] = sum(1 for run in created if run.status == Run.Status.ACTIVE)
+        ids_sql, ids_params = sql.value_set(e["id"] for e in events)
+        Event.objects.filter(id__in=RawSQL(ids_sql, ids_params)).update(processed_at=now)
+        counts["runs_started"] = sum(1 for run in created if run["status"] == Run.Status.ACTIVE)
         counts["runs_refused"] = len(created) - counts["runs_started"]
     return dict(counts)
 
 
-def _record_entries(runs: list[Run], *, now: datetime) -> None:
-    """Stats for the start node, and the pass of runs refused at the door."""
+RUN_INSERT_COLUMNS = {
+    "flow_id": "int",
+    "version_id": "int",
+    "customer_id": "int",
+    "trigger_event_id": "int",
+    "is_test": "bool",
+    "status": "text",
+    "node_key": "text",
+    "due_at": "ts",
+    "clock": "ts",
+    "node_clock": "ts",
+    "node_entered_at": "ts",
+    "seq": "int",
+    "launched": "bool",
+    "entered_at": "ts",
+    "ended_at": "ts",
+    "stop_reason": "text",
+}
+ENTRY_RETURNING = ("id", "flow_id", "version_id", "node_key", "is_test", "status", "stop_reason")
+
+
+def _record_entries(runs: list[dict], *, now: datetime) -> None:
+    """Stats for the start node, and the pass of runs refused at the door
+    (`runs`: the ENTRY_RETURNING columns of the runs just written)."""
     stats: Counter = Counter()
     passes = []
+    hour = hour_of(now)
     for run in runs:
-        stats[(run.flow_id, run.node_key, hour_of(now), "entered", run.is_test)] += 1
-        if run.status == Run.Status.STOPPED:
-            stats[(run.flow_id, run.node_key, hour_of(now), f"stop:{run.stop_reason}", run.is_test)] += 1
+        stats[(run["flow_id"], run["node_key"], hour, "entered", run["is_test"])] += 1
+        if run["status"] == Run.Status.STOPPED:
+            stats[(run["flow_id"], run["node_key"], hour, f"stop:{run['stop_reason']}", run["is_test"])] += 1
             passes.append(
                 NodePass(
-                    run_id=run.pk,
-                    version_id=run.version_id,
-                    node_key=run.node_key,
+                    run_id=run["id"],
+                    version_id=run["version_id"],
+                    node_key=run["node_key"],
                     kind="event",
                     pass_no=0,
                     at=now,
                     exited_at=now,
-                    stop_reason=run.stop_reason,
+                    stop_reason=run["stop_reason"],
                 )
             )
     NodePass.objects.bulk_create(passes, ignore_conflicts=True, batch_size=2000)
