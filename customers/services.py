@@ -47,6 +47,7 @@ from customers.models import (
     SegmentMembership,
     Subscription,
 )
+from maestra import sql
 
 logger = logging.getLogger(__name__)
 
@@ -125,69 +126,25 @@ class _Errors:
 # --- SQL plumbing -------------------------------------------------------------
 # The only places that know PostgreSQL from SQLite.
 
-_PG_TYPES = {"int": "bigint", "text": "text", "bool": "boolean", "datetime": "timestamptz", "json": "jsonb"}
-
 
 class _Rows:
     """A batch of rows sent as one JSON-array parameter and read back in SQL as
-    a derived table aliased `r`. `columns` maps name -> int|text|bool|datetime|json."""
+    a derived table aliased `r` (maestra.sql.json_rows). `columns` maps
+    name -> int|text|bool|datetime|json."""
 
     def __init__(self, columns: dict[str, str], rows: Iterable[dict[str, Any]]) -> None:
-        self.columns = columns
-        plain = [name for name, kind in columns.items() if kind not in ("json", "datetime")]
-        special = [(name, kind) for name, kind in columns.items() if kind in ("json", "datetime")]
-        on_postgres = connection.vendor == "postgresql"
-        self.param = json.dumps(
-            [
-                {
-                    **{name: row.get(name) for name in plain},
-                    **{name: _json_cell(row.get(name), kind, on_postgres) for name, kind in special},
-                }
-                for row in rows
-            ],
-            separators=(",", ":"),
-        )
-
-    @property
-    def sql(self) -> str:
-        if connection.vendor == "postgresql":
-            definitions = ", ".join(f'"{name}" {_PG_TYPES[kind]}' for name, kind in self.columns.items())
-            return f"jsonb_to_recordset(%s::jsonb) AS r({definitions})"
-        selects = ", ".join(f"json_extract(value, '$.{name}') AS \"{name}\"" for name in self.columns)
-        return f"(SELECT {selects} FROM json_each(%s)) AS r"
+        kinds = {name: "ts" if kind == "datetime" else kind for name, kind in columns.items()}
+        self.sql, (self.param,) = sql.json_rows(kinds, list(rows))
 
 
-def _json_cell(value: Any, kind: str, on_postgres: bool) -> Any:
-    if kind == "json" and not on_postgres:
-        # SQLite keeps JSON as text: send the very text the ORM would write
-        # (json_extract of a string yields it unchanged), so a root `exact`
-        # lookup, which Django compares as text there, matches our rows too.
-        return json.dumps(value)
-    if kind == "datetime" and value is not None:
-        stored = connection.ops.adapt_datetimefield_value(value)
-        # SQLite keeps datetimes as Django-formatted text (naive UTC); PostgreSQL
-        # parses ISO 8601 with its offset into timestamptz.
-        return stored if isinstance(stored, str) else stored.isoformat()
-    return value
-
-
-def _db_datetime(value: datetime) -> Any:
-    """A datetime as a raw-SQL parameter, stored the way the ORM stores it."""
-    return connection.ops.adapt_datetimefield_value(value)
-
-
-def _value_set_sql(values: Iterable[Any], *, kind: str = "int") -> tuple[str, list[Any]]:
-    """`SELECT` of the given values with a single parameter, however many values."""
-    values = list(values)
-    if connection.vendor == "postgresql":
-        return f"SELECT unnest(%s::{_PG_TYPES[kind]}[])", [values]
-    return "SELECT value FROM json_each(%s)", [json.dumps(values)]
+_db_datetime = sql.db_value  # a datetime as a raw-SQL parameter, stored the way the ORM stores it
+_value_set_sql = sql.value_set  # `SELECT` of the given values with one parameter, however many
 
 
 def _in(values: Iterable[Any], *, kind: str = "int") -> RawSQL:
     """Right-hand side for `field__in=` that binds one parameter, not one per value."""
-    sql, params = _value_set_sql(values, kind=kind)
-    return RawSQL(sql, params)
+    values_sql, params = _value_set_sql(values, kind=kind)
+    return RawSQL(values_sql, params)
 
 
 def _json_object_with_key_sql(column: str, value_sql: str) -> str:
