@@ -11,14 +11,14 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import F, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from customers.models import Customer, Event
 from flows.durations import parse_duration
 from flows.engine import EngineContext, hour_of
-from flows.launch_limits import blocked_q
+from flows.launch_limits import blocked_q, once_until
 from flows.models import Flow, FlowVersion, LaunchRecord, NodePass, Run
 from maestra import sql
 
@@ -55,16 +55,10 @@ def entry_blocked_q(*, version: FlowVersion, now: datetime) -> Q | None:
     )
     if version.launch_limit_mode == FlowVersion.LaunchLimit.ONCE:
         return blocked
-    once_until = FlowVersion.objects.filter(
-        flow_id=version.flow_id,
-        state=FlowVersion.State.LAUNCHED,
-        is_test=False,
-        launch_limit_mode=FlowVersion.LaunchLimit.ONCE,
-        stopped_at__isnull=False,
-    ).aggregate(until=Max("stopped_at"))["until"]
-    if once_until is None:
+    until = once_until(flow_id=version.flow_id)
+    if until is None:
         return blocked
-    launched_under_once = Q(launches__gte=1, first_launched_at__lt=once_until)
+    launched_under_once = Q(launches__gte=1, first_launched_at__lt=until)
     return launched_under_once if blocked is None else blocked | launched_under_once
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.db.models.expressions import RawSQL
 
 from flows.models import FlowVersion, LaunchRecord
@@ -28,6 +28,19 @@ def blocked_q(*, mode: str, period: timedelta | None, max_total: int | None, now
         recent = Q(last_step_at__gt=now - period)
         q = recent if q is None else (q | recent)
     return q
+
+
+def once_until(*, flow_id: int) -> datetime | None:
+    """When the flow's last `once` version stopped (None: it never had one
+    that stopped). Customers whose first launch came before it launched under
+    `once` and stay out of every later version (SPEC §6)."""
+    return FlowVersion.objects.filter(
+        flow_id=flow_id,
+        state=FlowVersion.State.LAUNCHED,
+        is_test=False,
+        launch_limit_mode=FlowVersion.LaunchLimit.ONCE,
+        stopped_at__isnull=False,
+    ).aggregate(until=Max("stopped_at"))["until"]
 
 
 def blocked_customer_ids(*, flow_id: int, version: FlowVersion, customer_ids, now: datetime) -> set[int]:
@@ -87,6 +100,17 @@ def take_launches(*, flow_id: int, version_row: dict, runs: list[tuple[int, int]
         now=now,
     )
     table = LaunchRecord._meta.db_table
+    if version_row["launch_limit_mode"] != FlowVersion.LaunchLimit.ONCE:
+        # The same rule as at entry (SPEC §6): whoever launched while `once`
+        # was in force stays out, also with a run that entered before the
+        # switch and reaches its first steps group after it.
+        until = once_until(flow_id=flow_id)
+        if until is not None:
+            where = (
+                f"({where}) AND NOT ({table}.launches >= 1 "
+                f"AND COALESCE({table}.first_launched_at < %s, false))"
+            )
+            where_params = [*where_params, db_value(until)]
     same_run = f"{table}.last_run_id = excluded.last_run_id"
     with connection.cursor() as cursor:
         for part in rounds:

@@ -356,6 +356,46 @@ def test_switching_once_to_every_time_only_lets_in_customers_who_never_launched(
     assert record(flow, bob).launches == 2
 
 
+def email_after_an_hour(launch_limit: dict) -> dict:
+    return document(
+        [
+            event_start(SESSION_ENDED),
+            node("hour", "wait", mode="fixed", duration="PT1H"),
+            steps("email", send_step("welcome")),
+        ],
+        chain("start", "hour", "email"),
+        launch_limit=launch_limit,
+    )
+
+
+@pytest.mark.django_db
+def test_a_run_in_flight_across_the_switch_is_rechecked_with_the_once_rule_too(blocks):
+    """Two runs of Ann enter under Once before either launched (both wait an
+    hour). The first launches; then the flow switches to Every time; the second
+    reaches its steps under the new version and is refused at the re-check,
+    as it would have been at entry: Ann launched while Once was in force.
+    Bob, who never launched under Once, launches under Every time."""
+    t0 = AUG_10
+    with at(t0):
+        flow = launch_flow(email_after_an_hour(limit("once")))
+        ann = customer("ann")
+        bob = customer("bob")
+    end_session(ann, t0)
+    end_session(ann, t0 + timedelta(minutes=30))  # no launch yet: enters too, waits
+    with at(t0 + timedelta(hours=1)):
+        tick(deliver=False)  # the first run launches
+    with at(t0 + timedelta(hours=1, minutes=10)):
+        flow = relaunch(flow, email_after_an_hour(limit("every_time")))
+    end_session(bob, t0 + timedelta(hours=1, minutes=20))
+    with at(t0 + timedelta(hours=2, minutes=30)):
+        tick(deliver=False)  # Ann's second run and Bob's run reach the email
+    assert [run.stop_reason for run in runs_of(flow, ann)] == ["", "frequency_limit"]
+    assert [run.stop_reason for run in runs_of(flow, bob)] == [""]
+    assert record(flow, ann).launches == 1
+    assert record(flow, bob).launches == 1
+    assert len(messages_of(flow, ann)) == 1
+
+
 @pytest.mark.django_db
 def test_switching_once_to_periodic_keeps_earlier_customers_out_as_well(blocks):
     with at(AUG_10):
