@@ -158,6 +158,9 @@ Q_CLUSTER = {
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
+    # The same Redis holds the cache, so what lives there (the API's per-key
+    # throttle counters) is shared by every web process and machine.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     Q_CLUSTER["orm"] = "default"
 
@@ -301,7 +304,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["maestra.api.auth.HasApiKeyOrStaff"],
     "DEFAULT_THROTTLE_CLASSES": ["maestra.api.auth.ApiKeyThrottle"],
     # Requests per API key (or staff user), e.g. "1200/min", "50/s"; empty: no limit.
-    # The counters live in Django's cache (per process unless CACHES is shared).
+    # The counters live in Django's cache: Redis when REDIS_URL is set (shared by
+    # every process), otherwise per process.
     "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("API_THROTTLE_RATE", "1200/min") or None},
     "DEFAULT_PARSER_CLASSES": ["maestra.api.parsers.LimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "maestra.api.pagination.Pagination",

@@ -65,8 +65,14 @@ def test_bad_time_zone_fails_loudly():
     assert "TIME_ZONE" in result.stderr
 
 
-def test_redis_url_switches_the_broker():
-    code = "import maestra.settings as s; print('redis' in s.Q_CLUSTER, 'orm' in s.Q_CLUSTER)"
+def test_redis_url_switches_the_broker_and_the_cache():
+    code = (
+        "import maestra.settings as s; print('redis' in s.Q_CLUSTER, 'orm' in s.Q_CLUSTER, "
+        "getattr(s, 'CACHES', {}).get('default', {}).get('BACKEND', 'locmem').rsplit('.', 1)[-1])"
+    )
     full = dict(os.environ, SECRET_KEY="x", REDIS_URL="redis://127.0.0.1:6379/0")
     out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True)
-    assert out.stdout.split() == ["True", "False"]
+    assert out.stdout.split() == ["True", "False", "RedisCache"]
+    full.pop("REDIS_URL")
+    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "True", "locmem"]
