@@ -12,9 +12,12 @@ from typing import Any
 from django.db import connection
 
 from channels.models import Template
-from customers.models import Customer, Segment, SegmentMembership
-from flows import lifecycle
-from flows.models import Flow
+from customers.models import Customer
+
+# The builders both kinds of engine tests share live in engine_kit; these
+# names are re-exported for the tests that import them from here.
+from tests.flows.engine_kit import document as kit_document
+from tests.flows.engine_kit import edge, launch, node, relaunch, send, static_segment, steps  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,15 +33,6 @@ def make_customers(count: int, *, prefix: str = "c") -> list[int]:
     )
 
 
-def static_segment(slug: str, customer_ids: list[int]) -> Segment:
-    segment = Segment.objects.create(slug=slug, name=slug, kind=Segment.Kind.STATIC)
-    SegmentMembership.objects.bulk_create(
-        [SegmentMembership(segment=segment, customer_id=customer_id) for customer_id in customer_ids],
-        batch_size=5000,
-    )
-    return segment
-
-
 def email_template(slug: str) -> Template:
     """A service template: sent to any customer with a valid address."""
     return Template.objects.create(
@@ -49,22 +43,6 @@ def email_template(slug: str) -> Template:
         subject=f"{slug} for {{{{ customer.first_name }}}}",
         text="Hello",
     )
-
-
-def node(key: str, kind: str, **config: Any) -> dict:
-    return {"key": key, "kind": kind, "config": config}
-
-
-def edge(source: str, target: str, port: str = "next") -> dict:
-    return {"from": source, "port": port, "to": target}
-
-
-def send(template: str) -> dict:
-    return {"action": "send", "channel": "email", "template": template}
-
-
-def steps(key: str, *actions: dict, relevance: str = "P1D") -> dict:
-    return node(key, "steps", relevance=relevance, steps=list(actions))
 
 
 def event_start(event_type: str = "signed_up", key: str = "start") -> dict:
@@ -89,35 +67,15 @@ def document(
     launch_limit: dict | None = None,
     timezone: str = "UTC",
 ) -> dict:
-    return {
-        "format": "maestra.flow/1",
-        "name": name,
-        "timezone": timezone,
-        "launch_limit": launch_limit or {"mode": "every_time", "period": None, "max_total": None},
-        "schedule": {"start_at": None, "end_at": None},
-        "nodes": nodes,
-        "edges": edges,
-    }
-
-
-def launch(doc: dict) -> Flow:
-    """Create, validate and launch a flow in process; it is active afterwards."""
-    flow = lifecycle.create_flow(document=doc)
-    assert flow.status == Flow.Status.READY, flow.draft.errors
-    lifecycle.launch_flow(flow=flow, enqueue=False)
-    flow = lifecycle.finish_launch(flow_id=flow.pk)
-    assert flow.status == Flow.Status.ACTIVE
-    return flow
-
-
-def relaunch(flow: Flow, doc: dict) -> Flow:
-    """Edit a live flow: a new version from `doc`, launched."""
-    lifecycle.edit_flow(flow=flow)
-    flow = Flow.objects.get(pk=flow.pk)
-    draft = lifecycle.save_draft(flow=flow, document=doc)
-    assert not draft.errors, draft.errors
-    lifecycle.launch_flow(flow=Flow.objects.get(pk=flow.pk), enqueue=False)
-    return lifecycle.finish_launch(flow_id=flow.pk)
+    """engine_kit.document with an explicit open flow schedule."""
+    return kit_document(
+        nodes,
+        edges,
+        name=name,
+        launch_limit=launch_limit,
+        timezone=timezone,
+        schedule={"start_at": None, "end_at": None},
+    )
 
 
 # --- Subprocesses against the test database ---------------------------------------
