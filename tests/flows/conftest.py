@@ -8,6 +8,10 @@ import pytest
 
 from channels.models import Template
 
+# The real loopback servers (HTTP for webhooks, aiosmtpd for email) are the
+# channels tests' fixtures, shared here rather than written twice.
+from tests.channels.conftest import http_server, smtp_server  # noqa: F401
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SPEC_EXAMPLE = FIXTURES / "spec_example.json"
 
@@ -159,35 +163,3 @@ def post_events(db):
         )["ids"]
 
     return post
-
-
-@pytest.fixture
-def http_server():
-    """A real HTTP server on 127.0.0.1 recording requests (tests/channels/conftest.py)."""
-    from tests.channels.conftest import RecordingServer
-
-    server = RecordingServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp_server(settings):
-    """A real aiosmtpd server on 127.0.0.1; EMAIL_* settings point at it."""
-    from aiosmtpd.controller import Controller
-
-    from tests.channels.conftest import SmtpRecorder, free_port
-
-    recorder = SmtpRecorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_TIMEOUT = 5
-    yield recorder
-    controller.stop()
