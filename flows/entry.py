@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from customers.models import Customer, Event
 from flows.durations import parse_duration
-from flows.engine import EngineContext, hour_of
+from flows.engine import RUN_COLUMNS, EngineContext, hour_of
 from flows.launch_limits import blocked_q, once_until
 from flows.models import Flow, FlowVersion, LaunchRecord, NodePass, Run
 from maestra import sql
@@ -218,23 +218,15 @@ def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict
     return dict(counts)
 
 
+# A new run: the columns the engine writes back after each batch, and those
+# fixed at entry.
 RUN_INSERT_COLUMNS = {
     "flow_id": "int",
-    "version_id": "int",
     "customer_id": "int",
     "trigger_event_id": "int",
     "is_test": "bool",
-    "status": "text",
-    "node_key": "text",
-    "due_at": "ts",
-    "clock": "ts",
-    "node_clock": "ts",
-    "node_entered_at": "ts",
-    "seq": "int",
-    "launched": "bool",
     "entered_at": "ts",
-    "ended_at": "ts",
-    "stop_reason": "text",
+    **RUN_COLUMNS,
 }
 ENTRY_RETURNING = ("id", "flow_id", "version_id", "node_key", "is_test", "status", "stop_reason")
 
