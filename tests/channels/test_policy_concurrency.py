@@ -2,7 +2,6 @@
 delivery workers on PostgreSQL: every claim transaction takes its customers'
 advisory locks before counting, so the workers never let N+1 through."""
 
-import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -11,14 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.core import mail
-from django.db import connection
 
 import channels.policy
-from channels.backends.email import DjangoEmailBackend
-from channels.delivery import deliver_all_due
 from channels.models import Message, Template
 from channels.outbox import SendRequest, queue_messages
 from customers.models import Customer, Subscription
+from tests.channels.delivery_workers import SENT_BY, SLOW_LOCMEM, run_two_workers
 
 CAP = 3
 CUSTOMERS = 8
@@ -27,37 +24,6 @@ BERLIN = ZoneInfo("Europe/Berlin")
 EVENING = datetime(2026, 5, 4, 22, 0, tzinfo=BERLIN)  # 22:00 Berlin, 16:00 New York
 MORNING = datetime(2026, 5, 5, 8, 0, tzinfo=BERLIN)
 NEW_YORK_MORNING = datetime(2026, 5, 5, 8, 0, tzinfo=ZoneInfo("America/New_York"))
-SENT_BY: Counter[str] = Counter()
-
-
-class SlowLocmemBackend(DjangoEmailBackend):
-    def send(self, message):
-        time.sleep(0.001)
-        SENT_BY[threading.current_thread().name] += 1
-        return super().send(message)
-
-
-def run_two_workers() -> dict[str, dict]:
-    start = threading.Barrier(2)
-    results: dict[str, dict] = {}
-    errors: list[BaseException] = []
-
-    def worker(name: str) -> None:
-        try:
-            start.wait()
-            results[name] = deliver_all_due(limit=50)
-        except BaseException as exc:  # surfaced by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()  # this thread's own connection
-
-    threads = [threading.Thread(target=worker, args=(f"w{i}",), name=f"w{i}") for i in (1, 2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
-    return results
 
 
 def sent_per_customer() -> Counter[int]:
@@ -70,7 +36,7 @@ def test_quiet_hours_and_the_cap_hold_with_two_flows_and_two_workers(settings, m
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.MAESTRA_CHANNEL_BACKENDS = {
         **settings.MAESTRA_CHANNEL_BACKENDS,
-        "email": f"{__name__}.SlowLocmemBackend",
+        "email": SLOW_LOCMEM,
     }
     settings.MAESTRA_DELIVERY_CHUNK = 3
     settings.MAESTRA_QUIET_HOURS = "21:00-08:00"
@@ -148,7 +114,7 @@ def test_quiet_hours_and_the_cap_hold_with_two_flows_and_two_workers(settings, m
 
     with time_machine.travel(EVENING.astimezone(UTC), tick=False):
         queue_all(100_000)
-        evening = run_two_workers()
+        evening = run_two_workers(limit=50)
 
     # Berlin is asleep: all its marketing waits; New York gets exactly CAP.
     assert min(SENT_BY.values()) > 0 and len(SENT_BY) == 2, SENT_BY
@@ -178,7 +144,7 @@ def test_quiet_hours_and_the_cap_hold_with_two_flows_and_two_workers(settings, m
     # New York's new messages wait for 08:00 there.
     with time_machine.travel(MORNING.astimezone(UTC), tick=False):
         queue_all(200_000)
-        run_two_workers()
+        run_two_workers(limit=50)
     marketing_sent = Counter(
         Message.objects.filter(status="sent", marketing=True).values_list("customer_id", flat=True)
     )
@@ -190,7 +156,7 @@ def test_quiet_hours_and_the_cap_hold_with_two_flows_and_two_workers(settings, m
     # 08:00 in New York: its window (since 16:00 yesterday there) is still
     # full, so everything that waited is refused.
     with time_machine.travel(NEW_YORK_MORNING.astimezone(UTC), tick=False):
-        run_two_workers()
+        run_two_workers(limit=50)
     marketing_sent = Counter(
         Message.objects.filter(status="sent", marketing=True).values_list("customer_id", flat=True)
     )

@@ -1,0 +1,54 @@
+"""Two delivery workers in threads of the test process, for the concurrency
+tests on PostgreSQL (each thread has its own database connection)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+from django.db import connection
+
+from channels.backends.email import DjangoEmailBackend
+from channels.delivery import deliver_all_due
+
+# Messages sent per worker thread (cleared by each test).
+SENT_BY: Counter[str] = Counter()
+# For MAESTRA_CHANNEL_BACKENDS["email"].
+SLOW_LOCMEM = f"{__name__}.SlowLocmemBackend"
+
+
+class SlowLocmemBackend(DjangoEmailBackend):
+    """The locmem email backend, a millisecond per message, noting which worker
+    sent it, so the two workers really overlap."""
+
+    def send(self, message):
+        time.sleep(0.001)
+        result = super().send(message)
+        result.extra["worker"] = threading.current_thread().name
+        SENT_BY[threading.current_thread().name] += 1
+        return result
+
+
+def run_two_workers(*, limit: int) -> dict[str, dict]:
+    """deliver_all_due in two threads started together; their counts by name."""
+    start = threading.Barrier(2)
+    results: dict[str, dict] = {}
+    errors: list[BaseException] = []
+
+    def worker(name: str) -> None:
+        try:
+            start.wait()
+            results[name] = deliver_all_due(limit=limit)
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",), name=f"w{i}") for i in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    return results
