@@ -105,12 +105,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from dateutil.relativedelta import relativedelta
 from django.db.models import BooleanField, Exists, Expression, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from customers import selectors
 from customers.models import Customer, Segment, SegmentMembership, Subscription
+from maestra import durations
+from maestra.durations import Duration
 
 MAX_DEPTH = 10
 MAX_NUMBER = 2**53
@@ -162,11 +163,6 @@ DATE_PATTERN = (
     r"(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])?)?\Z"
 )
 _DATE_RE = re.compile(DATE_PATTERN)
-
-_DURATION_RE = re.compile(
-    r"^P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
-)
 
 
 class RuleError(ValueError):
@@ -274,33 +270,23 @@ def parse_moment(text: Any) -> datetime | None:
     return moment - offset
 
 
-@dataclass(frozen=True)
-class Duration:
-    years: int = 0
-    months: int = 0
-    days: int = 0
-    seconds: int = 0
-
-    def subtract_from(self, moment: datetime) -> datetime:
-        return (
-            moment
-            - relativedelta(years=self.years, months=self.months, days=self.days)
-            - timedelta(seconds=self.seconds)
-        )
-
-
 def parse_duration(text: Any) -> Duration:
-    """A non-negative ISO 8601 duration; fractions are not accepted. Raises RuleError."""
-    match = _DURATION_RE.match(text) if isinstance(text, str) else None
-    if not match or text == "P":
-        raise RuleError(f"{text!r} is not a non-negative ISO 8601 duration such as P7D, PT12H or P1M")
-    parts = {key: int(value or 0) for key, value in match.groupdict().items()}
-    return Duration(
-        years=parts["years"],
-        months=parts["months"],
-        days=parts["weeks"] * 7 + parts["days"],
-        seconds=parts["hours"] * 3600 + parts["minutes"] * 60 + parts["seconds"],
-    )
+    """A non-negative ISO 8601 duration (maestra/durations.py) without
+    fractions, as `within_last` takes it. Raises RuleError."""
+    problem = f"{text!r} is not a non-negative ISO 8601 duration such as P7D, PT12H or P1M"
+    try:
+        duration = durations.parse_duration(text)
+    except ValueError:
+        raise RuleError(problem) from None
+    # Stricter than the flows' durations: no sign, no fraction, no spaces.
+    if not text.startswith("P") or text.strip() != text or duration.seconds != int(duration.seconds):
+        raise RuleError(problem)
+    return duration
+
+
+def _ago(duration: Duration, moment: datetime) -> datetime:
+    """`moment` minus `duration`, calendar parts included (in UTC)."""
+    return moment - duration.calendar_part - duration.exact_part
 
 
 # --- validation ------------------------------------------------------------
@@ -468,7 +454,7 @@ def _truncate(moment: datetime) -> datetime:
 
 
 def _within_bounds(duration: Duration, now: datetime) -> tuple[datetime, datetime]:
-    return _truncate(duration.subtract_from(now)), _truncate(now)
+    return _truncate(_ago(duration, now)), _truncate(now)
 
 
 def _json_eq(actual: Any, expected: Any) -> bool:

@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from flows.durations import parse_duration
+from maestra.durations import parse_duration
 
 if TYPE_CHECKING:  # pragma: no cover
     from datetime import datetime

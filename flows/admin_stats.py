@@ -24,11 +24,11 @@ from django.conf import settings
 from django.utils.timezone import now as current_time
 
 from customers.models import Event
-from flows.durations import parse_duration
 from flows.models import Flow, LimitationCounter, LimitationGrant, Node, NodePass
 from flows.nodes.base import ValidationContext
 from flows.nodes.limitation import Limitation, counter_key
 from flows.stats import flow_stats
+from maestra.durations import parse_duration
 
 DEFAULT_CONVERSION_TYPES = ("order_created", "order")
 DEFAULT_ATTRIBUTION_WINDOW = "P7D"

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from flows.durations import parse_duration
+from maestra.durations import parse_duration
 
 FORMAT = "maestra.flow/1"
 

@@ -16,11 +16,11 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from customers.models import Customer, Event
-from flows.durations import parse_duration
 from flows.engine import RUN_COLUMNS, EngineContext, hour_of
 from flows.launch_limits import blocked_q, once_until
 from flows.models import Flow, FlowVersion, LaunchRecord, NodePass, Run
 from maestra import sql
+from maestra.durations import parse_duration
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from channels.models import Message
-from flows.durations import Duration, parse_duration
 from flows.models import NodePass, Run
+from maestra.durations import Duration, parse_duration
 
 MINIMUM = parse_duration("P30D")
 DEFAULT_RETENTION = "P90D"

@@ -26,8 +26,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flows.durations import Duration, localize
 from flows.schedule import WEEKDAYS, parse_time_of_day, validate_weekdays
+from maestra.durations import Duration, localize
 
 WINDOW_ZONES = ("flow", "customer")
 

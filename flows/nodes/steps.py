@@ -47,9 +47,9 @@ class Steps(NodeKind):
 
     def process(self, batch: Batch) -> None:
         from flows.actions import execute_group
-        from flows.durations import parse_duration
         from flows.launch_limits import give_back_launches, take_launches, touch_last_step
         from flows.nodes.limitation import consume_reservations
+        from maestra.durations import parse_duration
 
         now = batch.now
         relevance = parse_duration(batch.config["relevance"])

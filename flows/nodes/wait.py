@@ -52,9 +52,9 @@ class Wait(NodeKind):
         return ["next"]
 
     def process(self, batch: Batch) -> None:
-        from flows.durations import parse_duration
         from flows.lookup import MISSING, lookup
         from flows.windows import dynamic_target, next_open, resolve_window_tz
+        from maestra.durations import parse_duration
 
         config = batch.config
         mode = config["mode"]

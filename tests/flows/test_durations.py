@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from flows.durations import Duration, format_duration, localize, parse_duration
+from maestra.durations import Duration, format_duration, localize, parse_duration
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.durations import localize
 from flows.schedule import (
     WEEKDAYS,
     describe,
@@ -16,6 +15,7 @@ from flows.schedule import (
     next_fire,
     validate_recurrence,
 )
+from maestra.durations import localize
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

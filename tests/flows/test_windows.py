@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.durations import parse_duration
 from flows.schedule import WEEKDAYS
 from flows.windows import dynamic_target, is_open, next_open, resolve_window_tz, validate_window
+from maestra.durations import parse_duration
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
