@@ -110,7 +110,7 @@ from django.utils import timezone
 
 from customers import selectors
 from customers.models import Customer, Segment, SegmentMembership, Subscription
-from maestra import durations
+from maestra import durations, sql
 from maestra.durations import Duration
 
 MAX_DEPTH = 10
@@ -705,7 +705,7 @@ def _load_facts(
     # Always one customer query, even for a rule reading no column: it drops
     # ids whose customer is gone.
     columns = sorted(needs.attrs) + (["fields"] if needs.fields else [])
-    for row in Customer.objects.filter(id__in=ids).values("id", *columns):
+    for row in Customer.objects.filter(id__in=sql.in_values(ids)).values("id", *columns):
         customer_id = row.pop("id")
         one = facts[customer_id] = RuleFacts(event=events.get(customer_id))
         if needs.fields:
@@ -811,19 +811,19 @@ class _Predicate(Expression):
 
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list]:
         source_sql, source_params = compiler.compile(self.source)
-        sql: list[str] = []
+        parts: list[str] = []
         params: list = []
         for piece in _flatten(self.spec.render(connection.vendor)):
             if piece is _SOURCE:
-                sql.append(source_sql)
+                parts.append(source_sql)
                 params.extend(source_params)
             elif isinstance(piece, _Param):
-                sql.append("%s")
+                parts.append("%s")
                 params.append(piece.value)
             else:
-                sql.append(piece)
+                parts.append(piece)
         false = "FALSE" if connection.vendor == "postgresql" else "0"
-        return f"COALESCE(({''.join(sql)}), {false})", params
+        return f"COALESCE(({''.join(parts)}), {false})", params
 
 
 _SOURCE = object()  # where the source expression's SQL goes in a rendered template

@@ -32,7 +32,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from customers import selectors
@@ -141,10 +140,7 @@ _db_datetime = sql.db_value  # a datetime as a raw-SQL parameter, stored the way
 _value_set_sql = sql.value_set  # `SELECT` of the given values with one parameter, however many
 
 
-def _in(values: Iterable[Any], *, kind: str = "int") -> RawSQL:
-    """Right-hand side for `field__in=` that binds one parameter, not one per value."""
-    values_sql, params = _value_set_sql(values, kind=kind)
-    return RawSQL(values_sql, params)
+_in = sql.in_values  # `field__in=` with one parameter, not one per value
 
 
 def _json_object_with_key_sql(column: str, value_sql: str) -> str:

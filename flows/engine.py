@@ -289,7 +289,8 @@ class BatchData:
 
             ids = {run.customer_id for run in self._runs}
             self._customers = {
-                row["id"]: row for row in Customer.objects.filter(id__in=ids).values(*self.CUSTOMER_COLUMNS)
+                row["id"]: row
+                for row in Customer.objects.filter(id__in=sql.in_values(ids)).values(*self.CUSTOMER_COLUMNS)
             }
         return self._customers
 
@@ -306,7 +307,7 @@ class BatchData:
             ids = {run.trigger_event_id for run in self._runs if run.trigger_event_id}
             self._events = {
                 row["id"]: row
-                for row in Event.objects.filter(id__in=ids).values(
+                for row in Event.objects.filter(id__in=sql.in_values(ids)).values(
                     "id", "type", "occurred_at", "payload", "depth"
                 )
             }

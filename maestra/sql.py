@@ -115,6 +115,15 @@ def value_set(values: Iterable[Any], *, kind: str = "int") -> tuple[str, list]:
     return "SELECT value FROM json_each(%s)", [json.dumps(values)]
 
 
+def in_values(values: Iterable[Any], *, kind: str = "int"):
+    """The right-hand side of `field__in=` bound as one parameter (value_set),
+    for the big id lists of a batch."""
+    from django.db.models.expressions import RawSQL
+
+    statement, params = value_set(values, kind=kind)
+    return RawSQL(statement, params)
+
+
 def bulk_update(
     table: str,
     *,

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from flows.document import duration_problem, time_of_day_problem, timezone_problem, weekdays_problem
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+from maestra import sql
 
 if TYPE_CHECKING:  # pragma: no cover
     from flows.engine import Batch
@@ -120,7 +121,7 @@ def _datetime_attribute_values(batch: Batch, field: str) -> dict[int, Any] | Non
         return None
     attr = field.split(".", 1)[1]
     ids = sorted({run.customer_id for run in batch.runs})
-    return dict(Customer.objects.filter(id__in=ids).values_list("id", attr))
+    return dict(Customer.objects.filter(id__in=sql.in_values(ids)).values_list("id", attr))
 
 
 def date_field_problem(field: Any) -> str | None:
