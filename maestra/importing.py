@@ -150,3 +150,29 @@ def import_in_chunks(
     finally:
         bar.close()
     return totals
+
+
+def import_file(
+    *,
+    command: BaseCommand,
+    file: str,
+    format: str | None,
+    csv_rows: Callable[[Path], Rows],
+    chunk_size: int,
+    write: Callable[[list[dict[str, Any]]], dict[str, int]],
+    noun: str,
+    progress: bool = True,
+) -> Counter:
+    """A command's whole import: the file's kind, its rows (`csv_rows` for
+    CSV, one JSON object per line otherwise), then import_in_chunks."""
+    path = Path(file)
+    kind = file_kind(path, format)
+    return import_in_chunks(
+        command=command,
+        path=path,
+        rows=csv_rows(path) if kind == "csv" else jsonl_objects(path),
+        chunk_size=chunk_size,
+        write=write,
+        noun=noun,
+        progress=progress,
+    )

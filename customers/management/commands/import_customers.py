@@ -25,7 +25,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from customers.services import PROFILE_ATTRIBUTES, upsert_customers
-from maestra.importing import Rows, csv_records, file_kind, import_in_chunks, jsonl_objects, read_header
+from maestra.importing import Rows, csv_records, import_file, read_header
 
 SUBSCRIPTION_PREFIX = "subscriptions."
 
@@ -77,14 +77,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, file: str, format: str | None, chunk_size: int, no_progress: bool, **options):
-        path = Path(file)
         if chunk_size < 1:
             raise CommandError("--chunk-size must be at least 1")
-        kind = file_kind(path, format)
-        totals = import_in_chunks(
+        totals = import_file(
             command=self,
-            path=path,
-            rows=csv_rows(path) if kind == "csv" else jsonl_objects(path),
+            file=file,
+            format=format,
+            csv_rows=csv_rows,
             chunk_size=chunk_size,
             write=write,
             noun="row",

@@ -25,15 +25,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from flows.ingestion import MAX_EVENTS, ingest_events
-from maestra.importing import (
-    BadLine,
-    Rows,
-    csv_records,
-    file_kind,
-    import_in_chunks,
-    jsonl_objects,
-    read_header,
-)
+from maestra.importing import BadLine, Rows, csv_records, import_file, read_header
 
 REQUIRED_COLUMNS = ("id", "customer", "type", "occurred_at")
 PAYLOAD_PREFIX = "payload."
@@ -93,14 +85,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, file: str, format: str | None, chunk_size: int, no_progress: bool, **options):
-        path = Path(file)
         if not 1 <= chunk_size <= MAX_EVENTS:
             raise CommandError(f"--chunk-size must be between 1 and {MAX_EVENTS}")
-        kind = file_kind(path, format)
-        totals = import_in_chunks(
+        totals = import_file(
             command=self,
-            path=path,
-            rows=csv_events(path) if kind == "csv" else jsonl_objects(path),
+            file=file,
+            format=format,
+            csv_rows=csv_events,
             chunk_size=chunk_size,
             write=write,
             noun="event",
