@@ -2,29 +2,58 @@
 message outbox."""
 
 import json
+from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 
 from channels.models import Message, Template
-from channels.rendering import RenderError, preview
+from channels.rendering import SAMPLE_CUSTOMER, RenderError, preview, template_problems
 from customers.admin import ReadOnlyAdminMixin
 from customers.models import Customer
 
-# What a preview without a chosen customer renders with.
-SAMPLE_CUSTOMER = {
-    "external_id": "sample-1",
-    "email": "alex@example.com",
-    "phone": "+4915100000000",
-    "first_name": "Alex",
-    "last_name": "Sample",
-    "timezone": "Europe/Berlin",
-    "fields": {},
-}
+# What the rendered HTML of a preview may load, served on its own URL inside an
+# iframe with sandbox="": images, styles and fonts from anywhere, as an email
+# client would show them; no script, plugin, form or navigation of the page.
+PREVIEW_HTML_POLICY = (
+    "default-src 'none'; img-src * data:; style-src * 'unsafe-inline'; font-src * data:; "
+    "frame-ancestors 'self'; sandbox"
+)
+
+
+class TemplateForm(forms.ModelForm):
+    """The check on save (channels.rendering.template_problems, which the API
+    runs too), each problem on its field."""
+
+    class Meta:
+        model = Template
+        fields = [
+            "slug",
+            "name",
+            "channel",
+            "purpose",
+            "subject",
+            "text",
+            "html",
+            "method",
+            "url",
+            "headers",
+            "secret",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        for field, message in template_problems(cleaned).items():
+            name, _, header = field.partition(".")
+            self.add_error(
+                name if name in self.fields else None, f"{header}: {message}" if header else message
+            )
+        return cleaned
 
 
 def find_customer(query: str) -> Customer | None:
@@ -52,6 +81,7 @@ def preview_parts(rendered: dict) -> list[tuple[str, str, bool]]:
 
 @admin.register(Template)
 class TemplateAdmin(admin.ModelAdmin):
+    form = TemplateForm
     change_form_template = "admin/channels/template/change_form.html"
     list_display = ["slug", "name", "channel", "purpose", "subject", "updated_at"]
     list_filter = ["channel", "purpose"]
@@ -83,7 +113,12 @@ class TemplateAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.send_test_view),
             name="channels_template_send_test",
         )
-        return [preview_url, send_test_url, *super().get_urls()]
+        preview_html_url = path(
+            "<path:object_id>/preview/html/",
+            self.admin_site.admin_view(self.preview_html_view),
+            name="channels_template_preview_html",
+        )
+        return [preview_url, preview_html_url, send_test_url, *super().get_urls()]
 
     def send_test_view(self, request, object_id):
         """Send the template now, rendered for a chosen customer, to that
@@ -123,10 +158,11 @@ class TemplateAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/channels/template/send_test.html", context)
 
-    def preview_view(self, request, object_id):
-        """The template rendered for a chosen customer (external id, email or
-        phone), as the engine would render it; a RenderError is shown, not
-        raised. Without a customer, a sample one."""
+    def _preview(self, request, object_id) -> dict:
+        """The template rendered for the customer the request names (external
+        id, email or phone) or the sample one: {"template", "query",
+        "customer", "problem", "rendered", "render_error"}. A RenderError is
+        returned, not raised; the render budget bounds how long it takes."""
         template = self.get_object(request, object_id)
         if template is None:
             raise Http404("No such template")
@@ -146,6 +182,25 @@ class TemplateAdmin(admin.ModelAdmin):
                 rendered = preview(template=template, customer=customer if customer else SAMPLE_CUSTOMER)
             except RenderError as error:
                 render_error = str(error)
+        return {
+            "template": template,
+            "query": query,
+            "customer": customer,
+            "problem": problem,
+            "rendered": rendered,
+            "render_error": render_error,
+        }
+
+    def preview_view(self, request, object_id):
+        """The template rendered for a chosen customer, as the engine would
+        render it; without a customer, a sample one. Every part is shown as
+        escaped text; the HTML part is also shown rendered, in a sandboxed
+        iframe loading `preview_html_view`."""
+        result = self._preview(request, object_id)
+        template, query, customer = result["template"], result["query"], result["customer"]
+        html_url = reverse("admin:channels_template_preview_html", args=[template.pk])
+        if query:
+            html_url += "?" + urlencode({"customer": query})
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -156,12 +211,33 @@ class TemplateAdmin(admin.ModelAdmin):
             "query": query,
             # Not "customer": the rendered template's own context has one too.
             "chosen_customer": customer,
-            "sample": SAMPLE_CUSTOMER if customer is None and not problem else None,
-            "problem": problem,
-            "render_error": render_error,
-            "parts": preview_parts(rendered) if rendered else [],
+            "sample": SAMPLE_CUSTOMER if customer is None and not result["problem"] else None,
+            "problem": result["problem"],
+            "render_error": result["render_error"],
+            "parts": preview_parts(result["rendered"]) if result["rendered"] else [],
+            "html_url": html_url,
         }
         return TemplateResponse(request, "admin/channels/template/preview.html", context)
+
+    def preview_html_view(self, request, object_id):
+        """The rendered HTML part alone, for the preview's iframe. Its own
+        policy (PREVIEW_HTML_POLICY) forbids scripts even when the URL is
+        opened directly; it may be framed by the admin only."""
+        result = self._preview(request, object_id)
+        rendered = result["rendered"]
+        if rendered is None:
+            response = HttpResponse(
+                result["problem"] or result["render_error"],
+                content_type="text/plain; charset=utf-8",
+                status=422,
+            )
+        else:
+            response = HttpResponse(rendered.get("html", ""), content_type="text/html; charset=utf-8")
+        response["Content-Security-Policy"] = PREVIEW_HTML_POLICY
+        response["X-Frame-Options"] = "SAMEORIGIN"
+        # The images of the email must not learn which customer is previewed.
+        response["Referrer-Policy"] = "no-referrer"
+        return response
 
 
 class ReasonFilter(admin.SimpleListFilter):
@@ -180,6 +256,7 @@ class ReasonFilter(admin.SimpleListFilter):
         ("test_mode", "test_mode"),
         ("group_failed", "group_failed"),
         ("template_error", "template_error"),
+        ("render_error", "render_error"),
         ("unknown_outcome", "unknown_outcome"),
     ]
 

@@ -12,12 +12,10 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
 from channels.models import Template
-from channels.rendering import template_syntax_problem
+from channels.rendering import template_problems
 from maestra.api.errors import ApiError, Conflict, error
 from maestra.api.serializers import StrictMixin, require_object
 from maestra.api.views import ApiMixin, ApiView, get_or_404
-
-TEXT_FIELDS = ("subject", "text", "html", "url")
 
 
 class TemplateInputSerializer(StrictMixin, serializers.ModelSerializer):
@@ -49,24 +47,9 @@ class TemplateInputSerializer(StrictMixin, serializers.ModelSerializer):
         ]
 
     def validate(self, attrs):
-        merged = {**self._current(), **attrs}
-        problems: dict[str, list[str]] = {}
-        for field in TEXT_FIELDS:
-            source = merged.get(field) or ""
-            if problem := template_syntax_problem(source, html=field == "html"):
-                problems[field] = [f"template syntax error: {problem}"]
-        for name, source in (merged.get("headers") or {}).items():
-            if problem := template_syntax_problem(source):
-                problems[f"headers.{name}"] = [f"template syntax error: {problem}"]
-        channel = merged.get("channel")
-        if channel == "webhook" and not (merged.get("url") or "").strip():
-            problems["url"] = ["a webhook template needs a url"]
-        if channel == "email" and not (merged.get("text") or merged.get("html") or "").strip():
-            problems["text"] = ["an email template needs a text or an html body"]
-        if channel == "sms" and not (merged.get("text") or "").strip():
-            problems["text"] = ["an SMS template needs a text"]
-        if problems:
-            raise serializers.ValidationError(problems)
+        # The check every save of a template goes through (admin form too).
+        if problems := template_problems({**self._current(), **attrs}):
+            raise serializers.ValidationError({field: [message] for field, message in problems.items()})
         return attrs
 
     def _current(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from channels.links import links_for, template_uses_links
 from channels.models import Message, Template
-from channels.rendering import RenderError, build_context, render_template
+from channels.rendering import RENDER_ERROR, TEMPLATE_ERROR, RenderError, build_context, render_template
 from customers.models import Channel, Customer, Subscription
 from maestra import sql
 
@@ -38,7 +38,8 @@ class Reason:
     TEST_MODE = "test_mode"
     TEMPLATE_MISSING = "template_missing"
     TEMPLATE_CHANNEL_MISMATCH = "template_channel_mismatch"
-    TEMPLATE_ERROR = "template_error"
+    TEMPLATE_ERROR = TEMPLATE_ERROR  # the template does not compile or asks too much
+    RENDER_ERROR = RENDER_ERROR  # this message's render failed (budget, data)
     CUSTOMER_MISSING = "customer_missing"
 
 
@@ -46,6 +47,7 @@ ON_THE_SPOT_REASONS = (
     Reason.TEMPLATE_MISSING,
     Reason.TEMPLATE_CHANNEL_MISMATCH,
     Reason.TEMPLATE_ERROR,
+    Reason.RENDER_ERROR,
     Reason.CUSTOMER_MISSING,
 )
 
@@ -329,7 +331,7 @@ def _decide(
     try:
         rendered = render_template(template=template, context=build_context(customer=customer, extra=extra))
     except RenderError as exc:
-        return Message.Status.FAILED, f"{Reason.TEMPLATE_ERROR}: {exc}", {}
+        return Message.Status.FAILED, f"{exc.code}: {exc}", {}
     if request.is_test:
         # Rendered for the tester to read; what a live send would have done is
         # kept beside it ("would_send" or the reason it would not).

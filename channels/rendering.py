@@ -15,24 +15,183 @@ customers and integrations send us, so the engine is locked down:
   `_meta`, no related manager and no settings to reach. Django already refuses
   variables that start with "_"; keys starting with "_" are dropped as well;
 - HTML email bodies are autoescaped; subjects, text, SMS, push and webhook
-  bodies are not (they are not HTML).
+  bodies are not (they are not HTML). What a render returns is plain `str`,
+  never Django's SafeString: a page that shows it (the admin's preview)
+  escapes it like any other untrusted text;
+- a render has a budget (SPEC §12, `RenderBudget`): CPU time, characters of
+  output and loop iterations, charged while the template runs (each loop
+  iteration, each filter call), so a small template with nested loops fails
+  within the budget instead of holding a worker; context data nested deeper
+  than MAX_CONTEXT_DEPTH fails the render instead of exhausting the stack.
+
+Errors are RenderError with a `code`: `template_error` when the template
+itself must be fixed (it does not compile, a filter is asked for more than its
+cap), `render_error` when this render failed (past the budget, data too deep,
+an exception while rendering). `template_problems` is the check on save (admin
+form, API): the same compiler and renderer, on a sample customer.
 """
 
 from __future__ import annotations
 
 import html as html_lib
 import json
-from functools import lru_cache
+import time
+from collections.abc import Mapping
+from contextvars import ContextVar
+from functools import lru_cache, wraps
 from types import MappingProxyType
 from typing import Any
 
-from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags
+from django.template import (
+    Context,
+    Engine,
+    Library,
+    Node,
+    NodeList,
+    TemplateSyntaxError,
+    VariableDoesNotExist,
+    defaultfilters,
+    defaulttags,
+)
 from django.utils.html import strip_tags
 
-# One rendered field may not grow past this (a loop over a long list can).
-MAX_RENDERED_CHARS = 1_000_000
 # Widths and precisions a template may ask for in the capped filters.
 MAX_FILTER_ARGUMENT = 200
+
+# The render budget of one message (all its fields together) or one set_field
+# value (SPEC §12). Past any of them the render fails with `render_error`.
+RENDER_CPU_SECONDS = 1.0
+MAX_RENDERED_CHARS = 1_000_000
+MAX_LOOP_ITERATIONS = 100_000
+# The API accepts 32 levels in an event payload or customer fields, which sit
+# at most 3 levels down in the context; deeper data (rows stored before that
+# bound) fails the render rather than the worker's stack.
+MAX_CONTEXT_DEPTH = 40
+
+# RenderError codes (Message.reason and Run.stop_reason start with them).
+TEMPLATE_ERROR = "template_error"
+RENDER_ERROR = "render_error"
+
+# The CPU clock the budget reads; tests replace it with one they advance.
+cpu_clock = time.thread_time
+
+
+class RenderError(Exception):
+    """A template cannot be compiled or rendered; the message says which field
+    and why, in words a marketer can act on. `code`: TEMPLATE_ERROR (fix the
+    template) or RENDER_ERROR (this render failed)."""
+
+    def __init__(self, message: str, *, code: str = TEMPLATE_ERROR):
+        super().__init__(message)
+        self.code = code
+
+
+class MissingValue(RenderError):
+    """A value the template needs is not in the data (a filter argument such
+    as `|ljust:event.width` without `width`): a render_error for this
+    customer, not a fault of the template."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code=RENDER_ERROR)
+
+
+class RenderBudget:
+    """What one render may still use, charged while the template runs: loop
+    iterations when a loop starts (the whole loop at once, before it runs),
+    output characters after each loop iteration and at the end of each field,
+    CPU time at each of those and after each filter call. One budget covers
+    every field of a message."""
+
+    def __init__(self) -> None:
+        self.deadline = cpu_clock() + RENDER_CPU_SECONDS
+        self.iterations = 0
+        self.chars = 0
+
+    def check_time(self) -> None:
+        if cpu_clock() > self.deadline:
+            raise RenderError(
+                f"the render used more than its {RENDER_CPU_SECONDS:g} s of CPU time", code=RENDER_ERROR
+            )
+
+    def add_iterations(self, count: int) -> None:
+        self.iterations += count
+        if self.iterations > MAX_LOOP_ITERATIONS:
+            raise RenderError(
+                f"the loops would run more than {MAX_LOOP_ITERATIONS:,} times in all", code=RENDER_ERROR
+            )
+        self.check_time()
+
+    def add_output(self, count: int) -> None:
+        self.chars += max(count, 0)
+        if self.chars > MAX_RENDERED_CHARS:
+            raise RenderError(
+                f"the rendered text is longer than {MAX_RENDERED_CHARS:,} characters", code=RENDER_ERROR
+            )
+        self.check_time()
+
+
+# The budget of the render running in this thread (filters get no context).
+_budget: ContextVar[RenderBudget] = ContextVar("maestra_render_budget")
+
+
+def _charge_filter(result: Any) -> None:
+    # A filter's result is not output yet, but `add` applied to its own result
+    # in nested {% with %} doubles it each time: no value may outgrow the output.
+    if isinstance(result, str | list | tuple) and len(result) > MAX_RENDERED_CHARS:
+        raise RenderError(
+            f"a filter produced a value longer than {MAX_RENDERED_CHARS:,} characters", code=RENDER_ERROR
+        )
+    _budget.get().check_time()
+
+
+def _budgeted_filter(original):
+    """`original` with its result charged to the budget; Django reads the
+    argument count and the flags (is_safe, needs_autoescape, …) through
+    functools.wraps."""
+
+    @wraps(original)
+    def budgeted(value, *args, **kwargs):
+        result = original(value, *args, **kwargs)
+        _charge_filter(result)
+        return result
+
+    return budgeted
+
+
+class _MeteredSequence:
+    """A for loop's sequence: resolving it charges the loop's iterations."""
+
+    def __init__(self, sequence) -> None:
+        self.sequence = sequence
+
+    def resolve(self, context, ignore_failures: bool = False):
+        values = self.sequence.resolve(context, ignore_failures=ignore_failures)
+        if values is not None:
+            if not hasattr(values, "__len__"):
+                values = list(values)
+            _budget.get().add_iterations(len(values))
+        return values
+
+    def __str__(self) -> str:
+        return str(self.sequence)
+
+
+class _LoopBody(Node):
+    """A for loop's body: the output of each iteration is charged as it is
+    produced. Nested loops charged theirs already; only the rest is added."""
+
+    child_nodelists = ("nodelist",)
+
+    def __init__(self, nodelist: NodeList) -> None:
+        self.nodelist = nodelist
+
+    def render(self, context) -> str:
+        budget = _budget.get()
+        before = budget.chars
+        output = self.nodelist.render(context)
+        budget.add_output(len(output) - (budget.chars - before))
+        return output
+
 
 SAFE_TAGS = [
     "autoescape",
@@ -40,7 +199,7 @@ SAFE_TAGS = [
     "cycle",
     "filter",
     "firstof",
-    "for",
+    # "for": the budgeted one below
     "if",
     "ifchanged",
     "now",
@@ -111,7 +270,16 @@ register = Library()
 for _name in SAFE_TAGS:
     register.tags[_name] = defaulttags.register.tags[_name]
 for _name in SAFE_FILTERS:
-    register.filters[_name] = defaultfilters.register.filters[_name]
+    register.filters[_name] = _budgeted_filter(defaultfilters.register.filters[_name])
+
+
+@register.tag("for")
+def _for(parser, token):
+    """Django's {% for %}, its iterations and output charged to the budget."""
+    node = defaulttags.do_for(parser, token)
+    node.sequence = _MeteredSequence(node.sequence)
+    node.nodelist_loop = NodeList([_LoopBody(node.nodelist_loop)])
+    return node
 
 
 def _capped(name: str):
@@ -131,10 +299,11 @@ def _capped(name: str):
 
 
 for _name in ("ljust", "rjust", "center"):
-    register.filter(_name, _capped(_name), is_safe=True)
+    register.filter(_name, _budgeted_filter(_capped(_name)), is_safe=True)
 
 
 @register.filter(name="floatformat", is_safe=True)
+@_budgeted_filter
 def _floatformat(value, arg=-1):
     digits = str(arg).rstrip("gu")
     if digits.lstrip("-").isdigit() and int(digits) > MAX_FILTER_ARGUMENT:
@@ -151,14 +320,10 @@ def _plain(value: Any) -> Any:
 
 
 @register.filter(name="json")
+@_budgeted_filter
 def _json_filter(value):
     """`{{ event|json }}`: the value as JSON, for webhook bodies and push data."""
     return json.dumps(_plain(value), ensure_ascii=False, default=str)
-
-
-class RenderError(Exception):
-    """A template cannot be compiled or rendered; the message says which field
-    and why, in words a marketer can act on."""
 
 
 @lru_cache(maxsize=2)
@@ -199,38 +364,63 @@ def template_syntax_problem(source: str, *, html: bool = False) -> str | None:
 
 
 def render_string(*, source: str, context: dict, field: str, html: bool = False) -> str:
+    """One source rendered on a budget of its own (a set_field value)."""
     if not source:
         return ""
-    return _render_frozen(source=source, frozen=freeze(context), field=field, html=html)
+    budget = RenderBudget()
+    return _render_frozen(source=source, frozen=freeze(context), field=field, html=html, budget=budget)
 
 
-def _render_frozen(*, source: str, frozen: MappingProxyType, field: str, html: bool = False) -> str:
+def _render_frozen(
+    *, source: str, frozen: MappingProxyType, field: str, budget: RenderBudget, html: bool = False
+) -> str:
     """render_string with a context already frozen: a template's fields share
-    one frozen context (freezing is a good part of the cost of a render)."""
+    one frozen context (freezing is a good part of the cost of a render) and
+    one budget."""
     if not source:
         return ""
     compiled = _compile(source, html)
     if isinstance(compiled, str):
         raise RenderError(f"{field}: {compiled}")
+    token = _budget.set(budget)
+    before = budget.chars
     try:
         output = compiled.render(Context(frozen, autoescape=html))
+        # The text around the loops (the loops' own output is charged already).
+        budget.add_output(len(output) - (budget.chars - before))
+    except MissingValue as exc:
+        raise MissingValue(f"{field}: {exc}") from None
     except RenderError as exc:
-        raise RenderError(f"{field}: {exc}") from None
-    except Exception as exc:
-        raise RenderError(f"{field}: {type(exc).__name__}: {exc}") from None
-    if len(output) > MAX_RENDERED_CHARS:
-        raise RenderError(f"{field}: the rendered text is longer than {MAX_RENDERED_CHARS} characters")
-    return output
+        raise RenderError(f"{field}: {exc}", code=exc.code) from None
+    except VariableDoesNotExist as exc:
+        # Its own message shows the whole mapping the lookup failed in: the
+        # customer's data has no place in a message's reason.
+        key = exc.params[0] if exc.params else "?"
+        raise MissingValue(f"{field}: the data has no value {key!r}") from None
+    except Exception as exc:  # data a filter or tag cannot handle, RecursionError, MemoryError
+        raise RenderError(f"{field}: {type(exc).__name__}: {exc}", code=RENDER_ERROR) from None
+    finally:
+        _budget.reset(token)
+    # An exact str: Django marks what it renders as safe HTML (SafeString); it
+    # is not, and a page that shows it must escape it like any untrusted text.
+    return str.__str__(output)
 
 
-def freeze(value: Any) -> Any:
+def freeze(value: Any, *, _depth: int = 0) -> Any:
     """JSON-like data → read-only mapping proxies and tuples. Anything else
     (a model instance, a function) becomes its string form, so a caller that
-    slips one in cannot expose its attributes or methods."""
+    slips one in cannot expose its attributes or methods. Data nested deeper
+    than MAX_CONTEXT_DEPTH is a RenderError (render_error)."""
+    if isinstance(value, dict | MappingProxyType | list | tuple) and _depth >= MAX_CONTEXT_DEPTH:
+        raise RenderError(
+            f"context: the data is nested more than {MAX_CONTEXT_DEPTH} levels deep", code=RENDER_ERROR
+        )
     if isinstance(value, dict | MappingProxyType):
-        return MappingProxyType({str(k): freeze(v) for k, v in value.items() if not str(k).startswith("_")})
+        return MappingProxyType(
+            {str(k): freeze(v, _depth=_depth + 1) for k, v in value.items() if not str(k).startswith("_")}
+        )
     if isinstance(value, list | tuple):
-        return tuple(freeze(v) for v in value)
+        return tuple(freeze(v, _depth=_depth + 1) for v in value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
@@ -282,14 +472,18 @@ def render_template(*, template: Any, context: dict) -> dict:
     - mobile_push, web_push: {"title", "body", "data": {"url"?}} (title = the
       template's subject, body = its text, url = its url, for the click target)
     - webhook: {"method", "url", "headers", "body"}
-    Raises RenderError naming the field and the problem."""
+    Raises RenderError naming the field and the problem. All fields share one
+    render budget."""
     channel = template.channel
+    budget = RenderBudget()
     frozen = freeze(context)
-    text = lambda field, source: _render_frozen(source=source, frozen=frozen, field=field)  # noqa: E731
+
+    def text(field: str, source: str, html: bool = False) -> str:
+        return _render_frozen(source=source, frozen=frozen, field=field, html=html, budget=budget)
 
     if channel == "email":
         subject = _no_line_breaks(text("subject", template.subject).strip(), "subject")
-        html = _render_frozen(source=template.html, frozen=frozen, field="html", html=True)
+        html = text("html", template.html, html=True)
         body = text("text", template.text)
         if not body.strip() and html.strip():
             body = html_lib.unescape(strip_tags(html)).strip()
@@ -332,6 +526,17 @@ def render_template(*, template: Any, context: dict) -> dict:
 
 # A stand-in for the parts of a context a preview has no real data for.
 PREVIEW_EXTRA = {"event": {}, "promo_code": "PREVIEW-CODE", "flow": {"name": "Preview"}}
+# Who a template is rendered for when no real customer is at hand: the admin's
+# preview without a chosen customer, the check on save, the flow validation.
+SAMPLE_CUSTOMER = {
+    "external_id": "sample-1",
+    "email": "alex@example.com",
+    "phone": "+4915100000000",
+    "first_name": "Alex",
+    "last_name": "Sample",
+    "timezone": "Europe/Berlin",
+    "fields": {},
+}
 
 
 def preview(*, template: Any, customer: Any, context: dict | None = None) -> dict:
@@ -344,3 +549,75 @@ def preview(*, template: Any, customer: Any, context: dict | None = None) -> dic
 
         extra["links"] = links_for(customer_id=customer_id, channel=template.channel)
     return render_template(template=template, context=build_context(customer=customer, extra=extra))
+
+
+# --- the check on save -------------------------------------------------------------
+
+# The fields of a Template that are template sources (webhook headers too).
+SOURCE_FIELDS = ("subject", "text", "html", "url")
+
+
+def template_sources(template: Any) -> list[tuple[str, Any, bool]]:
+    """(field, source, is_html) of every source of a template: a Template, or
+    a mapping of its fields (a form's or a serializer's data). Headers that
+    are not an object are left to `template_problems`."""
+    if isinstance(template, Mapping):
+        get = template.get
+    else:
+        get = lambda name, default=None: getattr(template, name, default)  # noqa: E731
+    sources = [(field, get(field) or "", field == "html") for field in SOURCE_FIELDS]
+    headers = get("headers") or {}
+    if isinstance(headers, dict):
+        sources += [(f"headers.{name}", source, False) for name, source in headers.items()]
+    return sources
+
+
+def sample_render_problem(template: Any) -> tuple[str, str] | None:
+    """(field, problem) of the first source of `template` that does not render
+    for SAMPLE_CUSTOMER, or None. Each source is rendered as a send renders
+    it (same compiler, sandbox and budget), so a syntax error, a filter asked
+    for more than its cap or a template past the budget shows here; the
+    checks of the assembled message (an empty SMS, a webhook URL) and values
+    missing from the data (MissingValue) do not: they depend on data the
+    sample customer does not have."""
+    budget = RenderBudget()
+    frozen = freeze(build_context(customer=SAMPLE_CUSTOMER, extra=PREVIEW_EXTRA))
+    for field, source, html in template_sources(template):
+        if not isinstance(source, str):
+            return field, "must be text"
+        try:
+            _render_frozen(source=source, frozen=frozen, field=field, html=html, budget=budget)
+        except MissingValue:
+            continue
+        except RenderError as exc:
+            return field, str(exc).removeprefix(f"{field}: ")
+    return None
+
+
+def template_problems(template: Any) -> dict[str, str]:
+    """What is wrong with a template, by field ("text", "headers.X-Tier"): the
+    check when one is saved (admin form, API). Every source compiles (no
+    syntax error, no unknown tag or filter), webhook headers are texts, the
+    channel has the parts it needs, and the template renders for the sample
+    customer within the render budget, as the flow validation renders it."""
+    get = template.get if isinstance(template, Mapping) else lambda name: getattr(template, name, None)
+    problems: dict[str, str] = {}
+    headers = get("headers")
+    if headers is not None and not isinstance(headers, dict):
+        problems["headers"] = "must be an object of header names and their texts"
+    for field, source, html in template_sources(template):
+        if not isinstance(source, str):
+            problems[field] = "must be text"
+        elif problem := template_syntax_problem(source, html=html):
+            problems[field] = f"template syntax error: {problem}"
+    channel = get("channel")
+    if channel == "webhook" and not (get("url") or "").strip():
+        problems.setdefault("url", "a webhook template needs a url")
+    if channel == "email" and not ((get("text") or "").strip() or (get("html") or "").strip()):
+        problems.setdefault("text", "an email template needs a text or an html body")
+    if channel == "sms" and not (get("text") or "").strip():
+        problems.setdefault("text", "an SMS template needs a text")
+    if not problems and (found := sample_render_problem(template)):
+        field, problem = found
+        problems[field] = f"does not render for a sample customer: {problem}"
+    return problems

@@ -22,7 +22,7 @@ from channels.backends import Outcome, Outgoing, SendResult, get_backend
 from channels.delivery import UNKNOWN_OUTCOME
 from channels.links import link_url
 from channels.models import Message, Template
-from channels.outbox import CUSTOMER_COLUMNS, Reason, normalize_phone, recipient
+from channels.outbox import CUSTOMER_COLUMNS, normalize_phone, recipient
 from channels.rendering import RenderError, preview
 from customers.models import Channel, Customer
 
@@ -83,7 +83,7 @@ def send_test(*, template: Template, customer: Customer, to: str | None = None) 
         rendered = preview(template=template, customer=row)
     except RenderError as exc:
         message.status = Message.Status.FAILED
-        message.reason = f"{Reason.TEMPLATE_ERROR}: {exc}"[:300]
+        message.reason = f"{exc.code}: {exc}"[:300]
         message.save()
         return message
     rendered["to"] = destination

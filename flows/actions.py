@@ -74,7 +74,6 @@ PROMO_POOL_EMPTY = "promo_pool_empty"
 PROMO_POOL_MISSING = "promo_pool_missing"
 SEGMENT_MISSING = "segment_missing"
 SEGMENT_NOT_STATIC = "segment_not_static"
-TEMPLATE_ERROR = "template_error"
 INVALID_FIELD_VALUE = "invalid_field_value"
 INVALID_STEP = "invalid_step"
 
@@ -309,7 +308,7 @@ def _set_field(call: StepCall) -> None:
             except RenderError as exc:
                 log.info("set_field template failed for customer %s: %s", customer_id, exc)
                 for failed in runs_of[customer_id]:
-                    call.result.fail(failed, TEMPLATE_ERROR)
+                    call.result.fail(failed, exc.code)
     else:
         values = dict.fromkeys(sorted(runs_of), value)
     if not values:

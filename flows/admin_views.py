@@ -39,7 +39,8 @@ STEP_FAILURE_REASONS = {
     "promo_pool_empty": "The promo pool had no free code left.",
     "template_missing": "The template does not exist (any more).",
     "template_channel_mismatch": "The template belongs to another channel.",
-    "template_error": "The template could not be rendered.",
+    "template_error": "The template does not compile or asks a filter for too much.",
+    "render_error": "The message could not be rendered (past the render budget, or data it cannot handle).",
     "customer_missing": "The customer no longer exists.",
 }
 # Larger catalogues than this are cut on the canvas (the picker keeps a value

@@ -8,7 +8,7 @@ of runs between nodes; what a node *does* lives in its module.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # pragma: no cover
     from flows.engine import Batch
@@ -31,16 +31,23 @@ class ValidationContext:
     templates: dict[str, str] = field(default_factory=dict)
     segments: dict[str, str] = field(default_factory=dict)  # slug -> kind
     pools: set[str] = field(default_factory=set)
+    # slug -> the Template row, to render it for a sample customer (the steps
+    # node's check); a context built by hand without rows skips that check.
+    template_rows: dict[str, Any] = field(default_factory=dict)
+    # slug -> its sample render's problem, so a template is rendered once.
+    sample_renders: dict[str, tuple[str, str] | None] = field(default_factory=dict)
 
     @classmethod
     def load(cls) -> ValidationContext:
         from channels.models import Template
         from customers.models import PromoPool, Segment
 
+        rows = {template.slug: template for template in Template.objects.all()}
         return cls(
-            templates=dict(Template.objects.values_list("slug", "channel")),
+            templates={slug: template.channel for slug, template in rows.items()},
             segments=dict(Segment.objects.values_list("slug", "kind")),
             pools=set(PromoPool.objects.values_list("slug", flat=True)),
+            template_rows=rows,
         )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from channels.rendering import sample_render_problem
 from customers.models import Channel, Segment
+from flows.actions import is_template
 from flows.document import duration_problem, is_int
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from flows.nodes.event import event_type_problem
@@ -132,7 +134,30 @@ def _send(step: dict, ctx: ValidationContext) -> list[tuple[str, str]]:
         problems.append(
             ("template", f"{template!r} is a template for {ctx.templates[template]}, not for {channel}")
         )
+    elif message := _template_render_problem(template, ctx):
+        problems.append(("template", message))
     return problems
+
+
+def _template_render_problem(slug: str, ctx: ValidationContext) -> str | None:
+    """Why the template `slug` does not render for a sample customer, or None:
+    a template saved before the check on save, or one past the render budget
+    whatever the data, would otherwise fail at every send."""
+    row = ctx.template_rows.get(slug)
+    if row is None:
+        return None
+    if slug not in ctx.sample_renders:
+        ctx.sample_renders[slug] = sample_render_problem(row)
+    found = ctx.sample_renders[slug]
+    return f"{slug!r} does not render for a sample customer: {found[0]}: {found[1]}" if found else None
+
+
+def _value_render_problem(value: Any) -> str | None:
+    """Why a set_field template value does not render for a sample customer."""
+    if not is_template(value):
+        return None
+    found = sample_render_problem({"text": value})
+    return f"the template does not render for a sample customer: {found[1]}" if found else None
 
 
 def _issue_promo_code(step: dict, ctx: ValidationContext) -> list[tuple[str, str]]:
@@ -165,6 +190,8 @@ def _set_field(step: dict, ctx: ValidationContext) -> list[tuple[str, str]]:
         problems.append(("field", "a field name, not a path: customer.fields.<name> is set by its name"))
     if "value" not in step:
         problems.append(("value", "missing: the value to store (any JSON value)"))
+    elif message := _value_render_problem(step["value"]):
+        problems.append(("value", message))
     return problems
 
 

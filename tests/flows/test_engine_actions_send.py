@@ -320,16 +320,20 @@ def test_a_template_error_fails_the_step_stops_the_run_and_is_no_launch(
     smtp_server, launched, post_events, text
 ):
     ann = make_customer("ann")
-    Template.objects.create(slug="bad", name="Bad", channel="email", subject="S", text=text)
-    launch_and_post(
-        launched,
-        post_events,
-        [
-            {"action": "send", "channel": "email", "template": "bad"},
-            {"action": "points", "amount": 5},
-        ],
-        who=["ann"],
+    Template.objects.create(slug="bad", name="Bad", channel="email", subject="S", text="fine")
+    launched(
+        steps_document(
+            [
+                {"action": "send", "channel": "email", "template": "bad"},
+                {"action": "points", "amount": 5},
+            ]
+        )
     )
+    # Broken after the launch, as a row saved before templates were checked on save.
+    Template.objects.filter(slug="bad").update(text=text)
+    with time_machine.travel(NOW, tick=False):
+        post_events(["ann"])
+        tick()
     run = Run.objects.get(customer=ann)
     assert (run.status, run.stop_reason, run.launched) == ("stopped", "template_error", False)
     message = Message.objects.get()
