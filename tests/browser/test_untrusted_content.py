@@ -1,0 +1,132 @@
+"""Untrusted content in a real browser (SPEC §12): a customer's first name
+set through the API to a script does not run in the admin's template preview,
+nor does an HTML part that tries to break out of its frame; the canvas, its
+confirmations and the API docs work under the Content-Security-Policy."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+from rest_framework_api_key.models import APIKey
+
+from channels.models import Template
+from flows import lifecycle
+from flows.models import Flow
+from tests.browser.conftest import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+XSS = "<img src=x onerror=alert(1)>"
+BREAKOUT = '"></iframe><script>alert(2)</script><iframe srcdoc="'
+
+
+def script_refusals(problems: list[str]) -> list[str]:
+    """The console errors of scripts the browser refused to run (the frame's
+    policy or its sandbox)."""
+    return [p for p in problems if "Refused to execute" in p or "Blocked script execution" in p]
+
+
+def test_a_script_in_customer_data_does_not_run_in_the_preview(page, live_server, superuser):
+    key = APIKey.objects.create_key(name="crm")[1]
+    stored = page.request.put(
+        f"{live_server.url}/api/v1/customers/eve",
+        data={"email": "eve@example.com", "first_name": XSS, "fields": {"bio": BREAKOUT}},
+        headers={"Authorization": f"Api-Key {key}"},
+    )
+    assert stored.status in (200, 201), stored.text()
+    template = Template.objects.create(
+        slug="hello",
+        name="Hello",
+        channel="email",
+        subject="Hi {{ customer.first_name }}",
+        text="{{ customer.first_name }} {{ customer.fields.bio }}",
+        # The marketer marked the name safe: it is rendered as HTML, in the frame.
+        html="<p>{{ customer.first_name|safe }}</p>{{ customer.fields.bio|safe }}",
+    )
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    log_in(page, username="boss")
+
+    response = page.goto(f"/admin/channels/template/{template.pk}/preview/?customer=eve")
+
+    # Text parts show the payload as text.
+    expect(page.locator("pre.preview-subject")).to_have_text(f"Hi {XSS}")
+    expect(page.locator("pre.preview-text")).to_have_text(f"{XSS} {BREAKOUT}")
+    assert page.locator("img[src=x]").count() == 0
+    # The HTML part is rendered inside the sandboxed frame, and only there.
+    frame_element = page.locator("iframe.template-preview-html")
+    assert frame_element.get_attribute("sandbox") == ""
+    frame = frame_element.content_frame
+    expect(frame.locator("p img")).to_have_count(1)
+    expect(page.locator("iframe")).to_have_count(1)  # nothing broke out of the frame into the page
+    page.wait_for_timeout(300)  # the image's error event has long fired by now
+    assert dialogs == []
+    assert script_refusals(page.problems), page.problems
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+@pytest.fixture
+def live_flow_with_draft(transactional_db):
+    Template.objects.create(slug="news", name="News", channel="email", subject="S", text="Hi")
+    flow = lifecycle.create_flow(
+        document={
+            "format": "maestra.flow/1",
+            "name": "Newsletter",
+            "nodes": [
+                {"key": "start", "kind": "event", "config": {"event_type": "signup"}},
+                {
+                    "key": "mail",
+                    "kind": "steps",
+                    "config": {
+                        "relevance": "P1D",
+                        "steps": [{"action": "send", "channel": "email", "template": "news"}],
+                    },
+                },
+            ],
+            "edges": [{"from": "start", "to": "mail"}],
+        }
+    )
+    lifecycle.launch_flow(flow=flow, enqueue=False)
+    flow = lifecycle.finish_launch(flow_id=flow.pk)
+    lifecycle.edit_flow(flow=flow)
+    return Flow.objects.get(pk=flow.pk)
+
+
+def test_the_canvas_and_its_confirmations_work_under_the_policy(page, superuser, live_flow_with_draft):
+    flow = live_flow_with_draft
+    log_in(page, username="boss")
+
+    response = page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    expect(page.locator('.drawflow-node[data-key="mail"]')).to_be_visible()
+    page.locator('.drawflow-node[data-key="mail"]').click()
+    expect(page.locator(".fc-form h3")).to_have_text("Steps node")
+    expect(page.locator('.fc-form [data-field="key"] input')).to_have_value("mail")
+    # "Delete draft" asks first (a static script, not an inline handler).
+    asked: list[str] = []
+
+    def answer(dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.locator(".fc-actions .fc-danger").click()
+    assert asked == ["Discard the draft? The live version stays as it is."]
+    assert Flow.objects.get(pk=flow.pk).draft is not None
+
+    page.once("dialog", lambda dialog: answer(dialog, True))
+    with page.expect_navigation():
+        page.locator(".fc-actions .fc-danger").click()
+    expect(page.locator(".messagelist")).to_contain_text("The draft was deleted.")
+    assert Flow.objects.get(pk=flow.pk).draft is None
+    assert page.problems == []
+
+
+def test_the_api_docs_work_under_the_policy(page):
+    response = page.goto("/api/docs/")
+
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Maestra flows API")
+    expect(page.locator(".opblock-tag-section").first).to_be_visible()
+    assert page.problems == []
