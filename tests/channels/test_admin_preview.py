@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from channels.models import Template
 from customers.models import Customer
+from tests.channels.test_template_checks import NESTED_LOOPS
 
 
 @pytest.fixture
@@ -205,9 +206,6 @@ def test_the_html_part_needs_the_same_permissions_and_answers_a_render_error_as_
     error = client.get(reverse("admin:channels_template_preview_html", args=[broken.pk]))
     assert (error.status_code, error["Content-Type"]) == (422, "text/plain; charset=utf-8")
     assert error.content.decode() == "html: the floatformat filter takes at most 200 digits"
-
-
-NESTED_LOOPS = "".join(f'{{% for v{i} in "0123456789" %}}' for i in range(6)) + "x" + "{% endfor %}" * 6
 
 
 @pytest.mark.django_db

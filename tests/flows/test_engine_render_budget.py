@@ -11,17 +11,11 @@ from channels.models import Message, Template
 from customers.models import Customer
 from flows.models import Run
 from flows.tick import tick
+from tests.channels.test_render_budget import nested
 from tests.flows.conftest import steps_document
 from tests.flows.test_engine_actions_send import NOW, make_customer
 
 pytestmark = pytest.mark.django_db
-
-
-def nested(levels: int) -> dict:
-    value: dict = {"leaf": "x"}
-    for _ in range(levels - 1):
-        value = {"a": value}
-    return value
 
 
 def launch_news(launched, *, text: str) -> None:

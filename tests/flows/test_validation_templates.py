@@ -10,9 +10,9 @@ from channels.models import Template
 from flows import lifecycle
 from flows.models import Flow
 from flows.validation import validate_document
+from tests.channels.test_template_checks import NESTED_LOOPS
 from tests.flows.conftest import steps_document
 
-NESTED_LOOPS = "".join(f'{{% for v{i} in "0123456789" %}}' for i in range(6)) + "x" + "{% endfor %}" * 6
 SEND = {"action": "send", "channel": "email", "template": "news"}
 
 
