@@ -31,10 +31,11 @@ class ValidationContext:
     templates: dict[str, str] = field(default_factory=dict)
     segments: dict[str, str] = field(default_factory=dict)  # slug -> kind
     pools: set[str] = field(default_factory=set)
-    # slug -> the Template row, to render it for a sample customer (the steps
-    # node's check); a context built by hand without rows skips that check.
-    template_rows: dict[str, Any] = field(default_factory=dict)
-    # slug -> its sample render's problem, so a template is rendered once.
+    # Set by load(): the steps node may read the templates a flow sends, to
+    # render each for a sample customer; a context built by hand skips that.
+    reads_templates: bool = False
+    # slug -> the problem of its sample render (None: it renders), so a
+    # template is read and rendered once per validation.
     sample_renders: dict[str, tuple[str, str] | None] = field(default_factory=dict)
 
     @classmethod
@@ -42,13 +43,21 @@ class ValidationContext:
         from channels.models import Template
         from customers.models import PromoPool, Segment
 
-        rows = {template.slug: template for template in Template.objects.all()}
         return cls(
-            templates={slug: template.channel for slug, template in rows.items()},
+            templates=dict(Template.objects.values_list("slug", "channel")),
             segments=dict(Segment.objects.values_list("slug", "kind")),
             pools=set(PromoPool.objects.values_list("slug", flat=True)),
-            template_rows=rows,
+            reads_templates=True,
         )
+
+    def template_row(self, slug: str) -> Any:
+        """The Template `slug`, or None (missing, or a context built by hand).
+        Read when asked: only the templates a flow sends, not every one."""
+        if not self.reads_templates:
+            return None
+        from channels.models import Template  # the apps' models load after this module
+
+        return Template.objects.filter(slug=slug).first()
 
 
 class NodeKind:

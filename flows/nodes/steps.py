@@ -143,11 +143,9 @@ def _template_render_problem(slug: str, ctx: ValidationContext) -> str | None:
     """Why the template `slug` does not render for a sample customer, or None:
     a template saved before the check on save, or one past the render budget
     whatever the data, would otherwise fail at every send."""
-    row = ctx.template_rows.get(slug)
-    if row is None:
-        return None
     if slug not in ctx.sample_renders:
-        ctx.sample_renders[slug] = sample_render_problem(row)
+        row = ctx.template_row(slug)
+        ctx.sample_renders[slug] = sample_render_problem(row) if row is not None else None
     found = ctx.sample_renders[slug]
     return f"{slug!r} does not render for a sample customer: {found[0]}: {found[1]}" if found else None
 
