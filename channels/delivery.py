@@ -125,7 +125,9 @@ def claim_chunk(*, now: datetime, size: int) -> tuple[list[dict], Counter[str]]:
     it as "claimed_by"), and the counts of those held back in the same
     transaction ("not_sent": consent withdrawn since queueing, quiet hours
     past relevance, a frequency cap; "deferred": quiet hours)."""
-    lease_until = now + timedelta(seconds=settings.MAESTRA_DELIVERY_LEASE)
+    # A lease measures time from the claim itself, not from the start of the
+    # round (`now`, which picks what is due).
+    lease_until = timezone.now() + timedelta(seconds=settings.MAESTRA_DELIVERY_LEASE)
     token = claim_token()
     policy = current_policy()
     held: Counter[str] = Counter()
@@ -321,8 +323,8 @@ def deliver_all_due(*, limit: int = 500, max_rounds: int = 10_000) -> dict[str, 
         if counts["claimed"] == 0 and not any(counts.get(key) for key in HELD_COUNTS):
             break
     result = {key: totals[key] for key in ("claimed", "sent", "retried", "failed", "expired")}
-    # Present only when the communication policy held messages back.
-    result.update({key: totals[key] for key in HELD_COUNTS if totals[key]})
+    # Present only when some claims were given back, or some rows held back.
+    result.update({key: totals[key] for key in ("released", *HELD_COUNTS) if totals[key]})
     return result
 
 

@@ -343,7 +343,10 @@ def test_the_command_prints_counts(queue):
     queue(2)
     out = io.StringIO()
     call_command("deliver_messages", stdout=out)
-    assert out.getvalue().strip() == "claimed=2 sent=2 retried=0 failed=0 expired=0 deferred=0 not_sent=0"
+    assert (
+        out.getvalue().strip()
+        == "claimed=2 sent=2 retried=0 failed=0 expired=0 released=0 deferred=0 not_sent=0"
+    )
 
 
 def test_the_command_refuses_a_bad_limit():

@@ -470,7 +470,10 @@ def test_the_command_prints_what_the_policy_held_back(capped, subscribed):
         out = io.StringIO()
         call_command("deliver_messages", stdout=out)
     # Held-back rows are not claimed for sending: they are counted apart.
-    assert out.getvalue().strip() == "claimed=1 sent=1 retried=0 failed=0 expired=0 deferred=0 not_sent=1"
+    assert (
+        out.getvalue().strip()
+        == "claimed=1 sent=1 retried=0 failed=0 expired=0 released=0 deferred=0 not_sent=1"
+    )
 
 
 def test_the_window_rolls(capped, subscribed):
