@@ -11,10 +11,10 @@ A worker that dies loses at most the message inside its provider call.
    takes a row another one holds.
 2. Send, one row at a time, with no transaction open around the provider call
    (a slow provider must not hold locks). Just before its call a row goes
-   `claimed` → `sending`: one UPDATE by primary key, which succeeds only while
-   the row is still under this claim, in the same short transaction that
-   records the previous row's outcome. So a worker has at most one row
-   `sending` at any moment: the one inside the provider call.
+   `claimed` → `sending`, only while it is still under this claim, in the
+   very UPDATE that records the previous row's outcome (one statement, one
+   commit per message). So a worker has at most one row `sending` at any
+   moment: the one inside the provider call.
 3. Record the outcome: sent; transient error → queued again later, until the
    retries run out; permanent error → failed.
 
@@ -41,11 +41,11 @@ import os
 import secrets
 import socket
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from channels.backends import (
@@ -244,19 +244,21 @@ def deliver_due(*, limit: int = 500, now: datetime | None = None) -> dict[str, i
 
 def _send_chunk(rows: list[dict], *, backends: dict[str, Backend | Exception], counts: Counter[str]) -> None:
     """Send a claimed chunk row by row. Each row is marked `sending` just
-    before its provider call, in one transaction with the previous row's
-    outcome; the last outcome is written at the end. Should this raise (the
-    database went away, the process is asked to stop), the rows not tried
-    yet go back to the queue at once."""
+    before its provider call, by the statement that records the previous
+    row's outcome; the last outcome is written at the end. Should this raise
+    (the database went away, the process is asked to stop), the rows not
+    tried yet go back to the queue at once."""
     token = rows[0]["claimed_by"]
     secrets_by_template = _webhook_secrets(rows)
     unsubscribe_urls = _list_unsubscribe_urls(rows)
     gone: dict[int, set[str]] = defaultdict(set)
-    finished: list[tuple[dict, SendResult, datetime]] = []
+    done: Done | None = None
     try:
         for row in rows:
-            started = _start(row, token=token, finished=finished, counts=counts)
-            finished = []
+            started = _step(token=token, done=done, start=row["id"])
+            if done is not None:
+                counts[done.counter] += 1
+                done = None
             if not started:
                 # The claim was lost: the lease ran out and the row went back
                 # to the queue (another worker may hold it now), or an
@@ -269,43 +271,27 @@ def _send_chunk(rows: list[dict], *, backends: dict[str, Backend | Exception], c
                     "rendered": {**row["rendered"], "list_unsubscribe": unsubscribe_urls[row["id"]]},
                 }
             result = _send(row, backends=backends, secret=secrets_by_template.get(row["template_id"], ""))
-            finished = [(row, result, timezone.now())]
+            done = _outcome(row=row, result=result, clock=timezone.now())
             for device in [result, *result.extra.get("devices", [])]:
                 if device.extra.get("gone_endpoint"):
                     gone[row["customer_id"]].add(device.extra["gone_endpoint"])
     except BaseException:
-        _salvage(finished, token=token)
+        _salvage(done, token=token)
         raise
-    counts.update(_record(finished, token=token))
+    if done is not None:
+        _step(token=token, done=done, start=None)
+        counts[done.counter] += 1
     if gone:
         forget_web_push_endpoints(endpoints_by_customer=gone)
 
 
-def _start(
-    row: dict, *, token: str, finished: list[tuple[dict, SendResult, datetime]], counts: Counter[str]
-) -> bool:
-    """Record the previous row's outcome and mark this one `sending`, in one
-    transaction. True when the row was still under this claim."""
-    lease_until = timezone.now() + timedelta(seconds=settings.MAESTRA_DELIVERY_LEASE)
-    with transaction.atomic():
-        if finished:
-            counts.update(_write_outcomes(finished, token=token))
-        # attempts counts provider calls: a claimed row that goes back to the
-        # queue unsent has not been attempted.
-        return bool(
-            Message.objects.filter(id=row["id"], status=Message.Status.CLAIMED, claimed_by=token).update(
-                status=Message.Status.SENDING, lease_until=lease_until, attempts=F("attempts") + 1
-            )
-        )
-
-
-def _salvage(finished: list[tuple[dict, SendResult, datetime]], *, token: str) -> None:
+def _salvage(done: Done | None, *, token: str) -> None:
     """After an exception mid-chunk: keep the outcome already known and give
     the untried rows back to the queue. Best effort (the database may be the
     reason of the exception); what fails here the leases repair later."""
     try:
-        if finished:
-            _record(finished, token=token)
+        if done is not None:
+            _step(token=token, done=done, start=None)
         Message.objects.filter(status=Message.Status.CLAIMED, claimed_by=token).update(
             status=Message.Status.QUEUED, lease_until=None, claimed_by=""
         )
@@ -384,90 +370,96 @@ def _send(row: dict, *, backends: dict[str, Backend | Exception], secret: str) -
         )
 
 
-OUTCOME_FIELDS = [
-    "status",
-    "reason",
-    "lease_until",
-    "response_status",
-    "response_body",
-    "provider_id",
-    "sent_at",
-    "next_attempt_at",
-]
+# What an outcome writes, besides status and reason.
+OUTCOME_FIELDS = ["response_status", "response_body", "provider_id", "sent_at", "next_attempt_at"]
 
 
-def _outcome(*, row: dict, result: SendResult, clock: datetime) -> tuple[str, Message]:
-    """The counter an outcome falls under and the row as it is to be written
-    (every field of OUTCOME_FIELDS set)."""
-    message = Message(
-        id=row["id"],
-        lease_until=None,
-        response_status=result.response_status,
-        response_body=result.response_body[:4096],
-        provider_id="",
-        sent_at=None,
-        next_attempt_at=row["next_attempt_at"],
-    )
+@dataclass(frozen=True)
+class Done:
+    """A row's outcome, to be written: the counter it falls under and the
+    values of the row's status, reason and OUTCOME_FIELDS."""
+
+    id: int
+    counter: str
+    status: str
+    reason: str
+    values: dict
+
+
+def _outcome(*, row: dict, result: SendResult, clock: datetime) -> Done:
+    values = {
+        "response_status": result.response_status,
+        "response_body": result.response_body[:4096],
+        "provider_id": "",
+        "sent_at": None,
+        "next_attempt_at": row["next_attempt_at"],
+    }
     if result.outcome == Outcome.SENT:
-        message.status, message.reason = Message.Status.SENT, ""
-        message.provider_id, message.sent_at = result.provider_id[:200], clock
-        return "sent", message
+        values.update(provider_id=result.provider_id[:200], sent_at=clock)
+        return Done(row["id"], "sent", Message.Status.SENT, "", values)
     if result.outcome == Outcome.RETRY and row["attempts"] <= settings.MAESTRA_MAX_RETRIES:
         delay = timedelta(seconds=settings.MAESTRA_RETRY_DELAY)
         if result.retry_after:
             delay = max(delay, min(timedelta(seconds=result.retry_after), MAX_RETRY_AFTER))
-        message.status, message.reason = Message.Status.QUEUED, result.reason[:300]
-        message.next_attempt_at = clock + delay
-        return "retried", message
+        values["next_attempt_at"] = clock + delay
+        return Done(row["id"], "retried", Message.Status.QUEUED, result.reason[:300], values)
     reason = result.reason
     if result.outcome == Outcome.RETRY:
         reason = f"{reason} (gave up after {row['attempts']} attempts)"
-    message.status, message.reason = Message.Status.FAILED, reason[:300]
-    return "failed", message
+    return Done(row["id"], "failed", Message.Status.FAILED, reason[:300], values)
 
 
-def _record(outcomes: list[tuple[dict, SendResult, datetime]], *, token: str) -> Counter[str]:
-    """Write outcomes in one commit."""
-    if not outcomes:
-        return Counter()
-    with transaction.atomic():
-        return _write_outcomes(outcomes, token=token)
+def _step(*, token: str, done: Done | None, start: int | None) -> bool:
+    """Record `done`'s outcome and mark row `start` `sending` (either may be
+    None) in ONE statement: one round trip and one commit per message, and
+    atomic without a transaction block, so a worker never has two rows
+    `sending`. True when `start` was still `claimed` under this claim.
 
-
-def _write_outcomes(outcomes: list[tuple[dict, SendResult, datetime]], *, token: str) -> Counter[str]:
-    """Write outcomes as one executemany of a single UPDATE (psycopg
-    pipelines it; bulk_update's CASE expressions cost more in Python than the
-    sends), inside the caller's transaction."""
-    counts: Counter[str] = Counter()
-    params = []
+    The outcome is written while the row is `sending` under this claim. If
+    our lease ran out and a sweep declared the outcome unknown, we now know
+    better and say so. A row queued again meanwhile (its backend re-sends
+    unknown outcomes) is no longer ours: its next send records its outcome.
+    `attempts` counts provider calls, so it grows here, not at the claim: a
+    claimed row given back unsent was never attempted."""
+    q = connection.ops.quote_name
     adapt = connection.ops.adapt_datetimefield_value
-    for row, result, clock in outcomes:
-        counter, message = _outcome(row=row, result=result, clock=clock)
-        counts[counter] += 1
-        params.append(
-            [
-                *(
-                    adapt(v) if isinstance(v, datetime) else v
-                    for v in (getattr(message, f) for f in OUTCOME_FIELDS)
-                ),
-                message.id,
-                token,
-                f"{UNKNOWN_OUTCOME}%",
-            ]
-        )
-    table = connection.ops.quote_name(Message._meta.db_table)
-    columns = ", ".join(f"{connection.ops.quote_name(f)} = %s" for f in OUTCOME_FIELDS)
-    # Normally the rows are still ours (`sending` under this claim). If our
-    # lease ran out and a sweep declared the outcome unknown, we now know
-    # better and say so. A row queued again meanwhile (its backend re-sends
-    # unknown outcomes) is no longer ours: its next send records its outcome.
+    lease_until = timezone.now() + timedelta(seconds=settings.MAESTRA_DELIVERY_LEASE)
+    start_id = start if start is not None else 0  # 0: no row has it
+    done_id = done.id if done is not None else 0
+    outcome = {"status": "", "reason": "", **dict.fromkeys(OUTCOME_FIELDS)}
+    if done is not None:
+        outcome = {"status": done.status, "reason": done.reason, **done.values}
+    # Per column: (SQL for the row that starts, its params); the finished
+    # row gets its outcome value, or NULL for the lease.
+    starting = {
+        "status": ("'sending'", []),
+        "reason": (q("reason"), []),
+        "lease_until": ("%s", [adapt(lease_until)]),
+        "attempts": (f"{q('attempts')} + 1", []),
+        **{field: (q(field), []) for field in OUTCOME_FIELDS},
+    }
+    sets, params = [], []
+    for column, (on_start, start_params) in starting.items():
+        if column == "attempts":
+            on_done, done_params = q("attempts"), []
+        elif column == "lease_until":
+            on_done, done_params = "NULL", []
+        else:
+            value = outcome[column]
+            on_done, done_params = "%s", [adapt(value) if isinstance(value, datetime) else value]
+        sets.append(f"{q(column)} = CASE WHEN id = %s THEN {on_start} ELSE {on_done} END")
+        params += [start_id, *start_params, *done_params]
     sql = (
-        f"UPDATE {table} SET {columns} WHERE id = %s AND claimed_by = %s"
-        f" AND (status = 'sending' OR (status = 'failed' AND reason LIKE %s))"
+        f"UPDATE {q(Message._meta.db_table)} SET {', '.join(sets)}"
+        " WHERE claimed_by = %s AND ("
+        " (id = %s AND status = 'claimed')"
+        " OR (id = %s AND (status = 'sending' OR (status = 'failed' AND reason LIKE %s))))"
+        " RETURNING id"
     )
+    params += [token, start_id, done_id, f"{UNKNOWN_OUTCOME}%"]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-    return counts
+        cursor.execute(sql, params)
+        return any(row_id == start_id for (row_id,) in cursor.fetchall())
 
 
 def forget_web_push_endpoints(*, endpoints_by_customer: dict[int, set[str]]) -> int:
