@@ -11,10 +11,10 @@ from channels.backends import Backend, Outcome, SendResult
 from channels.delivery import claim_chunk, deliver_all_due, deliver_due
 from channels.links import link_url
 from channels.models import Message
-from channels.outbox import SendRequest, queue_messages
 from customers.models import Subscription
 from customers.services import set_subscriptions
 from flows.privacy import erase_customers
+from tests.channels.conftest import queue_one
 
 pytestmark = pytest.mark.django_db
 
@@ -31,18 +31,9 @@ def templates(make_template):
 
 
 def queue(customer, slug, channel="email", run_id=1) -> int:
-    request = SendRequest(
-        customer_id=customer.id,
-        template_slug=slug,
-        channel=channel,
-        run_id=run_id,
-        node_key="n",
-        step_index=0,
-        pass_no=1,
-    )
-    result = queue_messages(requests=[request])[request.key]
-    assert result.status == "queued", result
-    return result.id
+    row = queue_one(customer, slug, channel, run_id)
+    assert row.status == "queued", row.reason
+    return row.id
 
 
 def outcome(message_id: int) -> tuple[str, str]:

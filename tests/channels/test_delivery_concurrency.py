@@ -39,26 +39,7 @@ def test_two_workers_send_each_message_exactly_once(settings):
     SENT_BY.clear()
     mail.outbox = []
 
-    Template.objects.create(slug="t", name="t", channel="email", purpose="service", subject="S", text="Hi")
-    Customer.objects.bulk_create(
-        Customer(external_id=f"cc{i}", email=f"cc{i}@example.com") for i in range(MESSAGES)
-    )
-    ids = list(Customer.objects.order_by("id").values_list("id", flat=True))
-    results = queue_messages(
-        requests=[
-            SendRequest(
-                customer_id=cid,
-                template_slug="t",
-                channel="email",
-                run_id=cid,
-                node_key="n",
-                step_index=0,
-                pass_no=1,
-            )
-            for cid in ids
-        ]
-    )
-    assert Counter(r.status for r in results.values()) == {"queued": MESSAGES}
+    _queue_service_emails(MESSAGES)
 
     claimed = {name: counts["claimed"] for name, counts in run_two_workers(limit=100).items()}
     assert sum(claimed.values()) == MESSAGES
