@@ -661,7 +661,7 @@ class Bench:
             # The same messages again for the next backend.
             sql(
                 "UPDATE channels_message SET status = 'queued', attempts = 0, sent_at = NULL, provider_id = '', "
-                "lease_until = NULL, reason = '', response_status = NULL WHERE flow_id = %s AND status <> 'queued'",
+                "lease_until = NULL, claimed_by = '', reason = '', response_status = NULL WHERE flow_id = %s AND status <> 'queued'",
                 [flow_id],
             )
 

@@ -49,6 +49,8 @@ class Message(models.Model):
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
+        # Taken by a delivery worker, not tried yet (channels/delivery.py).
+        CLAIMED = "claimed", "Claimed"
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
@@ -80,8 +82,12 @@ class Message(models.Model):
     context = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=now)
-    # While `sending`: the worker's lease. Past it, the outcome is unknown.
+    # While `claimed` or `sending`: the worker's lease. Past it, a claimed row
+    # goes back to the queue; a sending row's outcome is unknown.
     lease_until = models.DateTimeField(null=True, blank=True)
+    # The claim holding the row ("host:pid:random"): a worker only marks
+    # `sending`, and records the outcome of, rows still under its own claim.
+    claimed_by = models.CharField(max_length=100, blank=True, default="", db_default="")
     provider_id = models.CharField(max_length=200, blank=True, default="")
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.TextField(blank=True, default="")
@@ -105,16 +111,20 @@ class Message(models.Model):
                 name="message_queued_idx",
                 condition=Q(status="queued"),
             ),
-            # The lease sweep: rows stuck in `sending`.
-            models.Index(fields=["lease_until"], name="message_sending_idx", condition=Q(status="sending")),
+            # The lease sweep: claims and sends whose worker is gone.
+            models.Index(
+                fields=["lease_until"],
+                name="message_lease_idx",
+                condition=Q(status__in=["claimed", "sending"]),
+            ),
             models.Index(fields=["customer", "created_at"], name="message_customer_idx"),
             models.Index(fields=["flow_id", "status", "created_at"], name="message_flow_status_idx"),
             # The frequency cap's count: a customer's marketing messages sent
-            # (or being sent) recently, per channel.
+            # recently, or about to be (claimed, sending), per channel.
             models.Index(
                 fields=["customer", "channel", "sent_at"],
                 name="message_marketing_sent_idx",
-                condition=Q(marketing=True, status__in=["sent", "sending"]),
+                condition=Q(marketing=True, status__in=["sent", "sending", "claimed"]),
             ),
         ]
 

@@ -74,11 +74,63 @@ def _split_host_port(entry: str) -> tuple[str, int | None]:
     return entry, None
 
 
+# IPv6 ranges whose addresses carry an IPv4 address, which is where a
+# connection really ends up (through a translator, a tunnel or the kernel's
+# dual stack). Python's is_global judges the IPv6 range instead: it calls
+# 64:ff9b::7f00:1 (NAT64 of 127.0.0.1) or 2002:7f00:1:: (6to4) global.
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d (RFC 4291)
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT ::ffff:0:a.b.c.d (RFC 2765)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known NAT64 prefix (RFC 6052)
+# The local-use NAT64 prefix (RFC 8215): where the IPv4 address sits inside it
+# depends on how the local translator is set up (RFC 6052 allows six
+# layouts), so it cannot be judged; it is refused unless allow-listed.
+LOCAL_USE_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(address: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address embeds, () for none: IPv4-mapped
+    (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), IPv4-translated
+    (::ffff:0:a.b.c.d), NAT64 (64:ff9b::a.b.c.d), 6to4 (2002:aabb:ccdd::/48)
+    and Teredo (2001::/32: the server, and the client, whose address is
+    stored XOR 0xffffffff)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return ()
+    if address.ipv4_mapped is not None:
+        return (address.ipv4_mapped,)
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    if address.teredo is not None:
+        server, client = address.teredo
+        return (server, client)
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    # :: and ::1 are IPv6's own unspecified and loopback addresses.
+    if address in _IPV4_COMPATIBLE and int(address) > 1:
+        return (low32,)
+    if address in _IPV4_TRANSLATED or address in _NAT64:
+        return (low32,)
+    return ()
+
+
+def _is_global(address: IPAddress) -> bool:
+    return address.is_global and not address.is_multicast and address not in LOCAL_USE_NAT64
+
+
 def is_public(address: IPAddress) -> bool:
-    # An IPv4 address wrapped in IPv6 (::ffff:127.0.0.1) is judged as IPv4.
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+    """A public unicast address. An IPv6 address that embeds IPv4 addresses
+    is judged by them (::ffff:127.0.0.1 and 64:ff9b::7f00:1 are loopback)."""
+    embedded = embedded_ipv4(address)
+    if embedded:
+        return all(_is_global(inner) for inner in embedded)
+    return _is_global(address)
+
+
+def is_allowed(address: IPAddress, allow: AllowList) -> bool:
+    """Public, or allow-listed: the address itself, or every IPv4 address it
+    embeds (allowing 10.0.0.0/8 also allows NAT64 addresses of it)."""
+    if is_public(address) or allow.allows_address(address):
+        return True
+    embedded = embedded_ipv4(address)
+    return bool(embedded) and all(_is_global(inner) or allow.allows_address(inner) for inner in embedded)
 
 
 def resolve_allowed(*, host: str, port: int, allow: AllowList) -> list[str]:
@@ -101,8 +153,10 @@ def resolve_allowed(*, host: str, port: int, allow: AllowList) -> list[str]:
         return addresses
     for text in addresses:
         address = ipaddress.ip_address(text)
-        if not is_public(address) and not allow.allows_address(address):
-            raise DestinationNotAllowed(f"{host} resolves to {text}, a non-public address")
+        if not is_allowed(address, allow):
+            embedded = embedded_ipv4(address)
+            inside = f" (embedding {', '.join(map(str, embedded))})" if embedded else ""
+            raise DestinationNotAllowed(f"{host} resolves to {text}{inside}, a non-public address")
     return addresses
 
 

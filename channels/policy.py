@@ -14,9 +14,10 @@ frequency caps"):
   `quiet_hours`.
 - MAESTRA_FREQUENCY_CAPS = "email=3/P1D,sms=1/P7D": at most N marketing
   messages per person per channel in any rolling window of that length,
-  across all flows. Counted: marketing messages of the channel that are
-  `sending`, or `sent` within the window. A message over the cap is
-  `not_sent` with reason `frequency_cap` and is never sent.
+  across all flows. Counted: marketing messages of the channel that a
+  worker holds (`claimed`, `sending`), or `sent` within the window. A
+  message over the cap is `not_sent` with reason `frequency_cap` and is
+  never sent.
 
 Only marketing messages on personal channels (email, SMS, mobile push, web
 push) are held: service templates (confirmations, receipts), webhooks (they
@@ -28,8 +29,9 @@ query for the customers' time zones, one for the messages already sent,
 one UPDATE per distinct outcome. Two workers never let N+1 through: on
 PostgreSQL each takes a transaction-level advisory lock per customer of its
 chunk (in key order, so they never wait on each other in a cycle) before it
-counts, and its `sending` rows are committed before the lock is released, so
-the next worker's count sees them. Advisory locks, not FOR UPDATE on the
+counts, and its `claimed` rows are committed before the lock is released, so
+the next worker's count sees them. A claim whose worker died goes back to
+`queued` when its lease ends, and then counts no more. Advisory locks, not FOR UPDATE on the
 customer rows: they serialise delivery workers only, never the API or the
 engine, which lock customer rows for their own writes. SQLite has a single
 writer (IMMEDIATE transactions), so claims cannot overlap there.
@@ -374,7 +376,10 @@ def _caps(rows: list[dict], *, now: datetime, policy: Policy, refuse: dict[str, 
             for row in Message.objects.filter(
                 marketing=True, customer_id__in=customer_ids, channel__in=channels
             )
-            .filter(Q(status=Message.Status.SENDING) | (Q(status=Message.Status.SENT) & in_window))
+            .filter(
+                Q(status__in=[Message.Status.CLAIMED, Message.Status.SENDING])
+                | (Q(status=Message.Status.SENT) & in_window)
+            )
             .values("customer_id", "channel")
             .annotate(n=Count("id"))
             .order_by()

@@ -11,7 +11,8 @@ describes the person:
   fields, push tokens; subscriptions and static segment memberships deleted;
 - events: payloads emptied;
 - messages: rendered contents, context and provider answers emptied; the
-  reason keeps its code only (an SMTP refusal can quote the address);
+  reason keeps its code only (an SMTP refusal can quote the address); those
+  not sent yet become not_sent ("unsubscribed: the customer was erased");
 - activity: the NodePass rows of the customer's runs deleted; runs still in
   flight stopped (reason "erased") and their limitation places given back;
 - the admin's change history of that customer: its text emptied.
@@ -45,6 +46,8 @@ from flows.nodes.limitation import release_reservations
 
 ERASED_ACTION = "customer.erased"
 ERASED_STOP_REASON = "erased"
+# The reason of messages that were waiting to be sent (channels.outbox.Reason).
+ERASED_MESSAGE_REASON = "unsubscribed: the customer was erased"
 
 
 ERASED_PREFIX = "erased-"
@@ -96,6 +99,12 @@ def erase_customers(*, customer_ids: list[int], user=None) -> int:
             ).values_list("id", "reason")
         ]
         Message.objects.bulk_update(detailed, ["reason"], batch_size=1000)
+        # Nothing queued for the person goes out any more. A row a delivery
+        # worker has claimed is covered too: the worker marks a row `sending`
+        # only while it is still `claimed` (channels/delivery.py).
+        Message.objects.filter(
+            customer_id__in=ids, status__in=[Message.Status.QUEUED, Message.Status.CLAIMED]
+        ).update(status=Message.Status.NOT_SENT, reason=ERASED_MESSAGE_REASON, lease_until=None)
 
         in_flight = list(
             Run.objects.select_for_update()

@@ -60,6 +60,15 @@ class SendResult:
 
 
 class Backend:
+    # A message whose worker died inside the provider call may or may not have
+    # reached the provider. By default it then fails with `unknown_outcome`
+    # and is never sent again: a lost message beats a duplicate. A backend
+    # whose provider honours the idempotency key (Outgoing.idempotency_key,
+    # the Message-ID for email) and drops a second request with the same key
+    # may set this to True: such a message is then queued again, with the
+    # same key, while it has retries left (channels.delivery.expire_leases).
+    resends_unknown_outcome: bool = False
+
     def __init__(self, *, channel: str) -> None:
         self.channel = channel
 
@@ -74,15 +83,33 @@ class BackendMisconfigured(Exception):
     """Settings do not allow this backend to send (no URL, no VAPID key...)."""
 
 
-def get_backend(channel: str) -> Backend:
+def backend_class(channel: str) -> type[Backend]:
     path = settings.MAESTRA_CHANNEL_BACKENDS.get(channel)
     if not path:
         raise BackendMisconfigured(f"MAESTRA_CHANNEL_BACKENDS has no backend for {channel!r}")
     try:
-        backend_class = import_string(path)
+        return import_string(path)
     except ImportError as exc:
         raise BackendMisconfigured(f"cannot import {path}: {exc}") from None
-    return backend_class(channel=channel)
+
+
+def get_backend(channel: str) -> Backend:
+    return backend_class(channel)(channel=channel)
+
+
+def channels_resending_unknown_outcomes() -> list[str]:
+    """The channels whose configured backend opts in to re-sending unknown
+    outcomes (Backend.resends_unknown_outcome); a backend that cannot be
+    imported does not."""
+    chosen = []
+    for channel in settings.MAESTRA_CHANNEL_BACKENDS:
+        try:
+            cls = backend_class(channel)
+        except BackendMisconfigured:
+            continue
+        if getattr(cls, "resends_unknown_outcome", False):
+            chosen.append(channel)
+    return chosen
 
 
 # --- HTTP helpers shared by the HTTP backends -------------------------------

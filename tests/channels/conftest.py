@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from channels.models import Template
+from channels.models import Message, Template
+from channels.outbox import SendRequest, queue_messages
 from customers.models import Customer, Subscription
 
 
@@ -47,6 +48,21 @@ def make_template(db):
         return Template.objects.create(slug=slug, channel=channel, **{**defaults, **fields})
 
     return make
+
+
+def queue_one(customer, slug: str, channel: str = "email", run_id: int = 1) -> Message:
+    """Queue one message of template `slug` for `customer` through the
+    outbox, as a steps node would; the row written."""
+    request = SendRequest(
+        customer_id=customer.id,
+        template_slug=slug,
+        channel=channel,
+        run_id=run_id,
+        node_key="n",
+        step_index=0,
+        pass_no=1,
+    )
+    return Message.objects.get(id=queue_messages(requests=[request])[request.key].id)
 
 
 # --- a real HTTP server -------------------------------------------------------

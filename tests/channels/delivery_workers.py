@@ -52,3 +52,44 @@ def run_two_workers(*, limit: int) -> dict[str, dict]:
         thread.join(timeout=120)
     assert errors == []
     return results
+
+
+# --- delivery worker processes killed with SIGKILL -----------------------------------
+
+
+class MessageIdRecorder:
+    """aiosmtpd handler: counts each message it accepts by its outbox row id
+    (the X-Maestra-Message header). `delay` seconds pass between the end of
+    the client's DATA and the server's answer, so that kills land inside
+    provider calls too."""
+
+    def __init__(self, *, delay: float) -> None:
+        self.delay = delay
+        self.received: Counter[int] = Counter()
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+        from email.parser import BytesHeaderParser
+
+        await asyncio.sleep(self.delay)
+        headers = BytesHeaderParser().parsebytes(envelope.original_content or envelope.content)
+        self.received[int(headers["X-Maestra-Message"])] += 1
+        return "250 Message accepted for delivery"
+
+
+def wait_for_session_to_end(application_name: str, timeout: float = 20.0) -> None:
+    """Block until the database session of a killed worker is gone (PGAPPNAME
+    names it): the server may still be rolling back, or committing a COMMIT
+    that arrived just before the kill, and the test must see the outcome."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [application_name]
+            )
+            (sessions,) = cursor.fetchone()
+        if not sessions:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the session {application_name} is still there")
+        time.sleep(0.01)

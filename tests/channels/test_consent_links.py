@@ -13,8 +13,8 @@ from django.test import Client
 from channels.delivery import deliver_due
 from channels.links import InvalidLink, link_url, links_for, make_token, read_token
 from channels.models import Message
-from channels.outbox import SendRequest, queue_messages
 from customers.models import Event, Subscription
+from tests.channels.conftest import queue_one as queue
 
 pytestmark = pytest.mark.django_db
 
@@ -39,19 +39,6 @@ def subscription_events(customer):
     return list(
         Event.objects.filter(customer=customer, type="subscription_changed").values_list("payload", flat=True)
     )
-
-
-def queue(customer, slug, channel="email", run_id=1):
-    request = SendRequest(
-        customer_id=customer.id,
-        template_slug=slug,
-        channel=channel,
-        run_id=run_id,
-        node_key="n",
-        step_index=0,
-        pass_no=1,
-    )
-    return Message.objects.get(id=queue_messages(requests=[request])[request.key].id)
 
 
 def test_it_round_trips_a_token_bound_to_customer_channel_and_action():

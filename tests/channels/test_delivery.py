@@ -2,6 +2,7 @@
 test backends; the HTTP and SMTP backends have their own files)."""
 
 import io
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,15 @@ from django.core import mail
 from django.core.management import call_command
 
 from channels.backends import Backend, Outcome, SendResult
-from channels.delivery import claim, deliver_all_due, deliver_due, deliver_task, expire_leases
+from channels.backends.email import DjangoEmailBackend
+from channels.delivery import (
+    claim,
+    deliver_all_due,
+    deliver_due,
+    deliver_task,
+    expire_leases,
+    release_claims,
+)
 from channels.models import Message
 from channels.outbox import SendRequest, queue_messages
 
@@ -82,36 +91,178 @@ def test_it_sends_due_messages_and_records_them(queue):
 
 def test_only_queued_due_rows_are_claimed(queue):
     with time_machine.travel(T0, tick=False):
-        ids = queue(5)
+        ids = queue(6)
         Message.objects.filter(id=ids[0]).update(next_attempt_at=T0 + timedelta(minutes=1))
         Message.objects.filter(id=ids[1]).update(status="not_sent")
         Message.objects.filter(id=ids[2]).update(status="failed")
         Message.objects.filter(id=ids[3]).update(status="sending", lease_until=T0 + timedelta(minutes=5))
+        Message.objects.filter(id=ids[4]).update(status="claimed", lease_until=T0 + timedelta(minutes=5))
         rows = claim(now=T0, size=10)
-    assert [r["id"] for r in rows] == [ids[4]]
-    claimed = Message.objects.get(id=ids[4])
-    assert (claimed.status, claimed.attempts) == ("sending", 1)
+    assert [r["id"] for r in rows] == [ids[5]]
+    claimed = Message.objects.get(id=ids[5])
+    # Claimed, not tried: no attempt counted yet, and the claim names its worker.
+    assert (claimed.status, claimed.attempts) == ("claimed", 0)
     assert claimed.lease_until == T0 + timedelta(seconds=900)
+    host, pid, _random = claimed.claimed_by.split(":")
+    assert pid == str(os.getpid()) and rows[0]["claimed_by"] == claimed.claimed_by
 
 
-def test_a_row_past_its_lease_fails_with_unknown_outcome_and_is_never_sent(queue):
+def test_a_claim_that_is_never_tried_goes_back_to_the_queue_when_its_lease_ends(queue):
+    with time_machine.travel(T0, tick=False):
+        ids = queue(3)
+        claim(now=T0, size=10)  # a worker claims all three … and dies before trying any
+        assert deliver_due()["claimed"] == 0  # nobody else may take them meanwhile
+    with time_machine.travel(T0 + timedelta(seconds=899), tick=False):
+        assert release_claims() == 0
+        assert deliver_due()["claimed"] == 0
+    with time_machine.travel(T0 + timedelta(seconds=901), tick=False):
+        counts = deliver_due()
+    assert counts == {"claimed": 3, "sent": 3, "retried": 0, "failed": 0, "expired": 0, "released": 3}
+    assert sorted(int(m.extra_headers["X-Maestra-Message"]) for m in mail.outbox) == ids
+    # One provider call each: the dead worker's claim was not an attempt.
+    assert set(Message.objects.values_list("status", "attempts")) == {("sent", 1)}
+
+
+def test_a_row_past_its_lease_inside_the_provider_call_fails_with_unknown_outcome(queue):
     with time_machine.travel(T0, tick=False):
         stuck, fresh = queue(2)
-        claim(now=T0, size=10)  # a worker claims both … and dies
+        # A worker was inside the provider call for `stuck` when it died.
+        Message.objects.filter(id=stuck).update(
+            status="sending", lease_until=T0 + timedelta(seconds=900), attempts=1, claimed_by="dead:1:x"
+        )
+        Message.objects.filter(id=fresh).update(
+            status="sending", lease_until=T0 + timedelta(hours=1), attempts=1, claimed_by="alive:2:y"
+        )
     with time_machine.travel(T0 + timedelta(seconds=899), tick=False):
         assert expire_leases() == 0
     with time_machine.travel(T0 + timedelta(seconds=901), tick=False):
-        Message.objects.filter(id=fresh).update(lease_until=T0 + timedelta(hours=1))  # still held
         counts = deliver_due()
     assert counts == {"claimed": 0, "sent": 0, "retried": 0, "failed": 0, "expired": 1}
     row = Message.objects.get(id=stuck)
     assert row.status == "failed"
     assert row.reason.startswith("unknown_outcome")
-    assert Message.objects.get(id=fresh).status == "sending"
+    assert Message.objects.get(id=fresh).status == "sending"  # still within its lease
     with time_machine.travel(T0 + timedelta(days=2), tick=False):
         deliver_all_due()
     assert mail.outbox == []
     assert Message.objects.get(id=stuck).status == "failed"
+
+
+class CountingBackend(Backend):
+    """Notes, at each provider call, the status of every row in the database."""
+
+    seen: list[dict[int, str]] = []
+
+    def send(self, message):
+        CountingBackend.seen.append(dict(Message.objects.values_list("id", "status")))
+        return SendResult(outcome=Outcome.SENT, provider_id=f"p{message.id}")
+
+
+def test_only_the_row_inside_the_provider_call_is_sending(queue, settings):
+    settings.MAESTRA_CHANNEL_BACKENDS = {
+        **settings.MAESTRA_CHANNEL_BACKENDS,
+        "email": f"{__name__}.CountingBackend",
+    }
+    settings.MAESTRA_DELIVERY_CHUNK = 4
+    CountingBackend.seen = []
+    ids = queue(4)
+    assert deliver_due()["sent"] == 4
+    # At the n-th call: the rows before it are already recorded, the n-th is
+    # `sending`, the rest of the chunk is claimed and untried.
+    assert CountingBackend.seen == [
+        {i: ("sent" if k < n else "sending" if k == n else "claimed") for k, i in enumerate(ids)}
+        for n in range(4)
+    ]
+
+
+class DyingBackend(Backend):
+    """The worker is told to stop (KeyboardInterrupt) during its second call."""
+
+    calls = 0
+
+    def send(self, message):
+        DyingBackend.calls += 1
+        if DyingBackend.calls == 2:
+            raise KeyboardInterrupt
+        return SendResult(outcome=Outcome.SENT, provider_id=f"p{message.id}")
+
+
+def test_a_worker_stopped_mid_chunk_gives_back_what_it_did_not_try(queue, settings):
+    settings.MAESTRA_CHANNEL_BACKENDS = {
+        **settings.MAESTRA_CHANNEL_BACKENDS,
+        "email": f"{__name__}.DyingBackend",
+    }
+    DyingBackend.calls = 0
+    first, second, third, fourth = queue(4)
+    with pytest.raises(KeyboardInterrupt):
+        deliver_due()
+    statuses = dict(Message.objects.values_list("id", "status"))
+    # Recorded, in flight (its outcome is unknown until the lease ends), and
+    # back in the queue at once for the next worker.
+    assert statuses == {first: "sent", second: "sending", third: "queued", fourth: "queued"}
+    assert Message.objects.get(id=third).claimed_by == ""
+
+
+class ExpiringClaimBackend(Backend):
+    """While the first row is being sent, the worker's claim runs out: a
+    sweep gives the rest back to the queue and another worker claims them."""
+
+    calls: list[int] = []
+
+    def send(self, message):
+        ExpiringClaimBackend.calls.append(message.id)
+        if len(ExpiringClaimBackend.calls) == 1:
+            Message.objects.filter(status="claimed").update(lease_until=T0 - timedelta(seconds=1))
+            release_claims(now=T0)
+            claim(now=T0, size=10)  # the other worker
+        return SendResult(outcome=Outcome.SENT, provider_id=f"p{message.id}")
+
+
+def test_a_worker_whose_claim_ran_out_does_not_send_what_another_one_holds(queue, settings):
+    settings.MAESTRA_CHANNEL_BACKENDS = {
+        **settings.MAESTRA_CHANNEL_BACKENDS,
+        "email": f"{__name__}.ExpiringClaimBackend",
+    }
+    ExpiringClaimBackend.calls = []
+    with time_machine.travel(T0, tick=False):
+        first, *rest = queue(3)
+        counts = deliver_due(limit=3)
+    assert ExpiringClaimBackend.calls == [first]
+    assert counts["sent"] == 1
+    other = set(Message.objects.filter(id__in=rest).values_list("status", "claimed_by"))
+    assert len(other) == 1 and next(iter(other))[0] == "claimed"  # the other worker's, untouched
+
+
+class IdempotentEmailBackend(DjangoEmailBackend):
+    """A provider that de-duplicates by Message-ID / Idempotency-Key."""
+
+    resends_unknown_outcome = True
+
+
+def test_a_backend_whose_provider_honours_idempotency_keys_resends_unknown_outcomes(queue, settings):
+    settings.MAESTRA_CHANNEL_BACKENDS = {
+        **settings.MAESTRA_CHANNEL_BACKENDS,
+        "email": f"{__name__}.IdempotentEmailBackend",
+    }
+    settings.MAESTRA_MAX_RETRIES = 1
+    with time_machine.travel(T0, tick=False):
+        again, exhausted, sms = queue(2) + queue(channel="sms", start=2)
+        for message_id, attempts in ((again, 1), (exhausted, 2), (sms, 1)):
+            Message.objects.filter(id=message_id).update(
+                status="sending",
+                lease_until=T0 - timedelta(seconds=1),
+                attempts=attempts,
+                claimed_by="dead:1:x",
+            )
+        assert deliver_due()["expired"] == 3
+    rows = {m.id: m for m in Message.objects.all()}
+    # Queued again and sent with the same id, which the provider de-duplicates …
+    assert (rows[again].status, rows[again].attempts) == ("sent", 2)
+    assert [m.extra_headers["Message-ID"] for m in mail.outbox] == [f"<maestra-{again}@localhost>"]
+    # … but not past the retries, and not on a channel whose backend did not opt in.
+    assert (rows[exhausted].status, rows[sms].status) == ("failed", "failed")
+    assert rows[exhausted].reason.startswith("unknown_outcome: ") and "not re-sent" in rows[exhausted].reason
+    assert rows[sms].reason.startswith("unknown_outcome: ") and "not re-sent" in rows[sms].reason
 
 
 def test_a_backend_exception_is_an_unknown_outcome_never_retried(queue, settings):
@@ -192,7 +343,10 @@ def test_the_command_prints_counts(queue):
     queue(2)
     out = io.StringIO()
     call_command("deliver_messages", stdout=out)
-    assert out.getvalue().strip() == "claimed=2 sent=2 retried=0 failed=0 expired=0 deferred=0 not_sent=0"
+    assert (
+        out.getvalue().strip()
+        == "claimed=2 sent=2 retried=0 failed=0 expired=0 released=0 deferred=0 not_sent=0"
+    )
 
 
 def test_the_command_refuses_a_bad_limit():

@@ -470,7 +470,10 @@ def test_the_command_prints_what_the_policy_held_back(capped, subscribed):
         out = io.StringIO()
         call_command("deliver_messages", stdout=out)
     # Held-back rows are not claimed for sending: they are counted apart.
-    assert out.getvalue().strip() == "claimed=1 sent=1 retried=0 failed=0 expired=0 deferred=0 not_sent=1"
+    assert (
+        out.getvalue().strip()
+        == "claimed=1 sent=1 retried=0 failed=0 expired=0 released=0 deferred=0 not_sent=1"
+    )
 
 
 def test_the_window_rolls(capped, subscribed):
@@ -528,14 +531,31 @@ def test_test_sends_neither_count_nor_are_capped(capped, subscribed):
     assert Message.objects.filter(is_test=True, marketing=True).count() == 0
 
 
-def test_a_message_being_sent_counts(capped, subscribed):
+@pytest.mark.parametrize("held", ["sending", "claimed"])
+def test_a_message_a_worker_holds_counts(capped, subscribed, held):
+    """Being sent, or claimed by another worker and about to be."""
     ann = subscribed()
     with at(T0):
         mid_send = queue(ann.id, "promo")
-        Message.objects.filter(id=mid_send).update(status="sending", lease_until=T0 + timedelta(minutes=5))
+        Message.objects.filter(id=mid_send).update(status=held, lease_until=T0 + timedelta(minutes=5))
         waiting = queue(ann.id, "promo")
         deliver_due()
     assert row(waiting).reason.startswith("frequency_cap")
+
+
+def test_a_claim_given_back_unsent_counts_no_more(capped, subscribed):
+    """A worker claimed the one message the cap allows and died: when its
+    lease ends the claim is released, and the message (not the next one) goes."""
+    ann = subscribed()
+    with at(T0):
+        claimed = queue(ann.id, "promo")
+        claim_chunk(now=T0, size=1)
+        later = queue(ann.id, "promo")
+        Message.objects.filter(id=later).update(next_attempt_at=T0 + timedelta(seconds=1))
+    with at(T0 + timedelta(seconds=901)):
+        deliver_all_due()
+    assert (row(claimed).status, row(later).status) == ("sent", "not_sent")
+    assert row(later).reason.startswith("frequency_cap")
 
 
 def test_failed_and_refused_messages_do_not_count(capped, subscribed):
@@ -616,8 +636,9 @@ def _claim_queries(*, size: int) -> int:
 def test_without_a_policy_the_claim_reads_nothing_more(templates, subscribed, django_assert_num_queries):
     ann = subscribed()
     queue(ann.id, "promo")
-    # Savepoint, select, update, release, read back: as before the policy existed.
-    with django_assert_num_queries(5):
+    # Savepoint, select, consent (the chunk's subscriptions), update,
+    # release, read back: nothing for the policy.
+    with django_assert_num_queries(6):
         claim_chunk(now=datetime.now(UTC) + timedelta(seconds=1), size=10)
 
 

@@ -14,7 +14,9 @@ class Command(BaseCommand):
         if limit < 1:
             raise CommandError("--limit must be at least 1")
         counts = deliver_due(limit=limit) if once else deliver_all_due(limit=limit)
-        # deferred (quiet hours) and not_sent (quiet hours past relevance, a
-        # frequency cap) only appear when the communication policy held some back.
-        keys = ("claimed", "sent", "retried", "failed", "expired", "deferred", "not_sent")
+        # released: claims of workers that died before trying them, back in
+        # the queue. deferred (quiet hours) and not_sent (consent withdrawn
+        # since queueing, quiet hours past relevance, a frequency cap): held
+        # back at the claim.
+        keys = ("claimed", "sent", "retried", "failed", "expired", "released", "deferred", "not_sent")
         self.stdout.write(" ".join(f"{key}={counts.get(key, 0)}" for key in keys))
