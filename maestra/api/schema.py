@@ -5,8 +5,13 @@ flows.document.parse_document and customers.rules.validate_rule)."""
 
 from __future__ import annotations
 
+from functools import cache
+
+from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+
+from maestra.api.access import access_for
 
 ERRORS_REF = {"$ref": "#/components/schemas/Errors"}
 DOCUMENT_REF = {"$ref": "#/components/schemas/FlowDocument"}
@@ -15,7 +20,8 @@ RULE_REF = {"$ref": "#/components/schemas/Rule"}
 _ERROR_DESCRIPTIONS = {
     "400": "Bad input: every problem is listed.",
     "401": "No API key, or an invalid, revoked or expired one.",
-    "403": "Logged in, but not as staff.",
+    "403": "The API key lacks the scope this operation needs, or the admin user lacks its permissions "
+    "(see x-scopes and x-permissions).",
     "404": "No such object (or no such page of a list).",
     "405": "Method not allowed on this URL.",
     "406": "The Accept header asks for a format the API does not produce.",
@@ -30,7 +36,42 @@ def _errors_response(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": ERRORS_REF}}}
 
 
+@cache
+def _url_names() -> dict[type, str]:
+    """View class -> URL name, for the access table (keyed by URL name)."""
+    names: dict[type, str] = {}
+
+    def walk(patterns) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns)
+            elif isinstance(pattern, URLPattern) and pattern.name:
+                view_class = getattr(pattern.callback, "view_class", None)
+                if view_class is not None:
+                    names.setdefault(view_class, pattern.name)
+
+    walk(get_resolver().url_patterns)
+    return names
+
+
 class MaestraAutoSchema(AutoSchema):
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        rule = access_for(_url_names().get(type(self.view)), method)
+        if operation is not None and rule is not None:
+            # Each operation says what it needs (maestra/api/access.py): the
+            # scopes as an extension, since OpenAPI 3.0 allows scopes in a
+            # security requirement only for OAuth2.
+            operation["x-scopes"] = list(rule.scopes)
+            operation["x-permissions"] = list(rule.perms)
+            access = (
+                f"**Access:** an API key with the scope {' or '.join(f'`{s}`' for s in rule.scopes)}; "
+                f"an admin session with the permission{'s' if len(rule.perms) > 1 else ''} "
+                f"{', '.join(f'`{p}`' for p in rule.perms)}."
+            )
+            operation["description"] = f"{operation.get('description', '')}\n\n{access}".strip()
+        return operation
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         codes = ["400", "401", "403", "404", "405", "406", "429"]
