@@ -177,7 +177,7 @@ class EventItemSerializer(serializers.Serializer):
     )
     type = serializers.CharField(max_length=100)
     occurred_at = serializers.DateTimeField(help_text="ISO 8601 with a UTC offset; naive times are refused")
-    payload = serializers.DictField(required=False)
+    payload = serializers.DictField(required=False, allow_null=True, help_text="a JSON object; null is {}")
 
 
 class EventsInputSerializer(serializers.Serializer):

@@ -69,14 +69,9 @@ class HasAccess(HasApiKeyOrStaff):
         if not super().has_permission(request, view):
             return False
         method = request.method.lower()
-        if method != "options" and not hasattr(view, method):
-            return True  # the view answers 405
-        url_name = getattr(request.resolver_match, "url_name", None)
-        if method == "options":
-            # The endpoint's description: for whoever may use any of its methods.
-            rules = [access_for(url_name, allowed) for allowed in view.allowed_methods]
-            return any(self._allows(request, rule) for rule in rules if rule is not None)
-        rule = access_for(url_name, request.method)
+        if method == "options" or not hasattr(view, method):
+            return True  # the view answers 405 (no OPTIONS: see ApiMixin.metadata_class)
+        rule = access_for(getattr(request.resolver_match, "url_name", None), request.method)
         if rule is None:
             self.message = "This endpoint is open to nobody (it has no access rule)."
             return False

@@ -11,6 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
+from flows.document import MAX_KEY_LENGTH, MAX_KIND_LENGTH, MAX_NAME_LENGTH, MAX_PORT_LENGTH, MAX_TITLE_LENGTH
 from maestra.api.access import access_for
 
 ERRORS_REF = {"$ref": "#/components/schemas/Errors"}
@@ -178,41 +179,60 @@ SPEC_EXAMPLE = {
     ],
 }
 
-_KEY = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "minLength": 1, "maxLength": 100}
+# The schema of a document says what parse_document (flows/document.py)
+# calls well-formed: what it refuses with 400. What only validation judges —
+# known kinds, templates and ports, launch limit modes, dates, the node count
+# — is a semantic error stored with the draft (201), so it is described in
+# words here, not as a constraint a client would expect a 400 for.
+_KEY = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9_-]+$",
+    "minLength": 1,
+    "maxLength": MAX_KEY_LENGTH,
+    "description": "letters, digits, '_' and '-'",
+}
+_KEY_REFERENCE = {"type": "string", "maxLength": MAX_KEY_LENGTH, "description": "the key of a node"}
 
 _DOCUMENT = {
     "description": "A flow document maestra.flow/1 (SPEC §11). Export returns exactly what was imported "
     "or saved. A malformed document is refused (400); a well-formed one with semantic errors (unknown "
-    "template, unreachable node, ...) is stored as an invalid draft with its errors.",
+    "template, unreachable node, unknown kind or port, more than 150 nodes, ...) is stored as an invalid "
+    "draft with its errors.",
     "type": "object",
     "required": ["format", "name"],
     "additionalProperties": False,
     "example": SPEC_EXAMPLE,
     "properties": {
         "format": {"type": "string", "enum": ["maestra.flow/1"]},
-        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "name": {"type": "string", "pattern": "\\S", "maxLength": MAX_NAME_LENGTH},
         "description": {"type": "string"},
-        "timezone": {"type": "string", "example": "Europe/Berlin"},
+        "timezone": {"type": "string", "example": "Europe/Berlin", "description": "an IANA time zone"},
         "launch_limit": {
             "type": "object",
+            "nullable": True,
             "additionalProperties": False,
             "properties": {
-                "mode": {"type": "string", "enum": ["once", "every_time", "periodic"]},
+                "mode": {
+                    "type": "string",
+                    "example": "periodic",
+                    "description": "once, every_time or periodic",
+                },
                 "period": {"type": "string", "nullable": True, "example": "P7D"},
-                "max_total": {"type": "integer", "nullable": True, "minimum": 1},
+                "max_total": {"type": "integer", "nullable": True, "description": "at least 1"},
             },
         },
         "schedule": {
             "type": "object",
+            "nullable": True,
             "additionalProperties": False,
             "properties": {
-                "start_at": {"type": "string", "nullable": True, "format": "date-time"},
-                "end_at": {"type": "string", "nullable": True, "format": "date-time"},
+                "start_at": {"type": "string", "nullable": True, "description": "ISO 8601 with a UTC offset"},
+                "end_at": {"type": "string", "nullable": True, "description": "ISO 8601 with a UTC offset"},
             },
         },
         "nodes": {
             "type": "array",
-            "maxItems": 150,
+            "description": "at most 150",
             "items": {
                 "type": "object",
                 "required": ["key", "kind"],
@@ -221,21 +241,16 @@ _DOCUMENT = {
                     "key": _KEY,
                     "kind": {
                         "type": "string",
-                        "enum": [
-                            "event",
-                            "schedule",
-                            "condition",
-                            "steps",
-                            "splitter",
-                            "wait",
-                            "ab_test",
-                            "limitation",
-                        ],
+                        "maxLength": MAX_KIND_LENGTH,
+                        "description": "event, schedule, condition, steps, splitter, wait, ab_test or limitation",
                     },
-                    "title": {"type": "string", "maxLength": 200},
+                    "title": {"type": "string", "maxLength": MAX_TITLE_LENGTH},
                     "config": {"type": "object", "description": "the kind's settings (SPEC §5)"},
                     "position": {
                         "type": "object",
+                        "nullable": True,
+                        "required": ["x", "y"],
+                        "additionalProperties": False,
                         "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
                     },
                 },
@@ -248,9 +263,9 @@ _DOCUMENT = {
                 "required": ["from", "to"],
                 "additionalProperties": False,
                 "properties": {
-                    "from": _KEY,
-                    "to": _KEY,
-                    "port": {"type": "string", "minLength": 1, "maxLength": 100, "default": "next"},
+                    "from": _KEY_REFERENCE,
+                    "to": _KEY_REFERENCE,
+                    "port": {"type": "string", "maxLength": MAX_PORT_LENGTH, "default": "next"},
                 },
             },
         },

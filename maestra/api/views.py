@@ -31,6 +31,9 @@ class ApiMixin:
     parser_classes = [LimitedJSONParser]
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
     pagination_class = Pagination
+    # No OPTIONS: the OpenAPI schema describes every endpoint, and an
+    # undocumented 200 with DRF's metadata is not part of the contract (405).
+    metadata_class = None
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

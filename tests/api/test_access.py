@@ -224,10 +224,11 @@ def test_a_key_made_without_scopes_has_them_all(objects):
 
 
 @pytest.mark.django_db
-def test_options_describes_an_endpoint_only_to_a_key_that_may_use_it(objects):
-    assert _key_client("flows:read").options("/api/v1/flows").status_code == 200
-    _refused_options = _key_client("events:write").options("/api/v1/flows")
-    assert _refused_options.status_code == 403
+def test_options_is_not_part_of_the_api_and_answers_405(objects):
+    response = _key_client("flows:read").options("/api/v1/flows")
+
+    assert response.status_code == 405
+    assert response.json()["errors"][0]["message"]
 
 
 @pytest.mark.django_db
