@@ -45,10 +45,11 @@ def read_body(request, *, limit: int | None = None) -> bytes:
     limit = max_body_bytes() if limit is None else limit
     declared = request.META.get("CONTENT_LENGTH") or "0"
     try:
-        if int(declared) > limit:
-            raise PayloadTooLarge.over(limit)
+        declared_length = int(declared)
     except ValueError:
-        pass  # no usable length: the server reads nothing, checked below all the same
+        raise ApiError([error("The Content-Length header is not a number.", field="Content-Length")]) from None
+    if declared_length > limit:
+        raise PayloadTooLarge.over(limit)
     try:
         raw = request.body
     except RequestDataTooBig:
@@ -62,16 +63,22 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_json(raw: bytes) -> Any:
-    """Bytes → a JSON value, or ApiError (400) with every problem."""
+def parse_json(raw: bytes | str, *, field: str = "") -> Any:
+    """JSON text → a JSON value, or ApiError (400) with every problem. `field`
+    names where the text came from (a query parameter holding JSON); the
+    default is the request body."""
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        data = json.loads(text, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
-        raise ApiError([error("The request body is not UTF-8 text.", field="body")]) from None
+        raise ApiError([error("The request body is not UTF-8 text.", field=field or "body")]) from None
     except (ValueError, RecursionError) as exc:
-        raise ApiError([error(f"The request body is not valid JSON: {exc}", field="body")]) from None
+        where = f"{field} is" if field else "The request body is"
+        raise ApiError([error(f"{where} not valid JSON: {exc}", field=field or "body")]) from None
     problems = text_problems(data)
     if problems:
+        for problem in problems:
+            problem["field"] = ".".join(part for part in (field, problem["field"]) if part)
         raise ApiError(problems)
     return data
 

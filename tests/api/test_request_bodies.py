@@ -162,3 +162,29 @@ def test_it_refuses_a_body_that_claims_to_be_huge_with_a_json_413(api, objects, 
 def test_it_answers_a_newline_in_a_path_with_a_json_404(api, objects, url):
     # "." in the catch-all's regex did not match a newline: Django's HTML 404.
     _assert_errors(api.get(url, HTTP_ACCEPT="text/html"), 404)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("a\\ud800", "surrogate"), ("a\\u0000", "NUL")],
+)
+def test_it_refuses_a_rule_parameter_holding_text_no_database_can_store(api, flow_in, value, words):
+    # Was a 500 (UnicodeEncodeError / DataError) from the count query.
+    flow = flow_in("draft")
+    rule = '{"field": "customer.email", "op": "eq", "value": "%s"}' % value
+
+    response = api.get(f"/api/v1/flows/{flow.pk}/audience-preview", {"rule": rule})
+
+    errors = _assert_errors(response, 400)
+    assert errors[0]["field"] == "rule.value" and words in errors[0]["message"]
+
+
+@pytest.mark.django_db
+def test_it_refuses_nan_in_a_rule_parameter(api, flow_in):
+    flow = flow_in("draft")
+    rule = '{"field": "customer.fields.n", "op": "gt", "value": NaN}'
+
+    errors = _assert_errors(api.get(f"/api/v1/flows/{flow.pk}/audience-preview", {"rule": rule}), 400)
+
+    assert errors[0]["field"] == "rule" and "not valid JSON" in errors[0]["message"]

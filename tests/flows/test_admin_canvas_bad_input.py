@@ -75,6 +75,17 @@ def test_autosave_refuses_a_body_that_claims_to_be_huge_with_a_json_413(admin_cl
 
 
 @pytest.mark.django_db
+def test_autosave_refuses_a_content_length_that_is_not_a_number_with_a_json_400(admin_client, flow_in):
+    flow = flow_in(S.READY)
+
+    response = admin_client.generic(
+        "POST", save_url(flow), data=b"{}", content_type="application/json", CONTENT_LENGTH="lots"
+    )
+
+    assert _json_error(response, 400)[0]["field"] == "Content-Length"
+
+
+@pytest.mark.django_db
 def test_autosave_answers_a_wrong_method_with_a_json_405(admin_client, flow_in):
     flow = flow_in(S.READY)
 
