@@ -102,7 +102,11 @@ class StatsQuerySerializer(StrictMixin, serializers.Serializer):
 
     def validate(self, attrs):
         end = attrs.get("end") or timezone.now()
-        start = attrs.get("start") or end - DEFAULT_STATS_PERIOD
+        try:
+            start = attrs.get("start") or end - DEFAULT_STATS_PERIOD
+        except OverflowError:
+            # The default period reaches before year 1.
+            raise serializers.ValidationError({"end": ["too early: give a start as well"]}) from None
         if start >= end:
             raise serializers.ValidationError({"start": ["must be before end"]})
         return {**attrs, "start": start, "end": end}

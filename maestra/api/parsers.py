@@ -47,7 +47,9 @@ def read_body(request, *, limit: int | None = None) -> bytes:
     try:
         declared_length = int(declared)
     except ValueError:
-        raise ApiError([error("The Content-Length header is not a number.", field="Content-Length")]) from None
+        raise ApiError(
+            [error("The Content-Length header is not a number.", field="Content-Length")]
+        ) from None
     if declared_length > limit:
         raise PayloadTooLarge.over(limit)
     try:
