@@ -15,6 +15,9 @@ that every endpoint is).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+
+from django.urls import URLPattern, URLResolver, get_resolver
 
 from maestra.api.models import Scope
 
@@ -97,6 +100,29 @@ ACCESS: dict[str, dict[str, Access]] = {
     "promo-pool": _pool,
     "promo-codes": {"POST": _rule(Scope.CONTENT_WRITE, "customers.add_promocode")},
 }
+
+
+@cache
+def _endpoint_names() -> dict[type, str]:
+    """View class -> its URL name. A view is judged by what it is, not by the
+    URL that reached it: the admin's audience page calls the API's view."""
+    names: dict[type, str] = {}
+
+    def walk(patterns) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns)
+            elif isinstance(pattern, URLPattern) and pattern.name:
+                view_class = getattr(pattern.callback, "view_class", None)
+                if view_class is not None:
+                    names.setdefault(view_class, pattern.name)
+
+    walk(get_resolver().url_patterns)
+    return names
+
+
+def endpoint_name(view) -> str | None:
+    return _endpoint_names().get(type(view))
 
 
 def access_for(url_name: str | None, method: str) -> Access | None:

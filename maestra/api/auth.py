@@ -14,7 +14,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework_api_key.permissions import KeyParser
 
-from maestra.api.access import access_for
+from maestra.api.access import access_for, endpoint_name
 from maestra.api.models import ApiKey
 
 KEYWORD = KeyParser.keyword  # "Api-Key"
@@ -71,7 +71,7 @@ class HasAccess(HasApiKeyOrStaff):
         method = request.method.lower()
         if method == "options" or not hasattr(view, method):
             return True  # the view answers 405 (no OPTIONS: see ApiMixin.metadata_class)
-        rule = access_for(getattr(request.resolver_match, "url_name", None), request.method)
+        rule = access_for(endpoint_name(view), request.method)
         if rule is None:
             self.message = "This endpoint is open to nobody (it has no access rule)."
             return False

@@ -5,14 +5,11 @@ flows.document.parse_document and customers.rules.validate_rule)."""
 
 from __future__ import annotations
 
-from functools import cache
-
-from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
 from flows.document import MAX_KEY_LENGTH, MAX_KIND_LENGTH, MAX_NAME_LENGTH, MAX_PORT_LENGTH, MAX_TITLE_LENGTH
-from maestra.api.access import access_for
+from maestra.api.access import access_for, endpoint_name
 
 ERRORS_REF = {"$ref": "#/components/schemas/Errors"}
 DOCUMENT_REF = {"$ref": "#/components/schemas/FlowDocument"}
@@ -37,28 +34,10 @@ def _errors_response(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": ERRORS_REF}}}
 
 
-@cache
-def _url_names() -> dict[type, str]:
-    """View class -> URL name, for the access table (keyed by URL name)."""
-    names: dict[type, str] = {}
-
-    def walk(patterns) -> None:
-        for pattern in patterns:
-            if isinstance(pattern, URLResolver):
-                walk(pattern.url_patterns)
-            elif isinstance(pattern, URLPattern) and pattern.name:
-                view_class = getattr(pattern.callback, "view_class", None)
-                if view_class is not None:
-                    names.setdefault(view_class, pattern.name)
-
-    walk(get_resolver().url_patterns)
-    return names
-
-
 class MaestraAutoSchema(AutoSchema):
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
-        rule = access_for(_url_names().get(type(self.view)), method)
+        rule = access_for(endpoint_name(self.view), method)
         if operation is not None and rule is not None:
             # Each operation says what it needs (maestra/api/access.py): the
             # scopes as an extension, since OpenAPI 3.0 allows scopes in a
