@@ -72,6 +72,12 @@ def _key_client(*scopes: str) -> APIClient:
     return client
 
 
+def _session(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
 def _call(client: APIClient, method: str, url: str):
     body = {} if method in ("POST", "PUT", "PATCH") else None
     return getattr(client, method.lower())(url, body, format="json")
@@ -247,9 +253,7 @@ def marketer(db, django_user_model) -> APIClient:
         migration.create_marketer_group(apps, None)
     user = django_user_model.objects.create_user("mia", is_staff=True)
     user.groups.add(Group.objects.get(name=migration.MARKETER_GROUP))
-    client = APIClient()
-    client.force_login(user)
-    return client
+    return _session(user)
 
 
 @pytest.mark.django_db
@@ -294,8 +298,7 @@ def test_a_marketer_session_gets_what_the_table_grants_the_group(objects, market
 
 @pytest.mark.django_db
 def test_staff_without_permissions_reach_nothing(objects, django_user_model):
-    client = APIClient()
-    client.force_login(django_user_model.objects.create_user("bare", is_staff=True))
+    client = _session(django_user_model.objects.create_user("bare", is_staff=True))
     for _name, method, url in ENDPOINTS:
         _refused(_call(client, method, url.format(flow=objects["flow"].pk)), "lacks the permission")
 
@@ -304,8 +307,7 @@ def test_staff_without_permissions_reach_nothing(objects, django_user_model):
 def test_the_privacy_permissions_let_a_session_erase_and_export(objects, django_user_model):
     user = django_user_model.objects.create_user("dpo", is_staff=True)
     user.user_permissions.add(*Permission.objects.filter(codename__in=["erase_customer", "export_customer"]))
-    client = APIClient()
-    client.force_login(user)
+    client = _session(user)
 
     assert client.get("/api/v1/customers/c-1/export").status_code == 200
     assert client.post("/api/v1/customers/c-1/erase").status_code == 200

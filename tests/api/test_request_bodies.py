@@ -10,6 +10,7 @@ import pytest
 from channels.models import Template
 from customers.models import Customer, Event, PromoCode, PromoPool, Segment, SegmentMembership
 from flows.models import Flow
+from tests.helpers import assert_json_errors
 
 SECRET = "inbound-secret-for-tests-0123456789"
 OVER_5_MIB = 5 * 1024 * 1024 + 1
@@ -77,14 +78,6 @@ def _send(api, method: str, url: str, raw: bytes, **extra):
     )
 
 
-def _assert_errors(response, code: int) -> list[dict]:
-    assert response.status_code == code, response.content[:500]
-    assert response["Content-Type"] == "application/json"
-    errors = response.json()["errors"]
-    assert errors and all({"field", "message"} <= set(item) for item in errors)
-    return errors
-
-
 def _nothing_stored() -> None:
     assert not Event.objects.exists()
     assert list(Customer.objects.values_list("external_id", flat=True)) == ["c-1"]
@@ -97,7 +90,7 @@ def _nothing_stored() -> None:
 @pytest.mark.django_db
 @pytest.mark.parametrize(("method", "url", "body", "field"), CASES, ids=[f"{c[1]}:{c[3]}" for c in CASES])
 def test_it_refuses_a_lone_surrogate_with_400_naming_the_field(api, objects, method, url, body, field):
-    errors = _assert_errors(_send(api, method, url, _raw(body, "a\\ud800b")), 400)
+    errors = assert_json_errors(_send(api, method, url, _raw(body, "a\\ud800b")), 400)
 
     assert [(item["field"], "surrogate" in item["message"]) for item in errors] == [(field, True)]
     _nothing_stored()
@@ -107,7 +100,7 @@ def test_it_refuses_a_lone_surrogate_with_400_naming_the_field(api, objects, met
 def test_it_refuses_a_lone_surrogate_in_a_key_without_echoing_it(api, objects):
     raw = b'{"events": [{"id": "e", "customer": "c-1", "type": "t", "payload": {"\\udfff": 1}}]}'
 
-    errors = _assert_errors(_send(api, "post", "/api/v1/events", raw), 400)
+    errors = assert_json_errors(_send(api, "post", "/api/v1/events", raw), 400)
 
     assert errors == [{"field": "events.0.payload", "message": errors[0]["message"]}]
     assert errors[0]["message"].startswith("a key contains a lone UTF-16 surrogate")
@@ -128,7 +121,7 @@ def test_it_accepts_a_surrogate_pair_which_is_one_real_character(api, objects):
 def test_it_refuses_a_body_over_5_mib_with_a_json_413(api, objects, method, url, body, field):
     raw = _raw(body, "x" * OVER_5_MIB)
 
-    errors = _assert_errors(_send(api, method, url, raw), 413)
+    errors = assert_json_errors(_send(api, method, url, raw), 413)
 
     assert "larger than the limit of 5242880 bytes" in errors[0]["message"]
     _nothing_stored()
@@ -141,7 +134,7 @@ def test_it_refuses_a_body_that_claims_to_be_huge_with_a_json_413(api, objects, 
 
     response = _send(api, method, url, raw, CONTENT_LENGTH="10000000000")
 
-    _assert_errors(response, 413)
+    assert_json_errors(response, 413)
     _nothing_stored()
 
 
@@ -161,7 +154,7 @@ def test_it_refuses_a_body_that_claims_to_be_huge_with_a_json_413(api, objects, 
 )
 def test_it_answers_a_newline_in_a_path_with_a_json_404(api, objects, url):
     # "." in the catch-all's regex did not match a newline: Django's HTML 404.
-    _assert_errors(api.get(url, HTTP_ACCEPT="text/html"), 404)
+    assert_json_errors(api.get(url, HTTP_ACCEPT="text/html"), 404)
 
 
 @pytest.mark.django_db
@@ -176,7 +169,7 @@ def test_it_refuses_a_rule_parameter_holding_text_no_database_can_store(api, flo
 
     response = api.get(f"/api/v1/flows/{flow.pk}/audience-preview", {"rule": rule})
 
-    errors = _assert_errors(response, 400)
+    errors = assert_json_errors(response, 400)
     assert errors[0]["field"] == "rule.value" and words in errors[0]["message"]
 
 
@@ -185,6 +178,6 @@ def test_it_refuses_nan_in_a_rule_parameter(api, flow_in):
     flow = flow_in("draft")
     rule = '{"field": "customer.fields.n", "op": "gt", "value": NaN}'
 
-    errors = _assert_errors(api.get(f"/api/v1/flows/{flow.pk}/audience-preview", {"rule": rule}), 400)
+    errors = assert_json_errors(api.get(f"/api/v1/flows/{flow.pk}/audience-preview", {"rule": rule}), 400)
 
     assert errors[0]["field"] == "rule" and "not valid JSON" in errors[0]["message"]

@@ -7,20 +7,13 @@ import pytest
 from django.urls import reverse
 
 from flows.models import Flow, FlowVersion
+from tests.helpers import assert_json_errors
 
 S = Flow.Status
 
 
 def save_url(flow: Flow) -> str:
     return reverse("admin:flows_flow_canvas_save", args=[flow.pk])
-
-
-def _json_error(response, code: int) -> list[dict]:
-    assert response.status_code == code, response.content[:300]
-    assert response["Content-Type"] == "application/json"
-    errors = response.json()["errors"]
-    assert errors and all({"field", "message"} <= set(item) for item in errors)
-    return errors
 
 
 def _drafts(flow: Flow) -> dict:
@@ -47,7 +40,7 @@ def test_autosave_refuses_malformed_json_with_a_json_400(admin_client, flow_in, 
 
     response = admin_client.generic("POST", save_url(flow), data=raw, content_type="application/json")
 
-    errors = _json_error(response, 400)
+    errors = assert_json_errors(response, 400)
     assert errors[0]["field"] == field
     assert words in errors[0]["message"]
     assert _drafts(flow) == before
@@ -59,7 +52,7 @@ def test_autosave_refuses_a_body_over_the_limit_with_a_json_413(admin_client, fl
     big = json.dumps({"document": {"format": "maestra.flow/1", "name": "x", "description": "a" * 6_000_000}})
 
     # Over the canvas's 2 MB, under Django's 5 MiB: was a JSON 400; over 5 MiB an HTML 400.
-    errors = _json_error(admin_client.post(save_url(flow), big, content_type="application/json"), 413)
+    errors = assert_json_errors(admin_client.post(save_url(flow), big, content_type="application/json"), 413)
     assert "larger than the limit" in errors[0]["message"]
 
 
@@ -71,7 +64,7 @@ def test_autosave_refuses_a_body_that_claims_to_be_huge_with_a_json_413(admin_cl
         "POST", save_url(flow), data=b"{}", content_type="application/json", CONTENT_LENGTH="10000000000"
     )
 
-    _json_error(response, 413)
+    assert_json_errors(response, 413)
 
 
 @pytest.mark.django_db
@@ -82,7 +75,7 @@ def test_autosave_refuses_a_content_length_that_is_not_a_number_with_a_json_400(
         "POST", save_url(flow), data=b"{}", content_type="application/json", CONTENT_LENGTH="lots"
     )
 
-    assert _json_error(response, 400)[0]["field"] == "Content-Length"
+    assert assert_json_errors(response, 400)[0]["field"] == "Content-Length"
 
 
 @pytest.mark.django_db
@@ -91,7 +84,7 @@ def test_autosave_answers_a_wrong_method_with_a_json_405(admin_client, flow_in):
 
     response = admin_client.get(save_url(flow))
 
-    _json_error(response, 405)
+    assert_json_errors(response, 405)
     assert response["Allow"] == "POST"
 
 
@@ -109,7 +102,7 @@ def test_autosave_answers_a_bug_with_a_json_500_not_html(admin_client, flow_in, 
         save_url(flow), json.dumps({"document": spec_document}), content_type="application/json"
     )
 
-    errors = _json_error(response, 500)
+    errors = assert_json_errors(response, 500)
     assert "a bug" not in errors[0]["message"]
 
 
@@ -122,5 +115,5 @@ def test_canvas_statistics_refuse_a_period_at_the_end_of_the_calendar_with_a_jso
 
     response = admin_client.get(reverse("admin:flows_flow_canvas_stats", args=[flow.pk]) + "?" + query)
 
-    errors = _json_error(response, 400)
+    errors = assert_json_errors(response, 400)
     assert errors[0]["field"] == "period"
