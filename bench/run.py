@@ -854,7 +854,7 @@ class Bench:
     # --- S2 ---
 
     def run_s2(self, n: int) -> None:
-        from rest_framework_api_key.models import APIKey
+        from maestra.api.models import ApiKey
 
         flow = self.launch(
             {
@@ -876,7 +876,7 @@ class Bench:
                 "edges": [{"from": "start", "to": "thanks"}],
             }
         )
-        _key_row, key = APIKey.objects.create_key(name="bench")
+        _key_row, key = ApiKey.objects.create_key(name="bench")
         port = free_port()
         worker_dir = self.out / "gunicorn-workers"
         worker_dir.mkdir(exist_ok=True)

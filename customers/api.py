@@ -37,10 +37,14 @@ class CustomerInputSerializer(serializers.Serializer):
         required=False, allow_blank=True, allow_null=True, help_text="IANA name, e.g. Europe/Berlin"
     )
     fields = serializers.DictField(required=False, help_text="merged into the stored custom fields")
-    subscriptions = serializers.DictField(
+    subscriptions = inline_serializer(
+        "CustomerSubscriptionsInput",
+        {
+            channel: serializers.ChoiceField(choices=Subscription.Status.choices, required=False)
+            for channel in Channel.values
+        },
         required=False,
-        child=serializers.ChoiceField(choices=Subscription.Status.choices),
-        help_text="{channel: status}; channels: " + ", ".join(Channel.values),
+        help_text="{channel: status}, for the channels to change",
     )
 
 

@@ -36,6 +36,13 @@ class Customer(models.Model):
             models.Index(fields=["email"], name="customer_email_idx"),
             models.Index(fields=["phone"], name="customer_phone_idx"),
         ]
+        # Privacy work asks for its own permissions, in the admin and the API
+        # alike: reading a profile is not exporting everything, and changing
+        # one is not erasing it.
+        permissions = [
+            ("erase_customer", "Can erase a customer's personal data"),
+            ("export_customer", "Can export everything stored about a customer"),
+        ]
 
     def __str__(self) -> str:
         return self.external_id

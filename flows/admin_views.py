@@ -9,7 +9,9 @@ Writes go through flows.lifecycle like every other door into the product.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date, datetime, time, timedelta
+from functools import wraps
 from typing import Any
 
 from django.contrib import admin
@@ -21,7 +23,6 @@ from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
 
 from channels.models import Message, Template
 from customers.models import Channel, Customer, PromoPool, Segment
@@ -32,6 +33,10 @@ from flows.alerts import current_alerts
 from flows.document import DocumentError
 from flows.models import Flow, FlowVersion, NodePass, Run
 from flows.validation import MAX_NODES
+from maestra.api.errors import ApiError
+from maestra.api.parsers import parse_json, read_body
+
+log = logging.getLogger(__name__)
 
 # Steps that fail on the spot stop their run with one of these reasons
 # (flows/actions.py, channels/outbox.py ON_THE_SPOT_REASONS).
@@ -54,6 +59,36 @@ DEFAULT_STATS_DAYS = 7
 
 def json_response(data: Any, *, status: int = 200) -> JsonResponse:
     return JsonResponse(data, status=status, encoder=DjangoJSONEncoder, safe=False)
+
+
+def json_endpoint(*methods: str):
+    """The canvas's endpoints answer JSON whatever happens, as the API does:
+    a wrong method is a JSON 405, and a bug is logged with its traceback and
+    answered with a JSON 500 — never Django's HTML pages, which the canvas
+    script cannot show."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method not in methods:
+                response = json_response(
+                    {"errors": [{"field": "", "message": f"Use {' or '.join(methods)}."}]}, status=405
+                )
+                response["Allow"] = ", ".join(methods)
+                return response
+            try:
+                return view(request, *args, **kwargs)
+            except PermissionDenied:
+                return json_response({"message": "You may not do this."}, status=403)
+            except Exception:
+                log.exception("Unhandled error in %s", view.__name__)
+                return json_response(
+                    {"errors": [{"field": "", "message": "Internal error; it has been logged."}]}, status=500
+                )
+
+        return wrapper
+
+    return decorate
 
 
 def _require(request, *perms: str) -> None:
@@ -109,7 +144,7 @@ def canvas_config(*, flow: Flow, can_change: bool) -> dict:
     }
 
 
-@require_POST
+@json_endpoint("POST")
 def canvas_save_view(request, object_id, *, model_admin):
     """Autosave from the canvas: {"document": maestra.flow/1} -> save_draft.
     200 {"version", "status", "errors"}; a malformed document 400 with its
@@ -119,16 +154,12 @@ def canvas_save_view(request, object_id, *, model_admin):
         return json_response({"message": "No such flow."}, status=404)
     if not model_admin.has_change_permission(request, flow):
         return json_response({"message": "You may not do this."}, status=403)
-    if len(request.body) > MAX_DRAFT_BYTES:
-        return json_response(
-            {"errors": [{"field": "document", "message": "The document is too large."}]}, status=400
-        )
     try:
-        body = json.loads(request.body)
-    except ValueError:
-        return json_response(
-            {"errors": [{"field": "document", "message": "The body is not JSON."}]}, status=400
-        )
+        # The API's JSON reader: the same refusals (413 over the limit, 400
+        # for what is not JSON or holds characters text cannot store).
+        body = parse_json(read_body(request, limit=MAX_DRAFT_BYTES))
+    except ApiError as refused:
+        return json_response({"errors": refused.errors}, status=refused.status_code)
     document = body.get("document") if isinstance(body, dict) else None
     if not isinstance(document, dict):
         return json_response(
@@ -186,14 +217,18 @@ def parse_period(params, *, now: datetime | None = None) -> tuple[datetime, date
             raise ValueError(f"{name}: {text!r} is not a date (YYYY-MM-DD) or an ISO datetime") from None
         return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
 
-    until = read("to", end=True) or now
-    since = read("from", end=False) or until - timedelta(days=DEFAULT_STATS_DAYS)
+    try:
+        until = read("to", end=True) or now
+        since = read("from", end=False) or until - timedelta(days=DEFAULT_STATS_DAYS)
+    except OverflowError:
+        # The first or last day there is (0001-01-01, 9999-12-31) has no day around it.
+        raise ValueError("the period lies outside the calendar's range (years 1 to 9999)") from None
     if since >= until:
         raise ValueError("from must be before to")
     return since, until
 
 
-@require_GET
+@json_endpoint("GET")
 def canvas_stats_view(request, object_id, *, model_admin):
     flow = model_admin.get_object(request, object_id)
     if flow is None:

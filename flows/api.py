@@ -9,7 +9,6 @@ maestra/api/errors.py turns their errors into the API's JSON contract.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +31,7 @@ from flows.launch_limits import blocked_q
 from flows.models import Flow, FlowVersion, LaunchRecord, Node
 from flows.selectors import get_version, version_history
 from maestra.api.errors import ApiError, Conflict, error
+from maestra.api.parsers import parse_json
 from maestra.api.schema import DOCUMENT_REF, ERRORS_REF, SPEC_EXAMPLE
 from maestra.api.serializers import StrictMixin, require_object
 from maestra.api.views import ApiMixin, ApiView, get_or_404
@@ -102,7 +102,11 @@ class StatsQuerySerializer(StrictMixin, serializers.Serializer):
 
     def validate(self, attrs):
         end = attrs.get("end") or timezone.now()
-        start = attrs.get("start") or end - DEFAULT_STATS_PERIOD
+        try:
+            start = attrs.get("start") or end - DEFAULT_STATS_PERIOD
+        except OverflowError:
+            # The default period reaches before year 1.
+            raise serializers.ValidationError({"end": ["too early: give a start as well"]}) from None
         if start >= end:
             raise serializers.ValidationError({"start": ["must be before end"]})
         return {**attrs, "start": start, "end": end}
@@ -177,7 +181,7 @@ class EventItemSerializer(serializers.Serializer):
     )
     type = serializers.CharField(max_length=100)
     occurred_at = serializers.DateTimeField(help_text="ISO 8601 with a UTC offset; naive times are refused")
-    payload = serializers.DictField(required=False)
+    payload = serializers.DictField(required=False, allow_null=True, help_text="a JSON object; null is {}")
 
 
 class EventsInputSerializer(serializers.Serializer):
@@ -559,10 +563,9 @@ class FlowAudiencePreviewView(ApiView):
 
     @staticmethod
     def _rule_q(text: str):
-        try:
-            rule = json.loads(text)
-        except ValueError:
-            raise ApiError([error("not valid JSON", field="rule")]) from None
+        # The API's JSON reader: NaN, NUL and lone surrogates are refused here
+        # like in a body, not at the database.
+        rule = parse_json(text, field="rule")
         problems = validate_rule(rule, allow_event=False)
         if problems:
             raise ApiError(

@@ -17,8 +17,17 @@ from flows.privacy import erase_customers, export_customer
 MAX_EXPORT = 100
 
 
+def has_erase_permission(modeladmin, request) -> bool:
+    return request.user.has_perm("customers.erase_customer")
+
+
+def has_export_permission(modeladmin, request) -> bool:
+    return request.user.has_perm("customers.export_customer")
+
+
+# The same permissions as the API's erase and export (maestra/api/access.py).
 @admin.action(
-    description="Erase personal data of selected customers (cannot be undone)", permissions=["delete"]
+    description="Erase personal data of selected customers (cannot be undone)", permissions=["erase"]
 )
 def erase_selected_customers(modeladmin, request, queryset):
     if request.POST.get("confirm_erase") != "yes":
@@ -37,7 +46,7 @@ def erase_selected_customers(modeladmin, request, queryset):
     return None
 
 
-@admin.action(description="Export data of selected customers as JSON", permissions=["view"])
+@admin.action(description="Export data of selected customers as JSON", permissions=["export"])
 def export_selected_customers(modeladmin, request, queryset):
     customers = list(queryset.order_by("pk")[: MAX_EXPORT + 1])
     if len(customers) > MAX_EXPORT:
@@ -55,3 +64,5 @@ def attach_to(customer_admin_class) -> None:
         if action not in actions:
             actions.append(action)
     customer_admin_class.actions = actions
+    customer_admin_class.has_erase_permission = has_erase_permission
+    customer_admin_class.has_export_permission = has_export_permission

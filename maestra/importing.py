@@ -14,6 +14,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from maestra.api.parsers import text_problems
+
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 Rows = Iterator[tuple[int, dict[str, Any]]]  # (line number, row)
@@ -73,6 +75,10 @@ def jsonl_objects(path: Path) -> Rows:
                 raise BadLine(number, f"not JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(row, dict):
                 raise BadLine(number, "expected a JSON object")
+            # What the API refuses in a body (NUL, lone surrogates) could not
+            # be stored either: the same check, one line naming the field.
+            if problems := text_problems(row):
+                raise BadLine(number, f"{problems[0]['field']}: {problems[0]['message']}")
             yield number, row
 
 

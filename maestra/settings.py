@@ -312,6 +312,9 @@ MAESTRA_WEBPUSH_ALLOWED_HOSTS = env_list("MAESTRA_WEBPUSH_ALLOWED_HOSTS", [])
 # OpenAPI by drf-spectacular, Swagger UI from local static files (sidecar).
 INSTALLED_APPS += [
     "rest_framework_api_key",
+    # The API's keys with their scopes (maestra/api/models.py); the library's
+    # own APIKey table only held the keys made before scopes.
+    "maestra.api",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -325,7 +328,7 @@ REST_FRAMEWORK = {
         "maestra.api.auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["maestra.api.auth.HasApiKeyOrStaff"],
+    "DEFAULT_PERMISSION_CLASSES": ["maestra.api.auth.HasAccess"],
     "DEFAULT_THROTTLE_CLASSES": ["maestra.api.auth.ApiKeyThrottle"],
     # Requests per API key (or staff user), e.g. "1200/min", "50/s"; empty: no limit.
     # The counters live in Django's cache: Redis when REDIS_URL is set (shared by

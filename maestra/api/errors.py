@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import set_rollback
 
 from customers.rules import RuleError
 from customers.services import CustomerServiceError, SegmentNotStatic, UnknownPromoPool, UnknownSegment
@@ -54,6 +54,10 @@ class NotFound(ApiError):
 class PayloadTooLarge(ApiError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
+    @classmethod
+    def over(cls, limit: int) -> PayloadTooLarge:
+        return cls([error(f"The request body is larger than the limit of {limit} bytes.", field="body")])
+
 
 def flatten(detail: Any, prefix: str = "") -> list[dict[str, Any]]:
     """DRF's nested error detail ({field: [msg]}, lists per item) as a flat
@@ -76,11 +80,20 @@ def flatten(detail: Any, prefix: str = "") -> list[dict[str, Any]]:
 
 
 def _response(errors: list[dict[str, Any]], code: int, headers: dict | None = None) -> Response:
+    # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES when it
+    # is imported, and the parser (maestra.api.parsers) imports this module.
+    from rest_framework.views import set_rollback
+
     set_rollback()
     return Response({"errors": errors}, status=code, headers=headers)
 
 
 def exception_handler(exc: Exception, context: dict) -> Response:
+    if isinstance(exc, RequestDataTooBig):
+        # DRF reads request.body before any parser runs; Django refuses a
+        # declared length over DATA_UPLOAD_MAX_MEMORY_SIZE (= the API's limit)
+        # before reading anything.
+        exc = PayloadTooLarge.over(settings.MAESTRA_API_MAX_BODY_BYTES)
     if isinstance(exc, ApiError):
         return _response(exc.errors, exc.status_code)
     if isinstance(exc, DocumentError):

@@ -8,6 +8,9 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
+from flows.document import MAX_KEY_LENGTH, MAX_KIND_LENGTH, MAX_NAME_LENGTH, MAX_PORT_LENGTH, MAX_TITLE_LENGTH
+from maestra.api.access import access_for, endpoint_name
+
 ERRORS_REF = {"$ref": "#/components/schemas/Errors"}
 DOCUMENT_REF = {"$ref": "#/components/schemas/FlowDocument"}
 RULE_REF = {"$ref": "#/components/schemas/Rule"}
@@ -15,7 +18,8 @@ RULE_REF = {"$ref": "#/components/schemas/Rule"}
 _ERROR_DESCRIPTIONS = {
     "400": "Bad input: every problem is listed.",
     "401": "No API key, or an invalid, revoked or expired one.",
-    "403": "Logged in, but not as staff.",
+    "403": "The API key lacks the scope this operation needs, or the admin user lacks its permissions "
+    "(see x-scopes and x-permissions).",
     "404": "No such object (or no such page of a list).",
     "405": "Method not allowed on this URL.",
     "406": "The Accept header asks for a format the API does not produce.",
@@ -31,6 +35,23 @@ def _errors_response(description: str) -> dict:
 
 
 class MaestraAutoSchema(AutoSchema):
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        rule = access_for(endpoint_name(self.view), method)
+        if operation is not None and rule is not None:
+            # Each operation says what it needs (maestra/api/access.py): the
+            # scopes as an extension, since OpenAPI 3.0 allows scopes in a
+            # security requirement only for OAuth2.
+            operation["x-scopes"] = list(rule.scopes)
+            operation["x-permissions"] = list(rule.perms)
+            access = (
+                f"**Access:** an API key with the scope {' or '.join(f'`{s}`' for s in rule.scopes)}; "
+                f"an admin session with the permission{'s' if len(rule.perms) > 1 else ''} "
+                f"{', '.join(f'`{p}`' for p in rule.perms)}."
+            )
+            operation["description"] = f"{operation.get('description', '')}\n\n{access}".strip()
+        return operation
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         codes = ["400", "401", "403", "404", "405", "406", "429"]
@@ -137,41 +158,60 @@ SPEC_EXAMPLE = {
     ],
 }
 
-_KEY = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "minLength": 1, "maxLength": 100}
+# The schema of a document says what parse_document (flows/document.py)
+# calls well-formed: what it refuses with 400. What only validation judges —
+# known kinds, templates and ports, launch limit modes, dates, the node count
+# — is a semantic error stored with the draft (201), so it is described in
+# words here, not as a constraint a client would expect a 400 for.
+_KEY = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9_-]+$",
+    "minLength": 1,
+    "maxLength": MAX_KEY_LENGTH,
+    "description": "letters, digits, '_' and '-'",
+}
+_KEY_REFERENCE = {"type": "string", "maxLength": MAX_KEY_LENGTH, "description": "the key of a node"}
 
 _DOCUMENT = {
     "description": "A flow document maestra.flow/1 (SPEC §11). Export returns exactly what was imported "
     "or saved. A malformed document is refused (400); a well-formed one with semantic errors (unknown "
-    "template, unreachable node, ...) is stored as an invalid draft with its errors.",
+    "template, unreachable node, unknown kind or port, more than 150 nodes, ...) is stored as an invalid "
+    "draft with its errors.",
     "type": "object",
     "required": ["format", "name"],
     "additionalProperties": False,
     "example": SPEC_EXAMPLE,
     "properties": {
         "format": {"type": "string", "enum": ["maestra.flow/1"]},
-        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "name": {"type": "string", "pattern": "\\S", "maxLength": MAX_NAME_LENGTH},
         "description": {"type": "string"},
-        "timezone": {"type": "string", "example": "Europe/Berlin"},
+        "timezone": {"type": "string", "example": "Europe/Berlin", "description": "an IANA time zone"},
         "launch_limit": {
             "type": "object",
+            "nullable": True,
             "additionalProperties": False,
             "properties": {
-                "mode": {"type": "string", "enum": ["once", "every_time", "periodic"]},
+                "mode": {
+                    "type": "string",
+                    "example": "periodic",
+                    "description": "once, every_time or periodic",
+                },
                 "period": {"type": "string", "nullable": True, "example": "P7D"},
-                "max_total": {"type": "integer", "nullable": True, "minimum": 1},
+                "max_total": {"type": "integer", "nullable": True, "description": "at least 1"},
             },
         },
         "schedule": {
             "type": "object",
+            "nullable": True,
             "additionalProperties": False,
             "properties": {
-                "start_at": {"type": "string", "nullable": True, "format": "date-time"},
-                "end_at": {"type": "string", "nullable": True, "format": "date-time"},
+                "start_at": {"type": "string", "nullable": True, "description": "ISO 8601 with a UTC offset"},
+                "end_at": {"type": "string", "nullable": True, "description": "ISO 8601 with a UTC offset"},
             },
         },
         "nodes": {
             "type": "array",
-            "maxItems": 150,
+            "description": "at most 150",
             "items": {
                 "type": "object",
                 "required": ["key", "kind"],
@@ -180,21 +220,16 @@ _DOCUMENT = {
                     "key": _KEY,
                     "kind": {
                         "type": "string",
-                        "enum": [
-                            "event",
-                            "schedule",
-                            "condition",
-                            "steps",
-                            "splitter",
-                            "wait",
-                            "ab_test",
-                            "limitation",
-                        ],
+                        "maxLength": MAX_KIND_LENGTH,
+                        "description": "event, schedule, condition, steps, splitter, wait, ab_test or limitation",
                     },
-                    "title": {"type": "string", "maxLength": 200},
+                    "title": {"type": "string", "maxLength": MAX_TITLE_LENGTH},
                     "config": {"type": "object", "description": "the kind's settings (SPEC §5)"},
                     "position": {
                         "type": "object",
+                        "nullable": True,
+                        "required": ["x", "y"],
+                        "additionalProperties": False,
                         "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
                     },
                 },
@@ -207,9 +242,9 @@ _DOCUMENT = {
                 "required": ["from", "to"],
                 "additionalProperties": False,
                 "properties": {
-                    "from": _KEY,
-                    "to": _KEY,
-                    "port": {"type": "string", "minLength": 1, "maxLength": 100, "default": "next"},
+                    "from": _KEY_REFERENCE,
+                    "to": _KEY_REFERENCE,
+                    "port": {"type": "string", "maxLength": MAX_PORT_LENGTH, "default": "next"},
                 },
             },
         },

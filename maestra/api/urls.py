@@ -68,6 +68,7 @@ urlpatterns = [
         name="inbound-provider-events",
     ),
     path("v1/", include(v1)),
-    # Anything else under /api/: a JSON 404, never Django's HTML page.
-    re_path(r"^.*$", not_found),
+    # Anything else under /api/: a JSON 404, never Django's HTML page ([\s\S], not ".":
+    # a path holding a newline, %0A, must not slip through to it either).
+    re_path(r"^[\s\S]*$", not_found),
 ]

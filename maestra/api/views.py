@@ -12,24 +12,28 @@ from rest_framework.exceptions import ParseError
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.views import APIView
 
-from maestra.api.auth import ApiKeyAuthentication, ApiKeyThrottle, HasApiKeyOrStaff
+from maestra.api.auth import ApiKeyAuthentication, ApiKeyThrottle, HasAccess
 from maestra.api.errors import NotFound, error
 from maestra.api.pagination import Pagination
 from maestra.api.parsers import LimitedJSONParser
 
 
 class ApiMixin:
-    # Key or staff session, a per-key throttle, JSON bodies with a size
+    # Key (within its scopes) or staff session (within its permissions: the
+    # table in maestra/api/access.py), a per-key throttle, JSON bodies with a size
     # limit; the browsable API for staff (HTML only when asked for), but every
     # error in JSON whatever the Accept header says. (A comment, not a
     # docstring: drf-spectacular would copy a docstring into every operation.)
 
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
-    permission_classes = [HasApiKeyOrStaff]
+    permission_classes = [HasAccess]
     throttle_classes = [ApiKeyThrottle]
     parser_classes = [LimitedJSONParser]
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
     pagination_class = Pagination
+    # No OPTIONS: the OpenAPI schema describes every endpoint, and an
+    # undocumented 200 with DRF's metadata is not part of the contract (405).
+    metadata_class = None
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

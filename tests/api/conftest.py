@@ -3,7 +3,8 @@
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
-from rest_framework_api_key.models import APIKey
+
+from maestra.api.models import ApiKey
 
 # The flows tests' fixtures: the SPEC §11 document, its templates, and flows
 # brought into any status through the lifecycle services.
@@ -21,7 +22,7 @@ def fresh_throttle_counters():
 
 @pytest.fixture
 def api_key(db) -> str:
-    _record, key = APIKey.objects.create_key(name="tests")
+    _record, key = ApiKey.objects.create_key(name="tests")
     return key
 
 

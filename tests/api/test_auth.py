@@ -8,7 +8,8 @@ from django.core.management import call_command
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
-from rest_framework_api_key.models import APIKey
+
+from maestra.api.models import ApiKey
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -68,7 +69,7 @@ def test_it_refuses_a_request_without_a_key(method, url):
 @pytest.mark.django_db
 @pytest.mark.parametrize(("method", "url"), ENDPOINTS)
 def test_it_refuses_a_revoked_key(method, url):
-    record, key = APIKey.objects.create_key(name="old")
+    record, key = ApiKey.objects.create_key(name="old")
     record.revoked = True
     record.save()
     client = APIClient()
@@ -99,7 +100,7 @@ def test_it_refuses_wrong_keys_and_schemes(header):
 
 @pytest.mark.django_db
 def test_it_refuses_an_expired_key():
-    _record, key = APIKey.objects.create_key(name="old", expiry_date=timezone.now() - timedelta(minutes=1))
+    _record, key = ApiKey.objects.create_key(name="old", expiry_date=timezone.now() - timedelta(minutes=1))
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     assert client.get("/api/v1/flows").status_code == 401
@@ -108,14 +109,17 @@ def test_it_refuses_an_expired_key():
 @pytest.mark.django_db
 def test_it_accepts_a_valid_key_and_stores_only_its_hash(api, api_key):
     assert api.get("/api/v1/flows").status_code == 200
-    record = APIKey.objects.get()
+    record = ApiKey.objects.get()
     assert api_key not in (record.id, record.hashed_key)
     assert record.prefix == api_key.split(".")[0]
 
 
 @pytest.mark.django_db
 def test_it_lets_staff_use_the_browsable_api_with_their_session(django_user_model):
+    from django.contrib.auth.models import Permission
+
     staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_flow"))
     client = APIClient()
     client.force_login(staff)
     response = client.get("/api/v1/flows", HTTP_ACCEPT="text/html")
@@ -140,7 +144,7 @@ def test_it_throttles_per_key_with_a_json_429(settings):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "3/min"}}
     clients = []
     for name in ("a", "b"):
-        _record, key = APIKey.objects.create_key(name=name)
+        _record, key = ApiKey.objects.create_key(name=name)
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
         clients.append(client)
@@ -159,7 +163,7 @@ def test_create_api_key_prints_a_working_key_alone_on_its_last_line(capsys):
     call_command("create_api_key", "shop")
     out = capsys.readouterr()
     key = out.out.strip().splitlines()[-1]
-    assert APIKey.objects.get_from_key(key).name == "shop"
+    assert ApiKey.objects.get_from_key(key).name == "shop"
     assert key not in out.err
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
@@ -173,7 +177,7 @@ def test_create_api_key_refuses_a_bad_name(name):
 
     with pytest.raises(CommandError):
         call_command("create_api_key", name)
-    assert not APIKey.objects.exists()
+    assert not ApiKey.objects.exists()
 
 
 @pytest.mark.django_db
@@ -184,7 +188,7 @@ def test_the_browsable_api_renders_every_endpoint_for_staff(django_user_model, f
     Customer.objects.create(external_id="c-1")
     Segment.objects.create(slug="x", name="X")
     PromoPool.objects.create(slug="x", name="X")
-    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    staff = django_user_model.objects.create_superuser("staff", password="pw")
     client = APIClient()
     client.force_login(staff)
     for method, url in ENDPOINTS:

@@ -6,14 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from channels.models import Template
-
-
-def _assert_errors(response, code: int) -> list[dict]:
-    assert response.status_code == code, response.content[:500]
-    assert response["Content-Type"] == "application/json"
-    errors = response.json()["errors"]
-    assert errors and all({"field", "message"} <= set(item) for item in errors)
-    return errors
+from tests.helpers import assert_json_errors
 
 
 @pytest.mark.django_db
@@ -21,18 +14,18 @@ def _assert_errors(response, code: int) -> list[dict]:
     "url", ["/api/", "/api/v1/", "/api/v1/nope", "/api/v2/flows", "/api/v1/flows/abc", "/api/v1/flows/1/nope"]
 )
 def test_it_answers_an_unknown_api_url_with_a_json_404(api, url):
-    errors = _assert_errors(api.get(url, HTTP_ACCEPT="text/html"), 404)
+    errors = assert_json_errors(api.get(url, HTTP_ACCEPT="text/html"), 404)
     assert url in errors[0]["message"]
 
 
 @pytest.mark.django_db
 def test_it_answers_an_unknown_api_url_with_json_even_without_a_key():
-    _assert_errors(APIClient().post("/api/v1/nope", data="x", content_type="text/plain"), 404)
+    assert_json_errors(APIClient().post("/api/v1/nope", data="x", content_type="text/plain"), 404)
 
 
 @pytest.mark.django_db
 def test_it_hints_at_the_trailing_slash(api):
-    errors = _assert_errors(api.get("/api/v1/flows/"), 404)
+    errors = assert_json_errors(api.get("/api/v1/flows/"), 404)
     assert "without the trailing slash" in errors[0]["message"]
 
 
@@ -44,13 +37,13 @@ def test_it_answers_an_unknown_object_with_a_json_404(api):
         "/api/v1/templates/none",
         "/api/v1/flows/9" * 1,
     ):
-        _assert_errors(api.get(url), 404)
+        assert_json_errors(api.get(url), 404)
 
 
 @pytest.mark.django_db
 def test_it_answers_a_huge_id_with_404_not_a_database_error(api):
-    _assert_errors(api.get("/api/v1/flows/" + "9" * 40), 404)
-    _assert_errors(api.post("/api/v1/flows/" + "9" * 30 + "/launch"), 404)
+    assert_json_errors(api.get("/api/v1/flows/" + "9" * 40), 404)
+    assert_json_errors(api.post("/api/v1/flows/" + "9" * 30 + "/launch"), 404)
 
 
 @pytest.mark.django_db
@@ -62,7 +55,7 @@ def test_it_refuses_a_body_over_the_size_limit_with_413(api, settings):
             for i in range(40)
         ]
     }
-    errors = _assert_errors(api.post("/api/v1/events", body, format="json"), 413)
+    errors = assert_json_errors(api.post("/api/v1/events", body, format="json"), 413)
     assert "1000 bytes" in errors[0]["message"]
     from customers.models import Event
 
@@ -95,7 +88,7 @@ def test_it_refuses_a_body_that_lies_about_its_length(api, settings):
     ],
 )
 def test_it_refuses_a_body_that_is_not_json_with_415(api, content_type, data):
-    errors = _assert_errors(api.post("/api/v1/events", data=data, content_type=content_type), 415)
+    errors = assert_json_errors(api.post("/api/v1/events", data=data, content_type=content_type), 415)
     assert content_type.split(";")[0] in errors[0]["message"]
 
 
@@ -112,7 +105,7 @@ def test_it_refuses_a_body_that_is_not_json_with_415(api, content_type, data):
     ],
 )
 def test_it_refuses_malformed_json_with_400(api, raw):
-    errors = _assert_errors(
+    errors = assert_json_errors(
         api.generic("POST", "/api/v1/events", data=raw, content_type="application/json"), 400
     )
     assert "JSON" in errors[0]["message"] or "UTF-8" in errors[0]["message"]
@@ -128,7 +121,7 @@ def test_it_refuses_malformed_json_with_400(api, raw):
 )
 def test_it_refuses_the_nul_character_with_400_not_a_database_error(api, body):
     # PostgreSQL text and jsonb cannot hold U+0000 (schemathesis found the 500).
-    errors = _assert_errors(api.post("/api/v1/templates", body, format="json"), 400)
+    errors = assert_json_errors(api.post("/api/v1/templates", body, format="json"), 400)
     assert "NUL" in errors[0]["message"]
     assert not Template.objects.exists()
 
@@ -136,27 +129,27 @@ def test_it_refuses_the_nul_character_with_400_not_a_database_error(api, body):
 @pytest.mark.django_db
 @pytest.mark.parametrize("body", [[], "text", 5])
 def test_it_refuses_a_body_that_is_not_an_object(api, body):
-    _assert_errors(api.post("/api/v1/events", body, format="json"), 400)
-    _assert_errors(api.put("/api/v1/customers/c-1", body, format="json"), 400)
-    _assert_errors(api.post("/api/v1/flows", body, format="json"), 400)
+    assert_json_errors(api.post("/api/v1/events", body, format="json"), 400)
+    assert_json_errors(api.put("/api/v1/customers/c-1", body, format="json"), 400)
+    assert_json_errors(api.post("/api/v1/flows", body, format="json"), 400)
 
 
 @pytest.mark.django_db
 def test_it_answers_an_unsupported_method_with_a_json_405(api):
-    _assert_errors(api.delete("/api/v1/events"), 405)
-    _assert_errors(api.post("/api/v1/flows/1/stats"), 405)
+    assert_json_errors(api.delete("/api/v1/events"), 405)
+    assert_json_errors(api.post("/api/v1/flows/1/stats"), 405)
 
 
 @pytest.mark.django_db
 def test_it_answers_an_unacceptable_accept_header_with_a_json_406(api):
     response = api.get("/api/v1/flows", HTTP_ACCEPT="application/xml")
-    _assert_errors(response, 406)
+    assert_json_errors(response, 406)
 
 
 @pytest.mark.django_db
 def test_it_answers_a_bad_page_with_a_json_404_and_a_bad_filter_with_400(api):
-    _assert_errors(api.get("/api/v1/flows", {"page": 99}), 404)
-    errors = _assert_errors(api.get("/api/v1/flows", {"status": "sleeping"}), 400)
+    assert_json_errors(api.get("/api/v1/flows", {"page": 99}), 404)
+    errors = assert_json_errors(api.get("/api/v1/flows", {"status": "sleeping"}), 400)
     assert errors[0]["field"] == "status"
 
 
@@ -171,5 +164,5 @@ def test_it_answers_a_bug_with_a_json_500_not_html(api, monkeypatch):
     from flows import lifecycle
 
     flow = lifecycle.create_flow(document={"format": "maestra.flow/1", "name": "x"})
-    errors = _assert_errors(api.get(f"/api/v1/flows/{flow.pk}/stats"), 500)
+    errors = assert_json_errors(api.get(f"/api/v1/flows/{flow.pk}/stats"), 500)
     assert "a bug" not in errors[0]["message"]

@@ -289,9 +289,11 @@ def test_it_duplicates_a_flow(api, flow_in):
 
 @pytest.mark.django_db
 def test_it_records_the_staff_user_who_acted_through_the_browsable_api(flow_in, django_user_model):
+    from django.contrib.auth.models import Permission
     from rest_framework.test import APIClient
 
     staff = django_user_model.objects.create_user("boss", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="change_flow"))
     client = APIClient(enforce_csrf_checks=False)
     client.force_login(staff)
     flow = flow_in("active")

@@ -76,6 +76,12 @@ def test_it_imports_csv_with_payload_columns(tmp_path, capsys):
         ([_event(1), "{broken"], "line 2: not JSON"),
         ([_event(1), "[1, 2]"], "line 2: expected a JSON object"),
         ([_event(1), _event(2, type="")], "line 2: type: must not be empty"),
+        # Text no database can store: were DataErrors with a traceback.
+        ([_event(1), _event(2, customer="c\ud800")], "line 2: customer: contains a lone UTF-16 surrogate"),
+        (
+            [_event(1), _event(2, payload={"note": "a\x00"})],
+            "line 2: payload.note: contains the NUL character",
+        ),
     ],
 )
 def test_it_stops_with_one_line_naming_the_bad_line(tmp_path, lines, expected):

@@ -62,12 +62,12 @@ def test_the_docs_page_loads_everything_from_local_static_files():
 
 @pytest.mark.django_db
 def test_staff_manage_api_keys_in_the_admin(admin_client):
-    assert admin_client.get("/admin/rest_framework_api_key/apikey/").status_code == 200
-    response = admin_client.post("/admin/rest_framework_api_key/apikey/add/", {"name": "crm"})
+    assert admin_client.get("/admin/api/apikey/").status_code == 200
+    response = admin_client.post("/admin/api/apikey/add/", {"name": "crm", "scopes": ["events:write"]})
     assert response.status_code == 302
-    from rest_framework_api_key.models import APIKey
+    from maestra.api.models import ApiKey
 
-    assert APIKey.objects.get().name == "crm"
+    assert ApiKey.objects.get().name == "crm"
 
 
 def _has_example(schema: dict, content: dict) -> bool:

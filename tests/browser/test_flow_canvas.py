@@ -257,7 +257,7 @@ def test_it_keeps_a_marketer_out_of_api_keys_and_users(page, live_server, market
     expect(page.locator("#content-main")).not_to_contain_text("API key")
     expect(page.locator("#content-main")).not_to_contain_text("Users")
     shoot(page, "1-marketer-index")
-    for url in ("/admin/rest_framework_api_key/apikey/", "/admin/auth/user/", "/admin/auth/group/"):
+    for url in ("/admin/api/apikey/", "/admin/auth/user/", "/admin/auth/group/"):
         response = page.goto(url)
         assert response.status == 403, url
     page.problems.clear()  # the browser logs each 403 as a console error

@@ -8,10 +8,10 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 from rest_framework.test import APIClient
-from rest_framework_api_key.models import APIKey
 
 from channels.models import Message
 from channels.sendtest import SendTestError, send_test
+from maestra.api.models import ApiKey
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def api(db):
     cache.clear()
-    _record, key = APIKey.objects.create_key(name="tests")
+    _record, key = ApiKey.objects.create_key(name="tests")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     return client

@@ -114,6 +114,12 @@ def test_it_imports_a_jsonl_file_in_chunks(tmp_path):
             '{"external_id": "u1"}\n{"external_id": "u2", "timezone": "Mars"}\n',
             "line 2: timezone:",
         ),
+        # A lone surrogate could not be stored: was a DataError with a traceback.
+        (
+            "people.jsonl",
+            '{"external_id": "u1"}\n{"external_id": "u2", "fields": {"a": "\\ud800"}}\n',
+            "line 2: fields.a: contains a lone UTF-16 surrogate",
+        ),
         ("people.xlsx", "external_id\nu1\n", "unknown extension '.xlsx'"),
     ],
 )

@@ -14,7 +14,6 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.db import models
 from rest_framework.test import APIClient
-from rest_framework_api_key.models import APIKey
 
 from channels.models import Message
 from customers.models import Customer, Subscription
@@ -23,6 +22,7 @@ from flows import lifecycle
 from flows.models import AuditEntry, NodePass, NodeStat, Run
 from flows.privacy import erase_customers, export_customer
 from flows.tick import tick
+from maestra.api.models import ApiKey
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 SECRETS = ("erinna.q@example.com", "+49 151 7777777", "491517777777", "Erinna", "Quocksworth")
@@ -169,7 +169,7 @@ def test_export_has_everything_and_is_json(seed):
 
 def api_client():
     cache.clear()
-    _record, key = APIKey.objects.create_key(name="tests")
+    _record, key = ApiKey.objects.create_key(name="tests")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     return client
