@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from maestra.durations import parse_duration
+from maestra.jsonvalues import json_problems
 
 FORMAT = "maestra.flow/1"
 
@@ -37,8 +38,6 @@ MAX_KEY_LENGTH = 100
 MAX_KIND_LENGTH = 20
 MAX_TITLE_LENGTH = 200
 MAX_PORT_LENGTH = 100
-MAX_DEPTH = 64
-MAX_DURATION = timedelta(days=365 * 100)
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -130,31 +129,13 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _check_json_values(value: Any, path: str, add) -> None:
-    """Everything must be plain JSON (a dict handed in by Python code could hold
-    a set, a datetime or NaN, which could not be stored or exported). Iterative,
-    and with a depth limit: a deeper document could not be dumped, nor walked by
-    the (recursive) rule language, without hitting the recursion limit."""
-    stack = [(value, path, 0)]
-    while stack:
-        current, where, depth = stack.pop()
-        if isinstance(current, (dict, list)) and depth >= MAX_DEPTH:
-            add(where, f"nested more than {MAX_DEPTH} levels deep")
-        elif isinstance(current, dict):
-            for key, item in current.items():
-                if not isinstance(key, str):
-                    add(where, f"object keys must be strings, not {type(key).__name__}")
-                    continue
-                stack.append((item, f"{where}.{key}" if where else key, depth + 1))
-        elif isinstance(current, list):
-            stack.extend(
-                (item, f"{where}.{index}" if where else str(index), depth + 1)
-                for index, item in enumerate(current)
-            )
-        elif isinstance(current, float):
-            if not math.isfinite(current):
-                add(where, "numbers must be finite")
-        elif current is not None and not isinstance(current, (str, int, bool)):
-            add(where, f"not a JSON value ({type(current).__name__})")
+    """Everything must be plain, bounded JSON (maestra/jsonvalues.py): a dict
+    handed in by Python code could hold a set, a datetime or NaN, which could
+    not be stored or exported; a deeper document could not be dumped, nor
+    walked by the (recursive) rule language; a lone surrogate could not be
+    stored."""
+    for where, message in json_problems(value, path):
+        add(where, message)
 
 
 def _check_string(
@@ -334,17 +315,12 @@ def dump_document(doc: dict, *, indent: int | None = None) -> str:
 
 
 def duration_problem(value: Any, *, positive: bool = True) -> str | None:
-    """An ISO 8601 duration of at most 100 years either way; `positive`
-    refuses zero and negative ones."""
+    """An ISO 8601 duration (at most 100 years either way: parse_duration
+    refuses longer ones); `positive` refuses zero and negative ones."""
     try:
         length = parse_duration(value).approximate()
     except ValueError as error:
         return str(error)
-    except OverflowError:
-        length = None
-    # Beyond this the engine's date arithmetic could leave the calendar.
-    if length is None or abs(length) > MAX_DURATION:
-        return "must be at most 100 years"
     if positive and length <= timedelta(0):
         return "must be a positive duration"
     return None
