@@ -11,9 +11,11 @@ Two layers of checking, on purpose:
 The document is never rewritten: defaults are applied when reading it
 (`document_settings`, `graph_rows`), so export returns exactly what came in.
 
-The small value formats the document uses (durations, "HH:MM" times, weekdays,
-time zones, ISO datetimes) are checked by the `*_problem` helpers below; node
-kinds and the settings check share them. Each returns a message or None.
+The small value formats the document uses (durations, time zones, ISO
+datetimes) are checked by the `*_problem` helpers below; node kinds and the
+settings check share them. Each returns a message or None. Recurrences and
+exit windows (with their "HH:MM" times and weekdays) are judged by
+flows/schedule.py and flows/windows.py, the modules the engine runs them with.
 """
 
 from __future__ import annotations
@@ -52,7 +54,6 @@ _NODE_KEYS = frozenset({"key", "kind", "title", "config", "position"})
 _EDGE_KEYS = frozenset({"from", "to", "port"})
 _LAUNCH_LIMIT_KEYS = frozenset({"mode", "period", "max_total"})
 _SCHEDULE_KEYS = frozenset({"start_at", "end_at"})
-_TIME_PATTERN = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
 class DocumentError(Exception):
@@ -332,23 +333,6 @@ def port_name_problem(value: Any) -> str | None:
         return "must be a non-empty string"
     if len(value) > MAX_PORT_LENGTH:
         return f"must be at most {MAX_PORT_LENGTH} characters"
-    return None
-
-
-def time_of_day_problem(value: Any) -> str | None:
-    if not isinstance(value, str) or not _TIME_PATTERN.fullmatch(value):
-        return 'must be a time "HH:MM" between 00:00 and 23:59'
-    return None
-
-
-def weekdays_problem(value: Any) -> str | None:
-    if not isinstance(value, list) or not value:
-        return f"must be a non-empty list of weekdays ({', '.join(WEEKDAYS)})"
-    for day in value:
-        if not isinstance(day, str) or day not in WEEKDAYS:
-            return f"{day!r} is not a weekday; use {', '.join(WEEKDAYS)}"
-    if len(set(value)) != len(value):
-        return "lists a weekday twice"
     return None
 
 

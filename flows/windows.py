@@ -26,6 +26,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flows.document import timezone_problem
 from flows.schedule import WEEKDAYS, parse_time_of_day, validate_weekdays
 from maestra.durations import Duration, localize
 
@@ -34,9 +35,10 @@ WINDOW_ZONES = ("flow", "customer")
 
 def validate_window(window: object) -> list[tuple[str, str]]:
     """Every problem of a WINDOW as (field path inside the window, message).
-    `timezone` may be left out and then means "flow"."""
+    `timezone` may be left out and then means "flow". The one judge of a
+    window: the wait node's validation and the functions below call it."""
     if not isinstance(window, dict):
-        return [("", "must be an object with weekdays, from, to and timezone")]
+        return [("", 'must be an object {"weekdays", "from", "to", "timezone"}')]
     problems = [
         (str(key), "unknown field") for key in window if key not in {"weekdays", "from", "to", "timezone"}
     ]
@@ -49,9 +51,8 @@ def validate_window(window: object) -> list[tuple[str, str]]:
             parse_time_of_day(window[key])
         except ValueError as error:
             problems.append((key, str(error)))
-    zone = window.get("timezone", "flow")
-    if zone not in WINDOW_ZONES and _zone_or_none(zone) is None:
-        problems.append(("timezone", "must be flow, customer or an IANA time zone such as Europe/Berlin"))
+    if "timezone" in window and (message := timezone_problem(window["timezone"], also=WINDOW_ZONES)):
+        problems.append(("timezone", message))
     return problems
 
 

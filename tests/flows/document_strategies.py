@@ -105,14 +105,10 @@ event_configs = merged(
 )
 
 recurrences = st.one_of(
-    merged(
-        st.just({"every": "day"}),
-        optional("interval", st.integers(1, 30)),
-        st.builds(lambda t: {"at": t}, times),
-    ),
+    st.builds(lambda t: {"every": "day", "at": t}, times),
     merged(
         st.just({"every": "week"}),
-        optional("interval", st.integers(1, 8)),
+        optional("interval", st.integers(1, 52)),
         st.builds(lambda d, t: {"weekdays": d, "at": t}, weekday_lists, times),
     ),
     st.builds(
@@ -126,9 +122,18 @@ recurrences = st.one_of(
         st.sampled_from(WEEKDAYS),
         times,
     ),
-    st.sampled_from(["0 10 * * *", "30 9 * * mon,thu", "*/15 8-18 1,15 * 1-5", "0 0 1 jan,jul *"]).map(
-        lambda cron: {"cron": cron}
-    ),
+    st.sampled_from(
+        [
+            "0 10 * * *",
+            "30 9 * * mon,thu",
+            "*/15 8-18 1,15 * 1-5",
+            "0 0 1 jan,jul *",
+            "0 0 29 2 *",  # leap days only
+            "0 0 */31 jan mon",  # January 1sts that are Mondays: up to 12 years apart
+            "0 0 31 * *",
+            "59 23 30,31 1-12/2 7",
+        ]
+    ).map(lambda cron: {"cron": cron}),
 )
 audiences = st.one_of(
     st.just({"segment": "rule-seg"}),
@@ -226,8 +231,8 @@ ab_test_configs = shares(max_count=5, with_control=True).map(lambda v: {"variant
 
 @st.composite
 def windows(draw) -> dict:
-    start, end = sorted(draw(st.lists(times, min_size=2, max_size=2, unique=True)))
-    window = {"weekdays": draw(weekday_lists), "from": start, "to": end}
+    # to < from is an overnight window, to == from a whole day (flows/windows.py).
+    window = {"weekdays": draw(weekday_lists), "from": draw(times), "to": draw(times)}
     window.update(draw(optional("timezone", st.sampled_from(("flow", "customer", *TIMEZONES)))))
     return window
 

@@ -238,7 +238,7 @@ def test_it_accepts_valid_windows():
     assert validate_window(FRIDAY_NIGHT) == []
     assert validate_window({**WORKDAYS, "timezone": "customer"}) == []
     assert validate_window({**WORKDAYS, "timezone": "Asia/Tokyo"}) == []
-    assert validate_window({"weekdays": ["sun"], "from": "9:00", "to": "9:00"}) == []
+    assert validate_window({"weekdays": ["sun"], "from": "09:00", "to": "09:00"}) == []
 
 
 @pytest.mark.parametrize(
@@ -250,6 +250,8 @@ def test_it_accepts_valid_windows():
         ({**WORKDAYS, "weekdays": ["mon", "mon"]}, "weekdays.1"),
         ({**WORKDAYS, "from": "24:00"}, "from"),
         ({**WORKDAYS, "to": "6pm"}, "to"),
+        ({**WORKDAYS, "from": "9:00"}, "from"),
+        ({**WORKDAYS, "timezone": "localtime"}, "timezone"),
         ({"weekdays": ["mon"], "to": "18:00"}, "from"),
         ({"weekdays": ["mon"], "from": "10:00"}, "to"),
         ({**WORKDAYS, "timezone": "Mars/Olympus_Mons"}, "timezone"),
