@@ -897,6 +897,16 @@ def remove_from_segment(*, slug: str, customer_ids: list[int]) -> int:
 # --- Points -----------------------------------------------------------------------
 
 
+def points_amount_problem(amount: Any) -> str | None:
+    """A points amount: a non-zero integer the ledger's integer column holds.
+    The one check, used here and by the flow's points step when it is saved."""
+    if not _is_int(amount) or amount == 0:
+        return "must be a non-zero integer (negative to deduct)"
+    if abs(amount) > sql.MAX_INT:
+        return f"must be between -{sql.MAX_INT:,} and {sql.MAX_INT:,}"
+    return None
+
+
 def grant_points(*, entries: list[dict[str, Any]]) -> int:
     """Write points entries {customer_id, amount (± int, not 0), reason,
     expires_at (aware datetime | None), source_key (str | None)}; an entry
@@ -915,8 +925,8 @@ def grant_points(*, entries: list[dict[str, Any]]) -> int:
         if not _is_int(entry.get("customer_id")):
             errors.add(index, "customer_id", "must be an integer")
         amount = entry.get("amount")
-        if not _is_int(amount) or amount == 0:
-            errors.add(index, "amount", "must be a non-zero integer")
+        if message := points_amount_problem(amount):
+            errors.add(index, "amount", message)
         try:
             reason = _clean_reason(entry.get("reason"))
         except ValueError as exc:

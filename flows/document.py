@@ -30,6 +30,7 @@ from typing import Any
 
 from maestra.durations import parse_duration
 from maestra.jsonvalues import json_problems
+from maestra.sql import MAX_INT
 
 FORMAT = "maestra.flow/1"
 
@@ -277,7 +278,8 @@ def document_settings(doc: dict) -> FlowSettings:
         ):
             settings.launch_limit_period = parse_duration(period).approximate()
         max_total = launch_limit.get("max_total")
-        if is_int(max_total) and max_total > 0:
+        # Beyond MAX_INT the column could not hold it (the draft is invalid anyway).
+        if is_int(max_total) and 0 < max_total <= MAX_INT:
             settings.launch_limit_max_total = max_total
 
     schedule = doc.get("schedule")

@@ -115,6 +115,8 @@ def test_valid_settings_have_no_errors(change):
         ({"launch_limit": {"mode": "once", "period": "weekly"}}, "launch_limit.period"),
         ({"launch_limit": {"mode": "every_time", "max_total": 0}}, "launch_limit.max_total"),
         ({"launch_limit": {"mode": "every_time", "max_total": -5}}, "launch_limit.max_total"),
+        ({"launch_limit": {"mode": "every_time", "max_total": 2**31}}, "launch_limit.max_total"),
+        ({"launch_limit": {"mode": "once", "max_total": 10**30}}, "launch_limit.max_total"),
         ({"schedule": {"start_at": "2025-06-01T10:00:00"}}, "schedule.start_at"),
         ({"schedule": {"start_at": "2025-06-01"}}, "schedule.start_at"),
         ({"schedule": {"end_at": "tomorrow"}}, "schedule.end_at"),

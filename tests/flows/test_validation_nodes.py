@@ -461,6 +461,8 @@ def steps(*actions, relevance="P1D") -> dict:
         {"action": "points", "amount": 100},
         {"action": "points", "amount": -5, "expires_in": "P30D", "reason": "welcome"},
         {"action": "points", "amount": 1, "expires_in": None, "reason": ""},
+        {"action": "points", "amount": 2**31 - 1, "expires_in": "P100Y"},
+        {"action": "points", "amount": -(2**31 - 1)},
         {"action": "set_field", "field": "vip", "value": True},
         {"action": "set_field", "field": "tier", "value": None},
         {"action": "set_field", "field": "greeting", "value": "Hello {{ customer.first_name }}"},
@@ -496,6 +498,10 @@ def test_steps_accept_every_action(action):
         ({"action": "points", "amount": 1.5}, ["steps.0.amount"]),
         ({"action": "points", "amount": "100"}, ["steps.0.amount"]),
         ({"action": "points", "amount": True}, ["steps.0.amount"]),
+        # The ledger's integer column: 10**30 was "bigint out of range" in every tick.
+        ({"action": "points", "amount": 10**30}, ["steps.0.amount"]),
+        ({"action": "points", "amount": 2**31}, ["steps.0.amount"]),
+        ({"action": "points", "amount": -(2**31)}, ["steps.0.amount"]),
         ({"action": "points", "amount": 10, "expires_in": "30 days"}, ["steps.0.expires_in"]),
         ({"action": "points", "amount": 10, "expires_in": "-P1D"}, ["steps.0.expires_in"]),
         ({"action": "points", "amount": 10, "reason": 7}, ["steps.0.reason"]),
@@ -543,6 +549,8 @@ def test_steps_name_the_failing_action_by_its_index():
         ({"relevance": "P1D", "steps": []}, ["steps"]),
         ({"relevance": "P1D", "steps": SEND}, ["steps"]),
         ({**steps(SEND), "retry": True}, ["retry"]),
+        (steps(*[SEND] * 101), ["steps"]),
+        (steps(SEND, relevance="P101Y"), ["relevance"]),
     ],
 )
 def test_steps_need_a_positive_relevance_and_actions(config, expected):
@@ -743,6 +751,7 @@ def test_wait_has_one_port():
         {"max": 5, "period": {"unit": "days", "every": 1}, "alert_below": 0},
         {"max": 5, "period": {"unit": "calendar_days", "every": 2}, "alert_below": 4},
         {"max": 5, "period": {"unit": "weeks", "every": 1}},
+        {"max": 2**31 - 1, "period": {"unit": "days", "every": 1000}, "alert_below": 2**31 - 2},
     ],
 )
 def test_limitation_accepts_valid_configs(config):
@@ -763,6 +772,11 @@ def test_limitation_accepts_valid_configs(config):
         ({"max": 10, "period": {"every": 1}}, ["period.unit"]),
         ({"max": 10, "period": {"unit": "days"}}, ["period.every"]),
         ({"max": 10, "period": {"unit": "days", "every": 0}}, ["period.every"]),
+        # Bounds (SPEC §12): 10**30 days overflowed every tick; max is an integer column.
+        ({"max": 10, "period": {"unit": "days", "every": 1001}}, ["period.every"]),
+        ({"max": 10, "period": {"unit": "hours", "every": 10**30}}, ["period.every"]),
+        ({"max": 2**31}, ["max"]),
+        ({"max": 10**30}, ["max"]),
         ({"max": 10, "period": {"unit": "days", "every": 1, "start": "mon"}}, ["period.start"]),
         ({"max": 10, "alert_below": 10}, ["alert_below"]),
         ({"max": 10, "alert_below": 11}, ["alert_below"]),
