@@ -300,6 +300,7 @@ _RUN = {
     "entered_at": _AT,
     "ended_at": None,
     "stop_reason": None,
+    "error": None,
     "nodes": [
         {
             "key": "start",
