@@ -112,7 +112,7 @@ from customers import selectors
 from customers.models import Customer, Segment, SegmentMembership, Subscription
 from maestra import durations, sql
 from maestra.durations import Duration
-from maestra.jsonvalues import NOT_UNICODE, is_unicode
+from maestra.jsonvalues import text_problem
 
 MAX_DEPTH = 10
 MAX_NUMBER = 2**53
@@ -367,12 +367,10 @@ def _value_problem(path: Path, op: str, value: Any, present: bool) -> str | None
         return None
     if not present:
         return f"op {op!r} needs a value"
-    # A rule is stored (segments, flow documents): PostgreSQL refuses lone surrogates.
-    if any(
-        isinstance(item, str) and not is_unicode(item)
-        for item in (value if isinstance(value, list) else [value])
-    ):
-        return NOT_UNICODE
+    # A rule is stored (segments, flow documents): PostgreSQL refuses lone surrogates and NUL.
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, str) and (message := text_problem(item)):
+            return message
     if op in LIST_OPS:
         if not isinstance(value, list) or not value:
             return f"op {op!r} needs a non-empty list"

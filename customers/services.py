@@ -47,7 +47,7 @@ from customers.models import (
     Subscription,
 )
 from maestra import sql
-from maestra.jsonvalues import NOT_UNICODE, is_unicode, json_problems
+from maestra.jsonvalues import json_problems, text_problem
 
 logger = logging.getLogger(__name__)
 
@@ -191,8 +191,8 @@ def _text_cleaner(max_length: int, *, required: bool = False) -> Callable[[Any],
             value = ""
         if not isinstance(value, str):
             raise ValueError("must be a string")
-        if not is_unicode(value):
-            raise ValueError(NOT_UNICODE)
+        if message := text_problem(value):
+            raise ValueError(message)
         value = value.strip()
         if required and not value:
             raise ValueError("must not be empty")
@@ -782,10 +782,10 @@ def set_subscriptions(*, changes: list[tuple[int, str, str]], source: str = "api
 def _clean_field_name(field: Any) -> str:
     if not isinstance(field, str) or not field.strip():
         raise InvalidInput([{"field": "field", "message": "must be a non-empty string"}])
-    if '"' in field or "\\" in field or len(field) > 200 or not is_unicode(field):
+    if '"' in field or "\\" in field or len(field) > 200 or text_problem(field):
         # SQLite's JSON path cannot quote these; a rule could not name them either.
         raise InvalidInput(
-            [{"field": "field", "message": 'must be valid Unicode without " or \\, at most 200 characters'}]
+            [{"field": "field", "message": 'must be valid text without ", \\ or NUL, at most 200 characters'}]
         )
     return field
 

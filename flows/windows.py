@@ -31,6 +31,8 @@ from flows.schedule import WEEKDAYS, parse_time_of_day, validate_weekdays
 from maestra.durations import Duration, localize
 
 WINDOW_ZONES = ("flow", "customer")
+# The years a dynamic wait may end in (see dynamic_target).
+TARGET_YEARS = (1000, 2999)
 
 
 def validate_window(window: object) -> list[tuple[str, str]]:
@@ -177,17 +179,19 @@ def dynamic_target(value: object, *, offset: Duration | None, tz: ZoneInfo) -> d
     wall time in `tz` (a time in the DST gap moves forward, an ambiguous one
     takes its first occurrence). The offset is applied with Duration.add_to,
     so "-P3D" keeps the local wall time across a DST change. None when the
-    value is missing or cannot be read as a date: the engine stops the run
-    with `dynamic_wait_value_missing`."""
-    moment = _read_moment(value, tz)
-    if moment is None:
-        return None
+    value is missing or cannot be read as a date, or when the target falls
+    outside the years 1000–2999 (the dates the rule language reads too): the
+    engine stops the run with `dynamic_wait_value_missing`. A target near
+    the end of the calendar ("9999-12-31") would make the exit window's
+    search overflow, and one near its start cannot even be read in UTC."""
     try:
-        if offset is not None:
-            return offset.add_to(moment, tz)
-        return moment.astimezone(UTC)
+        moment = _read_moment(value, tz)
+        if moment is None:
+            return None
+        target = offset.add_to(moment, tz) if offset is not None else moment.astimezone(UTC)
     except (OverflowError, ValueError):
         return None  # pushed off the calendar (year 1 or 9999)
+    return target if TARGET_YEARS[0] <= target.year <= TARGET_YEARS[1] else None
 
 
 def _read_moment(value: object, tz: ZoneInfo) -> datetime | None:

@@ -13,9 +13,9 @@ stored:
   that reads them later (the template context, the rule language, JSON
   encoders) walks them recursively, and a run must never die of a
   RecursionError on data an integration sent weeks earlier;
-- strings (and keys) are valid Unicode: a lone surrogate such as "\\ud800"
-  cannot be encoded as UTF-8, so PostgreSQL refuses it (and SQLite would keep
-  text no reader can decode).
+- strings (and keys) are text both databases store: valid Unicode (a lone
+  surrogate such as "\\ud800" cannot be encoded as UTF-8) without the NUL
+  character (PostgreSQL refuses "\\u0000" in text columns and in jsonb).
 
 The walk is iterative, so a value nested 100,000 levels deep is refused
 without ever recursing.
@@ -28,20 +28,20 @@ from typing import Any
 
 MAX_DEPTH = 32
 NOT_UNICODE = "must be valid Unicode text (it holds a lone surrogate such as \\ud800)"
-KEY_NOT_UNICODE = "object keys must be valid Unicode text (this one holds a lone surrogate)"
+HAS_NUL = "must not contain the NUL character (\\u0000), which the database cannot store"
 # A value with more problems than this is reported by its first ones.
 MAX_PROBLEMS = 20
 
 
-def is_unicode(text: str) -> bool:
-    """False for a string holding a lone surrogate (which UTF-8 cannot encode)."""
+def text_problem(text: str) -> str | None:
+    """Why a string cannot be stored as text (see above), or None."""
     if text.isascii():
-        return True
+        return HAS_NUL if "\x00" in text else None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return False
-    return True
+        return NOT_UNICODE
+    return HAS_NUL if "\x00" in text else None
 
 
 def json_problems(value: Any, path: str = "", *, max_depth: int = MAX_DEPTH) -> list[tuple[str, str]]:
@@ -58,8 +58,8 @@ def json_problems(value: Any, path: str = "", *, max_depth: int = MAX_DEPTH) -> 
                 if not isinstance(key, str):
                     problems.append((where, f"object keys must be strings, not {type(key).__name__}"))
                     continue
-                if not is_unicode(key):
-                    problems.append((where, KEY_NOT_UNICODE))
+                if message := text_problem(key):
+                    problems.append((where, f"an object key {message}"))
                     continue
                 stack.append((item, f"{where}.{key}" if where else key, depth + 1))
         elif isinstance(current, list):
@@ -68,8 +68,8 @@ def json_problems(value: Any, path: str = "", *, max_depth: int = MAX_DEPTH) -> 
                 for index, item in enumerate(current)
             )
         elif isinstance(current, str):
-            if not is_unicode(current):
-                problems.append((where, NOT_UNICODE))
+            if message := text_problem(current):
+                problems.append((where, message))
         elif isinstance(current, float):
             if not math.isfinite(current):
                 problems.append((where, "numbers must be finite"))

@@ -98,6 +98,7 @@ def test_it_accepts_valid_rules(rule):
         (leaf("customer.fields.tier", "eq", "gold\ud800"), "value", "valid Unicode"),
         (leaf("customer.fields.tier", "in", ["gold", "\udfff"]), "value", "valid Unicode"),
         (leaf("event.name", "contains", "\ud800"), "value", "valid Unicode"),
+        (leaf("customer.fields.tier", "eq", "a\x00"), "value", "NUL"),
         (leaf("customer.email", "gt", 1), "op", "does not support"),
         (leaf("customer.email", "eq", 1), "value", "compares with strings"),
         (leaf("customer.created_at", "eq", "2024-01-01"), "op", "does not support"),

@@ -110,6 +110,7 @@ def test_it_accepts_a_payload_nested_32_levels(make_customers):
         ({"payload": {"a": nested(500)}}, "payload.a" + ".a" * 31),
         ({"payload": {"items": [{"sku": "x\ud800"}]}}, "payload.items.0.sku"),
         ({"type": "order\udc00"}, "type"),
+        ({"payload": {"note": "\x00"}}, "payload.note"),
         ({"external_id": ""}, "external_id"),
         ({"external_id": 5}, "external_id"),
         ({"colour": "red"}, "colour"),

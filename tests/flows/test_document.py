@@ -266,7 +266,7 @@ def test_it_refuses_a_document_nested_one_level_too_deep():
     assert [error["message"] for error in errors] == ["nested more than 32 levels deep"]
 
 
-def test_it_refuses_lone_surrogates_anywhere_in_a_document():
+def test_it_refuses_lone_surrogates_and_nul_anywhere_in_a_document():
     doc = minimal(
         nodes=[node(title="ok", config={"rule": {"field": "points", "op": "eq", "value": "a\ud800"}})]
     )
@@ -274,6 +274,9 @@ def test_it_refuses_lone_surrogates_anywhere_in_a_document():
     assert "valid Unicode" in problems(doc)[0]["message"]
     assert fields(minimal(name="Wel\udfffcome")) == ["name"]
     assert fields(minimal(nodes=[node(config={"\ud800": 1})])) == ["nodes.0.config"]
+    # NUL: PostgreSQL stores it neither in text nor in jsonb.
+    assert fields(minimal(nodes=[node(title="a\x00b")])) == ["nodes.0.title"]
+    assert fields(minimal(nodes=[node(config={"x": ["\x00"]})])) == ["nodes.0.config.x.0"]
     # From JSON text too: the escape parses to a lone surrogate.
     assert fields('{"format": "maestra.flow/1", "name": "\\ud800"}') == ["name"]
 

@@ -460,3 +460,53 @@ def test_flows_tick_prints_the_error_counts_and_exits_zero():
         out, err = flows_tick()
     assert "runs.errors: 1" in out
     assert err.strip() == "1 error(s) isolated; see the monitoring page and the audit log"
+
+
+def test_the_periodic_sweep_goes_on_and_returns_the_error_counts():
+    from flows.tick import sweep_task
+
+    with at(NOON):
+        ada = customer("ada")
+        capped_flow()
+        healthy_flow()
+        post_event(ada, occurred_at=NOON)
+        counts = sweep_task()
+    assert counts["runs.errors"] == 1
+    assert hello_sent_to(ada)
+
+
+def test_a_tick_step_that_raises_anyway_is_counted_and_the_other_steps_run(monkeypatch):
+    import flows.tick
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in one step")
+
+    monkeypatch.setattr(flows.tick, "fire_schedules", broken)
+    with at(NOON):
+        ada = customer("ada")
+        healthy_flow()
+        post_event(ada, occurred_at=NOON)
+        out, _err = flows_tick()
+    assert "errors.schedules: 1" in out
+    assert hello_sent_to(ada)
+
+
+def test_an_error_of_the_system_stops_the_tick_with_the_reason(monkeypatch):
+    """No run is to blame when the database is gone: nothing is stopped, the
+    command fails (exit code 1 from manage.py) and says why."""
+    from django.db import OperationalError
+
+    import flows.engine
+
+    def gone(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(flows.engine, "move_batch", gone)
+    with at(NOON):
+        ada = customer("ada")
+        healthy = healthy_flow()
+        post_event(ada, occurred_at=NOON)
+        with pytest.raises(OperationalError, match="server closed"):
+            flows_tick()
+    # Rolled back and left for the next tick, not stopped.
+    assert [(run.status, run.stop_reason) for run in runs_of(healthy)] == [("active", "")]
