@@ -357,22 +357,14 @@ def _fail_launch(*, flow_id: int, user_id: int | None, error: Exception) -> Flow
         flow = _lock(flow_id)
         if flow.status != Status.LAUNCHING:
             return flow
-        request = flow.audit_entries.filter(action="flow.launch_requested").order_by("-at", "-pk").first()
-        if user_id is None and request is not None:
-            user_id = request.user_id
-        user = get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
-        back_to = request.data.get("back_to") if request is not None else None
-        if back_to not in (Status.READY, *LIVE):
-            back_to = Status.PAUSED if flow.live_version_id else Status.READY
-        draft = flow.draft
-        flow.fail_launch(back_to=back_to)
-        _save_flow(flow)
-        log_action(
-            "flow.launch_failed",
+        request, user = _launch_request(flow, user_id)
+        # The draft is valid: a never-launched flow goes back to `ready`.
+        _return_from_launch(
+            flow,
+            request,
             user=user,
-            flow=flow,
+            never_launched=Status.READY,
             data={
-                "version": draft.number if draft else None,
                 "error": text,
                 "errors": [{"node": None, "field": "", "message": f"the launch failed: {text}"}],
             },
@@ -380,15 +372,38 @@ def _fail_launch(*, flow_id: int, user_id: int | None, error: Exception) -> Flow
     return flow
 
 
+def _launch_request(flow: Flow, user_id: int | None) -> tuple[Any, Any]:
+    """The audit entry of the launch request (it remembers the status the
+    flow was launched from) and the user to credit (the requester, unless
+    `user_id` names another)."""
+    request = flow.audit_entries.filter(action="flow.launch_requested").order_by("-at", "-pk").first()
+    if user_id is None and request is not None:
+        user_id = request.user_id
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
+    return request, user
+
+
+def _return_from_launch(flow: Flow, request, *, user, never_launched: str, data: dict) -> None:
+    """Back to the status the launch was requested from, with a
+    `flow.launch_failed` entry; a flow whose request is lost goes to `paused`
+    when it has a live version, else to `never_launched`."""
+    back_to = request.data.get("back_to") if request is not None else None
+    if back_to not in (never_launched, *LIVE):
+        back_to = Status.PAUSED if flow.live_version_id else never_launched
+    draft = flow.draft
+    flow.fail_launch(back_to=back_to)
+    _save_flow(flow)
+    log_action(
+        "flow.launch_failed", user=user, flow=flow, data={"version": draft.number if draft else None, **data}
+    )
+
+
 def _finish_launch(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool]:
     with transaction.atomic():
         flow = _lock(flow_id)
         if flow.status != Status.LAUNCHING:
             return flow, False
-        request = flow.audit_entries.filter(action="flow.launch_requested").order_by("-at", "-pk").first()
-        if user_id is None and request is not None:
-            user_id = request.user_id
-        user = get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
+        request, user = _launch_request(flow, user_id)
 
         draft = flow.draft
         if draft is None:
@@ -396,17 +411,9 @@ def _finish_launch(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool]:
         else:
             errors = _revalidate(draft)
         if errors:
-            back_to = request.data.get("back_to") if request is not None else None
-            if back_to not in LIVE:
-                # Never launched: its draft is now invalid, so `draft`, not `ready`.
-                back_to = Status.PAUSED if flow.live_version_id else Status.DRAFT
-            flow.fail_launch(back_to=back_to)
-            _save_flow(flow)
-            log_action(
-                "flow.launch_failed",
-                user=user,
-                flow=flow,
-                data={"version": draft.number if draft else None, "errors": errors},
+            # Never launched: its draft is now invalid, so `draft`, not `ready`.
+            _return_from_launch(
+                flow, request, user=user, never_launched=Status.DRAFT, data={"errors": errors}
             )
             return flow, True
 

@@ -25,9 +25,9 @@ MAX_INT = 2**31 - 1  # integer columns: a launch cap, a limitation's max, a poin
 MAX_NESTING = 32  # levels of JSON in a document, a payload, customer fields
 LONGEST_DURATIONS = ["P100Y", "P1200M", "P36500D", "PT876000H", "PT3153600000S", "P99Y11M30DT23H59M59S"]
 
-# Any text the product stores: no lone surrogates (hypothesis never draws
-# them), no NUL (PostgreSQL refuses it; validation too).
-text = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=12)
+# Any text the product stores: valid UTF-8 (no lone surrogates) without NUL
+# (PostgreSQL refuses it; validation too).
+text = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 _-ÄéЖ", min_size=1, max_size=10).filter(
     str.strip
 )
