@@ -16,6 +16,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from customers.models import Customer, Event
+from flows.audit import log_action
 from flows.engine import ENGINE_ERROR, RUN_COLUMNS, EngineContext, hour_of
 from flows.launch_limits import blocked_q, once_until
 from flows.models import Flow, FlowVersion, LaunchRecord, NodePass, Run
@@ -496,7 +497,6 @@ def _skip_failed_fire(version_id: int, *, now: datetime, error: Exception) -> No
     """A fire that raised: nobody entered (its transaction rolled back); the
     version moves on to its next fire, or is disarmed when even that cannot be
     computed, and the flow's audit log says why."""
-    from flows.audit import log_action
     from flows.schedule import next_fire
 
     text = error_text(error)

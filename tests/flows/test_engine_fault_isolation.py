@@ -15,12 +15,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import OperationalError, connection
+from django.urls import reverse
 
+import customers.services
+import flows.engine
+import flows.tick
 from channels.models import Message, Template
 from customers.models import Customer, Event
 from flows import lifecycle
+from flows.activity import customer_runs, describe_runs
 from flows.models import AuditEntry, Flow, FlowVersion, Node, Run
-from flows.tick import tick
+from flows.tick import sweep_task, tick
 from tests.flows.engine_kit import (
     at,
     chain,
@@ -336,10 +342,6 @@ def test_a_database_error_of_one_run_is_isolated_too(monkeypatch):
     """An error the database raises (on PostgreSQL it aborts the whole
     transaction) for one customer's row: the batch is rolled back and split,
     the others' points are granted once."""
-    from django.db import connection
-
-    import customers.services
-
     grant = customers.services.grant_points
     with at(NOON):
         customers_ = [customer(f"c{index}") for index in range(6)]
@@ -416,8 +418,6 @@ def test_data_nested_500_levels_stops_its_run_alone_and_the_other_flow_runs(wher
 
 
 def test_the_error_is_kept_on_the_run_for_the_activity():
-    from flows.activity import customer_runs, describe_runs
-
     with at(NOON):
         ada = customer("ada")
         capped_flow()
@@ -429,8 +429,6 @@ def test_the_error_is_kept_on_the_run_for_the_activity():
 
 
 def test_the_monitoring_page_and_the_activity_show_the_error(admin_client):
-    from django.urls import reverse
-
     with at(NOON):
         ada = customer("ada")
         capped = capped_flow()
@@ -463,8 +461,6 @@ def test_flows_tick_prints_the_error_counts_and_exits_zero():
 
 
 def test_the_periodic_sweep_goes_on_and_returns_the_error_counts():
-    from flows.tick import sweep_task
-
     with at(NOON):
         ada = customer("ada")
         capped_flow()
@@ -476,8 +472,6 @@ def test_the_periodic_sweep_goes_on_and_returns_the_error_counts():
 
 
 def test_a_tick_step_that_raises_anyway_is_counted_and_the_other_steps_run(monkeypatch):
-    import flows.tick
-
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in one step")
 
@@ -494,9 +488,6 @@ def test_a_tick_step_that_raises_anyway_is_counted_and_the_other_steps_run(monke
 def test_an_error_of_the_system_stops_the_tick_with_the_reason(monkeypatch):
     """No run is to blame when the database is gone: nothing is stopped, the
     command fails (exit code 1 from manage.py) and says why."""
-    from django.db import OperationalError
-
-    import flows.engine
 
     def gone(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
