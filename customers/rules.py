@@ -70,7 +70,7 @@ thing: "no value".
   not match. Comparisons are on UTC instants at one-second precision
   (fractions of a second are dropped).
 - ``within_last D``: D is a non-negative ISO 8601 duration (``P7D``,
-  ``PT12H``, ``P1M``); matches when the field's moment lies in
+  ``PT12H``, ``P1M``) of at most 100 years; matches when the field's moment lies in
   [now - D, now] (both ends inclusive, one-second precision; months and years
   counted on the UTC calendar). ``now`` is `django.utils.timezone.now()`.
 
@@ -112,6 +112,7 @@ from customers import selectors
 from customers.models import Customer, Segment, SegmentMembership, Subscription
 from maestra import durations, sql
 from maestra.durations import Duration
+from maestra.jsonvalues import text_problem
 
 MAX_DEPTH = 10
 MAX_NUMBER = 2**53
@@ -276,8 +277,9 @@ def parse_duration(text: Any) -> Duration:
     problem = f"{text!r} is not a non-negative ISO 8601 duration such as P7D, PT12H or P1M"
     try:
         duration = durations.parse_duration(text)
-    except ValueError:
-        raise RuleError(problem) from None
+    except ValueError as error:
+        # Longer than 100 years: now - D would leave the calendar.
+        raise RuleError(durations.TOO_LONG if str(error) == durations.TOO_LONG else problem) from None
     # Stricter than the flows' durations: no sign, no fraction, no spaces.
     if not text.startswith("P") or text.strip() != text or duration.seconds != int(duration.seconds):
         raise RuleError(problem)
@@ -365,6 +367,10 @@ def _value_problem(path: Path, op: str, value: Any, present: bool) -> str | None
         return None
     if not present:
         return f"op {op!r} needs a value"
+    # A rule is stored (segments, flow documents): PostgreSQL refuses lone surrogates and NUL.
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, str) and (message := text_problem(item)):
+            return message
     if op in LIST_OPS:
         if not isinstance(value, list) or not value:
             return f"op {op!r} needs a non-empty list"

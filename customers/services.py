@@ -47,6 +47,7 @@ from customers.models import (
     Subscription,
 )
 from maestra import sql
+from maestra.jsonvalues import json_problems, text_problem
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,8 @@ def _text_cleaner(max_length: int, *, required: bool = False) -> Callable[[Any],
             value = ""
         if not isinstance(value, str):
             raise ValueError("must be a string")
+        if message := text_problem(value):
+            raise ValueError(message)
         value = value.strip()
         if required and not value:
             raise ValueError("must not be empty")
@@ -245,13 +248,22 @@ def _json_text(value: Any) -> str:
         raise ValueError("must be JSON-serializable (no NaN, dates as strings)") from None
 
 
-def _clean_json_object(value: Any) -> dict[str, Any]:
+def _json_object_problems(value: Any, name: str) -> list[tuple[str, str]]:
+    """(field, message) for each reason `value` cannot be stored as the JSON
+    object `name` (custom fields, an event payload): plain JSON nested at most
+    32 levels, valid Unicode (maestra/jsonvalues.py), the field naming the
+    offending spot ("payload.items.0.name")."""
     if not isinstance(value, dict):
-        raise ValueError("must be an object")
+        return [(name, "must be an object")]
     if not all(isinstance(key, str) and key for key in value):
-        raise ValueError("keys must be non-empty strings")
-    _json_text(value)
-    return value
+        return [(name, "keys must be non-empty strings")]
+    problems = [(f"{name}.{path}" if path else name, message) for path, message in json_problems(value)]
+    if not problems:
+        try:
+            _json_text(value)
+        except ValueError as exc:
+            problems.append((name, str(exc)))
+    return problems
 
 
 def _is_int(value: Any) -> bool:
@@ -375,10 +387,8 @@ def store_events(*, events: list[dict[str, Any]], depth: int = 0) -> dict[str, A
         if not _is_aware(event.get("occurred_at")):
             errors.add(index, "occurred_at", "must be a datetime with a time zone")
         payload = event.get("payload", {})
-        try:
-            _clean_json_object(payload)
-        except ValueError as exc:
-            errors.add(index, "payload", str(exc))
+        for field, message in _json_object_problems(payload, "payload"):
+            errors.add(index, field, message)
         clean.append(
             {
                 "external_id": external_id,
@@ -521,10 +531,11 @@ def _clean_upsert_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 except ValueError as exc:
                     errors.add(index, name, str(exc))
         if "fields" in row:
-            try:
-                target["fields"].update(_clean_json_object(row["fields"]))
-            except ValueError as exc:
-                errors.add(index, "fields", str(exc))
+            problems = _json_object_problems(row["fields"], "fields")
+            for field, message in problems:
+                errors.add(index, field, message)
+            if not problems:
+                target["fields"].update(row["fields"])
         if "subscriptions" in row:
             subscriptions = row["subscriptions"]
             if not isinstance(subscriptions, dict):
@@ -771,10 +782,10 @@ def set_subscriptions(*, changes: list[tuple[int, str, str]], source: str = "api
 def _clean_field_name(field: Any) -> str:
     if not isinstance(field, str) or not field.strip():
         raise InvalidInput([{"field": "field", "message": "must be a non-empty string"}])
-    if '"' in field or "\\" in field or len(field) > 200:
+    if '"' in field or "\\" in field or len(field) > 200 or text_problem(field):
         # SQLite's JSON path cannot quote these; a rule could not name them either.
         raise InvalidInput(
-            [{"field": "field", "message": 'must not contain " or \\ and be at most 200 characters'}]
+            [{"field": "field", "message": 'must be valid text without ", \\ or NUL, at most 200 characters'}]
         )
     return field
 
@@ -817,10 +828,15 @@ def set_field_values(*, field: str, values: dict[int, Any]) -> int:
     errors = _Errors()
     encoded: list[dict[str, Any]] = []
     for index, (customer_id, value) in enumerate(values.items()):
-        try:
-            encoded.append({"id": customer_id, "value": _json_text(value)})
-        except ValueError as exc:
-            errors.add(index, field, str(exc))
+        # Checked as the key of the fields object it lands in: fields nest at most 32 levels.
+        problems = json_problems({field: value})
+        for path, message in problems:
+            errors.add(index, path or field, message)
+        if not problems:
+            try:
+                encoded.append({"id": customer_id, "value": _json_text(value)})
+            except ValueError as exc:
+                errors.add(index, field, str(exc))
     errors.raise_if_any()
     rows = _Rows({"id": "int", "value": "text"}, sorted(encoded, key=lambda row: row["id"]))
     merged = _json_object_with_key_sql(f"{table}.fields", "r.value")
@@ -881,6 +897,16 @@ def remove_from_segment(*, slug: str, customer_ids: list[int]) -> int:
 # --- Points -----------------------------------------------------------------------
 
 
+def points_amount_problem(amount: Any) -> str | None:
+    """A points amount: a non-zero integer the ledger's integer column holds.
+    The one check, used here and by the flow's points step when it is saved."""
+    if not _is_int(amount) or amount == 0:
+        return "must be a non-zero integer (negative to deduct)"
+    if abs(amount) > sql.MAX_INT:
+        return f"must be between -{sql.MAX_INT:,} and {sql.MAX_INT:,}"
+    return None
+
+
 def grant_points(*, entries: list[dict[str, Any]]) -> int:
     """Write points entries {customer_id, amount (± int, not 0), reason,
     expires_at (aware datetime | None), source_key (str | None)}; an entry
@@ -899,8 +925,8 @@ def grant_points(*, entries: list[dict[str, Any]]) -> int:
         if not _is_int(entry.get("customer_id")):
             errors.add(index, "customer_id", "must be an integer")
         amount = entry.get("amount")
-        if not _is_int(amount) or amount == 0:
-            errors.add(index, "amount", "must be a non-zero integer")
+        if message := points_amount_problem(amount):
+            errors.add(index, "amount", message)
         try:
             reason = _clean_reason(entry.get("reason"))
         except ValueError as exc:

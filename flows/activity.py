@@ -23,6 +23,7 @@ RUN_FIELDS = (
     "entered_at",
     "ended_at",
     "stop_reason",
+    "error",
 )
 
 
@@ -108,6 +109,8 @@ def describe_runs(*, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "entered_at": run["entered_at"],
             "ended_at": run["ended_at"],
             "stop_reason": run["stop_reason"] or None,
+            # What went wrong when the engine stopped the run (engine_error).
+            "error": run["error"] or None,
             "nodes": nodes_by_run.get(run["id"], []),
             "messages": messages_by_run.get(run["id"], []),
         }

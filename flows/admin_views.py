@@ -47,6 +47,8 @@ STEP_FAILURE_REASONS = {
     "template_error": "The template does not compile or asks a filter for too much.",
     "render_error": "The message could not be rendered (past the render budget, or data it cannot handle).",
     "customer_missing": "The customer no longer exists.",
+    # flows/engine.py: an unexpected error while processing the run alone (Run.error).
+    "engine_error": "The engine could not process this run.",
 }
 # Larger catalogues than this are cut on the canvas (the picker keeps a value
 # it does not list), so a page never carries megabytes of options.
@@ -319,6 +321,7 @@ def monitoring_view(request, *, model_admin):
                 "id",
                 "ended_at",
                 "stop_reason",
+                "error",
                 "node_key",
                 "is_test",
                 "flow__name",
@@ -362,8 +365,8 @@ def monitoring_view(request, *, model_admin):
 
 def _attach_step_errors(runs: list[Run]) -> None:
     """The error text of each failed step: the failed message's reason where a
-    send failed on the spot, else what the reason code means. Two queries for
-    the page."""
+    send failed on the spot, the error the engine kept on the run
+    (engine_error), else what the reason code means. Two queries for the page."""
     run_ids = [run.pk for run in runs]
     details = {}
     for run_id, node_key, text in (
@@ -380,7 +383,7 @@ def _attach_step_errors(runs: list[Run]) -> None:
     for run in runs:
         node_key, text = details.get(run.pk, (None, ""))
         run.failed_node = stopped_at.get(run.pk) or node_key or run.node_key
-        run.error_text = text or STEP_FAILURE_REASONS.get(run.stop_reason, run.stop_reason)
+        run.error_text = text or run.error or STEP_FAILURE_REASONS.get(run.stop_reason, run.stop_reason)
 
 
 def _int_or_none(value) -> int | None:

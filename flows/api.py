@@ -225,6 +225,9 @@ class ActivityRunSerializer(serializers.Serializer):
     entered_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField(allow_null=True)
     stop_reason = serializers.CharField(allow_null=True)
+    error = serializers.CharField(
+        allow_null=True, help_text="why the engine stopped the run, when stop_reason is engine_error"
+    )
     nodes = ActivityNodeSerializer(many=True)
     messages = ActivityMessageSerializer(many=True)
 

@@ -30,6 +30,7 @@ ACTIONS = frozenset(
         "flow.test_started",
         "flow.test_stopped",
         "flow.renamed",
+        "flow.schedule_failed",
         "customer.erased",
         "alert.promo_pool_low",
         "alert.limitation_low",

@@ -11,9 +11,11 @@ Two layers of checking, on purpose:
 The document is never rewritten: defaults are applied when reading it
 (`document_settings`, `graph_rows`), so export returns exactly what came in.
 
-The small value formats the document uses (durations, "HH:MM" times, weekdays,
-time zones, ISO datetimes) are checked by the `*_problem` helpers below; node
-kinds and the settings check share them. Each returns a message or None.
+The small value formats the document uses (durations, time zones, ISO
+datetimes) are checked by the `*_problem` helpers below; node kinds and the
+settings check share them. Each returns a message or None. Recurrences and
+exit windows (with their "HH:MM" times and weekdays) are judged by
+flows/schedule.py and flows/windows.py, the modules the engine runs them with.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from functools import lru_cache
 from typing import Any
 
 from maestra.durations import parse_duration
+from maestra.jsonvalues import json_problems
+from maestra.sql import MAX_INT
 
 FORMAT = "maestra.flow/1"
 
@@ -37,8 +41,6 @@ MAX_KEY_LENGTH = 100
 MAX_KIND_LENGTH = 20
 MAX_TITLE_LENGTH = 200
 MAX_PORT_LENGTH = 100
-MAX_DEPTH = 64
-MAX_DURATION = timedelta(days=365 * 100)
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -53,7 +55,6 @@ _NODE_KEYS = frozenset({"key", "kind", "title", "config", "position"})
 _EDGE_KEYS = frozenset({"from", "to", "port"})
 _LAUNCH_LIMIT_KEYS = frozenset({"mode", "period", "max_total"})
 _SCHEDULE_KEYS = frozenset({"start_at", "end_at"})
-_TIME_PATTERN = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
 class DocumentError(Exception):
@@ -130,31 +131,13 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _check_json_values(value: Any, path: str, add) -> None:
-    """Everything must be plain JSON (a dict handed in by Python code could hold
-    a set, a datetime or NaN, which could not be stored or exported). Iterative,
-    and with a depth limit: a deeper document could not be dumped, nor walked by
-    the (recursive) rule language, without hitting the recursion limit."""
-    stack = [(value, path, 0)]
-    while stack:
-        current, where, depth = stack.pop()
-        if isinstance(current, (dict, list)) and depth >= MAX_DEPTH:
-            add(where, f"nested more than {MAX_DEPTH} levels deep")
-        elif isinstance(current, dict):
-            for key, item in current.items():
-                if not isinstance(key, str):
-                    add(where, f"object keys must be strings, not {type(key).__name__}")
-                    continue
-                stack.append((item, f"{where}.{key}" if where else key, depth + 1))
-        elif isinstance(current, list):
-            stack.extend(
-                (item, f"{where}.{index}" if where else str(index), depth + 1)
-                for index, item in enumerate(current)
-            )
-        elif isinstance(current, float):
-            if not math.isfinite(current):
-                add(where, "numbers must be finite")
-        elif current is not None and not isinstance(current, (str, int, bool)):
-            add(where, f"not a JSON value ({type(current).__name__})")
+    """Everything must be plain, bounded JSON (maestra/jsonvalues.py): a dict
+    handed in by Python code could hold a set, a datetime or NaN, which could
+    not be stored or exported; a deeper document could not be dumped, nor
+    walked by the (recursive) rule language; a lone surrogate could not be
+    stored."""
+    for where, message in json_problems(value, path):
+        add(where, message)
 
 
 def _check_string(
@@ -295,7 +278,8 @@ def document_settings(doc: dict) -> FlowSettings:
         ):
             settings.launch_limit_period = parse_duration(period).approximate()
         max_total = launch_limit.get("max_total")
-        if is_int(max_total) and max_total > 0:
+        # Beyond MAX_INT the column could not hold it (the draft is invalid anyway).
+        if is_int(max_total) and 0 < max_total <= MAX_INT:
             settings.launch_limit_max_total = max_total
 
     schedule = doc.get("schedule")
@@ -334,17 +318,12 @@ def dump_document(doc: dict, *, indent: int | None = None) -> str:
 
 
 def duration_problem(value: Any, *, positive: bool = True) -> str | None:
-    """An ISO 8601 duration of at most 100 years either way; `positive`
-    refuses zero and negative ones."""
+    """An ISO 8601 duration (at most 100 years either way: parse_duration
+    refuses longer ones); `positive` refuses zero and negative ones."""
     try:
         length = parse_duration(value).approximate()
     except ValueError as error:
         return str(error)
-    except OverflowError:
-        length = None
-    # Beyond this the engine's date arithmetic could leave the calendar.
-    if length is None or abs(length) > MAX_DURATION:
-        return "must be at most 100 years"
     if positive and length <= timedelta(0):
         return "must be a positive duration"
     return None
@@ -356,23 +335,6 @@ def port_name_problem(value: Any) -> str | None:
         return "must be a non-empty string"
     if len(value) > MAX_PORT_LENGTH:
         return f"must be at most {MAX_PORT_LENGTH} characters"
-    return None
-
-
-def time_of_day_problem(value: Any) -> str | None:
-    if not isinstance(value, str) or not _TIME_PATTERN.fullmatch(value):
-        return 'must be a time "HH:MM" between 00:00 and 23:59'
-    return None
-
-
-def weekdays_problem(value: Any) -> str | None:
-    if not isinstance(value, list) or not value:
-        return f"must be a non-empty list of weekdays ({', '.join(WEEKDAYS)})"
-    for day in value:
-        if not isinstance(day, str) or day not in WEEKDAYS:
-            return f"{day!r} is not a weekday; use {', '.join(WEEKDAYS)}"
-    if len(set(value)) != len(value):
-        return "lists a weekday twice"
     return None
 
 

@@ -8,6 +8,12 @@ one go (flows/nodes/<kind>.py), and the results are written back with a fixed
 number of bulk statements. If the worker dies, the transaction rolls back and
 the same runs are due again: re-processing produces the same result (seeded
 draws, unique keys), so nothing happens twice.
+
+Fault isolation (SPEC §12): a batch that raises is rolled back and split in
+halves until the run that makes it raise is found; that run alone stops with
+`engine_error` (the error kept on it), every other run of the batch is
+processed. Batches that do not raise cost exactly what they did before: the
+split happens only after a failure.
 """
 
 from __future__ import annotations
@@ -26,12 +32,16 @@ from django.utils import timezone
 
 from flows.models import Flow, FlowVersion, NodePass, Run
 from maestra import sql
+from maestra.faults import error_text, is_system_error
 
 log = logging.getLogger(__name__)
 
 # Flow statuses whose runs move. Paused flows keep their runs where they are;
 # archived flows have stopped theirs.
 MOVING_STATUSES = (Flow.Status.ACTIVE, Flow.Status.TESTING, Flow.Status.LAUNCHING)
+# The stop reason of a run the engine could not process (Run.error says why).
+ENGINE_ERROR = "engine_error"
+IN_FLIGHT = (Run.Status.ACTIVE, Run.Status.WAITING)
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -179,6 +189,8 @@ class EngineContext:
         self.capped: set[int] = set()
         # Batches the database rolled back to break a deadlock, done again.
         self.retried = 0
+        # Runs stopped with engine_error in this pass.
+        self.errors = 0
 
     @cached_property
     def hour(self) -> datetime:
@@ -317,21 +329,20 @@ class BatchData:
 # --- Claiming and moving -----------------------------------------------------
 
 
-def claim_due_runs(*, ctx: EngineContext, limit: int) -> list[RunState]:
+def claim_due_runs(*, ctx: EngineContext, limit: int, ids: list[int] | None = None) -> list[RunState]:
     """Lock up to `limit` due runs that no other worker holds (call inside a
-    transaction). SKIP LOCKED here and only here: a run another worker holds
-    is simply someone else's work, whereas a skipped limitation counter or
-    launch record would be over-granted (those are locked and waited for)."""
+    transaction); only those of `ids` when given (a batch being split). SKIP
+    LOCKED here and only here: a run another worker holds is simply someone
+    else's work, whereas a skipped limitation counter or launch record would
+    be over-granted (those are locked and waited for)."""
     flow_ids = ctx.movable_flow_ids()
     if not flow_ids:
         return []
+    qs = Run.objects.filter(status__in=IN_FLIGHT, due_at__lte=ctx.now, flow_id__in=flow_ids)
+    if ids is not None:
+        qs = qs.filter(id__in=sql.in_values(ids))
     qs = (
-        Run.objects.filter(
-            status__in=(Run.Status.ACTIVE, Run.Status.WAITING),
-            due_at__lte=ctx.now,
-            flow_id__in=flow_ids,
-        )
-        .exclude(id__in=ctx.capped)
+        qs.exclude(id__in=ctx.capped)
         .order_by("due_at", "id")
         .select_for_update(skip_locked=True, of=("self",))
     )
@@ -371,6 +382,17 @@ class BatchResult:
     capped: set[int] = field(default_factory=set)
     # Passes made by each run in this batch (a loop shows up here).
     passes_now: Counter = field(default_factory=Counter)
+    # Runs stopped with engine_error (only when the batch had to be split).
+    errors: int = 0
+
+    def merge(self, other: BatchResult) -> None:
+        """Add the counts of a part of a split batch (its rows are written)."""
+        self.moved += other.moved
+        self.completed += other.completed
+        self.stopped += other.stopped
+        self.waiting += other.waiting
+        self.errors += other.errors
+        self.capped |= other.capped
 
 
 def _migrate_to_live_version(run: RunState, ctx: EngineContext, result: BatchResult) -> None:
@@ -424,7 +446,13 @@ def move_batch(runs: list[RunState], *, ctx: EngineContext) -> BatchResult:
                 for run in group:
                     run.outcome = Stop("unknown_node_kind")
                 continue
-            kind.process(Batch(ctx=ctx, graph=graph, node=node, runs=group, shared=shared))
+            try:
+                kind.process(Batch(ctx=ctx, graph=graph, node=node, runs=group, shared=shared))
+            except Exception as exc:
+                # Say where it happened: the run may have passed several nodes
+                # in this batch, and the error is kept on it if it is the poison.
+                exc.add_note(f"at node {node_key!r} ({node.kind}) of flow {graph.flow_id}")
+                raise
         next_pending = []
         for run in pending:
             if _apply_outcome(run, ctx=ctx, result=result, cap=cap):
@@ -583,13 +611,34 @@ def _is_retryable(exc: OperationalError) -> bool:
 
 def process_batch(*, ctx: EngineContext, limit: int) -> tuple[list[RunState], BatchResult] | None:
     """Claim, move and write one batch in one transaction (retried when the
-    database aborts it to break a deadlock). None when nothing is due."""
+    database aborts it to break a deadlock). None when nothing is due.
+
+    A batch that raises for any other reason holds a poison run (an input no
+    validator caught, data stored before a bound existed, a bug one customer's
+    data triggers): it is split until that run is found (`_isolate`), and the
+    rest of the batch is processed as usual. Errors of the system itself (the
+    database went away, see maestra.faults) propagate: no run is to blame."""
+    claimed: list[int] = []
+    try:
+        return _process_claimed(ctx=ctx, limit=limit, claimed=claimed)
+    except Exception as exc:
+        if is_system_error(exc) or not claimed:
+            raise
+        log.warning("batch of %d runs raised %s; splitting it to find the run", len(claimed), error_text(exc))
+        return _isolate(claimed, ctx=ctx)
+
+
+def _process_claimed(
+    *, ctx: EngineContext, limit: int, claimed: list[int], ids: list[int] | None = None
+) -> tuple[list[RunState], BatchResult] | None:
+    """One batch in one transaction; `claimed` receives the ids it claimed."""
     for attempt in range(1, BATCH_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                runs = claim_due_runs(ctx=ctx, limit=limit)
+                runs = claim_due_runs(ctx=ctx, limit=limit, ids=ids)
                 if not runs:
                     return None
+                claimed[:] = [run.id for run in runs]
                 result = move_batch(runs, ctx=ctx)
                 write_batch(runs, result)
         except OperationalError as exc:
@@ -605,12 +654,98 @@ def process_batch(*, ctx: EngineContext, limit: int) -> tuple[list[RunState], Ba
     raise AssertionError("unreachable")
 
 
+def _isolate(run_ids: list[int], *, ctx: EngineContext) -> tuple[list[RunState], BatchResult]:
+    """Process the runs of a batch that raised, in halves, recursively, until
+    each failing part is one run; stop that run with `engine_error`.
+
+    Re-claim rather than savepoints: each part is claimed afresh from the
+    committed rows, in its own transaction, like any batch. The failed attempt
+    may have changed the RunState objects and the batch's loaded rows half-way
+    through (outcomes, clocks, customers); reading the runs again gives every
+    attempt the same clean start, so re-processing stays exactly as idempotent
+    as after a crash (seeded draws, unique keys). A part that succeeds commits
+    at once and releases its row locks, and a run another worker claimed
+    meanwhile is simply skipped (SKIP LOCKED). A batch of N runs with one
+    poison run costs about 2·log2(N) extra transactions; only a batch that
+    raised ever pays it."""
+    done: list[RunState] = []
+    total = BatchResult()
+    parts = [run_ids]
+    while parts:
+        ids = parts.pop()
+        claimed: list[int] = []
+        try:
+            processed = _process_claimed(ctx=ctx, limit=len(ids), claimed=claimed, ids=ids)
+        except Exception as exc:
+            if is_system_error(exc):
+                raise
+            if len(claimed) > 1:
+                half = len(claimed) // 2
+                parts += [claimed[half:], claimed[:half]]  # the first half next
+            elif claimed:
+                stopped = _stop_on_engine_error(claimed[0], ctx=ctx, error=exc)
+                if stopped is not None:
+                    done.append(stopped)
+                    total.stopped += 1
+                    total.errors += 1
+            else:
+                raise  # it failed before claiming anything: not a run's fault
+            continue
+        if processed is not None:
+            runs, result = processed
+            done += runs
+            total.merge(result)
+    ctx.errors += total.errors
+    return done, total
+
+
+def _stop_on_engine_error(run_id: int, *, ctx: EngineContext, error: Exception) -> RunState | None:
+    """Stop the one run that makes its batch raise: stop_reason engine_error,
+    the error text on the run, its pass recorded at the node where it stood
+    (and any limitation place it held given back), so it is never claimed
+    again and never blocks the claim order. None when another worker holds it
+    or it ended meanwhile."""
+    text = error_text(error)
+    log.error("run %s stopped with %s: %s", run_id, ENGINE_ERROR, text, exc_info=error)
+    try:
+        with transaction.atomic():
+            row = (
+                Run.objects.filter(id=run_id, status__in=IN_FLIGHT)
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list(*RunState.FIELDS)
+                .first()
+            )
+            if row is None:
+                return None
+            run = RunState(*row)
+            result = BatchResult()
+            _record_pass(run, ctx=ctx, port="", stop_reason=ENGINE_ERROR, result=result)
+            _end(run, ctx=ctx, status=Run.Status.STOPPED, reason=ENGINE_ERROR, result=result)
+            write_batch([run], result)
+            Run.objects.filter(id=run_id).update(error=text)
+            return run
+    except Exception as exc:
+        if is_system_error(exc):
+            raise
+        # Recording the pass failed too (its graph cannot be loaded, say): stop
+        # the run with one plain UPDATE, so it cannot block the engine.
+        log.exception("run %s: could not record its stop; stopping it plainly", run_id)
+    with transaction.atomic():
+        stopped = Run.objects.filter(id=run_id, status__in=IN_FLIGHT).update(
+            status=Run.Status.STOPPED, stop_reason=ENGINE_ERROR, error=text, ended_at=ctx.now, due_at=None
+        )
+    if not stopped:
+        return None
+    return RunState(*Run.objects.filter(id=run_id).values_list(*RunState.FIELDS).get())
+
+
 def process_due_runs(*, ctx: EngineContext | None = None, max_batches: int | None = None) -> dict[str, int]:
     """Move due runs batch after batch until none is due (or max_batches)."""
     ctx = ctx or EngineContext()
     totals = Counter()
     batches = 0
     retried_before = ctx.retried
+    errors_before = ctx.errors
     while max_batches is None or batches < max_batches:
         done = process_batch(ctx=ctx, limit=settings.MAESTRA_BATCH_SIZE)
         if done is None:
@@ -627,6 +762,8 @@ def process_due_runs(*, ctx: EngineContext | None = None, max_batches: int | Non
     totals["batches"] = batches
     if ctx.retried > retried_before:
         totals["retried"] = ctx.retried - retried_before
+    if ctx.errors > errors_before:
+        totals["errors"] = ctx.errors - errors_before
     return dict(totals)
 
 

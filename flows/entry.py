@@ -16,11 +16,13 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from customers.models import Customer, Event
-from flows.engine import RUN_COLUMNS, EngineContext, hour_of
+from flows.audit import log_action
+from flows.engine import ENGINE_ERROR, RUN_COLUMNS, EngineContext, hour_of
 from flows.launch_limits import blocked_q, once_until
 from flows.models import Flow, FlowVersion, LaunchRecord, NodePass, Run
 from maestra import sql
 from maestra.durations import parse_duration
+from maestra.faults import error_text, is_system_error, split_until_alone
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +104,13 @@ class EventStart:
     node_key: str
     event_type: str
     filter: dict | None
-    max_age: timedelta
+    max_age_text: str
+
+    @property
+    def max_age(self) -> timedelta:
+        # Read here, not when listing the starts: a value no validator caught
+        # fails this flow's entry alone (see match_events).
+        return parse_duration(self.max_age_text).approximate()
 
 
 def _event_starts() -> list[EventStart]:
@@ -125,16 +133,21 @@ def _event_starts() -> list[EventStart]:
                         node_key=node.key,
                         event_type=node.config.get("event_type", ""),
                         filter=node.config.get("filter"),
-                        max_age=parse_duration(node.config.get("max_age") or DEFAULT_MAX_AGE).approximate(),
+                        max_age_text=node.config.get("max_age") or DEFAULT_MAX_AGE,
                     )
                 )
     return starts
 
 
 def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict[str, int]:
-    """Start runs for events not yet matched against the active flows (one batch)."""
-    from customers.rules import compile_predicate, load_facts
+    """Start runs for events not yet matched against the active flows (one batch).
 
+    Each flow takes its events in a savepoint. When that raises (a filter or
+    setting no validator caught), the flow's events are split until the ones
+    that fail alone are found (maestra.faults.split_until_alone): each of
+    those gets a run stopped with `engine_error`, the error kept on it; the
+    flow's other events and every other flow enter as usual, and the whole
+    batch is marked processed, so a poison event never comes back."""
     ctx = ctx or EngineContext()
     now = ctx.now
     counts: Counter = Counter()
@@ -153,56 +166,27 @@ def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict
             by_type[event["type"]].append(event)
         new_runs: list[dict] = []
         for start in _event_starts():
-            candidates = [
-                e for e in by_type.get(start.event_type, []) if e["occurred_at"] >= now - start.max_age
-            ]
-            counts["too_old"] += len(by_type.get(start.event_type, [])) - len(candidates)
-            if not candidates or not _within_schedule(start.version, now):
+            of_type = by_type.get(start.event_type, [])
+            if not of_type:
                 continue
-            candidates = _after_start(start.version, candidates)
-            if not candidates:
-                continue
-            failed_filter: set[int] = set()
-            if start.filter:
-                facts = load_facts(start.filter, sorted({e["customer_id"] for e in candidates}))
-                matches = compile_predicate(start.filter)  # once per batch, not per event
-                for event in candidates:
-                    customer_facts = facts.get(event["customer_id"])
-                    if customer_facts is None or not matches(
-                        dataclasses.replace(customer_facts, event=event["payload"] or {}), now
-                    ):
-                        failed_filter.add(event["id"])
-            blocked: set[int] = set()
-            if not start.version.is_test:
-                blocked = _blocked_customer_ids(
-                    version=start.version, customer_ids={e["customer_id"] for e in candidates}, now=now
+
+            def attempt(part: list[dict], start: EventStart = start) -> None:
+                with transaction.atomic():  # a savepoint: a failed attempt leaves nothing
+                    rows, part_counts = _entries_of(start, part, now=now)
+                new_runs.extend(rows)
+                counts.update(part_counts)
+
+            for event, error in split_until_alone(of_type, attempt):
+                log.error(
+                    "flow %s: event %s stopped with %s: %s",
+                    start.flow_id,
+                    event["id"],
+                    ENGINE_ERROR,
+                    error_text(error),
+                    exc_info=error,
                 )
-            for event in candidates:
-                reason = ""
-                if event["id"] in failed_filter:
-                    reason = "filter_failed"
-                elif event["customer_id"] in blocked:
-                    reason = "frequency_limit"
-                new_runs.append(
-                    {
-                        "flow_id": start.flow_id,
-                        "version_id": start.version.pk,
-                        "customer_id": event["customer_id"],
-                        "trigger_event_id": event["id"],
-                        "is_test": start.version.is_test,
-                        "status": Run.Status.STOPPED if reason else Run.Status.ACTIVE,
-                        "node_key": start.node_key,
-                        "due_at": None if reason else now,
-                        "clock": event["occurred_at"],
-                        "node_clock": event["occurred_at"],
-                        "node_entered_at": now,
-                        "seq": 0,
-                        "launched": False,
-                        "entered_at": now,
-                        "ended_at": now if reason else None,
-                        "stop_reason": reason,
-                    }
-                )
+                counts["errors"] += 1
+                new_runs.append(_new_run(start, event, now=now, reason=ENGINE_ERROR, error=error_text(error)))
         # One statement for the batch (a JSON parameter), ids back by RETURNING.
         created = [
             dict(zip(ENTRY_RETURNING, row, strict=True))
@@ -214,8 +198,71 @@ def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict
         ids_sql, ids_params = sql.value_set(e["id"] for e in events)
         Event.objects.filter(id__in=RawSQL(ids_sql, ids_params)).update(processed_at=now)
         counts["runs_started"] = sum(1 for run in created if run["status"] == Run.Status.ACTIVE)
-        counts["runs_refused"] = len(created) - counts["runs_started"]
+        counts["runs_refused"] = len(created) - counts["runs_started"] - counts["errors"]
     return dict(counts)
+
+
+def _entries_of(start: EventStart, events: list[dict], *, now: datetime) -> tuple[list[dict], Counter]:
+    """The runs `events` (all of the start's type) give the start's flow:
+    active ones, and stopped ones for the events its filter or launch limit
+    refuses; with the counts to report."""
+    from customers.rules import compile_predicate, load_facts
+
+    counts: Counter = Counter()
+    candidates = [e for e in events if e["occurred_at"] >= now - start.max_age]
+    counts["too_old"] += len(events) - len(candidates)
+    if not candidates or not _within_schedule(start.version, now):
+        return [], counts
+    candidates = _after_start(start.version, candidates)
+    if not candidates:
+        return [], counts
+    failed_filter: set[int] = set()
+    if start.filter:
+        facts = load_facts(start.filter, sorted({e["customer_id"] for e in candidates}))
+        matches = compile_predicate(start.filter)  # once per batch, not per event
+        for event in candidates:
+            customer_facts = facts.get(event["customer_id"])
+            if customer_facts is None or not matches(
+                dataclasses.replace(customer_facts, event=event["payload"] or {}), now
+            ):
+                failed_filter.add(event["id"])
+    blocked: set[int] = set()
+    if not start.version.is_test:
+        blocked = _blocked_customer_ids(
+            version=start.version, customer_ids={e["customer_id"] for e in candidates}, now=now
+        )
+    rows = []
+    for event in candidates:
+        reason = ""
+        if event["id"] in failed_filter:
+            reason = "filter_failed"
+        elif event["customer_id"] in blocked:
+            reason = "frequency_limit"
+        rows.append(_new_run(start, event, now=now, reason=reason))
+    return rows, counts
+
+
+def _new_run(start: EventStart, event: dict, *, now: datetime, reason: str = "", error: str = "") -> dict:
+    """A run of `start`'s flow for `event`: active, or stopped at the door with `reason`."""
+    return {
+        "flow_id": start.flow_id,
+        "version_id": start.version.pk,
+        "customer_id": event["customer_id"],
+        "trigger_event_id": event["id"],
+        "is_test": start.version.is_test,
+        "status": Run.Status.STOPPED if reason else Run.Status.ACTIVE,
+        "node_key": start.node_key,
+        "due_at": None if reason else now,
+        "clock": event["occurred_at"],
+        "node_clock": event["occurred_at"],
+        "node_entered_at": now,
+        "seq": 0,
+        "launched": False,
+        "entered_at": now,
+        "ended_at": now if reason else None,
+        "stop_reason": reason,
+        "error": error,
+    }
 
 
 # A new run: the columns the engine writes back after each batch, and those
@@ -227,6 +274,7 @@ RUN_INSERT_COLUMNS = {
     "is_test": "bool",
     "entered_at": "ts",
     **RUN_COLUMNS,
+    "error": "text",
 }
 ENTRY_RETURNING = ("id", "flow_id", "version_id", "node_key", "is_test", "status", "stop_reason")
 
@@ -356,7 +404,9 @@ def schedule_tz(config: dict, version: FlowVersion) -> ZoneInfo:
 
 
 def arm_schedule(*, version: FlowVersion, now: datetime) -> None:
-    """A freshly launched version with a schedule start fires strictly after now."""
+    """A freshly launched version with a schedule start fires strictly after now.
+    Raises ValueError only for a recurrence validation would refuse (the
+    launch then fails, see flows.lifecycle.finish_pending_launches)."""
     from flows.schedule import next_fire
 
     start = _start_node(version)
@@ -368,9 +418,12 @@ def arm_schedule(*, version: FlowVersion, now: datetime) -> None:
 
 def fire_schedules(*, ctx: EngineContext | None = None) -> dict[str, int]:
     """Fire every due schedule start once; fires missed while nothing ran are
-    merged into one, with the run clock at the latest scheduled time."""
-    from flows.schedule import last_fire_at_or_before, next_fire
+    merged into one, with the run clock at the latest scheduled time.
 
+    Each version fires in its own transaction. A fire that raises (an
+    audience rule or recurrence no validator caught) is skipped alone: the
+    version moves on to its next fire (or is disarmed when it has none), the
+    error goes to the flow's audit log, and every other schedule fires."""
     ctx = ctx or EngineContext()
     now = ctx.now
     counts: Counter = Counter()
@@ -383,49 +436,98 @@ def fire_schedules(*, ctx: EngineContext | None = None) -> dict[str, int]:
         ).values_list("id", flat=True)
     )
     for version_id in due_ids:
-        with transaction.atomic():
-            version = (
-                FlowVersion.objects.select_for_update(skip_locked=True)
-                .filter(pk=version_id, next_fire_at__lte=now)
-                .select_related("flow")
-                .first()
-            )
-            if version is None:
-                continue  # another worker fires it
-            start = _start_node(version)
-            tz = schedule_tz(start.config, version)
-            recurrence = start.config["recurrence"]
-            anchor = version.launched_at or version.created_at
-            fire_at = (
-                last_fire_at_or_before(
-                    recurrence,
-                    tz=tz,
-                    after=version.next_fire_at - timedelta(seconds=1),
-                    until=now,
-                    anchor=anchor,
-                )
-                or version.next_fire_at
-            )
-            audience = None
-            if version.flow.status != Flow.Status.PAUSED and _within_schedule(
-                version, now, trigger_at=fire_at
-            ):
-                audience = _fire_audience(version, start)
-                counts["audience_missing" if audience is None else "fired"] += 1
-            else:
-                counts["skipped"] += 1
-            if audience is not None:
-                counts["runs_started"] += enter_audience(
-                    version=version,
-                    audience=audience,
-                    clock=fire_at,
-                    now=now,
-                    limit=TEST_AUDIENCE_LIMIT if version.is_test else None,
-                )
-            # A test fires once; a live version goes on to the next occurrence.
-            following = None if version.is_test else next_fire(recurrence, tz=tz, after=now, anchor=anchor)
-            FlowVersion.objects.filter(pk=version.pk).update(next_fire_at=following)
+        try:
+            counts.update(_fire(version_id, now=now))
+        except Exception as exc:
+            if is_system_error(exc):
+                raise
+            counts["errors"] += 1
+            _skip_failed_fire(version_id, now=now, error=exc)
     return dict(counts)
+
+
+def _fire(version_id: int, *, now: datetime) -> Counter:
+    from flows.schedule import last_fire_at_or_before, next_fire
+
+    counts: Counter = Counter()
+    with transaction.atomic():
+        version = (
+            FlowVersion.objects.select_for_update(skip_locked=True)
+            .filter(pk=version_id, next_fire_at__lte=now)
+            .select_related("flow")
+            .first()
+        )
+        if version is None:
+            return counts  # another worker fires it
+        start = _start_node(version)
+        tz = schedule_tz(start.config, version)
+        recurrence = start.config["recurrence"]
+        anchor = version.launched_at or version.created_at
+        fire_at = (
+            last_fire_at_or_before(
+                recurrence,
+                tz=tz,
+                after=version.next_fire_at - timedelta(seconds=1),
+                until=now,
+                anchor=anchor,
+            )
+            or version.next_fire_at
+        )
+        audience = None
+        if version.flow.status != Flow.Status.PAUSED and _within_schedule(version, now, trigger_at=fire_at):
+            audience = _fire_audience(version, start)
+            counts["audience_missing" if audience is None else "fired"] += 1
+        else:
+            counts["skipped"] += 1
+        if audience is not None:
+            counts["runs_started"] += enter_audience(
+                version=version,
+                audience=audience,
+                clock=fire_at,
+                now=now,
+                limit=TEST_AUDIENCE_LIMIT if version.is_test else None,
+            )
+        # A test fires once; a live version goes on to the next occurrence.
+        following = None if version.is_test else next_fire(recurrence, tz=tz, after=now, anchor=anchor)
+        FlowVersion.objects.filter(pk=version.pk).update(next_fire_at=following)
+    return counts
+
+
+def _skip_failed_fire(version_id: int, *, now: datetime, error: Exception) -> None:
+    """A fire that raised: nobody entered (its transaction rolled back); the
+    version moves on to its next fire, or is disarmed when even that cannot be
+    computed, and the flow's audit log says why."""
+    from flows.schedule import next_fire
+
+    text = error_text(error)
+    log.error("schedule of flow version %s failed, fire skipped: %s", version_id, text, exc_info=error)
+    with transaction.atomic():
+        version = FlowVersion.objects.select_for_update().filter(pk=version_id).select_related("flow").first()
+        if version is None:
+            return
+        following = None
+        if not version.is_test:
+            try:
+                start = _start_node(version)
+                following = next_fire(
+                    start.config["recurrence"],
+                    tz=schedule_tz(start.config, version),
+                    after=now,
+                    anchor=version.launched_at or version.created_at,
+                )
+            except Exception as exc:
+                if is_system_error(exc):
+                    raise
+        FlowVersion.objects.filter(pk=version.pk).update(next_fire_at=following)
+        log_action(
+            "flow.schedule_failed",
+            flow=version.flow,
+            data={
+                "version": version.number,
+                "error": text,
+                "next_fire_at": following.isoformat() if following else None,
+            },
+        )
 
 
 def start_flow_for_segment(*, flow: Flow, segment_slug: str, now: datetime | None = None) -> int:

@@ -29,6 +29,7 @@ from flows.audit import log_action
 from flows.document import MAX_NAME_LENGTH, document_settings, dump_document, graph_rows, parse_document
 from flows.models import Edge, Flow, FlowVersion, FrozenVersionError, Node, Run
 from flows.validation import validate_document
+from maestra.faults import error_text, is_system_error
 
 log = logging.getLogger(__name__)
 
@@ -325,9 +326,76 @@ def launch_flow(*, flow: Flow, user=None, enqueue: bool = True) -> Flow:
 
 def finish_launch(*, flow_id: int, user_id: int | None = None) -> Flow:
     """Body of the launch task: freeze the draft and make it the live version.
-    Idempotent: a flow no longer in `launching` is left alone."""
-    flow, _finished = _finish_launch(flow_id=flow_id, user_id=user_id)
+    Idempotent: a flow no longer in `launching` is left alone. A launch that
+    raises returns the flow to its previous status (see _fail_launch)."""
+    flow, _finished, _failed = _finish_launch_or_fail(flow_id=flow_id, user_id=user_id)
     return flow
+
+
+def _finish_launch_or_fail(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool, bool]:
+    """(flow, moved out of launching, failed with an error). A flow must never
+    stay in `launching`: there it can be neither edited, paused nor archived,
+    and every later tick would fail on it again."""
+    try:
+        flow, finished = _finish_launch(flow_id=flow_id, user_id=user_id)
+    except LifecycleError:
+        raise
+    except Exception as exc:
+        if is_system_error(exc):
+            raise
+        return _fail_launch(flow_id=flow_id, user_id=user_id, error=exc), True, True
+    return flow, finished, False
+
+
+def _fail_launch(*, flow_id: int, user_id: int | None, error: Exception) -> Flow:
+    """The launch raised (its transaction rolled back: nothing was frozen or
+    armed): the flow goes back to the status it was launched from, and the
+    error goes to its audit log as `flow.launch_failed`."""
+    text = error_text(error)
+    log.error("launch of flow %s failed: %s", flow_id, text, exc_info=error)
+    with transaction.atomic():
+        flow = _lock(flow_id)
+        if flow.status != Status.LAUNCHING:
+            return flow
+        request, user = _launch_request(flow, user_id)
+        # The draft is valid: a never-launched flow goes back to `ready`.
+        _return_from_launch(
+            flow,
+            request,
+            user=user,
+            never_launched=Status.READY,
+            data={
+                "error": text,
+                "errors": [{"node": None, "field": "", "message": f"the launch failed: {text}"}],
+            },
+        )
+    return flow
+
+
+def _launch_request(flow: Flow, user_id: int | None) -> tuple[Any, Any]:
+    """The audit entry of the launch request (it remembers the status the
+    flow was launched from) and the user to credit (the requester, unless
+    `user_id` names another)."""
+    request = flow.audit_entries.filter(action="flow.launch_requested").order_by("-at", "-pk").first()
+    if user_id is None and request is not None:
+        user_id = request.user_id
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
+    return request, user
+
+
+def _return_from_launch(flow: Flow, request, *, user, never_launched: str, data: dict) -> None:
+    """Back to the status the launch was requested from, with a
+    `flow.launch_failed` entry; a flow whose request is lost goes to `paused`
+    when it has a live version, else to `never_launched`."""
+    back_to = request.data.get("back_to") if request is not None else None
+    if back_to not in (never_launched, *LIVE):
+        back_to = Status.PAUSED if flow.live_version_id else never_launched
+    draft = flow.draft
+    flow.fail_launch(back_to=back_to)
+    _save_flow(flow)
+    log_action(
+        "flow.launch_failed", user=user, flow=flow, data={"version": draft.number if draft else None, **data}
+    )
 
 
 def _finish_launch(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool]:
@@ -335,10 +403,7 @@ def _finish_launch(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool]:
         flow = _lock(flow_id)
         if flow.status != Status.LAUNCHING:
             return flow, False
-        request = flow.audit_entries.filter(action="flow.launch_requested").order_by("-at", "-pk").first()
-        if user_id is None and request is not None:
-            user_id = request.user_id
-        user = get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
+        request, user = _launch_request(flow, user_id)
 
         draft = flow.draft
         if draft is None:
@@ -346,17 +411,9 @@ def _finish_launch(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool]:
         else:
             errors = _revalidate(draft)
         if errors:
-            back_to = request.data.get("back_to") if request is not None else None
-            if back_to not in LIVE:
-                # Never launched: its draft is now invalid, so `draft`, not `ready`.
-                back_to = Status.PAUSED if flow.live_version_id else Status.DRAFT
-            flow.fail_launch(back_to=back_to)
-            _save_flow(flow)
-            log_action(
-                "flow.launch_failed",
-                user=user,
-                flow=flow,
-                data={"version": draft.number if draft else None, "errors": errors},
+            # Never launched: its draft is now invalid, so `draft`, not `ready`.
+            _return_from_launch(
+                flow, request, user=user, never_launched=Status.DRAFT, data={"errors": errors}
             )
             return flow, True
 
@@ -386,14 +443,22 @@ def _finish_launch(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool]:
 
 
 def finish_pending_launches() -> int:
-    """Finish every launch still pending (flows_tick calls this), so a flow
-    never stays in `launching` when no cluster runs. Returns how many flows
-    this call moved out of `launching`."""
-    finished = 0
+    """Finish every launch still pending, so a flow never stays in
+    `launching` when no cluster runs. Returns how many flows this call moved
+    out of `launching` (launched, or returned to where they were)."""
+    return finish_pending_launches_counted()["finished"]
+
+
+def finish_pending_launches_counted() -> dict[str, int]:
+    """finish_pending_launches for flows_tick: {"finished", "errors"}. Each
+    flow launches in its own transaction; one that raises goes back to its
+    previous status alone and the others launch."""
+    counts = {"finished": 0, "errors": 0}
     for flow_id in list(Flow.objects.filter(status=Status.LAUNCHING).values_list("pk", flat=True)):
-        _flow, acted = _finish_launch(flow_id=flow_id, user_id=None)
-        finished += acted
-    return finished
+        _flow, acted, failed = _finish_launch_or_fail(flow_id=flow_id, user_id=None)
+        counts["finished"] += acted
+        counts["errors"] += failed
+    return counts
 
 
 # --- Test mode (SPEC §9) -----------------------------------------------------

@@ -285,6 +285,11 @@ class Run(models.Model):
     entered_at = models.DateTimeField(default=now)
     ended_at = models.DateTimeField(null=True, blank=True)
     stop_reason = models.CharField(max_length=40, blank=True, default="")
+    # Why the engine stopped the run when stop_reason is `engine_error`: an
+    # unexpected error while processing it alone ("OverflowError: … (at node
+    # 'cap' (limitation))"), shown on the monitoring page and in its activity.
+    # db_default: the engine inserts runs with raw INSERT … SELECT statements.
+    error = models.TextField(blank=True, default="", db_default="")
 
     class Meta:
         indexes = [

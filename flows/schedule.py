@@ -31,18 +31,22 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from flows.document import WEEKDAYS, is_int
 from maestra.durations import localize
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 EVERY = ("day", "week", "month")
 MAX_WEEK_INTERVAL = 52
-# A valid recurrence fires at least once in any 8 years: the rarest one is
-# February 29, which skips 2100 (2096 → 2104 is 2,922 days). Past this many
-# days without a fire the recurrence never fires.
-HORIZON_DAYS = 8 * 366 + 7
+# A valid recurrence fires at least once in any 13 years. The rarest ones:
+# February 29, which skips 2100 (2096 → 2104), and crons whose day-of-month
+# starts with "*" while the weekday is restricted, which must match both (as in
+# Vixie cron): "0 0 */31 jan mon" fires on January 1sts that are Mondays, up to
+# 12 years apart (2091 → 2103). validate_recurrence refuses everything
+# that never fires, so a walk this long without a fire is a bug, not an input.
+HORIZON_DAYS = 13 * 366 + 7
 
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+# "HH:MM", 00:00 to 23:59, exactly as the document format writes times.
+_TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])\Z")
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _FULL_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _ORDINALS = {1: "1st", 2: "2nd", 3: "3rd", 4: "4th", 5: "5th", -1: "last"}
@@ -55,11 +59,8 @@ def parse_time_of_day(text: object) -> int:
     """ "HH:MM" (00:00–23:59) → minutes after midnight. Raises ValueError."""
     match = _TIME.match(text) if isinstance(text, str) else None
     if not match:
-        raise ValueError("must be a time of day such as 09:30")
-    hour, minute = int(match.group(1)), int(match.group(2))
-    if hour > 23 or minute > 59:
-        raise ValueError("must be a time of day between 00:00 and 23:59")
-    return hour * 60 + minute
+        raise ValueError('must be a time "HH:MM" between 00:00 and 23:59, such as 09:30')
+    return int(match.group(1)) * 60 + int(match.group(2))
 
 
 def validate_weekdays(value: object, path: str) -> list[tuple[str, str]]:
@@ -77,18 +78,16 @@ def validate_weekdays(value: object, path: str) -> list[tuple[str, str]]:
     return problems
 
 
-def _is_int(value: object) -> bool:
-    # JSON true/false arrive as bool, which Python counts as int.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _unknown_keys(recurrence: dict, allowed: set[str]) -> list[tuple[str, str]]:
     return [(str(key), "unknown field") for key in recurrence if key not in allowed]
 
 
 def validate_recurrence(recurrence: object) -> list[tuple[str, str]]:
     """Every problem of a recurrence as (field path inside the recurrence,
-    message); an empty list means it is valid and fires at least once."""
+    message); an empty list means it is valid and fires at least once in any
+    HORIZON_DAYS. The one judge of a recurrence: the schedule node's
+    validation (flows/nodes/schedule.py) and every runtime function below call
+    it, so what saves as valid is exactly what the engine can arm and fire."""
     if not isinstance(recurrence, dict):
         return [("", 'must be an object such as {"every": "day", "at": "10:00"}')]
     if "cron" in recurrence:
@@ -116,7 +115,7 @@ def validate_recurrence(recurrence: object) -> list[tuple[str, str]]:
     elif every == "week":
         problems += _unknown_keys(recurrence, {"every", "at", "interval", "weekdays"})
         interval = recurrence.get("interval", 1)
-        if not _is_int(interval) or not 1 <= interval <= MAX_WEEK_INTERVAL:
+        if not is_int(interval) or not 1 <= interval <= MAX_WEEK_INTERVAL:
             problems.append(("interval", f"must be a whole number of weeks from 1 to {MAX_WEEK_INTERVAL}"))
         problems += validate_weekdays(recurrence.get("weekdays"), "weekdays")
     else:
@@ -137,7 +136,7 @@ def _validate_month_days(days: object) -> list[tuple[str, str]]:
     problems = []
     seen = set()
     for index, day in enumerate(days):
-        if not (day == "last" or (_is_int(day) and 1 <= day <= 31)):
+        if not (day == "last" or (is_int(day) and 1 <= day <= 31)):
             problems.append((f"days.{index}", f'{day!r} is not a day of the month (1–31 or "last")'))
         elif day in seen:
             problems.append((f"days.{index}", f"{day!r} is listed twice"))
@@ -151,7 +150,7 @@ def _validate_nth_weekday(nth: object) -> list[tuple[str, str]]:
     problems = _unknown_keys(nth, {"n", "weekday"})
     problems = [(f"nth_weekday.{key}", message) for key, message in problems]
     n = nth.get("n")
-    if not _is_int(n) or n not in _ORDINALS:
+    if not is_int(n) or n not in _ORDINALS:
         problems.append(("nth_weekday.n", "must be 1 to 5, or -1 for the last one in the month"))
     if nth.get("weekday") not in WEEKDAYS:
         problems.append(("nth_weekday.weekday", "must be a weekday (mon, tue, …, sun)"))
@@ -260,7 +259,7 @@ def _parse_cron(expression: object) -> _Cron:
     # fields must match; when both are restricted the weekday alone fires.
     both_must_match = cron.days_star or cron.weekdays_star
     if both_must_match and not any(min(cron.days) <= _MAX_MONTH_DAYS[month] for month in cron.months):
-        raise ValueError("never fires: no allowed month has that day")
+        raise ValueError("never fires: none of its months has that day of the month (such as 31 February)")
     return cron
 
 

@@ -23,6 +23,7 @@ from flows.document import (
     timezone_problem,
 )
 from flows.nodes.base import NodeKind, ValidationContext, get_kind
+from maestra.sql import MAX_INT
 
 MAX_NODES = 150
 
@@ -66,8 +67,8 @@ def _settings_errors(doc: dict, add) -> None:
     elif period is None and mode == "periodic":
         add(None, "launch_limit.period", "missing: a periodic launch limit needs a period (e.g. P7D)")
     max_total = launch_limit.get("max_total")
-    if max_total is not None and not (is_int(max_total) and max_total >= 1):
-        add(None, "launch_limit.max_total", "must be a positive integer or null (no cap)")
+    if max_total is not None and not (is_int(max_total) and 1 <= max_total <= MAX_INT):
+        add(None, "launch_limit.max_total", f"must be an integer from 1 to {MAX_INT:,} or null (no cap)")
 
     schedule = doc.get("schedule") or {}
     moments_ok = True

@@ -26,17 +26,21 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flows.document import timezone_problem
 from flows.schedule import WEEKDAYS, parse_time_of_day, validate_weekdays
 from maestra.durations import Duration, localize
 
 WINDOW_ZONES = ("flow", "customer")
+# The years a dynamic wait may end in (see dynamic_target).
+TARGET_YEARS = (1000, 2999)
 
 
 def validate_window(window: object) -> list[tuple[str, str]]:
     """Every problem of a WINDOW as (field path inside the window, message).
-    `timezone` may be left out and then means "flow"."""
+    `timezone` may be left out and then means "flow". The one judge of a
+    window: the wait node's validation and the functions below call it."""
     if not isinstance(window, dict):
-        return [("", "must be an object with weekdays, from, to and timezone")]
+        return [("", 'must be an object {"weekdays", "from", "to", "timezone"}')]
     problems = [
         (str(key), "unknown field") for key in window if key not in {"weekdays", "from", "to", "timezone"}
     ]
@@ -49,9 +53,8 @@ def validate_window(window: object) -> list[tuple[str, str]]:
             parse_time_of_day(window[key])
         except ValueError as error:
             problems.append((key, str(error)))
-    zone = window.get("timezone", "flow")
-    if zone not in WINDOW_ZONES and _zone_or_none(zone) is None:
-        problems.append(("timezone", "must be flow, customer or an IANA time zone such as Europe/Berlin"))
+    if "timezone" in window and (message := timezone_problem(window["timezone"], also=WINDOW_ZONES)):
+        problems.append(("timezone", message))
     return problems
 
 
@@ -176,17 +179,19 @@ def dynamic_target(value: object, *, offset: Duration | None, tz: ZoneInfo) -> d
     wall time in `tz` (a time in the DST gap moves forward, an ambiguous one
     takes its first occurrence). The offset is applied with Duration.add_to,
     so "-P3D" keeps the local wall time across a DST change. None when the
-    value is missing or cannot be read as a date: the engine stops the run
-    with `dynamic_wait_value_missing`."""
-    moment = _read_moment(value, tz)
-    if moment is None:
-        return None
+    value is missing or cannot be read as a date, or when the target falls
+    outside the years 1000–2999 (the dates the rule language reads too): the
+    engine stops the run with `dynamic_wait_value_missing`. A target near
+    the end of the calendar ("9999-12-31") would make the exit window's
+    search overflow, and one near its start cannot even be read in UTC."""
     try:
-        if offset is not None:
-            return offset.add_to(moment, tz)
-        return moment.astimezone(UTC)
+        moment = _read_moment(value, tz)
+        if moment is None:
+            return None
+        target = offset.add_to(moment, tz) if offset is not None else moment.astimezone(UTC)
     except (OverflowError, ValueError):
         return None  # pushed off the calendar (year 1 or 9999)
+    return target if TARGET_YEARS[0] <= target.year <= TARGET_YEARS[1] else None
 
 
 def _read_moment(value: object, tz: ZoneInfo) -> datetime | None:

@@ -3,6 +3,11 @@
 `P1D` keeps the local wall time across a DST change (10:00 stays 10:00);
 `PT24H` is exactly 86,400 seconds. Libraries that turn durations into a
 `timedelta` lose that difference, hence this small module.
+
+Every duration is at most 100 years either way (SPEC §12, "bounds at the
+door"): `parse_duration` refuses longer ones, so whatever accepted a duration
+(a flow document, a rule's `within_last`, a setting) can add it to any moment
+of this century without leaving the calendar or overflowing a timedelta.
 """
 
 from __future__ import annotations
@@ -13,6 +18,16 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
+
+# The longest duration anything accepts, measured like Duration.approximate()
+# (a year is 365 days, a month 30): P100Y, P1200M, P36500D, PT876000H.
+MAX_DAYS = 365 * 100
+MAX_DURATION = timedelta(days=MAX_DAYS)
+TOO_LONG = "must be at most 100 years"
+# More digits than this in one part is longer than 100 years in any unit
+# (36,500 days are 3,153,600,000 seconds); checked before int() so that a
+# 5,000-digit number costs nothing and never hits Python's int-size limit.
+_MAX_DIGITS = 10
 
 _PATTERN = re.compile(
     r"^(?P<sign>[+-])?P"
@@ -66,14 +81,18 @@ class Duration:
 
 
 def parse_duration(text: str) -> Duration:
-    """Parse an ISO 8601 duration ("P1D", "PT24H", "-P3D", "P1W", "P1Y2M"). Raises ValueError."""
+    """Parse an ISO 8601 duration ("P1D", "PT24H", "-P3D", "P1W", "P1Y2M") of
+    at most 100 years either way. Raises ValueError (TOO_LONG for a longer one)."""
     if not isinstance(text, str):
         raise ValueError("a duration must be an ISO 8601 string such as P1D or PT2H")
     match = _PATTERN.match(text.strip())
     if not match or text.strip() in ("P", "+P", "-P"):
         raise ValueError(f"{text!r} is not an ISO 8601 duration (e.g. P1D, PT2H30M, -P3D)")
     parts = match.groupdict()
-    return Duration(
+    numbers = [value for name, value in parts.items() if name != "sign" and value]
+    if any(len(number.split(".")[0]) > _MAX_DIGITS for number in numbers):
+        raise ValueError(TOO_LONG)
+    duration = Duration(
         years=int(parts["years"] or 0),
         months=int(parts["months"] or 0),
         weeks=int(parts["weeks"] or 0),
@@ -83,6 +102,12 @@ def parse_duration(text: str) -> Duration:
         seconds=float(parts["seconds"] or 0),
         negative=parts["sign"] == "-",
     )
+    # In plain numbers: approximate() itself would overflow a timedelta first.
+    days = duration.years * 365 + duration.months * 30 + duration.weeks * 7 + duration.days
+    seconds = days * 86400 + duration.hours * 3600 + duration.minutes * 60 + duration.seconds
+    if seconds > MAX_DAYS * 86400:
+        raise ValueError(TOO_LONG)
+    return duration
 
 
 def format_duration(duration: Duration) -> str:

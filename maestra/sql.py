@@ -18,6 +18,12 @@ from typing import Any
 import orjson
 from django.db import connection
 
+# The largest value of an integer column (IntegerField, PositiveIntegerField)
+# on PostgreSQL. Validators refuse larger numbers where they enter (a launch
+# cap, a limitation's max, a points amount), so no write can fail with
+# "integer out of range" inside the engine's transaction.
+MAX_INT = 2**31 - 1
+
 # Column kinds a row may carry, and their PostgreSQL types.
 _PG_TYPES = {
     "int": "bigint",

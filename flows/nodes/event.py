@@ -22,6 +22,10 @@ def event_type_problem(value: object) -> str | None:
         return "missing: the event type that starts a run (e.g. order_created)"
     if len(value) > MAX_EVENT_TYPE_LENGTH:
         return f"must be at most {MAX_EVENT_TYPE_LENGTH} characters"
+    if value != value.strip():
+        # Ingestion strips the type of every event it stores (customers.services),
+        # so a start on "order_created " would never match anything.
+        return "must not begin or end with spaces"
     return None
 
 

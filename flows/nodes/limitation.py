@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 FIELDS = ("max", "period", "alert_below")
 PERIOD_UNITS = ("hours", "days", "calendar_days", "weeks")
+MAX_PERIOD_EVERY = 1000
 
 
 @register
@@ -36,9 +37,10 @@ class Limitation(NodeKind):
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
         problems = [Problem(key, "unknown field") for key in config if key not in FIELDS]
         maximum = config.get("max")
-        max_ok = is_int(maximum) and maximum >= 1
+        # The counter of places is an integer column.
+        max_ok = is_int(maximum) and 1 <= maximum <= sql.MAX_INT
         if not max_ok:
-            problems.append(Problem("max", "must be a positive integer"))
+            problems.append(Problem("max", f"must be an integer from 1 to {sql.MAX_INT:,}"))
         problems += _period_problems(config.get("period"))
         alert_below = config.get("alert_below")
         if alert_below is not None:
@@ -69,8 +71,9 @@ def _period_problems(period: Any) -> list[Problem]:
     if period.get("unit") not in PERIOD_UNITS:
         problems.append(Problem("period.unit", f"must be one of {', '.join(PERIOD_UNITS)}"))
     every = period.get("every")
-    if not is_int(every) or every < 1:
-        problems.append(Problem("period.every", "must be an integer of at least 1"))
+    # Bounded (SPEC §12): 10**30 days overflowed the window arithmetic and halted every tick.
+    if not is_int(every) or not 1 <= every <= MAX_PERIOD_EVERY:
+        problems.append(Problem("period.every", f"must be an integer from 1 to {MAX_PERIOD_EVERY:,}"))
     return problems
 
 

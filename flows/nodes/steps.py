@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from channels.rendering import sample_render_problem
 from customers.models import Channel, Segment
+from customers.services import points_amount_problem
 from flows.actions import is_template
-from flows.document import duration_problem, is_int
+from flows.document import duration_problem
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from flows.nodes.event import event_type_problem
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from flows.engine import Batch
 
 FIELDS = ("relevance", "steps")
+MAX_STEPS = 100
 ACTION_FIELDS = {
     "send": ("action", "channel", "template"),
     "issue_promo_code": ("action", "pool"),
@@ -40,6 +42,9 @@ class Steps(NodeKind):
         steps = config.get("steps")
         if not isinstance(steps, list) or not steps:
             return [*problems, Problem("steps", "must be a non-empty list of actions")]
+        if len(steps) > MAX_STEPS:
+            # A message keeps its step's index in a small integer column.
+            return [*problems, Problem("steps", f"at most {MAX_STEPS} actions in one steps node")]
         for index, step in enumerate(steps):
             problems += _action_problems(step, f"steps.{index}", ctx)
         return problems
@@ -169,9 +174,8 @@ def _issue_promo_code(step: dict, ctx: ValidationContext) -> list[tuple[str, str
 
 def _points(step: dict, ctx: ValidationContext) -> list[tuple[str, str]]:
     problems = []
-    amount = step.get("amount")
-    if not is_int(amount) or amount == 0:
-        problems.append(("amount", "must be a non-zero integer (negative to deduct)"))
+    if message := points_amount_problem(step.get("amount")):
+        problems.append(("amount", message))
     if step.get("expires_in") is not None and (message := duration_problem(step["expires_in"])):
         problems.append(("expires_in", message))
     if "reason" in step and not isinstance(step["reason"], str):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flows.document import duration_problem, time_of_day_problem, timezone_problem, weekdays_problem
+from flows.document import duration_problem
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+from flows.windows import validate_window
 from maestra import sql
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -16,8 +17,6 @@ MODE_FIELDS = {
     "dynamic": ("mode", "field", "offset", "window"),
     "window": ("mode", "window"),
 }
-WINDOW_FIELDS = ("weekdays", "from", "to", "timezone")
-WINDOW_TIMEZONE_WORDS = ("flow", "customer")
 
 
 @register
@@ -140,22 +139,12 @@ def date_field_problem(field: Any) -> str | None:
 
 
 def window_problems(window: Any) -> list[Problem]:
-    if not isinstance(window, dict):
-        return [Problem("window", 'must be an object {"weekdays", "from", "to", "timezone"}')]
-    problems = [Problem(f"window.{key}", "unknown field") for key in window if key not in WINDOW_FIELDS]
-    if message := weekdays_problem(window.get("weekdays")):
-        problems.append(Problem("window.weekdays", message))
-    times_ok = True
-    for key in ("from", "to"):
-        if message := time_of_day_problem(window.get(key)):
-            problems.append(Problem(f"window.{key}", message))
-            times_ok = False
-    # "HH:MM" strings compare like the times they name.
-    if times_ok and window["from"] >= window["to"]:
-        problems.append(Problem("window.to", "must be later than from (a window lies within one day)"))
-    if "timezone" in window and (message := timezone_problem(window["timezone"], also=WINDOW_TIMEZONE_WORDS)):
-        problems.append(Problem("window.timezone", message))
-    return problems
+    """The exit window judged by flows.windows.validate_window, the function
+    the engine opens windows with (overnight windows such as 22:00–06:00 and
+    whole days, from equal to to, included)."""
+    return [
+        Problem(f"window.{path}" if path else "window", message) for path, message in validate_window(window)
+    ]
 
 
 def _uses_customer_tz(window: dict | None) -> bool:

@@ -335,6 +335,7 @@ _RUN = {
     "entered_at": _AT,
     "ended_at": None,
     "stop_reason": None,
+    "error": None,
     "nodes": [
         {
             "key": "start",

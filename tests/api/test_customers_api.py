@@ -196,6 +196,18 @@ def test_it_shows_a_customers_runs_with_nodes_settings_and_messages(api, history
 
 
 @pytest.mark.django_db
+def test_it_shows_why_the_engine_stopped_a_run(api, history):
+    error = "OverflowError: date value out of range (at node 'cap' (limitation) of flow 1)"
+    Run.objects.filter(pk=history[1].pk).update(
+        status="stopped", stop_reason="engine_error", error=error, ended_at=T0
+    )
+    runs = {run["id"]: run for run in api.get("/api/v1/customers/c-1/activity").json()["runs"]}
+    assert (runs[history[1].pk]["stop_reason"], runs[history[1].pk]["error"]) == ("engine_error", error)
+    assert runs[history[0].pk]["error"] is None  # stopped for another reason
+    assert runs[history[2].pk]["error"] is None
+
+
+@pytest.mark.django_db
 def test_it_pages_the_activity_in_a_constant_number_of_queries(api, history, django_assert_max_num_queries):
     with django_assert_max_num_queries(9):
         page = api.get("/api/v1/customers/c-1/activity", {"page_size": 4}).json()

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from rest_framework_api_key.models import APIKey
 
 from channels.models import Template
 from flows import lifecycle
 from flows.models import Flow
+from maestra.api.models import ApiKey
 from tests.browser.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,7 +27,7 @@ def script_refusals(problems: list[str]) -> list[str]:
 
 
 def test_a_script_in_customer_data_does_not_run_in_the_preview(page, live_server, superuser):
-    key = APIKey.objects.create_key(name="crm")[1]
+    key = ApiKey.objects.create_key(name="crm")[1]
     stored = page.request.put(
         f"{live_server.url}/api/v1/customers/eve",
         data={"email": "eve@example.com", "first_name": XSS, "fields": {"bio": BREAKOUT}},

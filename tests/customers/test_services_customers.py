@@ -213,6 +213,20 @@ def test_it_accepts_an_empty_batch():
     assert upsert_customers(rows=[]) == {}
 
 
+def nested(levels: int) -> dict:
+    """{"a": {"a": … {}}}: `levels` objects inside each other."""
+    value: dict = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def test_it_accepts_fields_nested_32_levels():
+    # The fields object is level 1, so one field's value may nest 31 levels.
+    result = upsert_customers(rows=[{"external_id": "deep", "fields": {"a": nested(31)}}])
+    assert Customer.objects.get(pk=result["deep"]).fields == {"a": nested(31)}
+
+
 @pytest.mark.parametrize(
     ("row", "field"),
     [
@@ -226,8 +240,17 @@ def test_it_accepts_an_empty_batch():
         ({"external_id": "u", "first_name": 5}, "first_name"),
         ({"external_id": "u", "phone": "1" * 40}, "phone"),
         ({"external_id": "u", "fields": ["a"]}, "fields"),
-        ({"external_id": "u", "fields": {"when": datetime(2025, 1, 1)}}, "fields"),
-        ({"external_id": "u", "fields": {"x": float("nan")}}, "fields"),
+        ({"external_id": "u", "fields": {"when": datetime(2025, 1, 1)}}, "fields.when"),
+        ({"external_id": "u", "fields": {"x": float("nan")}}, "fields.x"),
+        ({"external_id": "u", "fields": {"a": nested(32)}}, "fields.a" + ".a" * 31),
+        ({"external_id": "u", "fields": {"a": nested(500)}}, "fields.a" + ".a" * 31),
+        ({"external_id": "u", "fields": {"name": "Ad\ud800a"}}, "fields.name"),
+        ({"external_id": "u", "fields": {"tags": ["ok", "\udfff"]}}, "fields.tags.1"),
+        ({"external_id": "u", "first_name": "Ad\ud800a"}, "first_name"),
+        ({"external_id": "u", "first_name": "Ad\x00a"}, "first_name"),
+        ({"external_id": "u", "fields": {"note": "a\x00b"}}, "fields.note"),
+        ({"external_id": "u", "fields": {"a\x00": 1}}, "fields"),
+        ({"external_id": "u\ud800"}, "external_id"),
         ({"external_id": "u", "subscriptions": {"fax": "subscribed"}}, "subscriptions.fax"),
         ({"external_id": "u", "subscriptions": {"email": "maybe"}}, "subscriptions.email"),
         ({"external_id": "u", "subscriptions": "email"}, "subscriptions"),
@@ -406,6 +429,8 @@ def test_it_sets_profile_attributes_through_set_field(make_customers):
         ("first_name", 12),
         ("x", float("inf")),
         ("x", object()),
+        ("x", nested(32)),
+        ("x", "\ud800"),
         ("", 1),
         ('bad"name', 1),
         (None, 1),

@@ -80,6 +80,20 @@ def test_it_drops_events_deeper_than_the_limit(make_customers):
     assert list(Event.objects.values_list("external_id", "depth")) == [("d2", 2)]
 
 
+def nested(levels: int) -> dict:
+    value: dict = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def test_it_accepts_a_payload_nested_32_levels(make_customers):
+    [a] = make_customers(1)
+    payload = nested(32)
+    store_events(events=[event(a.id, "deep", payload=payload)])
+    assert Event.objects.get(external_id="deep").payload == payload
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
@@ -91,7 +105,12 @@ def test_it_drops_events_deeper_than_the_limit(make_customers):
         ({"occurred_at": "2025-01-01T00:00:00Z"}, "occurred_at"),
         ({"occurred_at": datetime(2025, 1, 1)}, "occurred_at"),
         ({"payload": [1]}, "payload"),
-        ({"payload": {"at": datetime(2025, 1, 1, tzinfo=UTC)}}, "payload"),
+        ({"payload": {"at": datetime(2025, 1, 1, tzinfo=UTC)}}, "payload.at"),
+        ({"payload": {"a": nested(32)}}, "payload.a" + ".a" * 31),
+        ({"payload": {"a": nested(500)}}, "payload.a" + ".a" * 31),
+        ({"payload": {"items": [{"sku": "x\ud800"}]}}, "payload.items.0.sku"),
+        ({"type": "order\udc00"}, "type"),
+        ({"payload": {"note": "\x00"}}, "payload.note"),
         ({"external_id": ""}, "external_id"),
         ({"external_id": 5}, "external_id"),
         ({"colour": "red"}, "colour"),

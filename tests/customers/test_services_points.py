@@ -60,6 +60,8 @@ def test_it_grants_every_time_without_a_source_key(make_customers):
         ({"amount": 0}, "amount"),
         ({"amount": 1.5}, "amount"),
         ({"amount": True}, "amount"),
+        ({"amount": 2**31}, "amount"),
+        ({"amount": -(10**30)}, "amount"),
         ({"customer_id": "1"}, "customer_id"),
         ({"expires_at": datetime(2025, 1, 1)}, "expires_at"),
         ({"expires_at": "2025-01-01"}, "expires_at"),

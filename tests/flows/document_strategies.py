@@ -19,20 +19,56 @@ CONTEXT = ValidationContext(
 )
 TIMEZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kathmandu")
 
-text = st.text(max_size=12)
+# Bounds the validators enforce (SPEC §12); the strategies reach them, so the
+# engine test (test_engine_extremes.py) runs what is just still accepted.
+MAX_INT = 2**31 - 1  # integer columns: a launch cap, a limitation's max, a points amount
+MAX_NESTING = 32  # levels of JSON in a document, a payload, customer fields
+LONGEST_DURATIONS = ["P100Y", "P1200M", "P36500D", "PT876000H", "PT3153600000S", "P99Y11M30DT23H59M59S"]
+
+# Any text the product stores: valid UTF-8 (no lone surrogates) without NUL
+# (PostgreSQL refuses it; validation too).
+text = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 _-ÄéЖ", min_size=1, max_size=10).filter(
     str.strip
 )
+# Stored events have their type stripped, so a type never begins or ends with a space.
+event_types = names.map(str.strip)
+big_numbers = st.sampled_from([10**30, -(10**30), 2**63, -(2**63) - 1, 1e308, -1e308, 5e-324, MAX_INT])
 json_scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | text
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | big_numbers
+    | text
 )
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
     max_leaves=8,
 )
-positive_durations = st.sampled_from(["P1D", "PT24H", "PT30M", "P1W", "P1M", "P1Y2M3DT4H5M6S", "PT0.5S"])
-any_durations = positive_durations | st.sampled_from(["-P3D", "-PT2H", "PT0S", "P0D"])
+
+
+@st.composite
+def nested(draw, levels: int, leaf=json_scalars):
+    """A value exactly `levels` containers deep (objects and lists): deep but
+    allowed. One draw for the whole spine keeps it cheap."""
+    value = draw(leaf)
+    for key in draw(st.lists(st.sampled_from(["a", "é", "", "[]"]), min_size=levels, max_size=levels)):
+        value = [value] if key == "[]" else {key: value}
+    return value
+
+
+# A step's value or payload sits at level 7 of its document (document, nodes,
+# node, config, steps, step, value), so it may nest 26 levels itself.
+STEP_VALUE_LEVELS = MAX_NESTING - 6
+step_values = json_values | nested(STEP_VALUE_LEVELS)
+positive_durations = st.sampled_from(
+    ["P1D", "PT24H", "PT30M", "P1W", "P1M", "P1Y2M3DT4H5M6S", "PT0.5S", *LONGEST_DURATIONS]
+)
+any_durations = positive_durations | st.sampled_from(
+    ["-P3D", "-PT2H", "PT0S", "P0D", "-P100Y", "-PT876000H", "-P1200M"]
+)
 times = st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.integers(0, 59))
 weekday_lists = st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=7, unique=True)
 
@@ -59,11 +95,21 @@ customer_leaves = st.one_of(
         st.lists(text, min_size=1, max_size=3),
     ),
     st.just({"field": "subscription.email", "op": "eq", "value": "subscribed"}),
-    st.builds(lambda v: {"field": "points", "op": "gte", "value": v}, st.integers(-1000, 1000)),
+    st.builds(lambda v: {"field": "points", "op": "gte", "value": v}, st.integers(-(2**53), 2**53)),
+    st.builds(
+        lambda v: {"field": "customer.fields.seen", "op": "within_last", "value": v},
+        st.sampled_from(["PT0S", "P7D", *LONGEST_DURATIONS]),
+    ),
     st.just({"field": "segment", "op": "in", "value": ["static-seg", "rule-seg"]}),
     st.just({"field": "promo_pool.pool.available", "op": "gt", "value": 0}),
 )
-event_leaves = st.just({"field": "event.total", "op": "exists"})
+event_leaves = st.one_of(
+    st.just({"field": "event.total", "op": "exists"}),
+    st.builds(lambda v: {"field": "event.total", "op": "lt", "value": v}, st.integers(-(2**53), 2**53)),
+    st.builds(
+        lambda v: {"field": "event.at", "op": "within_last", "value": v}, st.sampled_from(LONGEST_DURATIONS)
+    ),
+)
 
 
 def rules_of(leaves):
@@ -99,20 +145,16 @@ def percentages(draw, count: int) -> list[int]:
 # --- Configs per kind ---------------------------------------------------------------
 
 event_configs = merged(
-    st.builds(lambda t: {"event_type": t}, names),
+    st.builds(lambda t: {"event_type": t}, event_types),
     optional("filter", st.none() | rules),
     optional("max_age", positive_durations),
 )
 
 recurrences = st.one_of(
-    merged(
-        st.just({"every": "day"}),
-        optional("interval", st.integers(1, 30)),
-        st.builds(lambda t: {"at": t}, times),
-    ),
+    st.builds(lambda t: {"every": "day", "at": t}, times),
     merged(
         st.just({"every": "week"}),
-        optional("interval", st.integers(1, 8)),
+        optional("interval", st.integers(1, 52)),
         st.builds(lambda d, t: {"weekdays": d, "at": t}, weekday_lists, times),
     ),
     st.builds(
@@ -126,9 +168,18 @@ recurrences = st.one_of(
         st.sampled_from(WEEKDAYS),
         times,
     ),
-    st.sampled_from(["0 10 * * *", "30 9 * * mon,thu", "*/15 8-18 1,15 * 1-5", "0 0 1 jan,jul *"]).map(
-        lambda cron: {"cron": cron}
-    ),
+    st.sampled_from(
+        [
+            "0 10 * * *",
+            "30 9 * * mon,thu",
+            "*/15 8-18 1,15 * 1-5",
+            "0 0 1 jan,jul *",
+            "0 0 29 2 *",  # leap days only
+            "0 0 */31 jan mon",  # January 1sts that are Mondays: up to 12 years apart
+            "0 0 31 * *",
+            "59 23 30,31 1-12/2 7",
+        ]
+    ).map(lambda cron: {"cron": cron}),
 )
 audiences = st.one_of(
     st.just({"segment": "rule-seg"}),
@@ -179,7 +230,8 @@ actions = st.one_of(
     st.just({"action": "issue_promo_code", "pool": "pool"}),
     merged(
         st.builds(
-            lambda amount: {"action": "points", "amount": amount}, st.integers(-10_000, 10_000).filter(bool)
+            lambda amount: {"action": "points", "amount": amount},
+            (st.integers(-10_000, 10_000) | st.sampled_from([MAX_INT, -MAX_INT])).filter(bool),
         ),
         optional("expires_in", st.none() | positive_durations),
         optional("reason", text),
@@ -187,14 +239,18 @@ actions = st.one_of(
     st.builds(
         lambda f, v: {"action": "set_field", "field": f, "value": v},
         names.filter(lambda n: "." not in n),
-        json_values,
+        step_values,
     ),
     st.sampled_from(["add_to_segment", "remove_from_segment"]).map(
         lambda a: {"action": a, "segment": "static-seg"}
     ),
     merged(
-        st.builds(lambda t: {"action": "emit_event", "event_type": t}, names),
-        optional("payload", st.dictionaries(text, json_values, max_size=3)),
+        st.builds(lambda t: {"action": "emit_event", "event_type": t}, event_types),
+        optional(
+            "payload",
+            st.dictionaries(text, json_values, max_size=3)
+            | nested(STEP_VALUE_LEVELS - 1).map(lambda v: {"deep": v}),
+        ),
     ),
 )
 steps_configs = st.builds(
@@ -226,8 +282,8 @@ ab_test_configs = shares(max_count=5, with_control=True).map(lambda v: {"variant
 
 @st.composite
 def windows(draw) -> dict:
-    start, end = sorted(draw(st.lists(times, min_size=2, max_size=2, unique=True)))
-    window = {"weekdays": draw(weekday_lists), "from": start, "to": end}
+    # to < from is an overnight window, to == from a whole day (flows/windows.py).
+    window = {"weekdays": draw(weekday_lists), "from": draw(times), "to": draw(times)}
     window.update(draw(optional("timezone", st.sampled_from(("flow", "customer", *TIMEZONES)))))
     return window
 
@@ -251,7 +307,7 @@ wait_configs = st.one_of(
 
 @st.composite
 def limitation_configs(draw) -> dict:
-    maximum = draw(st.integers(1, 10_000))
+    maximum = draw(st.integers(1, 10_000) | st.just(MAX_INT))
     config = {"max": maximum}
     config.update(
         draw(
@@ -261,7 +317,7 @@ def limitation_configs(draw) -> dict:
                 | st.builds(
                     lambda unit, every: {"unit": unit, "every": every},
                     st.sampled_from(["hours", "days", "calendar_days", "weeks"]),
-                    st.integers(1, 52),
+                    st.integers(1, 52) | st.just(1000),
                 ),
             )
         )
@@ -354,7 +410,7 @@ def launch_limits(draw) -> dict:
         limit["period"] = draw(positive_durations)
     else:
         limit.update(draw(optional("period", st.none())))
-    limit.update(draw(optional("max_total", st.none() | st.integers(1, 10**6))))
+    limit.update(draw(optional("max_total", st.none() | st.integers(1, 10**6) | st.just(MAX_INT))))
     return limit
 
 

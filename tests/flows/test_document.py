@@ -8,7 +8,6 @@ from hypothesis import HealthCheck, given, settings
 
 from flows.document import (
     FORMAT,
-    MAX_DEPTH,
     DocumentError,
     FlowSettings,
     document_settings,
@@ -16,6 +15,7 @@ from flows.document import (
     graph_rows,
     parse_document,
 )
+from maestra.jsonvalues import MAX_DEPTH
 from tests.flows.document_strategies import MIDDLE_KINDS, documents, every_variant_documents
 
 SPEC_EXAMPLE = Path(__file__).parent / "fixtures" / "spec_example.json"
@@ -257,6 +257,28 @@ def test_it_accepts_nesting_up_to_the_limit():
     doc = minimal(nodes=[node(config={"rule": nested(MAX_DEPTH - 5)})])
     assert parse_document(doc) is doc
     assert parse_document(dump_document(doc)) == doc
+
+
+def test_it_refuses_a_document_nested_one_level_too_deep():
+    # SPEC §12: documents nest at most 32 levels (it was 64).
+    assert MAX_DEPTH == 32
+    errors = problems(minimal(nodes=[node(config={"rule": nested(MAX_DEPTH - 4)})]))
+    assert [error["message"] for error in errors] == ["nested more than 32 levels deep"]
+
+
+def test_it_refuses_lone_surrogates_and_nul_anywhere_in_a_document():
+    doc = minimal(
+        nodes=[node(title="ok", config={"rule": {"field": "points", "op": "eq", "value": "a\ud800"}})]
+    )
+    assert fields(doc) == ["nodes.0.config.rule.value"]
+    assert "valid Unicode" in problems(doc)[0]["message"]
+    assert fields(minimal(name="Wel\udfffcome")) == ["name"]
+    assert fields(minimal(nodes=[node(config={"\ud800": 1})])) == ["nodes.0.config"]
+    # NUL: PostgreSQL stores it neither in text nor in jsonb.
+    assert fields(minimal(nodes=[node(title="a\x00b")])) == ["nodes.0.title"]
+    assert fields(minimal(nodes=[node(config={"x": ["\x00"]})])) == ["nodes.0.config.x.0"]
+    # From JSON text too: the escape parses to a lone surrogate.
+    assert fields('{"format": "maestra.flow/1", "name": "\\ud800"}') == ["name"]
 
 
 def test_it_refuses_nesting_beyond_the_limit_without_crashing():

@@ -85,3 +85,27 @@ def test_it_formats_what_it_parses(text):
 def test_it_approximates_for_ordering():
     assert parse_duration("P1M").approximate() == timedelta(days=30)
     assert parse_duration("-PT90M").approximate() == -timedelta(minutes=90)
+
+
+@pytest.mark.parametrize("text", ["P100Y", "-P100Y", "P1200M", "P36500D", "PT876000H", "PT3153600000S"])
+def test_it_accepts_durations_up_to_100_years(text):
+    assert abs(parse_duration(text).approximate()) <= timedelta(days=36500)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "P101Y",
+        "-P101Y",
+        "P36501D",
+        "P5215W",
+        "PT876001H",
+        "P99999999999D",  # OverflowError in the rule language before
+        "P" + "9" * 5000 + "D",  # more digits than int() takes
+        "PT" + "9" * 400 + ".5S",  # a float that is inf
+        "P100YT1S",
+    ],
+)
+def test_it_refuses_durations_longer_than_100_years(text):
+    with pytest.raises(ValueError, match="at most 100 years"):
+        parse_duration(text)

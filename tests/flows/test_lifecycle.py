@@ -346,6 +346,66 @@ def test_it_tells_the_engine_about_each_launched_version(flow_in, monkeypatch):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("start", "back_to"), [(S.READY, S.READY), (S.ACTIVE, S.ACTIVE), (S.PAUSED, S.PAUSED)]
+)
+def test_a_launch_that_raises_returns_the_flow_to_where_it_was_with_the_error(
+    flow_in, monkeypatch, ann, start, back_to
+):
+    """Never stuck in `launching` (issue #11): there a flow can be neither
+    edited, paused nor archived, and every tick failed on it again."""
+
+    def hook(*, version):
+        raise ValueError("the recurrence does not fire")
+
+    flow = flow_in(start)
+    live_before = flow.live_version_id
+    lifecycle.launch_flow(flow=flow, user=ann, enqueue=False)
+    monkeypatch.setattr(engine, "on_version_launched", hook, raising=False)
+
+    flow = lifecycle.finish_launch(flow_id=flow.pk)
+
+    assert flow.status == back_to
+    assert flow.live_version_id == live_before
+    assert flow.draft.state == FlowVersion.State.DRAFT  # the freeze was rolled back
+    entry = AuditEntry.objects.filter(flow=flow).latest("pk")
+    assert (entry.action, entry.user) == ("flow.launch_failed", ann)
+    assert entry.data["error"] == "ValueError: the recurrence does not fire"
+    assert entry.data["errors"][0]["message"] == "the launch failed: ValueError: the recurrence does not fire"
+    # It can be launched again once the cause is gone.
+    monkeypatch.undo()
+    assert launched(flow).status == S.ACTIVE
+
+
+@pytest.mark.django_db
+def test_one_failing_launch_does_not_stop_the_others(flow_in, monkeypatch):
+    first, second, third = flow_in(S.READY), flow_in(S.READY), flow_in(S.READY)
+    for flow in (first, second, third):
+        lifecycle.launch_flow(flow=flow, enqueue=False)
+    launch_version = engine.on_version_launched
+
+    def hook(*, version):
+        if version.flow_id == second.pk:
+            raise OverflowError("date value out of range")
+        launch_version(version=version)
+
+    monkeypatch.setattr(engine, "on_version_launched", hook)
+
+    assert lifecycle.finish_pending_launches_counted() == {"finished": 3, "errors": 1}
+    assert [fresh(flow).status for flow in (first, second, third)] == [S.ACTIVE, S.READY, S.ACTIVE]
+
+
+@pytest.mark.django_db
+def test_it_stores_a_launch_cap_beyond_the_column_as_an_invalid_draft(templates, spec_document):
+    # 2**31 does not fit the integer column: PostgreSQL raised "integer out of range" (an API 500).
+    spec_document["launch_limit"]["max_total"] = 2**31
+    flow = fresh(lifecycle.create_flow(document=spec_document))
+    assert flow.status == S.DRAFT
+    assert [(e["node"], e["field"]) for e in flow.draft.errors] == [(None, "launch_limit.max_total")]
+    assert flow.draft.launch_limit_max_total is None
+
+
+@pytest.mark.django_db
 def test_it_launches_when_the_engine_has_no_launch_hook(flow_in, monkeypatch):
     monkeypatch.delattr(engine, "on_version_launched", raising=False)
 

@@ -333,6 +333,19 @@ def test_it_finds_a_rare_cron_years_ahead():
     assert fire({"cron": "0 0 29 2 *"}, berlin(2096, 3, 1)) == berlin(2104, 2, 29, 0, 0)
 
 
+def test_it_finds_a_cron_that_must_match_both_day_fields_twelve_years_ahead():
+    # "*/31" starts with "*", so the day (only the 1st) and the weekday must
+    # both match (Vixie cron): January 1sts that are Mondays, 2091 then 2103.
+    # Validation accepts it, so the engine must find it: with the old 8-year
+    # horizon launching raised ValueError.
+    recurrence = {"cron": "0 0 */31 jan mon"}
+    assert validate_recurrence(recurrence) == []
+    assert fire(recurrence, berlin(2091, 1, 2)) == berlin(2103, 1, 1, 0, 0)
+    assert last_fire_at_or_before(
+        recurrence, tz=BERLIN, after=berlin(2091, 1, 2), until=berlin(2103, 1, 2), anchor=berlin(2091, 1, 2)
+    ) == berlin(2103, 1, 1, 0, 0)
+
+
 @pytest.mark.parametrize(
     "expression",
     [
@@ -468,7 +481,7 @@ def test_it_refuses_an_invalid_recurrence():
     "recurrence",
     [
         {"every": "day", "at": "10:00"},
-        {"every": "day", "at": "0:05"},
+        {"every": "day", "at": "00:05"},
         {"every": "day", "at": "23:59"},
         {"every": "week", "weekdays": ["mon"], "at": "09:30"},
         {"every": "week", "interval": 52, "weekdays": list(WEEKDAYS), "at": "09:30"},
@@ -496,6 +509,9 @@ def test_it_accepts_valid_recurrences(recurrence):
         ({"every": "day", "at": "10:60"}, "at"),
         ({"every": "day", "at": "10am"}, "at"),
         ({"every": "day", "at": 1000}, "at"),
+        # One format for times, as the document writes them (the schedule node said so already).
+        ({"every": "day", "at": "9:30"}, "at"),
+        ({"every": "day", "at": "09:30\n"}, "at"),
         ({"every": "day", "at": "10:00", "interval": 2}, "interval"),
         ({"every": "week", "at": "10:00"}, "weekdays"),
         ({"every": "week", "weekdays": [], "at": "10:00"}, "weekdays"),
@@ -544,7 +560,7 @@ def test_it_reports_bad_recurrences_with_a_field_path(recurrence, path):
     ("recurrence", "text"),
     [
         ({"every": "day", "at": "10:00"}, "Every day at 10:00"),
-        ({"every": "day", "at": "7:05"}, "Every day at 07:05"),
+        ({"every": "day", "at": "07:05"}, "Every day at 07:05"),
         (
             {"every": "week", "interval": 2, "weekdays": ["thu", "mon"], "at": "09:30"},
             "Every 2 weeks on Mon, Thu at 09:30",

@@ -115,6 +115,8 @@ def test_valid_settings_have_no_errors(change):
         ({"launch_limit": {"mode": "once", "period": "weekly"}}, "launch_limit.period"),
         ({"launch_limit": {"mode": "every_time", "max_total": 0}}, "launch_limit.max_total"),
         ({"launch_limit": {"mode": "every_time", "max_total": -5}}, "launch_limit.max_total"),
+        ({"launch_limit": {"mode": "every_time", "max_total": 2**31}}, "launch_limit.max_total"),
+        ({"launch_limit": {"mode": "once", "max_total": 10**30}}, "launch_limit.max_total"),
         ({"schedule": {"start_at": "2025-06-01T10:00:00"}}, "schedule.start_at"),
         ({"schedule": {"start_at": "2025-06-01"}}, "schedule.start_at"),
         ({"schedule": {"end_at": "tomorrow"}}, "schedule.end_at"),
@@ -469,13 +471,17 @@ def test_every_generated_valid_document_has_no_errors(doc):
     assert validate_document(parse_document(json.loads(json.dumps(doc))), CONTEXT) == []
 
 
+# Text a well-formed document may hold (no lone surrogate, no NUL: parse_document refuses those).
+storable = st.characters(codec="utf-8", exclude_characters="\x00")
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    | st.text(storable, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(storable, max_size=8), inner, max_size=3)
+    ),
     max_leaves=10,
 )
 FIELD_NAMES = [

@@ -238,7 +238,7 @@ def test_it_accepts_valid_windows():
     assert validate_window(FRIDAY_NIGHT) == []
     assert validate_window({**WORKDAYS, "timezone": "customer"}) == []
     assert validate_window({**WORKDAYS, "timezone": "Asia/Tokyo"}) == []
-    assert validate_window({"weekdays": ["sun"], "from": "9:00", "to": "9:00"}) == []
+    assert validate_window({"weekdays": ["sun"], "from": "09:00", "to": "09:00"}) == []
 
 
 @pytest.mark.parametrize(
@@ -250,6 +250,8 @@ def test_it_accepts_valid_windows():
         ({**WORKDAYS, "weekdays": ["mon", "mon"]}, "weekdays.1"),
         ({**WORKDAYS, "from": "24:00"}, "from"),
         ({**WORKDAYS, "to": "6pm"}, "to"),
+        ({**WORKDAYS, "from": "9:00"}, "from"),
+        ({**WORKDAYS, "timezone": "localtime"}, "timezone"),
         ({"weekdays": ["mon"], "to": "18:00"}, "from"),
         ({"weekdays": ["mon"], "from": "10:00"}, "to"),
         ({**WORKDAYS, "timezone": "Mars/Olympus_Mons"}, "timezone"),
@@ -344,6 +346,28 @@ def test_it_returns_none_for_a_missing_or_unreadable_value(value):
 def test_it_returns_none_when_the_offset_leaves_the_calendar():
     assert dynamic_target("9999-12-31", offset=parse_duration("P2D"), tz=BERLIN) is None
     assert dynamic_target("0001-01-01T00:00:00+00:00", offset=parse_duration("-PT1H"), tz=BERLIN) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "tz"),
+    [
+        # Read fine, but the exit window's search overflowed the calendar (a tick-wide error).
+        ("9999-12-31", BERLIN),
+        ("9999-12-31T23:59:59+00:00", BERLIN),
+        # Local midnight of year 1 east of UTC is in year 0 in UTC: OverflowError before.
+        ("0001-01-01", ZoneInfo("Pacific/Kiritimati")),
+        ("0999-12-31T12:00:00+00:00", BERLIN),
+        ("3000-01-01", UTC),
+    ],
+)
+def test_it_returns_none_for_targets_outside_the_years_1000_to_2999(value, tz):
+    assert dynamic_target(value, offset=None, tz=tz) is None
+
+
+def test_a_target_within_the_years_is_kept_even_after_a_century_offset():
+    assert dynamic_target("2999-12-31", offset=None, tz=BERLIN) == berlin(2999, 12, 31, 0, 0)
+    assert dynamic_target("1100-01-01", offset=parse_duration("-P100Y"), tz=UTC) == utc(1000, 1, 1, 0, 0)
+    assert dynamic_target("2950-01-01", offset=parse_duration("P100Y"), tz=UTC) is None
 
 
 def test_a_weekly_opening_lost_in_a_dst_gap_moves_to_the_next_week():

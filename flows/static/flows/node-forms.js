@@ -257,7 +257,7 @@ function scheduleForm(config, ctx, changed, redraw) {
     field("At", timeInput(rec.at, (v) => { rec.at = v; changed(); }), "recurrence.at"),
   ];
   if (rec.every === "week") {
-    parts.push(field("Every N weeks", numberInput(rec.interval ?? 1, (v) => { rec.interval = v; changed(); }, { min: 1 }), "recurrence.interval"),
+    parts.push(field("Every N weeks", numberInput(rec.interval ?? 1, (v) => { rec.interval = v; changed(); }, { min: 1, max: 52 }), "recurrence.interval"),
       field("Weekdays", weekdayBoxes(rec.weekdays, (v) => { rec.weekdays = v; changed(); }), "recurrence.weekdays"));
   }
   if (rec.every === "month") {
