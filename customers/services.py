@@ -35,6 +35,13 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from customers import selectors
+from customers.errors import (  # defined in the leaf module; importable from here as before
+    CustomerServiceError,
+    InvalidInput,
+    SegmentNotStatic,
+    UnknownPromoPool,
+    UnknownSegment,
+)
 from customers.models import (
     Channel,
     Customer,
@@ -60,53 +67,6 @@ PROFILE_ATTRIBUTES = ("email", "phone", "first_name", "last_name", "timezone")
 # (TextChoices.values builds a new list on every access: too slow per row.)
 CHANNELS = tuple(Channel.values)
 SUBSCRIPTION_STATUSES = tuple(Subscription.Status.values)
-
-
-# --- Errors -----------------------------------------------------------------
-
-
-class CustomerServiceError(Exception):
-    """A domain error: bad input, or a state that forbids the write.
-
-    `errors` is a list of {"index"?, "field", "message"}, the shape of the
-    REST API's error body, so a view can pass it through unchanged."""
-
-    def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.errors = errors if errors is not None else [{"field": "", "message": message}]
-
-
-class InvalidInput(CustomerServiceError):
-    """Some items of a batch are invalid; nothing of the batch was written."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        first = errors[0]
-        where = f"item {first['index']}, " if "index" in first else ""
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        super().__init__(f"{where}{first['field']}: {first['message']}{more}", errors=errors)
-
-
-class UnknownPromoPool(CustomerServiceError):
-    def __init__(self, slug: str) -> None:
-        super().__init__(
-            f"promo pool {slug!r} does not exist",
-            errors=[{"field": "pool", "message": f"promo pool {slug!r} does not exist"}],
-        )
-
-
-class UnknownSegment(CustomerServiceError):
-    def __init__(self, slug: str) -> None:
-        super().__init__(
-            f"segment {slug!r} does not exist",
-            errors=[{"field": "segment", "message": f"segment {slug!r} does not exist"}],
-        )
-
-
-class SegmentNotStatic(CustomerServiceError):
-    def __init__(self, slug: str) -> None:
-        message = f"segment {slug!r} is rule-based; only static segments have members to add or remove"
-        super().__init__(message, errors=[{"field": "segment", "message": message}])
 
 
 class _Errors:

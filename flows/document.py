@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from flows.errors import DocumentError
 from maestra.durations import parse_duration
 from maestra.jsonvalues import json_problems
 from maestra.sql import MAX_INT
@@ -55,14 +56,6 @@ _NODE_KEYS = frozenset({"key", "kind", "title", "config", "position"})
 _EDGE_KEYS = frozenset({"from", "to", "port"})
 _LAUNCH_LIMIT_KEYS = frozenset({"mode", "period", "max_total"})
 _SCHEDULE_KEYS = frozenset({"start_at", "end_at"})
-
-
-class DocumentError(Exception):
-    """A malformed document. `errors`: [{"field": "nodes.3.config", "message": ...}]."""
-
-    def __init__(self, errors: list[dict]):
-        self.errors = errors
-        super().__init__("; ".join(f"{e['field'] or 'document'}: {e['message']}" for e in errors))
 
 
 # --- Parsing ---------------------------------------------------------------------

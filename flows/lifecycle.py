@@ -27,6 +27,7 @@ from django_q.tasks import async_task
 
 from flows.audit import log_action
 from flows.document import MAX_NAME_LENGTH, document_settings, dump_document, graph_rows, parse_document
+from flows.errors import LifecycleError, VersionNotFound  # noqa: F401 (VersionNotFound: importable from here as before)
 from flows.models import Edge, Flow, FlowVersion, FrozenVersionError, Node, Run
 from flows.validation import validate_document
 from maestra.faults import error_text, is_system_error
@@ -54,21 +55,6 @@ SETTINGS_FIELDS = (
     "start_at",
     "end_at",
 )
-
-
-class LifecycleError(Exception):
-    """An action refused in the flow's current state. `message` is for people
-    (admin message, API 409); `errors` carries details such as the draft's
-    validation errors [{"node", "field", "message"}]."""
-
-    def __init__(self, message: str, errors: list | None = None):
-        super().__init__(message)
-        self.message = message
-        self.errors = list(errors or [])
-
-
-class VersionNotFound(LifecycleError):
-    """No such version of the flow (the API answers 404, not 409)."""
 
 
 # --- Helpers -----------------------------------------------------------------

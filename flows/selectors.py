@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 
-from flows.lifecycle import VersionNotFound
+from flows.errors import VersionNotFound
 from flows.models import Flow, FlowVersion
 
 
