@@ -24,9 +24,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from functools import cache
 from typing import Any
-from zoneinfo import available_timezones
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -55,6 +53,7 @@ from customers.models import (
 )
 from maestra import sql
 from maestra.jsonvalues import json_problems, text_problem
+from maestra.zones import known_zones
 
 logger = logging.getLogger(__name__)
 
@@ -134,13 +133,6 @@ def _fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
 # --- Validation helpers -------------------------------------------------------
 
 
-@cache
-def _iana_zones() -> frozenset[str]:
-    # The system zoneinfo directory also holds files that are not zones a
-    # customer lives in ("localtime" is this machine's zone, whatever it is).
-    return frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}
-
-
 def _max_length(model: type, field: str) -> int:
     return model._meta.get_field(field).max_length
 
@@ -179,7 +171,7 @@ def _clean_email(value: Any) -> str:
 
 def _clean_timezone(value: Any) -> str:
     value = _clean_timezone_text(value)
-    if value and value not in _iana_zones():
+    if value and value not in known_zones():
         raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)")
     return value
 
