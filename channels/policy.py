@@ -36,8 +36,8 @@ customer rows: they serialise delivery workers only, never the API or the
 engine, which lock customer rows for their own writes. SQLite has a single
 writer (IMMEDIATE transactions), so claims cannot overlap there.
 
-This module's top level imports no model, so maestra/settings.py can parse
-the settings with it at start (a bad value stops the process).
+The settings are checked at start by channels/checks.py (a system check
+that ChannelsConfig.ready also runs: a bad value stops the process).
 """
 
 from __future__ import annotations
