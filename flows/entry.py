@@ -16,11 +16,11 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from customers.models import Customer, Event
-from flows.audit import log_action
 from flows.engine import ENGINE_ERROR, RUN_COLUMNS, EngineContext, hour_of
 from flows.launch_limits import blocked_q, once_until
 from flows.models import Flow, FlowVersion, LaunchRecord, NodePass, Run
 from maestra import sql
+from maestra.audit import log as audit
 from maestra.durations import parse_duration
 from maestra.faults import error_text, is_system_error, split_until_alone
 
@@ -519,9 +519,9 @@ def _skip_failed_fire(version_id: int, *, now: datetime, error: Exception) -> No
                 if is_system_error(exc):
                     raise
         FlowVersion.objects.filter(pk=version.pk).update(next_fire_at=following)
-        log_action(
+        audit.log(
             "flow.schedule_failed",
-            flow=version.flow,
+            subject=version.flow,
             data={
                 "version": version.number,
                 "error": text,

@@ -25,11 +25,11 @@ from django.utils.timezone import now
 from django_fsm import TransitionNotAllowed
 from django_q.tasks import async_task
 
-from flows.audit import log_action
 from flows.document import MAX_NAME_LENGTH, document_settings, dump_document, graph_rows, parse_document
 from flows.errors import LifecycleError, VersionNotFound  # noqa: F401 (VersionNotFound: importable from here as before)
 from flows.models import Edge, Flow, FlowVersion, FrozenVersionError, Node, Run
 from flows.validation import validate_document
+from maestra.audit import log as audit
 from maestra.faults import error_text, is_system_error
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ def create_flow(*, document: dict | str, user=None) -> Flow:
         _write_draft(draft, doc)
         _follow_validity(flow, draft)
         _save_flow(flow)
-        log_action("flow.created", user=user, flow=flow, data={"version": 1, "errors": len(draft.errors)})
+        audit.log("flow.created", user=user, subject=flow, data={"version": 1, "errors": len(draft.errors)})
     return flow
 
 
@@ -259,10 +259,10 @@ def save_draft(*, flow: Flow, document: dict | str, user=None) -> FlowVersion:
         flow.name = _flow_name(doc)
         _follow_validity(flow, draft)
         _save_flow(flow, "name")
-        log_action(
+        audit.log(
             "flow.draft_saved",
             user=user,
-            flow=flow,
+            subject=flow,
             data={"version": draft.number, "created": created, "errors": len(draft.errors)},
         )
     return draft
@@ -295,10 +295,10 @@ def launch_flow(*, flow: Flow, user=None, enqueue: bool = True) -> Flow:
             back_to = flow.status
             _transition(flow, "launch", "launch")
             _save_flow(flow)
-            log_action(
+            audit.log(
                 "flow.launch_requested",
                 user=user,
-                flow=flow,
+                subject=flow,
                 # finish_launch returns here if the draft turns out invalid.
                 data={"version": draft.number, "back_to": back_to},
             )
@@ -379,8 +379,11 @@ def _return_from_launch(flow: Flow, request, *, user, never_launched: str, data:
     draft = flow.draft
     flow.fail_launch(back_to=back_to)
     _save_flow(flow)
-    log_action(
-        "flow.launch_failed", user=user, flow=flow, data={"version": draft.number if draft else None, **data}
+    audit.log(
+        "flow.launch_failed",
+        user=user,
+        subject=flow,
+        data={"version": draft.number if draft else None, **data},
     )
 
 
@@ -411,10 +414,10 @@ def _finish_launch(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool]:
         flow.complete_launch()
         _save_flow(flow, "live_version")
         # Runs in flight move to the new version in the engine, by node key.
-        log_action(
+        audit.log(
             "flow.launched",
             user=user,
-            flow=flow,
+            subject=flow,
             data={
                 "version": draft.number,
                 "previous_version": FlowVersion.objects.filter(pk=previous_id)
@@ -472,7 +475,7 @@ def start_test(*, flow: Flow, user=None) -> Flow:
             _freeze(draft, user=user, at=now(), is_test=True)
             flow.live_version = draft
             _save_flow(flow, "live_version")
-            log_action("flow.test_started", user=user, flow=flow, data={"version": draft.number})
+            audit.log("flow.test_started", user=user, subject=flow, data={"version": draft.number})
             _notify_engine(draft)
     if refusal is not None:
         raise refusal
@@ -499,10 +502,10 @@ def stop_test(*, flow: Flow, user=None) -> Flow:
         if draft is not None:
             _follow_validity(flow, draft)
         _save_flow(flow, "live_version")
-        log_action(
+        audit.log(
             "flow.test_stopped",
             user=user,
-            flow=flow,
+            subject=flow,
             data={
                 "version": test_version.number if test_version else None,
                 "draft": draft.number if draft else None,
@@ -522,7 +525,7 @@ def pause_flow(*, flow: Flow, user=None) -> Flow:
         flow = _lock(flow)
         _transition(flow, "pause", "pause")
         _save_flow(flow)
-        log_action("flow.paused", user=user, flow=flow)
+        audit.log("flow.paused", user=user, subject=flow)
     return flow
 
 
@@ -532,7 +535,7 @@ def resume_flow(*, flow: Flow, user=None) -> Flow:
         flow = _lock(flow)
         _transition(flow, "resume", "resume")
         _save_flow(flow)
-        log_action("flow.resumed", user=user, flow=flow)
+        audit.log("flow.resumed", user=user, subject=flow)
     return flow
 
 
@@ -547,7 +550,7 @@ def archive_flow(*, flow: Flow, user=None) -> Flow:
         stopped = _stop_runs(flow, at=at)
         _stop_version(flow.live_version_id, at=at)
         _save_flow(flow)
-        log_action("flow.archived", user=user, flow=flow, data={"stopped_runs": stopped})
+        audit.log("flow.archived", user=user, subject=flow, data={"stopped_runs": stopped})
     return flow
 
 
@@ -587,10 +590,10 @@ def edit_flow(*, flow: Flow, user=None) -> FlowVersion:
         flow.finish_draft(back_to=back_to)
         _save_flow(flow)
         if created:
-            log_action(
+            audit.log(
                 "flow.draft_created",
                 user=user,
-                flow=flow,
+                subject=flow,
                 data={"version": draft.number, "from_version": source.number},
             )
     return draft
@@ -615,7 +618,7 @@ def delete_draft(*, flow: Flow, user=None) -> None:
         number = draft.number
         draft.delete()
         _save_flow(flow)
-        log_action("flow.draft_deleted", user=user, flow=flow, data={"version": number})
+        audit.log("flow.draft_deleted", user=user, subject=flow, data={"version": number})
 
 
 def _copy_name(name: str) -> str:
@@ -642,10 +645,10 @@ def duplicate_flow(*, flow: Flow, user=None) -> Flow:
         _write_draft(draft, doc)
         copy.finish_draft(back_to=Status.READY if draft.is_valid else Status.DRAFT)
         _save_flow(copy)
-        log_action(
+        audit.log(
             "flow.duplicated",
             user=user,
-            flow=copy,
+            subject=copy,
             data={"from_flow": original.pk, "from_version": source.number},
         )
     return copy
@@ -683,10 +686,10 @@ def rename_flow(*, flow: Flow, name: str | None = None, description: str | None 
         if description is not None:
             changes["description"] = description
         Flow.objects.filter(pk=flow.pk).update(**changes)
-        log_action(
+        audit.log(
             "flow.renamed",
             user=_user_or_none(user),
-            flow=flow,
+            subject=flow,
             data={
                 key: value
                 for key, value in (("name", name), ("description", description))

@@ -71,6 +71,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_q",
+    # The audit log every app writes (maestra/audit/): part of the kernel.
+    "maestra.audit",
     "customers",
     "channels",
     "flows",
