@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -308,6 +308,22 @@ def _record_entries(runs: list[dict], *, now: datetime) -> None:
 # --- Audiences (schedules, run_flow) ---------------------------------------------
 
 
+def entering_customers(*, version: FlowVersion, audience: Q, now: datetime) -> QuerySet[Customer]:
+    """The customers of `audience` that the launch limit lets into `version`
+    now: the one rule of audience entry (enter_audience) and of the audience
+    preview (flows.selectors.audience_preview), so the preview counts exactly
+    who then enters. A test version ignores the launch limit."""
+    customers = Customer.objects.filter(audience)
+    if version.is_test:
+        return customers
+    blocked = entry_blocked_q(version=version, now=now)
+    if blocked is None:
+        return customers
+    return customers.exclude(
+        id__in=LaunchRecord.objects.filter(blocked, flow_id=version.flow_id).values("customer_id")
+    )
+
+
 def enter_audience(
     *,
     version: FlowVersion,
@@ -321,14 +337,7 @@ def enter_audience(
     start = _start_node(version)
     if start is None:
         return 0
-    customers = Customer.objects.filter(audience)
-    if not version.is_test:
-        blocked = entry_blocked_q(version=version, now=now)
-        if blocked is not None:
-            customers = customers.exclude(
-                id__in=LaunchRecord.objects.filter(blocked, flow_id=version.flow_id).values("customer_id")
-            )
-    ids = customers.order_by("id").values("id")
+    ids = entering_customers(version=version, audience=audience, now=now).order_by("id").values("id")
     if limit is not None:
         ids = ids[:limit]
     inner_sql, inner_params = ids.query.sql_with_params()

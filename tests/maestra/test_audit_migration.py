@@ -36,7 +36,9 @@ def test_the_entries_move_to_the_audit_app_and_back(django_user_model):
     flow = old_apps.get_model("flows", "Flow").objects.create(name="Welcome")
     customer = old_apps.get_model("customers", "Customer").objects.create(external_id="erased-9")
     pool = old_apps.get_model("customers", "PromoPool").objects.create(slug="welcome", name="Welcome")
-    OldEntry.objects.create(id=40, action="flow.launched", flow_id=flow.pk, user_id=user.pk, at=AT, data={"v": 1})
+    OldEntry.objects.create(
+        id=40, action="flow.launched", flow_id=flow.pk, user_id=user.pk, at=AT, data={"v": 1}
+    )
     OldEntry.objects.create(id=41, action="customer.erased", at=AT, data={"customer_id": customer.pk})
     OldEntry.objects.create(
         id=45, action="alert.promo_pool_low", at=AT, data={"pool": "welcome", "free": 3, "alert_below": 10}
@@ -50,7 +52,9 @@ def test_the_entries_move_to_the_audit_app_and_back(django_user_model):
     assert launched.subject == Flow.objects.get(pk=flow.pk) and launched.user_id == user.pk
     assert (launched.action, launched.at, launched.data) == ("flow.launched", AT, {"v": 1})
     assert launched.subject_repr == f"flow #{flow.pk}"
-    assert erased.subject == Customer.objects.get(pk=customer.pk) and erased.data == {"customer_id": customer.pk}
+    assert erased.subject == Customer.objects.get(pk=customer.pk) and erased.data == {
+        "customer_id": customer.pk
+    }
     assert alert.subject == PromoPool.objects.get(pk=pool.pk) and alert.data["pool"] == "welcome"
     # The flow's history is found through the flow, as before.
     assert list(Flow.objects.get(pk=flow.pk).audit_entries.values_list("id", flat=True)) == [40]
