@@ -26,6 +26,7 @@ from django_fsm import TransitionNotAllowed
 from django_q.tasks import async_task
 
 from flows.document import MAX_NAME_LENGTH, document_settings, dump_document, graph_rows, parse_document
+from flows.entry import arm_schedule
 from flows.errors import LifecycleError, VersionNotFound  # noqa: F401 (VersionNotFound: importable from here as before)
 from flows.models import Edge, Flow, FlowVersion, FrozenVersionError, Node, Run
 from flows.validation import validate_document
@@ -177,19 +178,6 @@ def _follow_validity(flow: Flow, draft: FlowVersion) -> None:
 def _errors_message(action: str, errors: list[dict]) -> str:
     count = len(errors)
     return f"The draft has {count} error{'s' if count != 1 else ''} and cannot be {action}"
-
-
-def _notify_engine(version: FlowVersion) -> None:
-    """Hook for the engine: flows.engine.on_version_launched(version=...) arms
-    a schedule start (its first fire time, strictly after the launch). It is
-    optional (looked up with getattr) so the lifecycle does not depend on the
-    engine having it, and it runs inside the launch transaction: a version
-    never goes live without its fire time."""
-    from flows import engine
-
-    hook = getattr(engine, "on_version_launched", None)
-    if hook is not None:
-        hook(version=version)
 
 
 def _freeze(draft: FlowVersion, *, user, at, is_test: bool) -> None:
@@ -427,7 +415,9 @@ def _finish_launch(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool]:
                 else None,
             },
         )
-        _notify_engine(draft)
+        # Inside the launch transaction: a version never goes live without
+        # the first fire of its schedule start (strictly after the launch).
+        arm_schedule(version=draft, now=now())
     return flow, True
 
 
@@ -476,7 +466,7 @@ def start_test(*, flow: Flow, user=None) -> Flow:
             flow.live_version = draft
             _save_flow(flow, "live_version")
             audit.log("flow.test_started", user=user, subject=flow, data={"version": draft.number})
-            _notify_engine(draft)
+            arm_schedule(version=draft, now=now())
     if refusal is not None:
         raise refusal
     return flow

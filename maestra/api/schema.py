@@ -13,7 +13,6 @@ from maestra.api.access import access_for, endpoint_name
 
 ERRORS_REF = {"$ref": "#/components/schemas/Errors"}
 DOCUMENT_REF = {"$ref": "#/components/schemas/FlowDocument"}
-RULE_REF = {"$ref": "#/components/schemas/Rule"}
 
 _ERROR_DESCRIPTIONS = {
     "400": "Bad input: every problem is listed.",
