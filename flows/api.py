@@ -23,6 +23,7 @@ from rest_framework.response import Response
 
 from customers.models import Customer
 from flows import activity, lifecycle, stats
+from flows.api_schema import DOCUMENT_REF, SPEC_EXAMPLE
 from flows.document import MAX_NAME_LENGTH, parse_document
 from flows.ingestion import MAX_EVENTS, ingest_events
 from flows.models import Flow, FlowVersion
@@ -35,7 +36,7 @@ from flows.selectors import (
 )
 from maestra.api.errors import ApiError, error
 from maestra.api.parsers import parse_json
-from maestra.api.schema import DOCUMENT_REF, ERRORS_REF, SPEC_EXAMPLE
+from maestra.api.schema import ERRORS_REF
 from maestra.api.serializers import StrictMixin, require_object
 from maestra.api.views import ApiMixin, ApiView, get_or_404
 

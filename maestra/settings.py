@@ -348,7 +348,10 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "maestra.api.schema.add_components",
-        "maestra.api.schema.add_examples",
+        # Each app's own components and examples (the kernel imports no app).
+        "customers.api_schema.add_schema",
+        "channels.api_schema.add_schema",
+        "flows.api_schema.add_schema",
     ],
     "ENUM_NAME_OVERRIDES": {
         "FlowStatusEnum": "flows.models.Flow.Status",
