@@ -45,30 +45,27 @@ def _permission(apps, app_label, model, codename):
     return Permission.objects.get(content_type__app_label=app_label, content_type__model=model, codename=codename)
 
 
+def _move_view_permission(apps, *, to_app, from_app):
+    """The Marketer group reads the audit log of `to_app` instead of `from_app`'s."""
+    group = apps.get_model("auth", "Group").objects.filter(name=MARKETER_GROUP).first()
+    if group is None:
+        return
+    group.permissions.add(_permission(apps, to_app, "auditentry", "view_auditentry"))
+    group.permissions.remove(
+        *apps.get_model("auth", "Permission").objects.filter(
+            content_type__app_label=from_app, codename="view_auditentry"
+        )
+    )
+
+
 def grant_audit_view(apps, schema_editor):
     """The Marketer group (flows/0003_marketer_group) reads the new log
     instead of the old one."""
-    group = apps.get_model("auth", "Group").objects.filter(name=MARKETER_GROUP).first()
-    if group is None:
-        return
-    group.permissions.add(_permission(apps, "audit", "auditentry", "view_auditentry"))
-    group.permissions.remove(
-        *apps.get_model("auth", "Permission").objects.filter(
-            content_type__app_label="flows", codename="view_auditentry"
-        )
-    )
+    _move_view_permission(apps, to_app="audit", from_app="flows")
 
 
 def revoke_audit_view(apps, schema_editor):
-    group = apps.get_model("auth", "Group").objects.filter(name=MARKETER_GROUP).first()
-    if group is None:
-        return
-    group.permissions.add(_permission(apps, "flows", "auditentry", "view_auditentry"))
-    group.permissions.remove(
-        *apps.get_model("auth", "Permission").objects.filter(
-            content_type__app_label="audit", codename="view_auditentry"
-        )
-    )
+    _move_view_permission(apps, to_app="flows", from_app="audit")
 
 
 def _reset_sequence(apps, schema_editor, model_name):

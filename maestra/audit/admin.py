@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from maestra.admin_base import ReadOnlyAdminMixin
 from maestra.audit.actions import registered_actions
 from maestra.audit.models import AuditEntry
 
@@ -30,7 +31,7 @@ class ActionFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["at", "action", "who", "subject_link", "details"]
     list_select_related = ["user", "subject_type"]
     list_filter = [
@@ -43,16 +44,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
     date_hierarchy = "at"
     ordering = ["-at", "-id"]
     show_full_result_count = False
-
-    # History is written by the services only, never by hand.
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="who")
     def who(self, obj: AuditEntry) -> str:

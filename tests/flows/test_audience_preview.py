@@ -26,13 +26,10 @@ from tests.flows.engine_kit import (
     steps,
     utc,
 )
+from tests.flows.engine_kit import launch_limit as limit
 
 DAY_0 = utc(2026, 6, 1, 9, 0)
 FIRE_0 = utc(2026, 6, 1, 10, 0)
-
-
-def limit(mode: str, period: str | None = None, max_total: int | None = None) -> dict:
-    return {"mode": mode, "period": period, "max_total": max_total}
 
 
 def daily(launch_limit: dict) -> dict:
