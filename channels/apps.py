@@ -1,7 +1,20 @@
 from django.apps import AppConfig
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 
 
 class ChannelsConfig(AppConfig):
     # Not Django Channels: the delivery channels (email, SMS, push, webhook).
     name = "channels"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Imported here: apps.py is imported before the model registry is
+        # ready, and the policy code may import models.
+        from channels.checks import check_policy
+
+        checks.register(check_policy)
+        # gunicorn and qcluster never run system checks: a bad policy setting
+        # must still stop the process at start, not the first delivery.
+        if errors := check_policy():
+            raise ImproperlyConfigured(errors[0].msg)

@@ -37,6 +37,7 @@ from django.db.models import Q
 from channels.models import Message
 from channels.outbox import normalize_phone
 from customers.models import Customer, Subscription
+from maestra.errors import ApplicationError, error
 
 MAX_EVENTS = 1000
 TYPES = ("bounce", "complaint", "sms_reply")
@@ -45,17 +46,12 @@ HEADER = "HTTP_X_MAESTRA_INBOUND_SECRET"
 _MESSAGE_ID = re.compile(r"^<?(?:maestra-)?(\d+)(?:@[^>]*)?>?$")
 
 
-class InvalidProviderEvents(Exception):
-    """The body does not have the documented shape; `errors` lists
+class InvalidProviderEvents(ApplicationError):
+    """The body does not have the documented shape (400); `errors` lists
     {index?, field, message} like the API's error contract."""
 
     def __init__(self, errors: list[dict]) -> None:
-        super().__init__(errors[0]["message"])
-        self.errors = errors
-
-
-def error(message: str, *, field: str = "", **extra: Any) -> dict[str, Any]:
-    return {**extra, "field": field, "message": message}
+        super().__init__(errors[0]["message"], errors=errors)
 
 
 def secret_ok(given: str | None) -> bool:

@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializ
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from channels.inbound import HEADER, InvalidProviderEvents, process_provider_events, secret_ok, validate
+from channels.inbound import HEADER, process_provider_events, secret_ok, validate
 from maestra.api.errors import ApiError, error
 from maestra.api.views import ApiView
 
@@ -77,8 +77,6 @@ class ProviderEventsView(ApiView):
         unknown = [error("unknown field", field=str(k)) for k in body if k != "events"]
         if unknown:
             raise ApiError(unknown)
-        try:
-            events = validate(body.get("events"))
-        except InvalidProviderEvents as exc:
-            raise ApiError(exc.errors) from None
+        # InvalidProviderEvents is an ApplicationError: the handler answers 400 with its list.
+        events = validate(body.get("events"))
         return Response(process_provider_events(events=events))

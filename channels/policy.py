@@ -36,8 +36,8 @@ customer rows: they serialise delivery workers only, never the API or the
 engine, which lock customer rows for their own writes. SQLite has a single
 writer (IMMEDIATE transactions), so claims cannot overlap there.
 
-This module's top level imports no model, so maestra/settings.py can parse
-the settings with it at start (a bad value stops the process).
+The settings are checked at start by channels/checks.py (a system check
+that ChannelsConfig.ready also runs: a bad value stops the process).
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from maestra.zones import first_moment_at_or_after, zone_or_none
 
 # The channels that reach a person (customers.models.Channel minus webhook).
 PERSONAL_CHANNELS = ("email", "sms", "mobile_push", "web_push")
@@ -235,42 +237,9 @@ def current_policy() -> Policy:
 # --- time ---------------------------------------------------------------------
 
 
-def first_moment_at_or_after(wall: datetime, tz: ZoneInfo, *, after: datetime) -> datetime:
-    """The first moment later than `after` at which the clock of `tz` reaches
-    the naive wall time `wall`, as an aware UTC datetime."""
-    earlier, later = sorted(
-        (wall.replace(tzinfo=tz, fold=0).astimezone(UTC), wall.replace(tzinfo=tz, fold=1).astimezone(UTC))
-    )
-    shows = sorted({m for m in (earlier, later) if m.astimezone(tz).replace(tzinfo=None) == wall})
-    if shows:
-        # Normally one moment; two when the wall time repeats (autumn).
-        return next((m for m in shows if m > after), shows[-1])
-    # The wall time falls in the spring gap: the clock jumps over it between
-    # the two readings. Bisect to the jump in whole seconds (zone transitions
-    # happen on whole seconds).
-    low, high = int(earlier.timestamp()), int(later.timestamp())
-    while high - low > 1:
-        middle = (low + high) // 2
-        if datetime.fromtimestamp(middle, tz).replace(tzinfo=None) >= wall:
-            high = middle
-        else:
-            low = middle
-    return datetime.fromtimestamp(high, UTC)
-
-
-_zones: dict[str, ZoneInfo | None] = {}
-
-
 def customer_zone(name: str | None, default: ZoneInfo) -> ZoneInfo:
     """The customer's own zone, or `default` when it is blank or unknown."""
-    if not name:
-        return default
-    if name not in _zones:
-        try:
-            _zones[name] = ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            _zones[name] = None
-    return _zones[name] or default
+    return zone_or_none(name) or default
 
 
 # --- enforcement ----------------------------------------------------------------

@@ -26,20 +26,7 @@ from customers.services import (
     points_balances,
     set_subscriptions,
 )
-
-
-class ReadOnlyAdminMixin:
-    """Rows written only by the product (events, runs, the outbox, ...): the
-    admin shows them but never edits them, so history cannot be rewritten by hand."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from maestra.admin_base import ReadOnlyAdminMixin
 
 
 class NullFieldListFilter(admin.SimpleListFilter):

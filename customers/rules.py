@@ -109,6 +109,7 @@ from django.db.models import BooleanField, Exists, Expression, F, OuterRef, Q, Q
 from django.utils import timezone
 
 from customers import selectors
+from customers.errors import RuleError
 from customers.models import Customer, Segment, SegmentMembership, Subscription
 from maestra import durations, sql
 from maestra.durations import Duration
@@ -164,11 +165,6 @@ DATE_PATTERN = (
     r"(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])?)?\Z"
 )
 _DATE_RE = re.compile(DATE_PATTERN)
-
-
-class RuleError(ValueError):
-    """A rule that cannot be evaluated or compiled (invalid, cyclic segments,
-    event paths where there is no event)."""
 
 
 # --- paths -----------------------------------------------------------------

@@ -24,9 +24,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from functools import cache
 from typing import Any
-from zoneinfo import available_timezones
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -35,6 +33,13 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from customers import selectors
+from customers.errors import (  # defined in the leaf module; importable from here as before
+    CustomerServiceError,
+    InvalidInput,
+    SegmentNotStatic,
+    UnknownPromoPool,
+    UnknownSegment,
+)
 from customers.models import (
     Channel,
     Customer,
@@ -48,6 +53,7 @@ from customers.models import (
 )
 from maestra import sql
 from maestra.jsonvalues import json_problems, text_problem
+from maestra.zones import known_zones
 
 logger = logging.getLogger(__name__)
 
@@ -60,53 +66,6 @@ PROFILE_ATTRIBUTES = ("email", "phone", "first_name", "last_name", "timezone")
 # (TextChoices.values builds a new list on every access: too slow per row.)
 CHANNELS = tuple(Channel.values)
 SUBSCRIPTION_STATUSES = tuple(Subscription.Status.values)
-
-
-# --- Errors -----------------------------------------------------------------
-
-
-class CustomerServiceError(Exception):
-    """A domain error: bad input, or a state that forbids the write.
-
-    `errors` is a list of {"index"?, "field", "message"}, the shape of the
-    REST API's error body, so a view can pass it through unchanged."""
-
-    def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.errors = errors if errors is not None else [{"field": "", "message": message}]
-
-
-class InvalidInput(CustomerServiceError):
-    """Some items of a batch are invalid; nothing of the batch was written."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        first = errors[0]
-        where = f"item {first['index']}, " if "index" in first else ""
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        super().__init__(f"{where}{first['field']}: {first['message']}{more}", errors=errors)
-
-
-class UnknownPromoPool(CustomerServiceError):
-    def __init__(self, slug: str) -> None:
-        super().__init__(
-            f"promo pool {slug!r} does not exist",
-            errors=[{"field": "pool", "message": f"promo pool {slug!r} does not exist"}],
-        )
-
-
-class UnknownSegment(CustomerServiceError):
-    def __init__(self, slug: str) -> None:
-        super().__init__(
-            f"segment {slug!r} does not exist",
-            errors=[{"field": "segment", "message": f"segment {slug!r} does not exist"}],
-        )
-
-
-class SegmentNotStatic(CustomerServiceError):
-    def __init__(self, slug: str) -> None:
-        message = f"segment {slug!r} is rule-based; only static segments have members to add or remove"
-        super().__init__(message, errors=[{"field": "segment", "message": message}])
 
 
 class _Errors:
@@ -174,13 +133,6 @@ def _fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
 # --- Validation helpers -------------------------------------------------------
 
 
-@cache
-def _iana_zones() -> frozenset[str]:
-    # The system zoneinfo directory also holds files that are not zones a
-    # customer lives in ("localtime" is this machine's zone, whatever it is).
-    return frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}
-
-
 def _max_length(model: type, field: str) -> int:
     return model._meta.get_field(field).max_length
 
@@ -219,7 +171,7 @@ def _clean_email(value: Any) -> str:
 
 def _clean_timezone(value: Any) -> str:
     value = _clean_timezone_text(value)
-    if value and value not in _iana_zones():
+    if value and value not in known_zones():
         raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)")
     return value
 

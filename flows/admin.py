@@ -16,6 +16,7 @@ from collections import defaultdict
 from functools import partial
 
 from django.contrib import admin, messages
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Prefetch
@@ -32,13 +33,11 @@ from django_fsm.admin import FSMAdminMixin
 
 from customers.admin import CustomerAdmin, ReadOnlyAdminMixin
 from flows import admin_views, audience_admin, lifecycle, privacy_admin
-from flows.audit import ACTIONS as AUDIT_ACTIONS
 from flows.document import dump_document
 from flows.forms import FlowAddForm, FlowChangeForm
 from flows.lifecycle import LifecycleError
 from flows.models import (
     ABAssignment,
-    AuditEntry,
     Edge,
     Flow,
     FlowVersion,
@@ -188,19 +187,6 @@ class NodeKindFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value():
             return queryset.filter(kind=self.value())
-        return queryset
-
-
-class AuditActionFilter(admin.SimpleListFilter):
-    title = "action"
-    parameter_name = "action"
-
-    def lookups(self, request, model_admin):
-        return [(action, action) for action in sorted(AUDIT_ACTIONS)]
-
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(action=self.value())
         return queryset
 
 
@@ -390,12 +376,20 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
                     entry.get("launched_by") or "",
                 )
             )
+        # Who did what to the flow: its entries in the audit log.
+        audit_url = (
+            reverse("admin:audit_auditentry_changelist")
+            + "?"
+            + urlencode({"subject_type": ContentType.objects.get_for_model(Flow).pk, "subject_id": obj.pk})
+        )
+        audit_link = format_html('<p><a href="{}">Audit log of this flow</a></p>', audit_url)
         if not rows:
-            return mark_safe("—")
+            return format_html("—{}", audit_link)
         return format_html(
             '<table class="flow-history"><thead><tr><th>version</th><th>state</th><th>created</th>'
-            "<th>launched</th><th>stopped</th><th>launched by</th></tr></thead><tbody>{}</tbody></table>",
+            "<th>launched</th><th>stopped</th><th>launched by</th></tr></thead><tbody>{}</tbody></table>{}",
             mark_safe("".join(rows)),
+            audit_link,
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -864,20 +858,6 @@ class NodeStatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["node_key", "metric"]
     ordering = ["-hour"]
     show_full_result_count = False
-
-
-@admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["at", "action", "user", "flow", "details"]
-    list_select_related = ["user", "flow"]
-    list_filter = [AuditActionFilter]
-    search_fields = ["flow__name", "action", "user__username"]
-    ordering = ["-at", "-id"]
-    show_full_result_count = False
-
-    @admin.display(description="data")
-    def details(self, obj: AuditEntry) -> str:
-        return json.dumps(obj.data, ensure_ascii=False)[:200]
 
 
 # Erase / export on the customer list: the services touch runs (flows'

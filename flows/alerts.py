@@ -13,7 +13,7 @@ the number of customers:
 - limitation counters: the engine sets `LimitationCounter.alerted` when the
   places left drop below the node's `alert_below` and clears it when places
   come back; an alert goes out for each counter that is `alerted` and has no
-  notification yet (an AuditEntry `alert.limitation_low` naming the counter).
+  notification yet (an audit entry `alert.limitation_low` naming the counter).
   A counter re-armed and crossing again between two checks alerts once.
 """
 
@@ -27,7 +27,9 @@ from django.db import transaction
 from django.db.models import Count, Q
 
 from customers.models import PromoPool
-from flows.models import AuditEntry, Flow, LimitationCounter, Node
+from flows.models import Flow, LimitationCounter, Node
+from maestra.audit import log as audit
+from maestra.audit.models import AuditEntry
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +107,10 @@ def check_promo_pools() -> int:
                 + "\nUpload more codes in the admin or with POST /api/v1/promo-pools/"
                 + f"{pool.slug}/codes."
             )
-            AuditEntry.objects.create(
-                action=POOL_ACTION,
-                flow=flows[0] if len(flows) == 1 else None,
+            audit.log(
+                POOL_ACTION,
+                # The flow when exactly one issues from the pool, else the pool.
+                subject=flows[0] if len(flows) == 1 else pool,
                 data={"pool": pool.slug, "free": row["free"], "alert_below": row["alert_below"]},
             )
         sent += _send(to=recipients(flows), subject=subject, body=body)
@@ -149,9 +152,9 @@ def check_limitations() -> int:
             f"place(s) in the window starting {counter.window_start:%Y-%m-%d %H:%M} UTC and is below its "
             "alert threshold. Raise its max or wait for the next window."
         )
-        AuditEntry.objects.create(
-            action=LIMITATION_ACTION,
-            flow=flow,
+        audit.log(
+            LIMITATION_ACTION,
+            subject=flow,
             data={"counter_id": counter.pk, "node": counter.node_key, "used": counter.used},
         )
         sent += _send(to=recipients([flow]), subject=subject, body=body)

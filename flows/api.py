@@ -21,18 +21,22 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
-from customers.models import Customer, Segment
-from customers.rules import RuleError, to_q, validate_rule
+from customers.models import Customer
 from flows import activity, lifecycle, stats
+from flows.api_schema import DOCUMENT_REF, SPEC_EXAMPLE
 from flows.document import MAX_NAME_LENGTH, parse_document
-from flows.entry import audience_q
 from flows.ingestion import MAX_EVENTS, ingest_events
-from flows.launch_limits import blocked_q
-from flows.models import Flow, FlowVersion, LaunchRecord, Node
-from flows.selectors import get_version, version_history
-from maestra.api.errors import ApiError, Conflict, error
+from flows.models import Flow, FlowVersion
+from flows.selectors import (
+    AUDIENCE_SAMPLE_SIZE,
+    audience_preview,
+    get_version,
+    rule_audience,
+    version_history,
+)
+from maestra.api.errors import ApiError, error
 from maestra.api.parsers import parse_json
-from maestra.api.schema import DOCUMENT_REF, ERRORS_REF, SPEC_EXAMPLE
+from maestra.api.schema import ERRORS_REF
 from maestra.api.serializers import StrictMixin, require_object
 from maestra.api.views import ApiMixin, ApiView, get_or_404
 
@@ -154,9 +158,6 @@ class AudienceQuerySerializer(StrictMixin, serializers.Serializer):
     sample = serializers.BooleanField(
         required=False, default=False, help_text="also list some of the customers who would enter"
     )
-
-
-AUDIENCE_SAMPLE_SIZE = 20
 
 
 class AudiencePreviewSerializer(serializers.Serializer):
@@ -528,90 +529,18 @@ class FlowAudiencePreviewView(ApiView):
         query.is_valid(raise_exception=True)
         number = query.validated_data.get("version") or ("draft" if flow.draft else "live")
         version = get_version(flow=flow, number=number)
+        audience = None
         if "rule" in query.validated_data:
-            audience, source = self._rule_q(query.validated_data["rule"]), "rule"
-        else:
-            audience, source = self._start_q(version), "schedule"
-        customers = Customer.objects.filter(audience)
-        matching = customers.count()
-        blocked = 0
-        entering = customers
-        limit = blocked_q(
-            mode=version.launch_limit_mode,
-            period=version.launch_limit_period,
-            max_total=version.launch_limit_max_total,
+            # The API's JSON reader: NaN, NUL and lone surrogates are refused
+            # here like in a body, not at the database.
+            audience = rule_audience(parse_json(query.validated_data["rule"], field="rule"))
+        preview = audience_preview(
+            version=version,
             now=timezone.now(),
+            audience=audience,
+            sample_size=AUDIENCE_SAMPLE_SIZE if query.validated_data["sample"] else 0,
         )
-        if limit is not None and not version.is_test:
-            blocked_ids = LaunchRecord.objects.filter(limit, flow_id=flow.pk).values("customer_id")
-            blocked = customers.filter(id__in=blocked_ids).count()
-            entering = customers.exclude(id__in=blocked_ids)
-        extra = {}
-        if query.validated_data["sample"]:
-            # One indexed query: a marketer sees who would enter, not just how many.
-            ids = entering.order_by("id").values_list("external_id", flat=True)
-            extra["sample"] = list(ids[:AUDIENCE_SAMPLE_SIZE])
-        return Response(
-            AudiencePreviewSerializer(
-                {
-                    "source": source,
-                    "version": version.number,
-                    "matching": matching,
-                    "blocked_by_launch_limit": blocked,
-                    "would_enter": matching - blocked,
-                    **extra,
-                }
-            ).data
-        )
-
-    @staticmethod
-    def _rule_q(text: str):
-        # The API's JSON reader: NaN, NUL and lone surrogates are refused here
-        # like in a body, not at the database.
-        rule = parse_json(text, field="rule")
-        problems = validate_rule(rule, allow_event=False)
-        if problems:
-            raise ApiError(
-                [error(message, field=f"rule.{where}" if where else "rule") for where, message in problems]
-            )
-        try:
-            return to_q(rule)
-        except RuleError as exc:
-            raise ApiError([error(str(exc), field="rule")]) from None
-
-    @staticmethod
-    def _start_q(version: FlowVersion):
-        start = Node.objects.filter(version=version, kind__in=("event", "schedule")).order_by("id").first()
-        if start is None:
-            raise Conflict([error(f"version {version.number} has no start node", field="nodes")])
-        if start.kind != "schedule":
-            raise Conflict(
-                [
-                    error(
-                        "the flow starts on events: customers enter as their events arrive; pass ?rule= to "
-                        "count the customers a rule selects",
-                        field="rule",
-                        node=start.key,
-                    )
-                ]
-            )
-        try:
-            return audience_q(start.config)
-        except Segment.DoesNotExist:
-            segment = (start.config.get("audience") or {}).get("segment")
-            raise Conflict(
-                [
-                    error(
-                        f"the audience segment {segment!r} does not exist",
-                        field="config.audience.segment",
-                        node=start.key,
-                    )
-                ]
-            ) from None
-        except (RuleError, AttributeError, TypeError) as exc:
-            raise Conflict(
-                [error(f"the audience cannot be selected: {exc}", field="config.audience", node=start.key)]
-            ) from None
+        return Response(AudiencePreviewSerializer(preview).data)
 
 
 # --- Events and activity ---------------------------------------------------------------

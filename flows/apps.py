@@ -1,12 +1,16 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
+from flows.audit import FLOW_ACTIONS
+from maestra.audit.actions import register_actions
+
 
 class FlowsConfig(AppConfig):
     name = "flows"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        register_actions(*FLOW_ACTIONS)
         # Registering the periodic tasks on migrate keeps them in step with the
         # code on every deploy, without a separate set-up command.
         post_migrate.connect(register_schedules, sender=self)

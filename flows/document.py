@@ -25,12 +25,13 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
+from flows.errors import DocumentError
 from maestra.durations import parse_duration
 from maestra.jsonvalues import json_problems
 from maestra.sql import MAX_INT
+from maestra.zones import known_zones
 
 FORMAT = "maestra.flow/1"
 
@@ -55,14 +56,6 @@ _NODE_KEYS = frozenset({"key", "kind", "title", "config", "position"})
 _EDGE_KEYS = frozenset({"from", "to", "port"})
 _LAUNCH_LIMIT_KEYS = frozenset({"mode", "period", "max_total"})
 _SCHEDULE_KEYS = frozenset({"start_at", "end_at"})
-
-
-class DocumentError(Exception):
-    """A malformed document. `errors`: [{"field": "nodes.3.config", "message": ...}]."""
-
-    def __init__(self, errors: list[dict]):
-        self.errors = errors
-        super().__init__("; ".join(f"{e['field'] or 'document'}: {e['message']}" for e in errors))
 
 
 # --- Parsing ---------------------------------------------------------------------
@@ -338,17 +331,9 @@ def port_name_problem(value: Any) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1)
-def _known_timezones() -> frozenset[str]:
-    import zoneinfo
-
-    # Names that depend on the machine rather than the tz database.
-    return frozenset(zoneinfo.available_timezones() - {"localtime", "posixrules", "Factory"})
-
-
 def timezone_problem(value: Any, *, also: tuple[str, ...] = ()) -> str | None:
     """An IANA time zone name, or one of the words in `also` ("flow", "customer")."""
-    if isinstance(value, str) and (value in also or value in _known_timezones()):
+    if isinstance(value, str) and (value in also or value in known_zones()):
         return None
     words = " or ".join(f'"{word}"' for word in also)
     return f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)" + (f" nor {words}" if words else "")

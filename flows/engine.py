@@ -27,7 +27,6 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import OperationalError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from flows.models import Flow, FlowVersion, NodePass, Run
@@ -765,18 +764,3 @@ def process_due_runs(*, ctx: EngineContext | None = None, max_batches: int | Non
     if ctx.errors > errors_before:
         totals["errors"] = ctx.errors - errors_before
     return dict(totals)
-
-
-def runs_in_flight(*, flow_ids: list[int] | None = None) -> Q:
-    q = Q(status__in=(Run.Status.ACTIVE, Run.Status.WAITING))
-    if flow_ids is not None:
-        q &= Q(flow_id__in=flow_ids)
-    return q
-
-
-def on_version_launched(*, version: FlowVersion) -> None:
-    """Called by the lifecycle right after a version goes live: arm its
-    schedule start, if it has one (first fire strictly after the launch)."""
-    from flows.entry import arm_schedule
-
-    arm_schedule(version=version, now=timezone.now())

@@ -11,16 +11,16 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from customers.models import Customer, Event
-from flows.audit import log_action
 from flows.engine import ENGINE_ERROR, RUN_COLUMNS, EngineContext, hour_of
 from flows.launch_limits import blocked_q, once_until
 from flows.models import Flow, FlowVersion, LaunchRecord, NodePass, Run
 from maestra import sql
+from maestra.audit import log as audit
 from maestra.durations import parse_duration
 from maestra.faults import error_text, is_system_error, split_until_alone
 
@@ -308,6 +308,22 @@ def _record_entries(runs: list[dict], *, now: datetime) -> None:
 # --- Audiences (schedules, run_flow) ---------------------------------------------
 
 
+def entering_customers(*, version: FlowVersion, audience: Q, now: datetime) -> QuerySet[Customer]:
+    """The customers of `audience` that the launch limit lets into `version`
+    now: the one rule of audience entry (enter_audience) and of the audience
+    preview (flows.selectors.audience_preview), so the preview counts exactly
+    who then enters. A test version ignores the launch limit."""
+    customers = Customer.objects.filter(audience)
+    if version.is_test:
+        return customers
+    blocked = entry_blocked_q(version=version, now=now)
+    if blocked is None:
+        return customers
+    return customers.exclude(
+        id__in=LaunchRecord.objects.filter(blocked, flow_id=version.flow_id).values("customer_id")
+    )
+
+
 def enter_audience(
     *,
     version: FlowVersion,
@@ -321,14 +337,7 @@ def enter_audience(
     start = _start_node(version)
     if start is None:
         return 0
-    customers = Customer.objects.filter(audience)
-    if not version.is_test:
-        blocked = entry_blocked_q(version=version, now=now)
-        if blocked is not None:
-            customers = customers.exclude(
-                id__in=LaunchRecord.objects.filter(blocked, flow_id=version.flow_id).values("customer_id")
-            )
-    ids = customers.order_by("id").values("id")
+    ids = entering_customers(version=version, audience=audience, now=now).order_by("id").values("id")
     if limit is not None:
         ids = ids[:limit]
     inner_sql, inner_params = ids.query.sql_with_params()
@@ -519,9 +528,9 @@ def _skip_failed_fire(version_id: int, *, now: datetime, error: Exception) -> No
                 if is_system_error(exc):
                     raise
         FlowVersion.objects.filter(pk=version.pk).update(next_fire_at=following)
-        log_action(
+        audit.log(
             "flow.schedule_failed",
-            flow=version.flow,
+            subject=version.flow,
             data={
                 "version": version.number,
                 "error": text,

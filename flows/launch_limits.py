@@ -43,22 +43,6 @@ def once_until(*, flow_id: int) -> datetime | None:
     ).aggregate(until=Max("stopped_at"))["until"]
 
 
-def blocked_customer_ids(*, flow_id: int, version: FlowVersion, customer_ids, now: datetime) -> set[int]:
-    q = blocked_q(
-        mode=version.launch_limit_mode,
-        period=version.launch_limit_period,
-        max_total=version.launch_limit_max_total,
-        now=now,
-    )
-    if q is None:
-        return set()
-    return set(
-        LaunchRecord.objects.filter(q, flow_id=flow_id, customer_id__in=list(customer_ids)).values_list(
-            "customer_id", flat=True
-        )
-    )
-
-
 def _allowed_sql(
     *, mode: str, period: timedelta | None, max_total: int | None, now: datetime
 ) -> tuple[str, list]:

@@ -25,10 +25,12 @@ from django.utils.timezone import now
 from django_fsm import TransitionNotAllowed
 from django_q.tasks import async_task
 
-from flows.audit import log_action
 from flows.document import MAX_NAME_LENGTH, document_settings, dump_document, graph_rows, parse_document
+from flows.entry import arm_schedule
+from flows.errors import LifecycleError, VersionNotFound  # noqa: F401 (VersionNotFound: importable from here as before)
 from flows.models import Edge, Flow, FlowVersion, FrozenVersionError, Node, Run
 from flows.validation import validate_document
+from maestra.audit import log as audit
 from maestra.faults import error_text, is_system_error
 
 log = logging.getLogger(__name__)
@@ -54,21 +56,6 @@ SETTINGS_FIELDS = (
     "start_at",
     "end_at",
 )
-
-
-class LifecycleError(Exception):
-    """An action refused in the flow's current state. `message` is for people
-    (admin message, API 409); `errors` carries details such as the draft's
-    validation errors [{"node", "field", "message"}]."""
-
-    def __init__(self, message: str, errors: list | None = None):
-        super().__init__(message)
-        self.message = message
-        self.errors = list(errors or [])
-
-
-class VersionNotFound(LifecycleError):
-    """No such version of the flow (the API answers 404, not 409)."""
 
 
 # --- Helpers -----------------------------------------------------------------
@@ -193,19 +180,6 @@ def _errors_message(action: str, errors: list[dict]) -> str:
     return f"The draft has {count} error{'s' if count != 1 else ''} and cannot be {action}"
 
 
-def _notify_engine(version: FlowVersion) -> None:
-    """Hook for the engine: flows.engine.on_version_launched(version=...) arms
-    a schedule start (its first fire time, strictly after the launch). It is
-    optional (looked up with getattr) so the lifecycle does not depend on the
-    engine having it, and it runs inside the launch transaction: a version
-    never goes live without its fire time."""
-    from flows import engine
-
-    hook = getattr(engine, "on_version_launched", None)
-    if hook is not None:
-        hook(version=version)
-
-
 def _freeze(draft: FlowVersion, *, user, at, is_test: bool) -> None:
     # The one place a draft becomes launched; from here the guard in
     # FlowVersion.save() refuses any change to its document and settings.
@@ -251,7 +225,7 @@ def create_flow(*, document: dict | str, user=None) -> Flow:
         _write_draft(draft, doc)
         _follow_validity(flow, draft)
         _save_flow(flow)
-        log_action("flow.created", user=user, flow=flow, data={"version": 1, "errors": len(draft.errors)})
+        audit.log("flow.created", user=user, subject=flow, data={"version": 1, "errors": len(draft.errors)})
     return flow
 
 
@@ -273,10 +247,10 @@ def save_draft(*, flow: Flow, document: dict | str, user=None) -> FlowVersion:
         flow.name = _flow_name(doc)
         _follow_validity(flow, draft)
         _save_flow(flow, "name")
-        log_action(
+        audit.log(
             "flow.draft_saved",
             user=user,
-            flow=flow,
+            subject=flow,
             data={"version": draft.number, "created": created, "errors": len(draft.errors)},
         )
     return draft
@@ -309,10 +283,10 @@ def launch_flow(*, flow: Flow, user=None, enqueue: bool = True) -> Flow:
             back_to = flow.status
             _transition(flow, "launch", "launch")
             _save_flow(flow)
-            log_action(
+            audit.log(
                 "flow.launch_requested",
                 user=user,
-                flow=flow,
+                subject=flow,
                 # finish_launch returns here if the draft turns out invalid.
                 data={"version": draft.number, "back_to": back_to},
             )
@@ -393,8 +367,11 @@ def _return_from_launch(flow: Flow, request, *, user, never_launched: str, data:
     draft = flow.draft
     flow.fail_launch(back_to=back_to)
     _save_flow(flow)
-    log_action(
-        "flow.launch_failed", user=user, flow=flow, data={"version": draft.number if draft else None, **data}
+    audit.log(
+        "flow.launch_failed",
+        user=user,
+        subject=flow,
+        data={"version": draft.number if draft else None, **data},
     )
 
 
@@ -425,10 +402,10 @@ def _finish_launch(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool]:
         flow.complete_launch()
         _save_flow(flow, "live_version")
         # Runs in flight move to the new version in the engine, by node key.
-        log_action(
+        audit.log(
             "flow.launched",
             user=user,
-            flow=flow,
+            subject=flow,
             data={
                 "version": draft.number,
                 "previous_version": FlowVersion.objects.filter(pk=previous_id)
@@ -438,7 +415,9 @@ def _finish_launch(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool]:
                 else None,
             },
         )
-        _notify_engine(draft)
+        # Inside the launch transaction: a version never goes live without
+        # the first fire of its schedule start (strictly after the launch).
+        arm_schedule(version=draft, now=now())
     return flow, True
 
 
@@ -486,8 +465,8 @@ def start_test(*, flow: Flow, user=None) -> Flow:
             _freeze(draft, user=user, at=now(), is_test=True)
             flow.live_version = draft
             _save_flow(flow, "live_version")
-            log_action("flow.test_started", user=user, flow=flow, data={"version": draft.number})
-            _notify_engine(draft)
+            audit.log("flow.test_started", user=user, subject=flow, data={"version": draft.number})
+            arm_schedule(version=draft, now=now())
     if refusal is not None:
         raise refusal
     return flow
@@ -513,10 +492,10 @@ def stop_test(*, flow: Flow, user=None) -> Flow:
         if draft is not None:
             _follow_validity(flow, draft)
         _save_flow(flow, "live_version")
-        log_action(
+        audit.log(
             "flow.test_stopped",
             user=user,
-            flow=flow,
+            subject=flow,
             data={
                 "version": test_version.number if test_version else None,
                 "draft": draft.number if draft else None,
@@ -536,7 +515,7 @@ def pause_flow(*, flow: Flow, user=None) -> Flow:
         flow = _lock(flow)
         _transition(flow, "pause", "pause")
         _save_flow(flow)
-        log_action("flow.paused", user=user, flow=flow)
+        audit.log("flow.paused", user=user, subject=flow)
     return flow
 
 
@@ -546,7 +525,7 @@ def resume_flow(*, flow: Flow, user=None) -> Flow:
         flow = _lock(flow)
         _transition(flow, "resume", "resume")
         _save_flow(flow)
-        log_action("flow.resumed", user=user, flow=flow)
+        audit.log("flow.resumed", user=user, subject=flow)
     return flow
 
 
@@ -561,7 +540,7 @@ def archive_flow(*, flow: Flow, user=None) -> Flow:
         stopped = _stop_runs(flow, at=at)
         _stop_version(flow.live_version_id, at=at)
         _save_flow(flow)
-        log_action("flow.archived", user=user, flow=flow, data={"stopped_runs": stopped})
+        audit.log("flow.archived", user=user, subject=flow, data={"stopped_runs": stopped})
     return flow
 
 
@@ -601,10 +580,10 @@ def edit_flow(*, flow: Flow, user=None) -> FlowVersion:
         flow.finish_draft(back_to=back_to)
         _save_flow(flow)
         if created:
-            log_action(
+            audit.log(
                 "flow.draft_created",
                 user=user,
-                flow=flow,
+                subject=flow,
                 data={"version": draft.number, "from_version": source.number},
             )
     return draft
@@ -629,7 +608,7 @@ def delete_draft(*, flow: Flow, user=None) -> None:
         number = draft.number
         draft.delete()
         _save_flow(flow)
-        log_action("flow.draft_deleted", user=user, flow=flow, data={"version": number})
+        audit.log("flow.draft_deleted", user=user, subject=flow, data={"version": number})
 
 
 def _copy_name(name: str) -> str:
@@ -656,10 +635,10 @@ def duplicate_flow(*, flow: Flow, user=None) -> Flow:
         _write_draft(draft, doc)
         copy.finish_draft(back_to=Status.READY if draft.is_valid else Status.DRAFT)
         _save_flow(copy)
-        log_action(
+        audit.log(
             "flow.duplicated",
             user=user,
-            flow=copy,
+            subject=copy,
             data={"from_flow": original.pk, "from_version": source.number},
         )
     return copy
@@ -697,10 +676,10 @@ def rename_flow(*, flow: Flow, name: str | None = None, description: str | None 
         if description is not None:
             changes["description"] = description
         Flow.objects.filter(pk=flow.pk).update(**changes)
-        log_action(
+        audit.log(
             "flow.renamed",
             user=_user_or_none(user),
-            flow=flow,
+            subject=flow,
             data={
                 key: value
                 for key, value in (("name", name), ("description", description))

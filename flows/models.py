@@ -4,6 +4,7 @@ import json
 from functools import cached_property
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
@@ -40,6 +41,14 @@ class Flow(FSMModelMixin, models.Model):
     )
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(default=now)
+    # The flow's entries in the audit log (maestra/audit): flow.audit_entries,
+    # and AuditEntry.objects.filter(flow=...) through the related query name.
+    audit_entries = GenericRelation(
+        "audit.AuditEntry",
+        content_type_field="subject_type",
+        object_id_field="subject_id",
+        related_query_name="flow",
+    )
 
     class Meta:
         indexes = [models.Index(fields=["status"], name="flow_status_idx")]
@@ -428,24 +437,3 @@ class NodeStat(models.Model):
                 fields=["flow", "node_key", "hour", "metric", "is_test"], name="node_stat_bucket_unique"
             ),
         ]
-
-
-class AuditEntry(models.Model):
-    """Who did what, when (pretix's log_action)."""
-
-    action = models.CharField(max_length=60)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    flow = models.ForeignKey(
-        Flow, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_entries"
-    )
-    at = models.DateTimeField(default=now)
-    data = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        verbose_name_plural = "audit entries"
-        indexes = [models.Index(fields=["flow", "at"], name="audit_flow_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.action}"

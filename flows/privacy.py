@@ -41,8 +41,9 @@ from customers.models import (
     SegmentMembership,
     Subscription,
 )
-from flows.models import AuditEntry, NodePass, Run
+from flows.models import NodePass, Run
 from flows.nodes.limitation import release_reservations
+from maestra.audit import log as audit
 
 ERASED_ACTION = "customer.erased"
 ERASED_STOP_REASON = "erased"
@@ -123,14 +124,16 @@ def erase_customers(*, customer_ids: list[int], user=None) -> int:
             content_type=ContentType.objects.get_for_model(Customer), object_id__in=[str(i) for i in ids]
         ).update(object_repr="(erased)", change_message="")
 
-        # flows.audit.log_action only knows flow actions; the entry has the same shape.
-        if user is not None and not getattr(user, "pk", None):
-            user = None
-        AuditEntry.objects.bulk_create(
-            [
-                AuditEntry(action=ERASED_ACTION, user=user, at=now, data={"customer_id": customer_id})
-                for customer_id in ids
-            ]
+        # The subject by its key alone: the row is kept, but says nothing any more.
+        audit.log_many(
+            audit.entry(
+                ERASED_ACTION,
+                user=user,
+                at=now,
+                subject=Customer(pk=customer_id),
+                data={"customer_id": customer_id},
+            )
+            for customer_id in ids
         )
     return len(ids)
 

@@ -24,11 +24,12 @@ answered in wall time of the window's zone:
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from flows.document import timezone_problem
 from flows.schedule import WEEKDAYS, parse_time_of_day, validate_weekdays
-from maestra.durations import Duration, localize
+from maestra.durations import Duration
+from maestra.zones import localize, wall_moments, zone_or_none
 
 WINDOW_ZONES = ("flow", "customer")
 # The years a dynamic wait may end in (see dynamic_target).
@@ -58,30 +59,21 @@ def validate_window(window: object) -> list[tuple[str, str]]:
     return problems
 
 
-def _zone_or_none(name: object) -> ZoneInfo | None:
-    if not isinstance(name, str) or not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
 def resolve_window_tz(window: dict, *, flow_tz: str, customer_tz: str | None) -> ZoneInfo:
     """The zone a window is read in. "customer" falls back to the flow's zone
     when the customer has none or an unknown one; so does an IANA name this
     system does not know (validation rejects it, but a run must not get stuck
     on a zone database that changed under it). Raises ValueError only when the
     flow's own zone is unknown."""
-    flow_zone = _zone_or_none(flow_tz)
+    flow_zone = zone_or_none(flow_tz)
     if flow_zone is None:
         raise ValueError(f"the flow's time zone {flow_tz!r} is unknown")
     zone = window.get("timezone", "flow")
     if zone == "flow":
         return flow_zone
     if zone == "customer":
-        return _zone_or_none(customer_tz) or flow_zone
-    return _zone_or_none(zone) or flow_zone
+        return zone_or_none(customer_tz) or flow_zone
+    return zone_or_none(zone) or flow_zone
 
 
 class _Window:
@@ -120,29 +112,6 @@ def is_open(window: dict, *, at: datetime, tz: ZoneInfo) -> bool:
     return _Window(window).contains_wall(_aware(at).astimezone(tz).replace(tzinfo=None))
 
 
-def _first_moments_at_or_after(wall: datetime, tz: ZoneInfo) -> list[datetime]:
-    """The moments (UTC) at which the local clock reaches `wall`: one normally,
-    two when the wall time repeats (autumn), and the end of the gap when it
-    never shows (spring)."""
-    first = wall.replace(tzinfo=tz, fold=0)
-    second = wall.replace(tzinfo=tz, fold=1)
-    if first.utcoffset() == second.utcoffset():
-        return [first.astimezone(UTC)]
-    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall:
-        return [first.astimezone(UTC), second.astimezone(UTC)]
-    # In the gap: fold=1 reads the wall time with the later (larger) offset,
-    # which lands before the jump, fold=0 after it. Bisect to the jump in whole
-    # seconds (zone transitions happen on whole seconds).
-    low, high = int(second.timestamp()), int(first.timestamp())
-    while high - low > 1:
-        middle = (low + high) // 2
-        if datetime.fromtimestamp(middle, tz).replace(tzinfo=None) >= wall:
-            high = middle
-        else:
-            low = middle
-    return [datetime.fromtimestamp(high, UTC)]
-
-
 def next_open(window: dict, *, at: datetime, tz: ZoneInfo) -> datetime:
     """The first moment ≥ `at` inside the window (`at` itself when already
     inside), as an aware UTC datetime."""
@@ -160,7 +129,7 @@ def next_open(window: dict, *, at: datetime, tz: ZoneInfo) -> datetime:
         day = today + timedelta(days=offset)
         if day.weekday() not in spec.weekdays:
             continue
-        for moment in _first_moments_at_or_after(datetime.combine(day, spec.opens), tz):
+        for moment in wall_moments(datetime.combine(day, spec.opens), tz):
             # An opening wholly inside a DST gap (02:10–02:40) never happens.
             if moment >= at and spec.contains_wall(moment.astimezone(tz).replace(tzinfo=None)):
                 candidates.append(moment)

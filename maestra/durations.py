@@ -19,6 +19,9 @@ from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
+# localize lives with the zones; importable from here as before.
+from maestra.zones import localize
+
 # The longest duration anything accepts, measured like Duration.approximate()
 # (a year is 365 days, a month 30): P100Y, P1200M, P36500D, PT876000H.
 MAX_DAYS = 365 * 100
@@ -131,16 +134,3 @@ def format_duration(duration: Duration) -> str:
     if text == "P":
         text = "PT0S"
     return ("-" if duration.negative else "") + text
-
-
-def localize(local: datetime, tz: ZoneInfo) -> datetime:
-    """Attach `tz` to a naive wall time. A wall time that does not exist (the
-    DST gap) moves forward by the gap; an ambiguous one takes the first
-    occurrence (fold=0)."""
-    aware = local.replace(tzinfo=tz, fold=0)
-    # Round-trip through UTC: a non-existent time comes back different.
-    back = aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
-    if back != local:
-        gap = aware.replace(fold=1).utcoffset() - aware.replace(fold=0).utcoffset()
-        aware = (local + abs(gap)).replace(tzinfo=tz, fold=0)
-    return aware

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from maestra.api.parsers import text_problems
+from maestra.errors import ApplicationError
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -115,10 +116,9 @@ def import_in_chunks(
 ) -> Counter:
     """Write `rows` chunk by chunk with `write` (one transaction each; it
     returns counts, summed here) behind a progress bar on stderr. A bad line,
-    or a chunk `write` refuses with InvalidInput, stops the import with one
-    CommandError naming the line and how many rows were imported before it."""
-    from customers.services import InvalidInput
-
+    or a chunk `write` refuses (an ApplicationError, such as customers'
+    InvalidInput), stops the import with one CommandError naming the line
+    and how many rows were imported before it."""
     totals: Counter = Counter()
     written = 0
     # tqdm writes to the real stream (Django's OutputWrapper would add a
@@ -135,10 +135,11 @@ def import_in_chunks(
         for chunk in chunks(rows, chunk_size):
             try:
                 totals.update(write([row for _, row in chunk]))
-            except InvalidInput as error:
-                first = error.errors[0]
+            except ApplicationError as error:
+                problems = error.api_errors()
+                first = problems[0]
                 line = chunk[first["index"]][0] if "index" in first else chunk[0][0]
-                more = f" (and {len(error.errors) - 1} more problems)" if len(error.errors) > 1 else ""
+                more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
                 raise CommandError(
                     f"{path}: line {line}: {first['field'] or noun}: {first['message']}{more}; "
                     + stopped.format(written=written)

@@ -71,6 +71,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_q",
+    # The audit log every app writes (maestra/audit/): part of the kernel.
+    "maestra.audit",
     "customers",
     "channels",
     "flows",
@@ -271,27 +273,10 @@ MAESTRA_DELIVERY_CHUNK = env_int("MAESTRA_DELIVERY_CHUNK", 20)
 # Customer.timezone, else MAESTRA_QUIET_HOURS_TIMEZONE (empty: TIME_ZONE);
 # and at most N marketing messages per customer per channel in any rolling
 # period ("email=3/P1D,sms=1/P7D"; empty: no cap). Service templates are exempt.
+# Checked at start by channels/checks.py (a bad value stops the process).
 MAESTRA_QUIET_HOURS = env_str("MAESTRA_QUIET_HOURS", "")
 MAESTRA_QUIET_HOURS_TIMEZONE = env_str("MAESTRA_QUIET_HOURS_TIMEZONE", "")
 MAESTRA_FREQUENCY_CAPS = env_str("MAESTRA_FREQUENCY_CAPS", "")
-
-
-def _check_policy() -> None:
-    # channels.policy imports no model at its top, so it can be read here.
-    from channels.policy import PolicyError, parse_frequency_caps, parse_quiet_hours, parse_timezone
-
-    for name, parse in (
-        ("MAESTRA_QUIET_HOURS", parse_quiet_hours),
-        ("MAESTRA_QUIET_HOURS_TIMEZONE", parse_timezone),
-        ("MAESTRA_FREQUENCY_CAPS", parse_frequency_caps),
-    ):
-        try:
-            parse(globals()[name])
-        except PolicyError as exc:
-            raise ImproperlyConfigured(f"{name}={globals()[name]!r}: {exc}") from None
-
-
-_check_policy()
 
 MAESTRA_WEBHOOK_TIMEOUT = env_int("MAESTRA_WEBHOOK_TIMEOUT", 10)
 # Private/loopback/link-local destinations allowed anyway: host, host:port or CIDR.
@@ -363,7 +348,10 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "maestra.api.schema.add_components",
-        "maestra.api.schema.add_examples",
+        # Each app's own components and examples (the kernel imports no app).
+        "customers.api_schema.add_schema",
+        "channels.api_schema.add_schema",
+        "flows.api_schema.add_schema",
     ],
     "ENUM_NAME_OVERRIDES": {
         "FlowStatusEnum": "flows.models.Flow.Status",

@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from maestra.audit.actions import register_actions
+
 
 class ApiConfig(AppConfig):
     # The REST API's own table: its keys and their scopes (models.py).
@@ -7,3 +9,7 @@ class ApiConfig(AppConfig):
     label = "api"
     verbose_name = "API"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Written by maestra/api/keys.py (which imports models: not here).
+        register_actions("api_key.created", "api_key.revoked")

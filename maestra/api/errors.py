@@ -3,9 +3,10 @@ handler that maps every error to it:
 
     {"errors": [{"index"?, "node"?, "field", "message"}, ...]}
 
-Domain errors raised by the services keep their own lists (they already have
-this shape); DRF's own errors (validation, auth, throttling, parsing) are
-flattened into it. Nothing here ever answers with HTML.
+Domain errors raised by the services are ApplicationErrors (maestra/errors.py):
+each says its own status and list, so this handler knows no app. DRF's own
+errors (validation, auth, throttling, parsing) are flattened into the same
+shape. Nothing here ever answers with HTML.
 """
 
 from __future__ import annotations
@@ -19,16 +20,11 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from customers.rules import RuleError
-from customers.services import CustomerServiceError, SegmentNotStatic, UnknownPromoPool, UnknownSegment
-from flows.document import DocumentError
-from flows.lifecycle import LifecycleError, VersionNotFound
+from maestra.errors import ApplicationError, error
+
+__all__ = ["ApiError", "Conflict", "NotFound", "PayloadTooLarge", "error", "exception_handler", "flatten"]
 
 log = logging.getLogger(__name__)
-
-
-def error(message: str, *, field: str = "", **extra: Any) -> dict[str, Any]:
-    return {**extra, "field": field, "message": str(message)}
 
 
 class ApiError(exceptions.APIException):
@@ -96,22 +92,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         exc = PayloadTooLarge.over(settings.MAESTRA_API_MAX_BODY_BYTES)
     if isinstance(exc, ApiError):
         return _response(exc.errors, exc.status_code)
-    if isinstance(exc, DocumentError):
-        return _response(exc.errors, status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, VersionNotFound):
-        return _response([error(exc.message, field="version")], status.HTTP_404_NOT_FOUND)
-    if isinstance(exc, LifecycleError):
-        # The reason first, then the details (a launch refused for a draft
-        # with errors lists each of them with its node).
-        return _response([error(exc.message, field="status"), *exc.errors], status.HTTP_409_CONFLICT)
-    if isinstance(exc, (UnknownSegment, UnknownPromoPool)):
-        return _response(exc.errors, status.HTTP_404_NOT_FOUND)
-    if isinstance(exc, SegmentNotStatic):
-        return _response(exc.errors, status.HTTP_409_CONFLICT)
-    if isinstance(exc, CustomerServiceError):
-        return _response(exc.errors, status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, RuleError):
-        return _response([error(str(exc), field="rule")], status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ApplicationError):
+        return _response(exc.api_errors(), exc.status)
     if isinstance(exc, Http404):
         return _response([error(str(exc) or "Not found.")], status.HTTP_404_NOT_FOUND)
     if isinstance(exc, PermissionDenied):

@@ -69,11 +69,3 @@ def require_object(data, *, what: str = "The body") -> dict:
     if not isinstance(data, dict):
         raise ApiError([error(f"{what} must be a JSON object.", field="body")])
     return data
-
-
-class PageSerializer(serializers.Serializer):
-    """Documentation only: the envelope of every paginated list."""
-
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)

@@ -19,6 +19,7 @@ from customers.models import Customer, Event, PromoCode, PromoPool, Segment
 from flows.models import Flow
 from maestra.api.access import ACCESS, access_for
 from maestra.api.models import ApiKey, Scope
+from tests.helpers import marketer_group
 
 METHODS = ("get", "post", "put", "patch", "delete")
 EVENT = {"id": "e-1", "customer": "c-1", "type": "order", "occurred_at": "2025-01-01T00:00:00Z"}
@@ -248,11 +249,8 @@ def test_a_method_the_endpoint_lacks_is_still_a_405_not_a_403(objects):
 
 @pytest.fixture
 def marketer(db, django_user_model) -> APIClient:
-    migration = importlib.import_module("flows.migrations.0003_marketer_group")
-    if not Group.objects.filter(name=migration.MARKETER_GROUP).exists():
-        migration.create_marketer_group(apps, None)
     user = django_user_model.objects.create_user("mia", is_staff=True)
-    user.groups.add(Group.objects.get(name=migration.MARKETER_GROUP))
+    user.groups.add(marketer_group())
     return _session(user)
 
 

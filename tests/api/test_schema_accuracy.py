@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 
 from customers.models import Channel, PromoPool, Segment, Subscription
+from flows.api_schema import _DOCUMENT
 from flows.document import DocumentError, parse_document
-from maestra.api.schema import _DOCUMENT
 
 
 def _json_schema(node):

@@ -11,13 +11,14 @@ loop is gone again before a worker moves on to other tests."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import marketer_group
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -100,17 +101,11 @@ def superuser(transactional_db, django_user_model):
 
 @pytest.fixture
 def marketer(transactional_db, django_user_model):
-    """A staff user in the Marketer group. The group comes from a data
-    migration; a transactional test flushes the tables, so it is made again
-    here by the migration's own function."""
-    from django.apps import apps
-    from django.contrib.auth.models import Group
-
-    migration = importlib.import_module("flows.migrations.0003_marketer_group")
-    if not Group.objects.filter(name=migration.MARKETER_GROUP).exists():
-        migration.create_marketer_group(apps, None)
+    """A staff user in the Marketer group. The group comes from data
+    migrations; a transactional test flushes the tables, so it is made again
+    by the migrations' own functions (tests.helpers.marketer_group)."""
     user = django_user_model.objects.create_user("mia", "mia@example.com", password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name=migration.MARKETER_GROUP))
+    user.groups.add(marketer_group())
     return user
 
 

@@ -12,10 +12,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.apps import apps
 from django.core import mail
+from django.core.checks.registry import registry
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 
 from channels.backends import Backend, Outcome, SendResult
+from channels.checks import check_policy
 from channels.delivery import claim_chunk, deliver_all_due, deliver_due
 from channels.models import Message, Template
 from channels.outbox import SendRequest, queue_messages
@@ -153,6 +155,25 @@ def test_a_bad_setting_stops_the_process_at_start(name, value, message):
     )
     assert done.returncode != 0
     assert "ImproperlyConfigured" in done.stderr and message in done.stderr
+
+
+def test_the_policy_check_is_a_registered_system_check(settings):
+    # manage.py check lists every bad value, each with its own id.
+    assert check_policy in registry.get_checks()
+    settings.MAESTRA_QUIET_HOURS = "late"
+    settings.MAESTRA_QUIET_HOURS_TIMEZONE = "Mars/Base"
+    settings.MAESTRA_FREQUENCY_CAPS = "email=lots"
+    errors = registry.run_checks()
+    assert [error.id for error in errors if error.id.startswith("channels.")] == [
+        "channels.E001",
+        "channels.E002",
+        "channels.E003",
+    ]
+    assert "MAESTRA_QUIET_HOURS_TIMEZONE='Mars/Base'" in errors[1].msg
+    settings.MAESTRA_QUIET_HOURS = "21:00-08:00"
+    settings.MAESTRA_QUIET_HOURS_TIMEZONE = "Europe/Berlin"
+    settings.MAESTRA_FREQUENCY_CAPS = "email=2/P1D"
+    assert check_policy() == []
 
 
 def test_a_bad_value_set_at_runtime_fails_loudly(settings):

@@ -13,11 +13,8 @@ from django.db import connection
 
 from channels.models import Template
 from customers.models import Customer
-
-# The builders both kinds of engine tests share live in engine_kit; these
-# names are re-exported for the tests that import them from here.
 from tests.flows.engine_kit import document as kit_document
-from tests.flows.engine_kit import edge, launch, node, relaunch, send, static_segment, steps  # noqa: F401
+from tests.flows.engine_kit import node
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -57,6 +57,10 @@ def steps(key: str, *actions: dict, relevance: str = "P1D") -> dict:
     return node(key, "steps", relevance=relevance, steps=list(actions))
 
 
+def launch_limit(mode: str, period: str | None = None, max_total: int | None = None) -> dict:
+    return {"mode": mode, "period": period, "max_total": max_total}
+
+
 def document(
     nodes: list[dict],
     edges: list[dict],

@@ -9,7 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from flows import lifecycle
-from flows.models import AuditEntry, Flow, FlowVersion
+from flows.models import Flow, FlowVersion
+from maestra.audit.models import AuditEntry
 
 S = Flow.Status
 

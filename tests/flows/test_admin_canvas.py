@@ -15,7 +15,8 @@ from django.urls import reverse
 from channels.models import Message
 from customers.models import Customer
 from flows.admin_views import parse_period
-from flows.models import AuditEntry, Flow, FlowVersion, NodeStat, Run
+from flows.models import Flow, FlowVersion, NodeStat, Run
+from maestra.audit.models import AuditEntry
 
 S = Flow.Status
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)

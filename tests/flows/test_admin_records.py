@@ -11,7 +11,6 @@ from customers.models import Customer
 from flows import lifecycle
 from flows.models import (
     ABAssignment,
-    AuditEntry,
     Edge,
     Flow,
     FlowVersion,
@@ -23,6 +22,7 @@ from flows.models import (
     NodeStat,
     Run,
 )
+from maestra.audit.models import AuditEntry
 
 MOMENT = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
 RECORD_MODELS = [
@@ -64,7 +64,7 @@ def add_records(flow: Flow, count: int, *, start: int = 0) -> None:
         LimitationGrant.objects.create(counter=counter, run=run, pass_no=2)
         ABAssignment.objects.create(flow=flow, node_key="ab", customer=customer, variant="A")
         NodeStat.objects.create(flow=flow, node_key="start", hour=MOMENT, metric=f"entered{index}", count=3)
-        AuditEntry.objects.create(action="flow.paused", flow=flow)
+        AuditEntry.objects.create(action="flow.paused", subject=flow)
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def live_flow(flow_in) -> Flow:
 
 
 def changelist(model) -> str:
-    return reverse(f"admin:flows_{model._meta.model_name}_changelist")
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
 
 
 @pytest.mark.django_db
@@ -83,7 +83,9 @@ def test_every_record_page_renders_and_is_read_only(admin_client, live_flow, mod
     obj = model.objects.order_by("pk").first()
 
     listing = admin_client.get(changelist(model))
-    detail = admin_client.get(reverse(f"admin:flows_{model._meta.model_name}_change", args=[obj.pk]))
+    detail = admin_client.get(
+        reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[obj.pk])
+    )
 
     assert listing.status_code == 200
     assert len(listing.context["cl"].result_list) >= 1
@@ -91,9 +93,14 @@ def test_every_record_page_renders_and_is_read_only(admin_client, live_flow, mod
     assert detail.context["has_change_permission"] is False
     page = detail.content.decode()
     assert 'name="_save"' not in page
-    assert admin_client.get(reverse(f"admin:flows_{model._meta.model_name}_add")).status_code == 403
     assert (
-        admin_client.get(reverse(f"admin:flows_{model._meta.model_name}_delete", args=[obj.pk])).status_code
+        admin_client.get(reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_add")).status_code
+        == 403
+    )
+    assert (
+        admin_client.get(
+            reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_delete", args=[obj.pk])
+        ).status_code
         == 403
     )
 

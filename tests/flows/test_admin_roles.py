@@ -1,30 +1,33 @@
-"""Roles: the "Marketer" group (data migration flows/0003_marketer_group)
-works with flows, templates, segments and promo pools, reads customers and
-statistics, and never reaches API keys, users, groups or settings; a
-superuser reaches everything."""
+"""Roles: the "Marketer" group (data migration flows/0003_marketer_group;
+flows/0007_move_audit_entries points it at the kernel's audit log) works
+with flows, templates, segments and promo pools, reads customers,
+statistics and the audit log, and never reaches API keys, users, groups or
+settings; a superuser reaches everything."""
 
 import importlib
 
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Group, Permission
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 from django.test import Client
 from django.urls import reverse
 
 from channels.models import Template
 from customers.models import Customer, PromoPool, Segment
 from flows.models import Flow
+from tests import helpers
 
 S = Flow.Status
 migration = importlib.import_module("flows.migrations.0003_marketer_group")
+audit_migration = importlib.import_module("flows.migrations.0007_move_audit_entries")
 
 
 @pytest.fixture
 def marketer_group(db) -> Group:
-    # A transactional test elsewhere may have flushed the migration's rows.
-    if not Group.objects.filter(name=migration.MARKETER_GROUP).exists():
-        migration.create_marketer_group(apps, None)
-    return Group.objects.get(name=migration.MARKETER_GROUP)
+    # A transactional test elsewhere may have flushed the migrations' rows.
+    return helpers.marketer_group()
 
 
 @pytest.fixture
@@ -77,6 +80,7 @@ MARKETER_PAGES = [
     ("admin:flows_monitoring", None),
     ("admin:flows_customer_activity_search", None),
     ("admin:flows_customer_activity", "customer"),
+    ("admin:audit_auditentry_changelist", None),
 ]
 FORBIDDEN_TO_MARKETERS = [
     "admin:api_apikey_changelist",
@@ -117,13 +121,21 @@ def test_the_migration_gives_the_marketer_group_exactly_its_permissions(marketer
         for model, actions in models.items()
         for action in actions
     }
-    assert codenames == expected
+    # The audit log moved from flows to the kernel's audit app.
+    assert codenames == expected - {("flows", "view_auditentry")} | {("audit", "view_auditentry")}
 
 
 @pytest.mark.django_db
 def test_the_migration_is_idempotent_and_reversible(marketer_group):
-    migration.create_marketer_group(apps, None)
+    loader = MigrationLoader(connection)
+    state_apps = loader.project_state(("flows", "0003_marketer_group")).apps
+    migration.create_marketer_group(state_apps, None)
     assert Group.objects.filter(name="Marketer").count() == 1
+    audit_state_apps = loader.project_state(("flows", "0007_move_audit_entries")).apps
+    audit_migration.grant_audit_view(audit_state_apps, None)
+    audit_migration.grant_audit_view(audit_state_apps, None)  # idempotent
+    assert marketer_group.permissions.filter(content_type__app_label="audit").count() == 1
+    assert not marketer_group.permissions.filter(codename="view_auditentry", content_type__app_label="flows")
 
     migration.remove_marketer_group(apps, None)
     assert not Group.objects.filter(name="Marketer").exists()
@@ -151,6 +163,8 @@ def test_the_marketer_index_lists_the_marketing_tools_and_not_the_admin_models(m
     for hidden in ("API keys", "Users", "Groups", "Scheduled tasks"):
         assert hidden not in page
     assert "API keys" in superuser.get(reverse("admin:index")).content.decode()
+    # The audit log, read-only, under its own app.
+    assert "Audit entries" in page and reverse("admin:audit_auditentry_changelist") in page
 
 
 @pytest.mark.django_db

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from customers.models import PromoCode, PromoPool
 from flows.alerts import check_alerts, current_alerts
-from flows.models import AuditEntry, Flow, LimitationCounter
+from flows.models import Flow, LimitationCounter
+from maestra.audit.models import AuditEntry
 from tests.flows.conftest import steps_document
 
 

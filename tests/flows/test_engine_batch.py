@@ -11,14 +11,10 @@ from flows.entry import start_flow_for_segment
 from flows.models import Run
 from tests.flows.engine_builders import (
     document,
-    edge,
     event_start,
-    launch,
     make_customers,
-    node,
-    static_segment,
-    steps,
 )
+from tests.flows.engine_kit import edge, launch, node, static_segment, steps
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 

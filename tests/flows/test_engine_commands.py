@@ -18,19 +18,14 @@ from flows.models import Flow, Run
 from flows.tick import tick
 from tests.flows.engine_builders import (
     document,
-    edge,
     email_template,
     event_start,
-    launch,
     make_customers,
     manage,
-    node,
     parse_counts,
-    send,
-    static_segment,
-    steps,
     worker_env,
 )
+from tests.flows.engine_kit import edge, launch, node, send, static_segment, steps
 
 NOON = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)  # a Wednesday
 

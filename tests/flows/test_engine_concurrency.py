@@ -18,18 +18,14 @@ from flows.entry import start_flow_for_segment
 from flows.models import LaunchRecord, Run
 from tests.flows.engine_builders import (
     document,
-    edge,
     email_template,
     event_start,
-    launch,
     make_customers,
     manage,
     parse_counts,
-    send,
-    static_segment,
-    steps,
     worker_env,
 )
+from tests.flows.engine_kit import edge, launch, send, static_segment, steps
 
 AUDIENCE = 4000
 

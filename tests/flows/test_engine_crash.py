@@ -19,20 +19,15 @@ from flows.entry import start_flow_for_segment
 from flows.models import LaunchRecord, NodePass, NodeStat, Run
 from tests.flows.engine_builders import (
     document,
-    edge,
     email_template,
     event_start,
-    launch,
     make_customers,
     manage,
-    node,
     parse_counts,
-    send,
-    static_segment,
-    steps,
     wait_for_other_connections_to_close,
     worker_env,
 )
+from tests.flows.engine_kit import edge, launch, node, send, static_segment, steps
 
 AUDIENCE = 2000
 BATCH = "100"

@@ -25,8 +25,9 @@ from channels.models import Message, Template
 from customers.models import Customer, Event
 from flows import lifecycle
 from flows.activity import customer_runs, describe_runs
-from flows.models import AuditEntry, Flow, FlowVersion, Node, Run
+from flows.models import Flow, FlowVersion, Node, Run
 from flows.tick import sweep_task, tick
+from maestra.audit.models import AuditEntry
 from tests.flows.engine_kit import (
     at,
     chain,

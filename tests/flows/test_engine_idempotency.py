@@ -22,16 +22,11 @@ from flows.models import LaunchRecord, LimitationCounter, LimitationGrant, NodeP
 from flows.tick import tick
 from tests.flows.engine_builders import (
     document,
-    edge,
     email_template,
     event_start,
-    launch,
     make_customers,
-    node,
-    send,
-    static_segment,
-    steps,
 )
+from tests.flows.engine_kit import edge, launch, node, send, static_segment, steps
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 AUDIENCE = 30

@@ -29,15 +29,12 @@ from tests.flows.engine_kit import (
     utc,
 )
 from tests.flows.engine_kit import launch as launch_flow
+from tests.flows.engine_kit import launch_limit as limit
 from tests.flows.engine_kit import send as send_step
 
 SESSION_ENDED = "session_ended"
 AUG_10 = utc(2026, 8, 10, 13, 0)
 AUG_13 = utc(2026, 8, 13, 13, 0)
-
-
-def limit(mode: str, period: str | None = None, max_total: int | None = None) -> dict:
-    return {"mode": mode, "period": period, "max_total": max_total}
 
 
 def seed_example(launch_limit: dict) -> dict:

@@ -18,20 +18,14 @@ from flows.models import LimitationCounter, LimitationGrant, NodePass, Run
 from tests.flows.engine_builders import (
     StartTogether,
     document,
-    edge,
     email_template,
     event_start,
-    launch,
     make_customers,
     manage,
-    node,
     parse_counts,
-    relaunch,
-    send,
-    static_segment,
-    steps,
     worker_env,
 )
+from tests.flows.engine_kit import edge, launch, node, relaunch, send, static_segment, steps
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 

@@ -21,17 +21,13 @@ from flows.schedules_q import PERIODIC_TASKS
 from flows.tick import deliver_task, sweep_task
 from tests.flows.engine_builders import (
     document,
-    edge,
     email_template,
     event_start,
-    launch,
     make_customers,
     manage,
-    send,
-    static_segment,
-    steps,
     worker_env,
 )
+from tests.flows.engine_kit import edge, launch, send, static_segment, steps
 
 
 def periodic_rows() -> list[tuple]:

@@ -23,17 +23,12 @@ from flows.entry import fire_schedules, match_events, start_flow_for_segment
 from flows.models import FlowVersion, Run
 from tests.flows.engine_builders import (
     document,
-    edge,
     email_template,
     event_start,
-    launch,
     make_customers,
-    node,
     schedule_start,
-    send,
-    static_segment,
-    steps,
 )
+from tests.flows.engine_kit import edge, launch, node, send, static_segment, steps
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 SIZES = [1000, 5000]

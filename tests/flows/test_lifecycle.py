@@ -10,10 +10,12 @@ from django.db import transaction
 from django_q.conf import Conf
 
 from channels.models import Template
-from customers.models import Customer
-from flows import engine, lifecycle
+from customers.models import Customer, Segment
+from flows import lifecycle
 from flows.document import DocumentError
-from flows.models import AuditEntry, Flow, FlowVersion, Run
+from flows.models import Flow, FlowVersion, Run
+from maestra.audit.models import AuditEntry
+from tests.flows import engine_kit as kit
 
 S = Flow.Status
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -335,14 +337,24 @@ def test_it_launches_a_new_version_of_a_live_flow(flow_in, spec_document, start,
 
 
 @pytest.mark.django_db
-def test_it_tells_the_engine_about_each_launched_version(flow_in, monkeypatch):
-    seen = []
-    monkeypatch.setattr(
-        engine, "on_version_launched", lambda *, version: seen.append(version.pk), raising=False
+def test_launching_arms_the_schedule_start(templates):
+    # The first fire strictly after the launch, set inside the launch
+    # transaction: a schedule never goes live without it.
+    document = kit.document(
+        [
+            kit.node(
+                "start", "schedule", recurrence={"every": "day", "at": "10:00"}, audience={"segment": "vip"}
+            ),
+            kit.steps("mail", kit.send("confirm")),
+        ],
+        kit.chain("start", "mail"),
     )
-    flow = launched(flow_in(S.READY))
-
-    assert seen == [flow.live_version_id]
+    Segment.objects.create(slug="vip", name="VIP")
+    with kit.at(T0):
+        flow = kit.launch(document)
+    assert FlowVersion.objects.get(pk=flow.live_version_id).next_fire_at == datetime(
+        2026, 3, 2, 10, 0, tzinfo=UTC
+    )
 
 
 @pytest.mark.django_db
@@ -355,13 +367,13 @@ def test_a_launch_that_raises_returns_the_flow_to_where_it_was_with_the_error(
     """Never stuck in `launching` (issue #11): there a flow can be neither
     edited, paused nor archived, and every tick failed on it again."""
 
-    def hook(*, version):
+    def hook(*, version, now):
         raise ValueError("the recurrence does not fire")
 
     flow = flow_in(start)
     live_before = flow.live_version_id
     lifecycle.launch_flow(flow=flow, user=ann, enqueue=False)
-    monkeypatch.setattr(engine, "on_version_launched", hook, raising=False)
+    monkeypatch.setattr(lifecycle, "arm_schedule", hook)
 
     flow = lifecycle.finish_launch(flow_id=flow.pk)
 
@@ -382,14 +394,14 @@ def test_one_failing_launch_does_not_stop_the_others(flow_in, monkeypatch):
     first, second, third = flow_in(S.READY), flow_in(S.READY), flow_in(S.READY)
     for flow in (first, second, third):
         lifecycle.launch_flow(flow=flow, enqueue=False)
-    launch_version = engine.on_version_launched
+    arm_schedule = lifecycle.arm_schedule
 
-    def hook(*, version):
+    def hook(*, version, now):
         if version.flow_id == second.pk:
             raise OverflowError("date value out of range")
-        launch_version(version=version)
+        arm_schedule(version=version, now=now)
 
-    monkeypatch.setattr(engine, "on_version_launched", hook)
+    monkeypatch.setattr(lifecycle, "arm_schedule", hook)
 
     assert lifecycle.finish_pending_launches_counted() == {"finished": 3, "errors": 1}
     assert [fresh(flow).status for flow in (first, second, third)] == [S.ACTIVE, S.READY, S.ACTIVE]
@@ -403,13 +415,6 @@ def test_it_stores_a_launch_cap_beyond_the_column_as_an_invalid_draft(templates,
     assert flow.status == S.DRAFT
     assert [(e["node"], e["field"]) for e in flow.draft.errors] == [(None, "launch_limit.max_total")]
     assert flow.draft.launch_limit_max_total is None
-
-
-@pytest.mark.django_db
-def test_it_launches_when_the_engine_has_no_launch_hook(flow_in, monkeypatch):
-    monkeypatch.delattr(engine, "on_version_launched", raising=False)
-
-    assert launched(flow_in(S.READY)).status == S.ACTIVE
 
 
 # --- pause, resume, archive --------------------------------------------------
@@ -689,10 +694,10 @@ def test_it_rolls_the_audit_entry_back_with_a_failed_action(flow_in):
 
 @pytest.mark.django_db
 def test_it_refuses_unknown_audit_actions():
-    from flows.audit import log_action
+    from maestra.audit.log import log
 
     with pytest.raises(ValueError, match="Unknown audit action"):
-        log_action("flow.exploded")
+        log("flow.exploded")
 
 
 @pytest.mark.django_db
@@ -711,7 +716,6 @@ def test_it_runs_the_launch_task_by_primary_keys(flow_in, ann):
 @pytest.mark.django_db
 def test_it_renames_a_flow_with_an_audit_entry(flow_in, django_user_model):
     from flows import lifecycle
-    from flows.models import AuditEntry
 
     user = django_user_model.objects.create(username="marketer")
     flow = flow_in("ready")

@@ -8,7 +8,8 @@ import pytest
 from django.db import connection
 
 from flows import lifecycle
-from flows.models import AuditEntry, Flow
+from flows.models import Flow
+from maestra.audit.models import AuditEntry
 
 S = Flow.Status
 

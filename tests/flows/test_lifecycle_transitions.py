@@ -5,7 +5,8 @@ change nothing."""
 import pytest
 
 from flows import lifecycle
-from flows.models import AuditEntry, Flow
+from flows.models import Flow
+from maestra.audit.models import AuditEntry
 
 S = Flow.Status
 STATUSES = [S.DRAFT, S.READY, S.LAUNCHING, S.ACTIVE, S.PAUSED, S.TESTING, S.CREATING_DRAFT, S.ARCHIVED]

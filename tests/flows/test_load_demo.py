@@ -14,7 +14,8 @@ from django.urls import reverse
 from channels.models import Template
 from customers.models import Customer, Event, PromoCode, PromoPool, Segment, SegmentMembership, Subscription
 from flows.management.commands.load_demo import DEMO_DOCUMENT
-from flows.models import AuditEntry, Flow, FlowVersion
+from flows.models import Flow, FlowVersion
+from maestra.audit.models import AuditEntry
 
 SPEC_EXAMPLE = Path(__file__).parent / "fixtures" / "spec_example.json"
 

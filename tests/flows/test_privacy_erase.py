@@ -19,10 +19,11 @@ from channels.models import Message
 from customers.models import Customer, Subscription
 from customers.services import store_events, upsert_customers
 from flows import lifecycle
-from flows.models import AuditEntry, NodePass, NodeStat, Run
+from flows.models import NodePass, NodeStat, Run
 from flows.privacy import erase_customers, export_customer
 from flows.tick import tick
 from maestra.api.models import ApiKey
+from maestra.audit.models import AuditEntry
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 SECRETS = ("erinna.q@example.com", "+49 151 7777777", "491517777777", "Erinna", "Quocksworth")

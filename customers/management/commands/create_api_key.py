@@ -5,6 +5,7 @@ hash is stored. Change its scopes or revoke it in the admin (API keys)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
+from maestra.api.keys import create_key
 from maestra.api.models import ApiKey, Scope, parse_scopes
 
 MAX_NAME = ApiKey._meta.get_field("name").max_length
@@ -30,7 +31,8 @@ class Command(BaseCommand):
             chosen = parse_scopes(Scope.values if scopes is None else scopes.split(","))
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        api_key, key = ApiKey.objects.create_key(name=name, scopes=chosen)
+        api_key = ApiKey(name=name, scopes=chosen)
+        key = create_key(api_key=api_key, actor="command")
         self.stderr.write(
             f"Created API key {name!r} (prefix {api_key.prefix}) with the scopes {', '.join(chosen)}. "
             "Store it now: it is not shown again. Send it as 'Authorization: Api-Key <key>'."

@@ -1,0 +1,76 @@
+"""The OpenAPI schema's parts that belong to customers: the Rule component
+(its operators are the rule language's own, customers.rules.OPS; the real
+validator is customers.rules.validate_rule) and the examples of the
+customer, segment and promo pool bodies. A drf-spectacular postprocessing
+hook, listed in settings.SPECTACULAR_SETTINGS."""
+
+from __future__ import annotations
+
+from customers.rules import OPS
+from maestra.api.schema import add_component, apply_examples
+
+_RULE = {
+    "description": "A rule of the rule language (SPEC §5): {all: [...]}, {any: [...]}, {not: RULE} or a "
+    "leaf {field, op, value}.",
+    "type": "object",
+    "example": {"field": "subscription.email", "op": "eq", "value": "requires_confirmation"},
+    "additionalProperties": True,
+    "properties": {
+        "all": {"type": "array", "items": {"type": "object"}},
+        "any": {"type": "array", "items": {"type": "object"}},
+        "not": {"type": "object"},
+        "field": {"type": "string", "example": "customer.fields.tier"},
+        "op": {
+            "type": "string",
+            "enum": list(OPS),
+        },
+        "value": {},
+    },
+}
+
+_AT = "2025-06-10T10:00:00Z"
+_CUSTOMER = {
+    "external_id": "c-42",
+    "email": "ada@example.com",
+    "email_valid": True,
+    "phone": "",
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "timezone": "Europe/Berlin",
+    "fields": {"tier": "gold"},
+    "subscriptions": {"email": "subscribed"},
+    "points": 150,
+    "segments": ["gold", "newsletter"],
+    "created_at": _AT,
+    "updated_at": _AT,
+}
+_SEGMENT = {
+    "slug": "gold",
+    "name": "Gold customers",
+    "kind": "rule",
+    "rule": {"field": "customer.fields.tier", "op": "eq", "value": "gold"},
+}
+_POOL = {"slug": "welcome", "name": "Welcome -10%", "alert_below": 100}
+
+EXAMPLES = {
+    "CustomerOutput": _CUSTOMER,
+    "CustomerInputRequest": {
+        "email": "ada@example.com",
+        "first_name": "Ada",
+        "fields": {"tier": "gold"},
+        "subscriptions": {"email": "requires_confirmation"},
+    },
+    "SegmentOutput": {**_SEGMENT, "members": 1200, "created_at": _AT},
+    "SegmentInputRequest": _SEGMENT,
+    "PatchedSegmentInputRequest": {"name": "Gold members"},
+    "SegmentMembersResult": {"added": 2, "already_members": 1},
+    "PromoPoolOutput": {**_POOL, "available": 950, "issued": 50, "created_at": _AT},
+    "PromoPoolInputRequest": _POOL,
+    "PatchedPromoPoolInputRequest": {"alert_below": 50},
+    "PromoCodesResult": {"added": 3, "duplicates": 0},
+}
+
+
+def add_schema(result, generator, request, public):
+    add_component(result, "Rule", _RULE)
+    return apply_examples(result, EXAMPLES)

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class AuditConfig(AppConfig):
+    # The audit log every app writes (models.py, log.py). Part of the kernel:
+    # it knows its subjects only through ContentType, never an app's models.
+    name = "maestra.audit"
+    label = "audit"
+    verbose_name = "Audit"
+    default_auto_field = "django.db.models.BigAutoField"
