@@ -346,6 +346,12 @@ def _known_timezones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones() - {"localtime", "posixrules", "Factory"})
 
 
+def timezone_names() -> list[str]:
+    """The IANA names timezone_problem accepts, sorted: the choices of the
+    canvas's time zone pickers."""
+    return sorted(_known_timezones())
+
+
 def timezone_problem(value: Any, *, also: tuple[str, ...] = ()) -> str | None:
     """An IANA time zone name, or one of the words in `also` ("flow", "customer")."""
     if isinstance(value, str) and (value in also or value in _known_timezones()):
