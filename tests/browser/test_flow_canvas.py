@@ -61,6 +61,11 @@ def connect(page, source: str, target: str, *, port: int = 1) -> None:
     page.mouse.up()
 
 
+def open_tab(page, name: str) -> None:
+    """A tab of the editor's side panel (Node, Settings, Checks, Statistics)."""
+    page.get_by_role("tab", name=re.compile(f"^{name}")).click()
+
+
 def draft_document(flow: Flow) -> dict:
     return Flow.objects.get(pk=flow.pk).draft.document
 
@@ -108,6 +113,7 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     remind = node(page, "remind")
     expect(remind).to_have_class(re.compile(r"\bfc-has-error\b"))
     expect(remind.locator(".fc-errors")).to_contain_text("1 error")
+    open_tab(page, "Checks")
     error_entry = page.locator(".fc-error-list button", has_text="remind · steps.0.template")
     expect(error_entry).to_be_visible()
     for other in ("start", "ask", "day", "still"):
@@ -116,7 +122,6 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     shoot(page, "2-unfilled-node-error")
 
     # The list entry selects the failing node; fill it in.
-    page.locator(".fc-form [data-field=key] input").click()  # focus elsewhere first
     error_entry.click()
     expect(page.locator('.fc-form [data-field="key"] input')).to_have_value("remind")
     expect(page.locator('.fc-form [data-field="steps.0.template"] .nf-error')).not_to_be_empty()
@@ -177,6 +182,7 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     connect(page, "still", "remind", port=1)
     wait_saved(page)
     assert len(draft_document(flow)["edges"]) == 4
+    open_tab(page, "Checks")
     page.locator(".fc-node-list button[data-node]").first.focus()
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
@@ -214,6 +220,7 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     anna = Customer.objects.get(external_id="anna-1")
     assert Message.objects.filter(customer=anna, template_slug="confirm", status="sent").count() == 1
 
+    open_tab(page, "Statistics")
     page.locator(".fc-stats-show").click()
     expect(node(page, "start").locator(".fc-stat-entered")).to_have_text("entered 1 · 100.0 %")
     expect(node(page, "ask").locator(".fc-stat-messages")).to_have_text("sent 1")
@@ -243,8 +250,8 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     expect(page.locator(".fc-palette")).to_be_visible()
     expect(page.locator(".drawflow-node")).to_have_count(5)
     assert Flow.objects.get(pk=flow.pk).draft.document == Flow.objects.get(pk=flow.pk).live_version.document
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.locator(".fc-actions").get_by_role("button", name="Delete draft").click()
+    page.locator(".fc-actions").get_by_role("button", name="Discard draft…").click()
+    page.get_by_role("dialog").get_by_role("button", name="Discard draft").click()
     expect(page.locator(".fc-version")).to_contain_text("v1 is launched and read-only")
     assert Flow.objects.get(pk=flow.pk).draft is None
     timer.lap("edit and delete draft")

@@ -525,11 +525,16 @@ class FlowCanvas {
     const others = [...this.nodes.keys()].map((id) => this.box(id));
     const id = this.draw(node, { x: 0, y: 0 });
     const box = this.box(id);
+    const view = this.view.visible();
     let wanted;
     if (point) {
-      wanted = { x: point.x - box.w / 2, y: point.y - 20 };
+      // Under the pointer, inside the part of the canvas in view.
+      const margin = 10;
+      wanted = {
+        x: Math.max(view.x + margin, Math.min(point.x - box.w / 2, view.x + view.w - box.w - margin)),
+        y: Math.max(view.y + margin, Math.min(point.y - 20, view.y + view.h - box.h - margin)),
+      };
     } else {
-      const view = this.view.visible();
       wanted = { x: view.x + view.w / 2 - box.w / 2, y: view.y + view.h / 2 - box.h / 2 };
     }
     const spot = freeSpot({ ...box, ...wanted }, others);
