@@ -292,6 +292,14 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
+    def get_deleted_objects(self, objs, request):
+        # Only a never-launched flow may be deleted (has_delete_permission); it
+        # owns its versions and their graph, whose read-only admin pages refuse
+        # deleting them one by one, which must not stop the flow going with them.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        owned = {str(model._meta.verbose_name) for model in (FlowVersion, Node, Edge)}
+        return deleted, counts, perms_needed - owned, protected
+
     # --- List columns ---------------------------------------------------------
 
     @admin.display(description="live version", ordering="live_version__number")

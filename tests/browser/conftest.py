@@ -31,6 +31,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# Screenshots of every browser test (CI keeps the folder; see README).
+SCREENSHOTS = ARTIFACTS / "screenshots"
 PASSWORD = "browser-test-password"
 
 
@@ -69,17 +71,18 @@ def page(browser, live_server):
 
 @pytest.fixture
 def shoot(request):
-    """shoot(page, "stage") keeps a full-page screenshot in test-artifacts/;
+    """shoot(page, "stage") keeps a full-page screenshot in
+    test-artifacts/screenshots/; full_page=False keeps what the window shows;
     shoot(page, "stage", element=locator) one of that element only."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name).strip("_")
 
-    def take(page, stage: str, *, element=None) -> Path:
-        path = ARTIFACTS / f"{name}--{stage}.png"
+    def take(page, stage: str, *, element=None, full_page: bool = True) -> Path:
+        path = SCREENSHOTS / f"{name}--{stage}.png"
         if element is not None:
             element.screenshot(path=str(path))
         else:
-            page.screenshot(path=str(path), full_page=True)
+            page.screenshot(path=str(path), full_page=full_page)
         return path
 
     return take

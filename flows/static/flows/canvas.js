@@ -117,7 +117,9 @@ class FlowCanvas {
     editor.createCurvature = verticalCurve;
     // Keys are ours (Delete, Escape, undo/redo, arrows), so they respect the
     // side form's inputs and our own selection, which the node list sets too.
-    editor.key = (event) => this.onKey(event);
+    // Drawflow listens on the canvas only; undo works from anywhere on the page.
+    editor.key = () => {};
+    document.addEventListener("keydown", (event) => this.onKey(event));
     // The wheel pans; Ctrl + wheel zooms about the pointer (canvas-view.js).
     editor.zoom_enter = (event) => this.view.onWheel(event);
     editor.start();
@@ -411,6 +413,7 @@ class FlowCanvas {
 
   afterChange() {
     this.dirty = true;
+    this.root.dataset.saveState = "pending";
     if (this.textarea) this.textarea.value = JSON.stringify(this.doc, null, 2);
     this.setStatus(this.t("unsaved"), "pending");
     this.updateHistoryButtons();
@@ -473,6 +476,8 @@ class FlowCanvas {
             ? this.t(count === 1 ? "saved_error" : "saved_errors", { version: result.version, count })
             : this.t("saved_valid", { version: result.version }), count ? "warning" : "ok");
           this.root.dataset.saveState = this.dirty ? "pending" : "saved";
+          // How many saves came back: lets a test wait for the save of its own edit.
+          this.root.dataset.saves = String(Number(this.root.dataset.saves || 0) + 1);
           const summary = document.querySelector(".field-state_summary .readonly");
           if (summary && result.summary) summary.textContent = result.summary;
         } else {
@@ -623,13 +628,17 @@ class FlowCanvas {
       if (key === "y" || event.shiftKey) this.redo(); else this.undo();
       return;
     }
-    if (isTyping(target) || (target && target.closest && target.closest("select"))) return;
     if (event.key === "Escape") {
-      const id = this.selected;
-      this.deselect();
-      if (id !== null && this.root.querySelector(".fc-side").contains(target)) this.element(id)?.focus({ preventScroll: true });
+      // From the side panel back to the node on the canvas; on the canvas,
+      // Escape deselects.
+      if (this.selected !== null && this.root.querySelector(".fc-side").contains(target)) {
+        this.element(this.selected).focus({ preventScroll: true });
+      } else if (!isTyping(target)) {
+        this.deselect();
+      }
       return;
     }
+    if (isTyping(target) || (target && target.closest && target.closest("select"))) return;
     const onCanvas = !target || target === document.body || this.area.contains(target);
     if (onCanvas && event.key === "Enter" && this.selected !== null && target.closest && target.closest(".drawflow-node")) {
       // Into the side panel: the node's first field.
