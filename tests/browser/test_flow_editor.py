@@ -62,9 +62,7 @@ def saves(page) -> int:
     return int(page.locator("#flow-canvas").get_attribute("data-saves") or 0)
 
 
-QUIET = (
-    "() => !['pending', 'saving'].includes(document.getElementById('flow-canvas').dataset.saveState)"
-)
+QUIET = "() => !['pending', 'saving'].includes(document.getElementById('flow-canvas').dataset.saveState)"
 
 
 @contextmanager
@@ -270,7 +268,9 @@ def test_zoom_fit_and_the_minimap_move_the_view(sized, live_server, shoot):
     assert page.problems == []
 
 
-def test_tidy_up_lays_the_flow_out_top_to_bottom_and_undo_puts_it_back(sized, live_server, superuser, templates, shoot):
+def test_tidy_up_lays_the_flow_out_top_to_bottom_and_undo_puts_it_back(
+    sized, live_server, superuser, templates, shoot
+):
     page = sized
     document = json.loads(SPEC_EXAMPLE.read_text())
     # Every node saved on the same spot: a pile.
@@ -315,7 +315,9 @@ def test_the_palette_works_from_the_keyboard_and_new_nodes_never_overlap(
     sized, live_server, superuser, shoot
 ):
     page = sized
-    flow = lifecycle.create_flow(document={"format": "maestra.flow/1", "name": "Keys", "nodes": [], "edges": []})
+    flow = lifecycle.create_flow(
+        document={"format": "maestra.flow/1", "name": "Keys", "nodes": [], "edges": []}
+    )
     log_in(page, username="boss")
     page.goto(f"/admin/flows/flow/{flow.pk}/change/")
     stage = rect(page, ".fe-stage")
@@ -331,7 +333,11 @@ def test_the_palette_works_from_the_keyboard_and_new_nodes_never_overlap(
         key = f"steps_{index}"
         expect(node(page, key)).to_have_class(re.compile(r"\bfc-selected\b"))
         expect(page.locator('.fc-form [data-field="key"] input')).to_have_value(key)
-        assert inside(node(page, key).bounding_box(), stage), key
+        landed = node(page, key).bounding_box()
+        assert inside(landed, stage), key
+        # ... and not under the floating tools or the minimap.
+        for overlay in (".fe-tools", ".fe-minimap"):
+            assert not overlapping(landed, rect(page, overlay)), (key, overlay)
     expect(page.locator(".drawflow-node")).to_have_count(6)
     assert_no_overlap(page)
 
@@ -372,7 +378,9 @@ def test_the_palette_works_from_the_keyboard_and_new_nodes_never_overlap(
 
 def test_every_control_has_a_label_and_the_side_panel_works_by_keyboard(sized, live_server, superuser, shoot):
     page = sized
-    flow = lifecycle.create_flow(document={"format": "maestra.flow/1", "name": "Labels", "nodes": [], "edges": []})
+    flow = lifecycle.create_flow(
+        document={"format": "maestra.flow/1", "name": "Labels", "nodes": [], "edges": []}
+    )
     log_in(page, username="boss")
     page.goto(f"/admin/flows/flow/{flow.pk}/change/")
     assert page.evaluate(UNLABELLED) == []
@@ -389,7 +397,9 @@ def test_every_control_has_a_label_and_the_side_panel_works_by_keyboard(sized, l
     for name in ("Settings", "Checks", "Statistics"):
         page.keyboard.press("ArrowRight")
         expect(page.get_by_role("tab", name=re.compile(f"^{name}"))).to_be_focused()
-        expect(page.get_by_role("tab", name=re.compile(f"^{name}"))).to_have_attribute("aria-selected", "true")
+        expect(page.get_by_role("tab", name=re.compile(f"^{name}"))).to_have_attribute(
+            "aria-selected", "true"
+        )
         assert page.evaluate(UNLABELLED) == [], name
     page.keyboard.press("ArrowRight")
     expect(page.get_by_role("tab", name="Node")).to_be_focused()
@@ -415,14 +425,21 @@ def test_every_control_has_a_label_and_the_side_panel_works_by_keyboard(sized, l
 # --- undo / redo ------------------------------------------------------------------------------------
 
 
-def test_undo_and_redo_cover_every_canvas_edit_in_the_saved_document(sized, live_server, superuser, templates, shoot):
+def test_undo_and_redo_cover_every_canvas_edit_in_the_saved_document(
+    sized, live_server, superuser, templates, shoot
+):
     page = sized
     flow = lifecycle.create_flow(
         document={
             "format": "maestra.flow/1",
             "name": "Undo",
             "nodes": [
-                {"key": "start", "kind": "event", "config": {"event_type": "signup"}, "position": {"x": 60, "y": 40}},
+                {
+                    "key": "start",
+                    "kind": "event",
+                    "config": {"event_type": "signup"},
+                    "position": {"x": 60, "y": 40},
+                },
                 {
                     "key": "mail",
                     "kind": "steps",
@@ -487,7 +504,10 @@ def test_undo_and_redo_cover_every_canvas_edit_in_the_saved_document(sized, live
     node(page, "wait_1").click()
     with saved(page):
         page.locator('.fc-form [data-field="duration"] .nf-amount').fill("3")
-    assert {n["key"]: n for n in draft(flow)["nodes"]}["wait_1"]["config"] == {"mode": "fixed", "duration": "P3D"}
+    assert {n["key"]: n for n in draft(flow)["nodes"]}["wait_1"]["config"] == {
+        "mode": "fixed",
+        "duration": "P3D",
+    }
     with saved(page):
         page.locator('.fc-form [data-field="title"] input').press_sequentially("Three days")
     assert {n["key"]: n for n in draft(flow)["nodes"]}["wait_1"]["title"] == "Three days"
@@ -547,7 +567,9 @@ def test_undo_and_redo_cover_every_canvas_edit_in_the_saved_document(sized, live
 # --- 2. flow settings ---------------------------------------------------------------------------------
 
 
-def test_the_settings_panel_writes_launch_limit_time_zone_and_dates(sized, live_server, superuser, templates, shoot):
+def test_the_settings_panel_writes_launch_limit_time_zone_and_dates(
+    sized, live_server, superuser, templates, shoot
+):
     page = sized
     document = json.loads(SPEC_EXAMPLE.read_text())
     for key in ("timezone", "launch_limit", "schedule"):
@@ -583,27 +605,38 @@ def test_the_settings_panel_writes_launch_limit_time_zone_and_dates(sized, live_
         panel.get_by_label("Starts").fill("2030-01-15T09:30")
     with saved(page):
         panel.get_by_label("Ends").fill("2030-01-10T09:00")
-    assert draft(flow)["schedule"] == {"start_at": "2030-01-15T09:30:00+01:00", "end_at": "2030-01-10T09:00:00+01:00"}
+    assert draft(flow)["schedule"] == {
+        "start_at": "2030-01-15T09:30:00+01:00",
+        "end_at": "2030-01-10T09:00:00+01:00",
+    }
     expect(panel.locator('[data-field="schedule.end_at"] .nf-error')).to_have_text("must be after start_at")
     expect(page.locator(".fe-checks")).to_have_text("⚠ 1 problem")
     shoot(page, "settings-error", full_page=False)
     with saved(page):
         panel.get_by_label("Ends").fill("2030-07-01T18:00")
     expect(panel.locator('[data-field="schedule.end_at"] .nf-error')).to_be_empty()
-    assert draft(flow)["schedule"] == {"start_at": "2030-01-15T09:30:00+01:00", "end_at": "2030-07-01T18:00:00+02:00"}
+    assert draft(flow)["schedule"] == {
+        "start_at": "2030-01-15T09:30:00+01:00",
+        "end_at": "2030-07-01T18:00:00+02:00",
+    }
     assert Flow.objects.get(pk=flow.pk).draft.errors == []
 
     # Another zone keeps the wall times.
     with saved(page):
         zone.fill("America/New_York")
         zone.press("Tab")
-    assert draft(flow)["schedule"] == {"start_at": "2030-01-15T09:30:00-05:00", "end_at": "2030-07-01T18:00:00-04:00"}
+    assert draft(flow)["schedule"] == {
+        "start_at": "2030-01-15T09:30:00-05:00",
+        "end_at": "2030-07-01T18:00:00-04:00",
+    }
     expect(panel.get_by_label("Starts")).to_have_value("2030-01-15T09:30")
 
     # A cap of 0 is refused beside its control; the Checks list leads back to it.
     with saved(page):
         panel.get_by_label("At most, in total").fill("0")
-    expect(panel.locator('[data-field="launch_limit.max_total"] .nf-error')).to_contain_text("must be an integer")
+    expect(panel.locator('[data-field="launch_limit.max_total"] .nf-error')).to_contain_text(
+        "must be an integer"
+    )
     open_tab(page, "Checks")
     page.locator(".fc-error-list button", has_text="launch_limit.max_total").click()
     expect(panel.get_by_label("At most, in total")).to_be_focused()
@@ -658,7 +691,9 @@ def test_archive_delete_flow_and_discard_draft_ask_first(sized, live_server, sup
     lifecycle.launch_flow(flow=live, enqueue=False)
     live = lifecycle.finish_launch(flow_id=live.pk)
     lifecycle.edit_flow(flow=live)
-    never = lifecycle.create_flow(document={"format": "maestra.flow/1", "name": "Scratch", "nodes": [], "edges": []})
+    never = lifecycle.create_flow(
+        document={"format": "maestra.flow/1", "name": "Scratch", "nodes": [], "edges": []}
+    )
     log_in(page, username="boss")
     dialog = page.get_by_role("dialog")
 

@@ -46,11 +46,21 @@ export class CanvasView {
     return { x: (x - e.canvas_x - c.x * (1 - e.zoom)) / e.zoom, y: (y - e.canvas_y - c.y * (1 - e.zoom)) / e.zoom };
   }
 
-  // The part of the canvas the area shows, in canvas coordinates.
-  visible() {
+  // The part of the canvas the area shows, in canvas coordinates; `clear`
+  // leaves out the band at the bottom where the tools and the minimap float.
+  visible({ clear = false } = {}) {
     const top = this.toCanvas(0, 0);
-    const bottom = this.toCanvas(this.area.clientWidth, this.area.clientHeight);
-    return { x: top.x, y: top.y, w: bottom.x - top.x, h: bottom.y - top.y };
+    const bottom = this.toCanvas(this.area.clientWidth, this.area.clientHeight - (clear ? this.overlayBand() : 0));
+    return { x: top.x, y: top.y, w: bottom.x - top.x, h: Math.max(1, bottom.y - top.y) };
+  }
+
+  overlayBand() {
+    const area = this.area.getBoundingClientRect();
+    const tops = [...this.area.parentElement.querySelectorAll(".fe-tools, .fe-minimap")]
+      .map((el) => el.getBoundingClientRect())
+      .filter((r) => r.height > 0)
+      .map((r) => r.top);
+    return tops.length ? Math.max(0, area.bottom - Math.min(...tops) + 8) : 0;
   }
 
   set(zoom, canvasX, canvasY) {
@@ -99,7 +109,7 @@ export class CanvasView {
   }
 
   isVisible(box, margin = 0) {
-    const view = this.visible();
+    const view = this.visible({ clear: true });
     return box.x - margin >= view.x && box.y - margin >= view.y
       && box.x + box.w + margin <= view.x + view.w && box.y + box.h + margin <= view.y + view.h;
   }
@@ -108,7 +118,8 @@ export class CanvasView {
   reveal(box, { minZoom = 0.6 } = {}) {
     const zoom = Math.max(this.zoom, Math.min(minZoom, this.editor.zoom_max));
     if (zoom === this.zoom && this.isVisible(box, 10)) return;
-    this.centreOn(box.x + box.w / 2, box.y + box.h / 2, zoom);
+    const band = this.overlayBand();
+    this.place(box.x + box.w / 2, box.y + box.h / 2, this.area.clientWidth / 2, (this.area.clientHeight - band) / 2, zoom);
   }
 
   pan(dx, dy) {

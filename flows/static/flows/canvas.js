@@ -530,7 +530,8 @@ class FlowCanvas {
     const others = [...this.nodes.keys()].map((id) => this.box(id));
     const id = this.draw(node, { x: 0, y: 0 });
     const box = this.box(id);
-    const view = this.view.visible();
+    // What the canvas shows above the floating tools and minimap.
+    const view = this.view.visible({ clear: true });
     let wanted;
     if (point) {
       // Under the pointer, inside the part of the canvas in view.
