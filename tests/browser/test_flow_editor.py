@@ -738,3 +738,46 @@ def test_archive_delete_flow_and_discard_draft_ask_first(sized, live_server, sup
     expect(page.locator(".messagelist")).to_contain_text("was deleted successfully")
     assert not Flow.objects.filter(pk=never.pk).exists()
     assert page.problems == []
+
+
+def test_the_layout_puts_branches_in_their_exits_order_without_overlaps(page, live_server, superuser):
+    """canvas-layout.js on its own: a condition whose "no" node comes first in
+    the document still gets its "yes" node on the left; nodes keep apart and
+    every rank is below the one it comes from."""
+    log_in(page, username="boss")
+    nodes = [
+        {"key": "start", "w": 220, "h": 60, "ports": 1},
+        {"key": "still", "w": 220, "h": 70, "ports": 2},
+        {"key": "later", "w": 220, "h": 60, "ports": 1},
+        {"key": "remind", "w": 220, "h": 60, "ports": 1},
+        {"key": "after", "w": 220, "h": 60, "ports": 1},
+    ]
+    edges = [
+        {"from": "start", "to": "still", "order": 0},
+        {"from": "still", "to": "later", "order": 1},  # "no", listed first
+        {"from": "still", "to": "remind", "order": 0},  # "yes"
+        {"from": "remind", "to": "after", "order": 0},
+    ]
+    placed = page.evaluate(
+        "async ([nodes, edges]) => { const m = await import('/static/flows/canvas-layout.js');"
+        " return Object.fromEntries(m.layered(nodes, edges)); }",
+        [nodes, edges],
+    )
+    assert placed["remind"]["x"] < placed["later"]["x"]
+    assert placed["start"]["y"] < placed["still"]["y"] < placed["remind"]["y"] == placed["later"]["y"]
+    assert placed["after"]["y"] > placed["remind"]["y"]
+    boxes_ = [
+        {"x": placed[n["key"]]["x"], "y": placed[n["key"]]["y"], "width": n["w"], "height": n["h"]}
+        for n in nodes
+    ]
+    for index, box in enumerate(boxes_):
+        for other in boxes_[index + 1 :]:
+            assert not overlapping(box, other)
+    free = page.evaluate(
+        "async () => { const m = await import('/static/flows/canvas-layout.js');"
+        " const taken = [{x: 0, y: 0, w: 220, h: 60}, {x: 0, y: 100, w: 220, h: 60}];"
+        " const spot = m.freeSpot({x: 10, y: 10, w: 220, h: 60}, taken);"
+        " return [spot, taken.some((t) => m.overlaps({...spot, w: 220, h: 60}, t))]; }"
+    )
+    assert free[1] is False
+    assert page.problems == []

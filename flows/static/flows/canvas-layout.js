@@ -52,9 +52,9 @@ export function union(boxes) {
 }
 
 // Top-left positions of a layered layout: start nodes on top, each exit's
-// node below it, lines between ranks only. `nodes`: [{key, w, h}] in the
-// document's order; `edges`: [{from, to, order}] where `order` is the
-// exit's position on its node (left to right).
+// node below it, lines between ranks only. `nodes`: [{key, w, h, ports}]
+// in the document's order (`ports`: how many exits); `edges`: [{from, to,
+// order}] where `order` is the exit's position on its node (left to right).
 export function layered(nodes, edges, { origin = { x: 40, y: 40 } } = {}) {
   const graph = new graphlib.Graph({ multigraph: true });
   graph.setGraph({ rankdir: "TB", ranksep: RANK_SEP, nodesep: NODE_SEP, edgesep: 20, marginx: 0, marginy: 0 });
@@ -70,10 +70,11 @@ export function layered(nodes, edges, { origin = { x: 40, y: 40 } } = {}) {
     .sort((a, b) => rank.get(a.from) - rank.get(b.from) || a.order - b.order || a.index - b.index);
   for (const edge of sorted) graph.setEdge(edge.from, edge.to, { weight: 1, minlen: 1 }, `e${edge.index}`);
   layout(graph);
+  const centres = orderByExits(nodes, sorted, graph);
   const positions = new Map();
   for (const node of nodes) {
     const placed = graph.node(node.key);
-    positions.set(node.key, { x: placed.x - node.w / 2, y: placed.y - node.h / 2 });
+    positions.set(node.key, { x: centres.get(node.key) - node.w / 2, y: placed.y - node.h / 2 });
   }
   const box = union(nodes.map((n) => ({ ...positions.get(n.key), w: n.w, h: n.h })));
   for (const position of positions.values()) {
@@ -81,4 +82,39 @@ export function layered(nodes, edges, { origin = { x: 40, y: 40 } } = {}) {
     position.y = Math.round(position.y - (box ? box.y : 0) + origin.y);
   }
   return positions;
+}
+
+// dagre does not know that a node's exits sit side by side (yes left of
+// no), so two branches may come out crossed. One pass, rank by rank from the
+// top, puts each rank's nodes in the order of the exits they hang from
+// (the mean x of their parents' exits), reusing the rank's places.
+function orderByExits(nodes, edges, graph) {
+  const centre = new Map(nodes.map((node) => [node.key, graph.node(node.key).x]));
+  const rank = new Map(nodes.map((node) => [node.key, graph.node(node.key).rank]));
+  const ports = new Map(nodes.map((node) => [node.key, node.ports || 1]));
+  const parents = new Map();
+  for (const edge of edges) {
+    if (!parents.has(edge.to)) parents.set(edge.to, []);
+    parents.get(edge.to).push(edge);
+  }
+  const ranks = new Map();
+  for (const node of nodes) {
+    if (!ranks.has(rank.get(node.key))) ranks.set(rank.get(node.key), []);
+    ranks.get(rank.get(node.key)).push(node.key);
+  }
+  const spread = 60;
+  for (const level of [...ranks.keys()].sort((a, b) => a - b)) {
+    const keys = ranks.get(level);
+    if (keys.length < 2) continue;
+    const wanted = new Map(keys.map((key) => {
+      const above = (parents.get(key) || []).filter((edge) => rank.get(edge.from) < level);
+      if (!above.length) return [key, centre.get(key)];
+      const xs = above.map((edge) => centre.get(edge.from) + (edge.order - (ports.get(edge.from) - 1) / 2) * spread);
+      return [key, xs.reduce((sum, x) => sum + x, 0) / xs.length];
+    }));
+    const places = keys.map((key) => centre.get(key)).sort((a, b) => a - b);
+    const ordered = [...keys].sort((a, b) => wanted.get(a) - wanted.get(b) || centre.get(a) - centre.get(b));
+    ordered.forEach((key, index) => centre.set(key, places[index]));
+  }
+  return centre;
 }

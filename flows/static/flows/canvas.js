@@ -338,7 +338,7 @@ class FlowCanvas {
 
   layoutPositions() {
     const keyOf = new Map([...this.nodes].map(([id, node]) => [id, node.key]));
-    const nodes = [...this.nodes].map(([id, node]) => ({ key: node.key, id, ...this.box(id) }));
+    const nodes = [...this.nodes].map(([id, node]) => ({ key: node.key, id, ports: this.ports.get(id).length, ...this.box(id) }));
     const data = this.editor.drawflow.drawflow[this.editor.module].data;
     const edges = [];
     for (const [id] of this.nodes) {
