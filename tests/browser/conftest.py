@@ -117,6 +117,26 @@ def marketer(transactional_db, django_user_model):
     return user
 
 
+def node(page, key: str):
+    """A node on the flow canvas, by its key."""
+    return page.locator(f'.drawflow-node[data-key="{key}"]')
+
+
+def connect(page, source: str, target: str, *, port: int = 1) -> None:
+    """Drag from the source's exit (port index, 1-based) to the target's input."""
+    output = node(page, source).locator(f".outputs .output_{port}").bounding_box()
+    entry = node(page, target).locator(".inputs .input_1").bounding_box()
+    page.mouse.move(output["x"] + output["width"] / 2, output["y"] + output["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(entry["x"] + entry["width"] / 2, entry["y"] + entry["height"] / 2, steps=12)
+    page.mouse.up()
+
+
+def open_tab(page, name: str) -> None:
+    """A tab of the flow editor's side panel (Node, Settings, Checks, Statistics)."""
+    page.get_by_role("tab", name=re.compile(f"^{name}")).click()
+
+
 class Timer:
     """Stage timings, printed with -s and kept beside the screenshots."""
 

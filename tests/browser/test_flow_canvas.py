@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from channels.models import Message, Template
 from flows.models import Flow
-from tests.browser.conftest import log_in
+from tests.browser.conftest import connect, log_in, node, open_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -34,10 +34,6 @@ def seed_templates(transactional_db):
         )
 
 
-def node(page, key: str):
-    return page.locator(f'.drawflow-node[data-key="{key}"]')
-
-
 def wait_saved(page) -> None:
     expect(page.locator(".fc-status")).to_have_text(SAVED)
 
@@ -49,21 +45,6 @@ def drop(page, kind: str, x: int, y: int, *, key: str) -> None:
     expect(form.locator("h3")).to_contain_text("node")
     form.locator('[data-field="key"] input').fill(key)
     expect(node(page, key)).to_be_visible()
-
-
-def connect(page, source: str, target: str, *, port: int = 1) -> None:
-    """Drag from the source's exit (port index, 1-based) to the target's input."""
-    output = node(page, source).locator(f".outputs .output_{port}").bounding_box()
-    entry = node(page, target).locator(".inputs .input_1").bounding_box()
-    page.mouse.move(output["x"] + output["width"] / 2, output["y"] + output["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(entry["x"] + entry["width"] / 2, entry["y"] + entry["height"] / 2, steps=12)
-    page.mouse.up()
-
-
-def open_tab(page, name: str) -> None:
-    """A tab of the editor's side panel (Node, Settings, Checks, Statistics)."""
-    page.get_by_role("tab", name=re.compile(f"^{name}")).click()
 
 
 def draft_document(flow: Flow) -> dict:

@@ -22,7 +22,7 @@ from playwright.sync_api import expect
 from channels.models import Template
 from flows import lifecycle
 from flows.models import Flow
-from tests.browser.conftest import PASSWORD, log_in
+from tests.browser.conftest import PASSWORD, connect, log_in, node, open_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -44,14 +44,6 @@ def templates(transactional_db):
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def node(page, key: str):
-    return page.locator(f'.drawflow-node[data-key="{key}"]')
-
-
-def open_tab(page, name: str) -> None:
-    page.get_by_role("tab", name=re.compile(f"^{name}")).click()
 
 
 def draft(flow: Flow) -> dict:
@@ -181,15 +173,6 @@ def open_demo_draft(page) -> Flow:
     expect(page.locator(".fc-version")).to_contain_text("Draft v2")
     expect(page.locator(".drawflow-node")).to_have_count(5)
     return flow
-
-
-def connect(page, source: str, target: str, *, port: int = 1) -> None:
-    output = node(page, source).locator(f".outputs .output_{port}").bounding_box()
-    entry = node(page, target).locator(".inputs .input_1").bounding_box()
-    page.mouse.move(output["x"] + output["width"] / 2, output["y"] + output["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(entry["x"] + entry["width"] / 2, entry["y"] + entry["height"] / 2, steps=10)
-    page.mouse.up()
 
 
 # --- 1. the page ---------------------------------------------------------------------------
@@ -447,7 +430,8 @@ def test_undo_and_redo_cover_every_canvas_edit_in_the_saved_document(
                         "relevance": "P1D",
                         "steps": [{"action": "send", "channel": "email", "template": "confirm"}],
                     },
-                    "position": {"x": 60, "y": 200},
+                    # Side by side: the new node lands between them, in view.
+                    "position": {"x": 640, "y": 40},
                 },
             ],
             "edges": [{"from": "start", "to": "mail"}],
@@ -539,13 +523,17 @@ def test_undo_and_redo_cover_every_canvas_edit_in_the_saved_document(
 
     # Disconnect (a clicked line and Delete), undo.
     mail_id = node(page, "mail").get_attribute("id")
-    middle = page.evaluate(
+    # A point of the line where nothing else (another line, a node) is on top.
+    point = page.evaluate(
         "(id) => { const path = document.querySelector(`svg.connection.node_in_${id} path.main-path`);"
-        " const p = path.getPointAtLength(path.getTotalLength() / 2);"
-        " const q = new DOMPoint(p.x, p.y).matrixTransform(path.getScreenCTM()); return [q.x, q.y]; }",
+        " const length = path.getTotalLength();"
+        " for (let i = 2; i < 19; i++) { const p = path.getPointAtLength(length * i / 20);"
+        "  const q = new DOMPoint(p.x, p.y).matrixTransform(path.getScreenCTM());"
+        "  if (document.elementFromPoint(q.x, q.y) === path) return [q.x, q.y]; } return null; }",
         mail_id,
     )
-    page.mouse.click(*middle)
+    assert point is not None
+    page.mouse.click(*point)
     with saved(page):
         page.keyboard.press("Delete")
     assert edges() == [{"from": "mail", "to": "wait_1"}]

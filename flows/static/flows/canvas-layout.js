@@ -10,7 +10,7 @@ import { graphlib, layout } from "./vendor/dagre/dagre.esm.js";
 // Free space kept around every node: room for the entry dot above it, the
 // exit dots below it and the lines between them.
 export const GAP = 40;
-const RANK_SEP = 90;
+const RANK_SEP = 70;
 const NODE_SEP = 60;
 const STEP = 20;
 const MAX_RINGS = 400;

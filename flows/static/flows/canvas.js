@@ -911,9 +911,16 @@ function fillZoneLists(zones) {
 }
 
 // Drawflow's curve, turned to run top to bottom (its own is left to right).
+// A line back up (a loop, or a node placed above) bulges out to the right
+// so that it does not run straight over the nodes between its ends.
+const LOOP_SIDE = 260;
 function verticalCurve(x1, y1, x2, y2, curvature) {
-  const bend = Math.max(40, Math.abs(y2 - y1) * curvature);
-  return ` M ${x1} ${y1} C ${x1} ${y1 + bend} ${x2} ${y2 - bend} ${x2} ${y2}`;
+  if (y2 >= y1 + 20) {
+    const bend = Math.max(40, (y2 - y1) * curvature);
+    return ` M ${x1} ${y1} C ${x1} ${y1 + bend} ${x2} ${y2 - bend} ${x2} ${y2}`;
+  }
+  const bend = Math.max(60, (y1 - y2) * curvature * 0.5);
+  return ` M ${x1} ${y1} C ${x1 + LOOP_SIDE} ${y1 + bend} ${x2 + LOOP_SIDE} ${y2 - bend} ${x2} ${y2}`;
 }
 
 function nodeHtml(node, labels) {
