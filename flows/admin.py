@@ -28,12 +28,13 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 from django_fsm import TransitionNotAllowed
 from django_fsm.admin import FSMAdminMixin
 
 from customers.admin import CustomerAdmin, ReadOnlyAdminMixin
 from flows import admin_views, audience_admin, lifecycle, privacy_admin
-from flows.document import dump_document
+from flows.document import dump_document, timezone_names
 from flows.forms import FlowAddForm, FlowChangeForm
 from flows.lifecycle import LifecycleError
 from flows.models import (
@@ -69,6 +70,19 @@ TRANSITION_DONE = {
     "pause": "The flow is paused: no new runs; waiting runs stay where they are.",
     "resume": "The flow is active again.",
     "archive": "The flow is archived; its runs in flight were stopped.",
+}
+
+
+# Transitions that cannot be undone ask first, in a dialog on the canvas page.
+TRANSITION_CONFIRM = {
+    "archive": {
+        "title": _("Archive this flow?"),
+        "message": _(
+            "Archiving is permanent: runs in progress stop at once, and the flow can never be "
+            "launched or resumed again. Its statistics and history stay."
+        ),
+        "action": _("Archive the flow"),
+    },
 }
 
 
@@ -264,6 +278,14 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
+    def get_deleted_objects(self, objs, request):
+        # Only a never-launched flow may be deleted (has_delete_permission); it
+        # owns its versions and their graph, whose read-only admin pages refuse
+        # deleting them one by one, which must not stop the flow going with them.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        owned = {str(model._meta.verbose_name) for model in (FlowVersion, Node, Edge)}
+        return deleted, counts, perms_needed - owned, protected
+
     # --- List columns ---------------------------------------------------------
 
     @admin.display(description="live version", ordering="live_version__number")
@@ -404,10 +426,15 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
                 "export_live": flow.live_version_id is not None,
                 "export_draft": has_draft,
             }
+            extra_context["flow_tools"]["delete"] = self.has_delete_permission(request, flow)
             extra_context["canvas_config"] = admin_views.canvas_config(flow=flow, can_change=can_change)
             extra_context["canvas_transitions"] = (
                 self._canvas_transitions(request, flow) if can_change else []
             )
+            # The editor takes the whole width: no app list beside it.
+            extra_context["is_nav_sidebar_enabled"] = False
+            extra_context["editor_strings"] = admin_views.EDITOR_STRINGS
+            extra_context["timezones"] = timezone_names()
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _get_fsm_extra_context(self, *, request, obj):
@@ -440,7 +467,15 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
         if flow.status == Flow.Status.DRAFT and flow.draft is not None:
             shown = [("launch", "Launch"), ("start_test", "Launch as test"), *shown]
         return [
-            {"name": name, "label": label, "needs_valid": name in ("launch", "start_test")}
+            {
+                "name": name,
+                "label": label,
+                "needs_valid": name in ("launch", "start_test"),
+                # Posted to the transition URL, not with the change form: the
+                # canvas autosaves the draft, so a lifecycle button only acts.
+                "url": reverse("admin:flows_flow_transition", args=[flow.pk, name]),
+                "confirm": TRANSITION_CONFIRM.get(name),
+            }
             for name, label in shown
         ]
 

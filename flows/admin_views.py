@@ -23,6 +23,7 @@ from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from channels.models import Message, Template
 from customers.models import Channel, Customer, PromoPool, Segment
@@ -57,6 +58,47 @@ MAX_DRAFT_BYTES = 2 * 1024 * 1024
 PAGE_SIZE = 50
 ACTIVITY_PAGE_SIZE = 20
 DEFAULT_STATS_DAYS = 7
+
+
+# The flow editor's own words (canvas.js and the modules it imports), sent to
+# the page with json_script so they go through Django's translation like the
+# template's. {name}s are filled in by the script.
+EDITOR_STRINGS = {
+    "unsaved": _("Unsaved changes…"),
+    "saving": _("Saving…"),
+    "saved_valid": _("Saved draft v{version} · valid, ready to launch"),
+    "saved_error": _("Saved draft v{version} · {count} error"),
+    "saved_errors": _("Saved draft v{version} · {count} errors"),
+    "not_saved": _("Not saved: {message}"),
+    "json_invalid": _("The JSON is not valid: {message}"),
+    "max_nodes": _("A flow has at most {max} nodes."),
+    "hint_edit": _(
+        "Select a node to edit its settings. Add one from the palette (drag it, or press it), "
+        "and drag from a node's exit to another node to connect them."
+    ),
+    "hint_read": _("Select a node to see its settings."),
+    "delete_node": _("Delete node"),
+    "exit_title": _('Exit "{port}": drag to a node to connect'),
+    "palette_title": _("Drag onto the canvas, or press to add a {kind} node"),
+    "node_label": _("{kind} node {title} ({key})"),
+    "added": _("{kind} node {key} added and selected."),
+    "deleted": _("Node {key} deleted. Undo brings it back (Ctrl+Z)."),
+    "undone": _("Undone."),
+    "redone": _("Redone."),
+    "tidied": _("Nodes laid out. Undo puts them back (Ctrl+Z)."),
+    "node_error": _("{count} error"),
+    "node_errors": _("{count} errors"),
+    "invalid_one": _("{count} error: the flow cannot be launched until it is fixed."),
+    "invalid_many": _("{count} errors: the flow cannot be launched until they are fixed."),
+    "valid": _("No errors: the flow can be launched."),
+    "problem_one": _("⚠ {count} problem"),
+    "problem_many": _("⚠ {count} problems"),
+    "no_problems": _("✓ No problems"),
+    "fix_first": _("Fix the errors first (see Checks)"),
+    "remove": _("remove"),
+    "unknown": _("unknown"),
+    "zoom": _("{percent} %"),
+}
 
 
 def json_response(data: Any, *, status: int = 200) -> JsonResponse:

@@ -331,6 +331,12 @@ def port_name_problem(value: Any) -> str | None:
     return None
 
 
+def timezone_names() -> list[str]:
+    """The IANA names timezone_problem accepts, sorted: the choices of the
+    canvas's time zone pickers."""
+    return sorted(known_zones())
+
+
 def timezone_problem(value: Any, *, also: tuple[str, ...] = ()) -> str | None:
     """An IANA time zone name, or one of the words in `also` ("flow", "customer")."""
     if isinstance(value, str) and (value in also or value in known_zones()):

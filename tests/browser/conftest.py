@@ -32,6 +32,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# Screenshots of every browser test (CI keeps the folder; see README).
+SCREENSHOTS = ARTIFACTS / "screenshots"
 PASSWORD = "browser-test-password"
 
 
@@ -70,17 +72,18 @@ def page(browser, live_server):
 
 @pytest.fixture
 def shoot(request):
-    """shoot(page, "stage") keeps a full-page screenshot in test-artifacts/;
+    """shoot(page, "stage") keeps a full-page screenshot in
+    test-artifacts/screenshots/; full_page=False keeps what the window shows;
     shoot(page, "stage", element=locator) one of that element only."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name).strip("_")
 
-    def take(page, stage: str, *, element=None) -> Path:
-        path = ARTIFACTS / f"{name}--{stage}.png"
+    def take(page, stage: str, *, element=None, full_page: bool = True) -> Path:
+        path = SCREENSHOTS / f"{name}--{stage}.png"
         if element is not None:
             element.screenshot(path=str(path))
         else:
-            page.screenshot(path=str(path), full_page=True)
+            page.screenshot(path=str(path), full_page=full_page)
         return path
 
     return take
@@ -107,6 +110,26 @@ def marketer(transactional_db, django_user_model):
     user = django_user_model.objects.create_user("mia", "mia@example.com", password=PASSWORD, is_staff=True)
     user.groups.add(marketer_group())
     return user
+
+
+def node(page, key: str):
+    """A node on the flow canvas, by its key."""
+    return page.locator(f'.drawflow-node[data-key="{key}"]')
+
+
+def connect(page, source: str, target: str, *, port: int = 1) -> None:
+    """Drag from the source's exit (port index, 1-based) to the target's input."""
+    output = node(page, source).locator(f".outputs .output_{port}").bounding_box()
+    entry = node(page, target).locator(".inputs .input_1").bounding_box()
+    page.mouse.move(output["x"] + output["width"] / 2, output["y"] + output["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(entry["x"] + entry["width"] / 2, entry["y"] + entry["height"] / 2, steps=12)
+    page.mouse.up()
+
+
+def open_tab(page, name: str) -> None:
+    """A tab of the flow editor's side panel (Node, Settings, Checks, Statistics)."""
+    page.get_by_role("tab", name=re.compile(f"^{name}")).click()
 
 
 class Timer:

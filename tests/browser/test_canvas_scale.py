@@ -64,6 +64,7 @@ def test_the_canvas_handles_150_nodes(page, live_server, superuser, shoot, timer
     )
 
     # Select from the list with the keyboard: n75 is the 76th entry.
+    page.get_by_role("tab", name=re.compile("^Checks")).click()
     page.locator(".fc-node-list button[data-node]").nth(75).focus()
     page.keyboard.press("Enter")
     expect(page.locator('.fc-form [data-field="key"] input')).to_have_value("n75")

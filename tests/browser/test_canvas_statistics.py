@@ -181,6 +181,7 @@ def test_the_canvas_shows_run_statistics_and_ab_results(
     timer.lap("details")
 
     # Another period: nothing happened then.
+    page.get_by_role("tab", name="Statistics").click()
     page.fill("[name=stats-from]", "2020-01-01")
     page.fill("[name=stats-to]", "2020-01-31")
     page.locator(".fc-stats-show").click()

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from channels.models import Message, Template
 from flows.models import Flow
-from tests.browser.conftest import log_in
+from tests.browser.conftest import connect, log_in, node, open_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -34,10 +34,6 @@ def seed_templates(transactional_db):
         )
 
 
-def node(page, key: str):
-    return page.locator(f'.drawflow-node[data-key="{key}"]')
-
-
 def wait_saved(page) -> None:
     expect(page.locator(".fc-status")).to_have_text(SAVED)
 
@@ -49,16 +45,6 @@ def drop(page, kind: str, x: int, y: int, *, key: str) -> None:
     expect(form.locator("h3")).to_contain_text("node")
     form.locator('[data-field="key"] input').fill(key)
     expect(node(page, key)).to_be_visible()
-
-
-def connect(page, source: str, target: str, *, port: int = 1) -> None:
-    """Drag from the source's exit (port index, 1-based) to the target's input."""
-    output = node(page, source).locator(f".outputs .output_{port}").bounding_box()
-    entry = node(page, target).locator(".inputs .input_1").bounding_box()
-    page.mouse.move(output["x"] + output["width"] / 2, output["y"] + output["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(entry["x"] + entry["width"] / 2, entry["y"] + entry["height"] / 2, steps=12)
-    page.mouse.up()
 
 
 def draft_document(flow: Flow) -> dict:
@@ -108,6 +94,7 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     remind = node(page, "remind")
     expect(remind).to_have_class(re.compile(r"\bfc-has-error\b"))
     expect(remind.locator(".fc-errors")).to_contain_text("1 error")
+    open_tab(page, "Checks")
     error_entry = page.locator(".fc-error-list button", has_text="remind · steps.0.template")
     expect(error_entry).to_be_visible()
     for other in ("start", "ask", "day", "still"):
@@ -116,7 +103,6 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     shoot(page, "2-unfilled-node-error")
 
     # The list entry selects the failing node; fill it in.
-    page.locator(".fc-form [data-field=key] input").click()  # focus elsewhere first
     error_entry.click()
     expect(page.locator('.fc-form [data-field="key"] input')).to_have_value("remind")
     expect(page.locator('.fc-form [data-field="steps.0.template"] .nf-error')).not_to_be_empty()
@@ -177,6 +163,7 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     connect(page, "still", "remind", port=1)
     wait_saved(page)
     assert len(draft_document(flow)["edges"]) == 4
+    open_tab(page, "Checks")
     page.locator(".fc-node-list button[data-node]").first.focus()
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
@@ -214,6 +201,7 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     anna = Customer.objects.get(external_id="anna-1")
     assert Message.objects.filter(customer=anna, template_slug="confirm", status="sent").count() == 1
 
+    open_tab(page, "Statistics")
     page.locator(".fc-stats-show").click()
     expect(node(page, "start").locator(".fc-stat-entered")).to_have_text("entered 1 · 100.0 %")
     expect(node(page, "ask").locator(".fc-stat-messages")).to_have_text("sent 1")
@@ -243,8 +231,8 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     expect(page.locator(".fc-palette")).to_be_visible()
     expect(page.locator(".drawflow-node")).to_have_count(5)
     assert Flow.objects.get(pk=flow.pk).draft.document == Flow.objects.get(pk=flow.pk).live_version.document
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.locator(".fc-actions").get_by_role("button", name="Delete draft").click()
+    page.locator(".fc-actions").get_by_role("button", name="Discard draft…").click()
+    page.get_by_role("dialog").get_by_role("button", name="Discard draft").click()
     expect(page.locator(".fc-version")).to_contain_text("v1 is launched and read-only")
     assert Flow.objects.get(pk=flow.pk).draft is None
     timer.lap("edit and delete draft")

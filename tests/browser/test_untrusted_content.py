@@ -103,21 +103,18 @@ def test_the_canvas_and_its_confirmations_work_under_the_policy(page, superuser,
     page.locator('.drawflow-node[data-key="mail"]').click()
     expect(page.locator(".fc-form h3")).to_have_text("Steps node")
     expect(page.locator('.fc-form [data-field="key"] input')).to_have_value("mail")
-    # "Delete draft" asks first (a static script, not an inline handler).
-    asked: list[str] = []
-
-    def answer(dialog, accept: bool) -> None:
-        asked.append(dialog.message)
-        dialog.accept() if accept else dialog.dismiss()
-
-    page.once("dialog", lambda dialog: answer(dialog, False))
-    page.locator(".fc-actions .fc-danger").click()
-    assert asked == ["Discard the draft? The live version stays as it is."]
+    # "Discard draft" asks first, in a dialog of a static script (no inline handler).
+    discard = page.locator(".fc-actions .fc-danger")
+    dialog = page.get_by_role("dialog")
+    discard.click()
+    expect(dialog).to_contain_text("Discard the draft? The live version stays as it is.")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
     assert Flow.objects.get(pk=flow.pk).draft is not None
 
-    page.once("dialog", lambda dialog: answer(dialog, True))
+    discard.click()
     with page.expect_navigation():
-        page.locator(".fc-actions .fc-danger").click()
+        dialog.get_by_role("button", name="Discard draft").click()
     expect(page.locator(".messagelist")).to_contain_text("The draft was deleted.")
     assert Flow.objects.get(pk=flow.pk).draft is None
     assert page.problems == []

@@ -385,7 +385,7 @@ def test_edit_creates_the_one_draft_and_delete_draft_discards_it(admin_client, f
     assert FlowVersion.objects.filter(flow=flow, state="draft").count() == 1
     page = admin_client.get(change_url(flow)).content.decode()
     assert 'name="draft_document"' in page
-    assert "Delete draft</button>" in page
+    assert "Discard draft…</button>" in page
 
     admin_client.post(reverse("admin:flows_flow_delete_draft", args=[flow.pk]))
 

@@ -104,6 +104,52 @@ def test_a_draft_that_cannot_be_written_now_is_read_only(admin_client, flow_in, 
     assert canvas_config(admin_client, flow)["editable"] is False
 
 
+@pytest.mark.django_db
+def test_the_flow_page_is_the_full_width_editor_without_djangos_save_row(admin_client, flow_in):
+    flow = flow_in(S.ACTIVE, with_draft=False)
+
+    response = admin_client.get(reverse("admin:flows_flow_change", args=[flow.pk]))
+    page = response.content.decode()
+
+    assert response.context["is_nav_sidebar_enabled"] is False
+    assert 'name="_save"' not in page and 'name="_addanother"' not in page and "deletelink" not in page
+    assert 'name="_continue"' in page  # the details form below the editor keeps one Save
+    # Lifecycle buttons post to their transition's URL; archiving asks first.
+    pause = reverse("admin:flows_flow_transition", args=[flow.pk, "pause"])
+    archive = reverse("admin:flows_flow_transition", args=[flow.pk, "archive"])
+    assert f'value="pause" formaction="{pause}"' in page
+    assert f'value="archive" formaction="{archive}" data-confirm="Archiving is permanent' in page
+    # The settings panel's zones and the script's words come as JSON data.
+    assert 'id="flow-timezones"' in page and 'id="flow-editor-strings"' in page
+    zones = response.context["timezones"]
+    assert "Europe/Berlin" in zones and zones == sorted(zones) and "localtime" not in zones
+    assert response.context["editor_strings"]["valid"] == "No errors: the flow can be launched."
+    assert 'id="fe-limit-mode"' in page and 'id="fe-timezone"' in page and 'id="fe-start-at"' in page
+
+
+@pytest.mark.django_db
+def test_a_never_launched_flow_can_be_deleted_with_its_versions_a_launched_one_cannot(admin_client, flow_in):
+    ready = flow_in(S.READY)
+    live = flow_in(S.ACTIVE, with_draft=False)
+    assert (
+        "Delete flow…"
+        in admin_client.get(reverse("admin:flows_flow_change", args=[ready.pk])).content.decode()
+    )
+    assert (
+        "Delete flow…"
+        not in admin_client.get(reverse("admin:flows_flow_change", args=[live.pk])).content.decode()
+    )
+
+    response = admin_client.post(reverse("admin:flows_flow_delete", args=[ready.pk]), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Flow.objects.filter(pk=ready.pk).exists()
+    assert not FlowVersion.objects.filter(flow_id=ready.pk).exists()
+    refused = admin_client.post(reverse("admin:flows_flow_delete", args=[live.pk]), {"post": "yes"})
+    assert refused.status_code == 403
+    assert Flow.objects.filter(pk=live.pk).exists()
+
+
 # --- Autosave --------------------------------------------------------------------------
 
 

@@ -76,9 +76,12 @@ export class StatsOverlay {
         const output = element.querySelector(`.outputs .output_${index + 1}`);
         const exit = exits.get(port);
         if (!output) return;
-        output.append(h("span", { className: "fc-port-count" }, exit ? `${exit.count} · ${pct(exit.percent)}` : "0"));
+        // Inside the node above the exit's dot, under its name (canvas.js labelPorts).
+        (output.querySelector(".fc-port-box") || output).append(
+          h("span", { className: "fc-port-count" }, exit ? `${exit.count} · ${pct(exit.percent)}` : "0"));
       });
     }
+    if (this.canvas.view) this.canvas.view.refresh();
   }
 
   renderDetails(key) {

@@ -1,21 +1,46 @@
-// The flow canvas on the Flow admin page. The stored maestra.flow/1 document
-// is the source of truth: Drawflow (vendored, global `Drawflow`) only draws
-// it. Every change rebuilds the document from the drawing and autosaves it
-// through the admin's JSON endpoint, which validates it; the errors come back
-// onto the nodes and into a list that selects the failing node.
+// The flow editor: a full-width canvas on the Flow admin page. The stored
+// maestra.flow/1 document is the source of truth: Drawflow (vendored,
+// global `Drawflow`) only draws it. Every change rebuilds the document from
+// the drawing, records it for undo and autosaves it through the admin's JSON
+// endpoint, which validates it; the errors come back onto the nodes, beside
+// the settings' controls and into a list that selects the failing node.
+//
+// Nodes run top to bottom: the entry on top, the exits below with their
+// names (and counts) inside the node, so a label never covers another
+// node's entry; the auto-layout (canvas-layout.js, dagre) keeps lines
+// between ranks.
 
 import { KIND_ORDER, START_KINDS, defaultConfig, h, portsOf, renderNodeForm, showFieldErrors } from "./node-forms.js";
 import { StatsOverlay } from "./canvas-stats.js";
+import { History } from "./canvas-history.js";
+import { CanvasView } from "./canvas-view.js";
+import { GAP, freeSpot, layered, union } from "./canvas-layout.js";
+import { FlowSettings, isSettingsError } from "./flow-settings.js";
 
 const SAVE_DELAY_MS = 300;
-const GRID_X = 300;
-const GRID_Y = 150;
+const NODE_WIDTH = 220;
+const PORT_WIDTH = 72;
+const ARROW_STEP = 10;
+
+function readJson(id, fallback) {
+  const element = document.getElementById(id);
+  return element ? JSON.parse(element.textContent) : fallback;
+}
+
+// Typing keys go to the field, not to the canvas (Ctrl+Z undoes the typing).
+function isTyping(target) {
+  if (!target || !target.closest) return false;
+  if (target.closest("textarea, [contenteditable]")) return true;
+  const input = target.closest("input");
+  return Boolean(input) && !["checkbox", "radio", "button", "submit", "reset", "range", "color", "file"].includes(input.type);
+}
 
 class FlowCanvas {
   constructor(root, config) {
     performance.mark("flow-canvas-start");
     this.root = root;
     this.config = config;
+    this.strings = readJson("flow-editor-strings", {});
     this.editable = config.editable;
     this.labels = Object.fromEntries(config.kinds.map((k) => [k.kind, k.label]));
     this.doc = structuredClone(config.document || { format: "maestra.flow/1", name: "", nodes: [], edges: [] });
@@ -24,29 +49,57 @@ class FlowCanvas {
     this.ports = new Map(); // drawflow id -> current port names
     this.strayEdges = []; // edges the drawing cannot show (unknown node or port); kept in the document
     this.selected = null;
-    this.saving = false;
+    this.saving = null; // the running save's promise
     this.dirty = false;
     this.timer = null;
     this.loading = false;
+    this.commitQueued = false;
+    this.pendingGroup = null;
+    this.history = new History();
 
     this.area = root.querySelector(".fc-area");
     this.panel = root.querySelector(".fc-form");
     this.errorList = root.querySelector(".fc-error-list");
     this.nodeList = root.querySelector(".fc-node-list");
     this.statusLine = root.querySelector(".fc-status");
+    this.announcer = root.querySelector(".fe-announce");
     this.textarea = document.getElementById("id_draft_document");
-    this.stats = new StatsOverlay(this, root.querySelector(".fc-stats-bar"));
+    this.tabs = new Tabs(root.querySelector(".fe-tabs"));
 
+    fillZoneLists(readJson("flow-timezones", []));
     this.startEditor();
+    this.view = new CanvasView({
+      editor: this.editor,
+      area: this.area,
+      minimap: root.querySelector(".fe-minimap"),
+      boxes: () => this.boxes(),
+      onChange: () => this.showZoom(),
+    });
+    this.stats = new StatsOverlay(this, root.querySelector(".fc-stats-bar"));
     this.buildPalette(root.querySelector(".fc-palette"));
     this.load(this.doc);
+    this.settings = new FlowSettings(root.querySelector(".fe-settings"), this);
+    this.history.reset(JSON.stringify(this.document()));
     this.renderErrors();
     this.bindPage();
+    this.sizeToWindow();
+    this.view.fit();
     const hash = decodeURIComponent(location.hash || "");
     if (hash.startsWith("#node-")) this.selectByKey(hash.slice(6));
     // A live flow opens with its statistics of the last 7 days.
     if (config.isLive && !this.editable) this.stats.show();
+    this.updateHistoryButtons();
     performance.measure("flow-canvas-draw", "flow-canvas-start");
+  }
+
+  // A string of the page's catalogue (translated by Django), {name}s filled in.
+  t(key, params = {}) {
+    const text = this.strings[key] ?? key;
+    return text.replace(/\{(\w+)\}/g, (match, name) => (name in params ? String(params[name]) : match));
+  }
+
+  announce(text) {
+    if (this.announcer) this.announcer.textContent = text;
   }
 
   // --- the editor ---------------------------------------------------------------
@@ -54,24 +107,47 @@ class FlowCanvas {
   startEditor() {
     const editor = (this.editor = new window.Drawflow(this.area));
     editor.reroute = false;
-    editor.curvature = 0.4;
+    editor.curvature = 0.5;
+    editor.zoom_min = 0.2;
+    editor.zoom_max = 1.6;
+    // Dropping a line anywhere on a node connects it to the node's entry.
+    editor.force_first_input = true;
     editor.editor_mode = this.editable ? "edit" : "fixed";
-    // Keys are ours (Delete, Escape), so they respect the side form's inputs
-    // and our own selection, which the node list can set too.
-    editor.key = (event) => this.onKey(event);
+    // Lines leave a node at the bottom and enter the next at the top.
+    editor.createCurvature = verticalCurve;
+    // Keys are ours (Delete, Escape, undo/redo, arrows), so they respect the
+    // side form's inputs and our own selection, which the node list sets too.
+    // Drawflow listens on the canvas only; undo works from anywhere on the page.
+    editor.key = () => {};
+    document.addEventListener("keydown", (event) => this.onKey(event));
+    // The wheel pans; Ctrl + wheel zooms about the pointer (canvas-view.js).
+    editor.zoom_enter = (event) => this.view.onWheel(event);
     editor.start();
     editor.on("nodeSelected", (id) => this.select(Number(id)));
     editor.on("nodeUnselected", () => this.deselect());
     // A selected connection takes the Delete key from the node.
     editor.on("connectionSelected", () => this.deselect());
-    editor.on("nodeMoved", () => this.changed());
+    editor.on("nodeMoved", (id) => this.changed(`move:${id}`));
     editor.on("nodeRemoved", (id) => this.onNodeRemoved(Number(id)));
     editor.on("connectionCreated", (c) => this.onConnectionCreated(c));
     editor.on("connectionRemoved", () => this.changed());
+    editor.on("translate", (position) => this.view && this.view.refresh(position));
+    editor.on("mouseUp", () => this.view && this.view.refresh());
+    editor.on("mouseMove", () => { if (editor.drag && this.view) this.view.refresh(); });
     // In read-only ("fixed") mode Drawflow selects nothing: clicks are ours.
     this.area.addEventListener("click", (event) => {
       const element = event.target.closest(".drawflow-node");
-      if (element) this.select(Number(element.id.replace("node-", "")));
+      if (element && !this.editable) this.select(Number(element.id.replace("node-", "")));
+    });
+    // A node reached with Tab is selected and brought into view; the browser
+    // must not scroll the area itself (Drawflow's geometry assumes it never does).
+    this.area.addEventListener("scroll", () => { this.area.scrollTop = 0; this.area.scrollLeft = 0; });
+    this.area.addEventListener("focusin", (event) => {
+      const element = event.target.closest(".drawflow-node");
+      if (!element) return;
+      const id = Number(element.id.replace("node-", ""));
+      if (this.selected !== id) this.select(id);
+      this.view.reveal(this.box(id), { minZoom: this.view.zoom });
     });
   }
 
@@ -84,11 +160,7 @@ class FlowCanvas {
     this.doc = doc;
     if (!Array.isArray(doc.nodes)) doc.nodes = [];
     if (!Array.isArray(doc.edges)) doc.edges = [];
-    const layout = autoLayout(doc);
-    for (const node of doc.nodes) {
-      const position = node.position || layout.get(node.key) || { x: 40, y: 40 };
-      this.draw(node, position);
-    }
+    for (const node of doc.nodes) this.draw(node, node.position || { x: 0, y: 0 });
     const byKey = new Map([...this.nodes].map(([id, node]) => [node.key, id]));
     // Drawflow redraws both nodes' paths after each added connection, which
     // makes the browser lay the page out twice per edge; draw the paths once
@@ -106,10 +178,33 @@ class FlowCanvas {
       this.editor.addConnection(from, to, `output_${index + 1}`, "input_1");
     }
     this.editor.updateConnectionNodes = update;
+    this.placeUnpositioned();
     this.drawAllPaths();
     this.loading = false;
     this.renderNodeList();
     this.renderStrayEdges();
+    this.paintErrors();
+    if (this.stats && this.stats.data) this.stats.paint();
+    if (this.view) this.view.refresh();
+  }
+
+  // Nodes saved without a position: a layered layout when none has one,
+  // else each at the free spot nearest to the right of the others.
+  placeUnpositioned() {
+    const missing = [...this.nodes].filter(([, node]) => !node.position).map(([id]) => id);
+    if (!missing.length) return;
+    if (missing.length === this.nodes.size) {
+      this.applyPositions(this.layoutPositions());
+      return;
+    }
+    const placed = [...this.nodes.keys()].filter((id) => !missing.includes(id)).map((id) => this.box(id));
+    for (const id of missing) {
+      const box = this.box(id);
+      const around = union(placed);
+      const spot = freeSpot({ ...box, x: around.x + around.w + GAP, y: around.y }, placed);
+      this.moveNode(id, spot);
+      placed.push({ ...box, ...spot });
+    }
   }
 
   // Every connection's path from its ports' positions: all reads first, then
@@ -144,27 +239,68 @@ class FlowCanvas {
       `fc-kind-${node.kind}`, {}, nodeHtml(node, this.labels));
     this.nodes.set(id, node);
     this.ports.set(id, ports);
-    this.element(id).dataset.key = node.key;
+    const element = this.element(id);
+    element.dataset.key = node.key;
+    // Reachable with Tab: focusing a node selects it (see startEditor).
+    element.tabIndex = 0;
+    element.setAttribute("role", "group");
+    this.labelNode(id);
     this.labelPorts(id);
     return id;
+  }
+
+  labelNode(id) {
+    const node = this.nodes.get(id);
+    const element = this.element(id);
+    element.setAttribute("aria-label", this.t("node_label", {
+      kind: this.labels[node.kind] || node.kind, title: node.title || node.key, key: node.key,
+    }));
   }
 
   labelPorts(id) {
     const element = this.element(id);
     if (!element) return;
-    this.ports.get(id).forEach((port, index) => {
+    const ports = this.ports.get(id);
+    // Wide enough for every exit's name inside the node.
+    element.style.width = `${Math.max(NODE_WIDTH, ports.length * PORT_WIDTH)}px`;
+    element.classList.toggle("fc-named-ports", ports.some((port) => port !== "next"));
+    ports.forEach((port, index) => {
       const output = element.querySelector(`.outputs .output_${index + 1}`);
       if (!output) return;
       output.dataset.port = port;
-      output.title = `exit "${port}": drag to a node to connect`;
-      let label = output.querySelector(".fc-port");
-      if (!label) label = output.appendChild(h("span", { className: "fc-port" }));
-      label.textContent = port;
+      output.title = this.t("exit_title", { port });
+      let box = output.querySelector(".fc-port-box");
+      if (!box) box = output.appendChild(h("span", { className: "fc-port-box" }, h("span", { className: "fc-port" })));
+      box.querySelector(".fc-port").textContent = port;
     });
   }
 
   element(id) {
     return this.area.querySelector(`#node-${id}`);
+  }
+
+  // The node's box in canvas coordinates.
+  box(id) {
+    const drawn = this.editor.drawflow.drawflow[this.editor.module].data[id];
+    const element = this.element(id);
+    return { x: drawn.pos_x, y: drawn.pos_y, w: element.offsetWidth, h: element.offsetHeight };
+  }
+
+  boxes() {
+    const errors = new Set(this.errors.map((e) => e.node).filter(Boolean));
+    return [...this.nodes].map(([id, node]) => ({
+      ...this.box(id), kind: node.kind, selected: id === this.selected, error: errors.has(node.key),
+    }));
+  }
+
+  moveNode(id, { x, y }) {
+    const drawn = this.editor.drawflow.drawflow[this.editor.module].data[id];
+    const element = this.element(id);
+    drawn.pos_x = x;
+    drawn.pos_y = y;
+    element.style.left = `${x}px`;
+    element.style.top = `${y}px`;
+    if (!this.loading) this.editor.updateConnectionNodes(`node-${id}`);
   }
 
   refreshNode(id) {
@@ -174,6 +310,7 @@ class FlowCanvas {
     element.querySelector(".fc-title").textContent = node.title || node.key;
     element.querySelector(".fc-key").textContent = node.key;
     element.dataset.key = node.key;
+    this.labelNode(id);
   }
 
   // Keeps the node's outputs in step with its config (branches, variants).
@@ -195,6 +332,38 @@ class FlowCanvas {
     this.ports.set(id, wanted);
     this.labelPorts(id);
     this.editor.updateConnectionNodes(`node-${id}`);
+  }
+
+  // --- layout ---------------------------------------------------------------------
+
+  layoutPositions() {
+    const keyOf = new Map([...this.nodes].map(([id, node]) => [id, node.key]));
+    const nodes = [...this.nodes].map(([id, node]) => ({ key: node.key, id, ports: this.ports.get(id).length, ...this.box(id) }));
+    const data = this.editor.drawflow.drawflow[this.editor.module].data;
+    const edges = [];
+    for (const [id] of this.nodes) {
+      this.ports.get(id).forEach((port, index) => {
+        const output = data[id].outputs[`output_${index + 1}`];
+        for (const connection of output ? output.connections : []) {
+          edges.push({ from: keyOf.get(id), to: keyOf.get(Number(connection.node)), order: index });
+        }
+      });
+    }
+    const positions = layered(nodes, edges);
+    return new Map(nodes.map((n) => [n.id, positions.get(n.key)]));
+  }
+
+  applyPositions(positions) {
+    for (const [id, position] of positions) this.moveNode(id, position);
+    if (!this.loading) this.drawAllPaths();
+  }
+
+  tidyUp() {
+    if (!this.editable || !this.nodes.size) return;
+    this.applyPositions(this.layoutPositions());
+    this.view.fit();
+    this.changed();
+    this.announce(this.t("tidied"));
   }
 
   // --- building the document ------------------------------------------------------
@@ -220,25 +389,77 @@ class FlowCanvas {
     return this.doc;
   }
 
-  // --- changes and autosave --------------------------------------------------------
+  // --- changes, history and autosave ------------------------------------------------
 
-  changed() {
+  // Called for every edit. The events of one gesture (a node deleted with
+  // its edges, a line replacing another) arrive in the same task: they are
+  // recorded once, after it. `group` merges a run of edits of one field.
+  changed(group = null) {
     if (this.loading || !this.editable) return;
+    if (group) this.pendingGroup = group;
+    if (this.commitQueued) return;
+    this.commitQueued = true;
+    queueMicrotask(() => this.commit());
+  }
+
+  commit() {
+    if (!this.commitQueued) return;
+    this.commitQueued = false;
+    const group = this.pendingGroup;
+    this.pendingGroup = null;
+    const snapshot = JSON.stringify(this.document());
+    if (this.history.record(snapshot, group)) this.afterChange();
+  }
+
+  afterChange() {
     this.dirty = true;
-    const doc = this.document();
-    if (this.textarea) this.textarea.value = JSON.stringify(doc, null, 2);
-    this.setStatus("Unsaved changes…", "pending");
+    this.root.dataset.saveState = "pending";
+    if (this.textarea) this.textarea.value = JSON.stringify(this.doc, null, 2);
+    this.setStatus(this.t("unsaved"), "pending");
+    this.updateHistoryButtons();
+    this.view.refresh();
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.save(), SAVE_DELAY_MS);
   }
 
-  async save() {
-    if (this.saving) return; // the running save picks the change up when it ends
-    this.saving = true;
+  undo() { this.travel(() => this.history.undo(), "undone"); }
+  redo() { this.travel(() => this.history.redo(), "redone"); }
+
+  travel(step, message) {
+    if (!this.editable) return;
+    this.commit(); // an edit of this very task is recorded before it is undone
+    const snapshot = step();
+    if (snapshot === null) return;
+    const key = this.selected !== null && this.nodes.has(this.selected) ? this.nodes.get(this.selected).key : null;
+    this.load(JSON.parse(snapshot));
+    this.settings.render(this.doc);
+    if (key === null || this.selectByKey(key, { reveal: false }) === null) this.deselect();
+    this.afterChange();
+    this.announce(this.t(message));
+  }
+
+  updateHistoryButtons() {
+    const undo = this.root.querySelector(".fe-undo");
+    const redo = this.root.querySelector(".fe-redo");
+    if (undo) undo.disabled = !this.editable || !this.history.canUndo;
+    if (redo) redo.disabled = !this.editable || !this.history.canRedo;
+  }
+
+  save() {
+    if (this.saving) {
+      // The running save picks the change up when it ends.
+      return this.saving;
+    }
+    this.saving = this.saveLoop().finally(() => { this.saving = null; });
+    return this.saving;
+  }
+
+  async saveLoop() {
     try {
       while (this.dirty) {
         this.dirty = false;
-        this.setStatus("Saving…", "pending");
+        this.root.dataset.saveState = "saving";
+        this.setStatus(this.t("saving"), "pending");
         const body = JSON.stringify({ document: this.document() });
         const response = await fetch(this.config.urls.save, {
           method: "POST",
@@ -251,23 +472,35 @@ class FlowCanvas {
           this.errors = result.errors || [];
           this.renderErrors();
           const count = this.errors.length;
-          this.setStatus(`Saved draft v${result.version} · ${count ? `${count} error${count === 1 ? "" : "s"}` : "valid, ready to launch"}`,
-            count ? "warning" : "ok");
+          this.setStatus(count
+            ? this.t(count === 1 ? "saved_error" : "saved_errors", { version: result.version, count })
+            : this.t("saved_valid", { version: result.version }), count ? "warning" : "ok");
+          this.root.dataset.saveState = this.dirty ? "pending" : "saved";
+          // How many saves came back: lets a test wait for the save of its own edit.
+          this.root.dataset.saves = String(Number(this.root.dataset.saves || 0) + 1);
           const summary = document.querySelector(".field-state_summary .readonly");
           if (summary && result.summary) summary.textContent = result.summary;
         } else {
           const message = result.message || (result.errors || []).map((e) => `${e.field}: ${e.message}`).join("; ") || response.statusText;
-          this.setStatus(`Not saved: ${message}`, "error");
+          this.setStatus(this.t("not_saved", { message }), "error");
+          this.root.dataset.saveState = "error";
           if (response.status === 400 && result.errors) { this.errors = result.errors; this.renderErrors(); }
           break;
         }
       }
     } catch (error) {
-      this.setStatus(`Not saved: ${error.message}`, "error");
+      this.setStatus(this.t("not_saved", { message: error.message }), "error");
+      this.root.dataset.saveState = "error";
       this.dirty = true;
-    } finally {
-      this.saving = false;
     }
+  }
+
+  // Everything recorded is saved (before a lifecycle button leaves the page).
+  async flush() {
+    this.commit();
+    clearTimeout(this.timer);
+    if (this.saving) await this.saving;
+    if (this.dirty) await this.save();
   }
 
   setStatus(text, level) {
@@ -275,41 +508,57 @@ class FlowCanvas {
     this.statusLine.dataset.level = level;
   }
 
+  renamed(name) {
+    const title = this.root.querySelector(".fe-name");
+    if (title) title.textContent = name;
+  }
+
   // --- adding, removing, connecting --------------------------------------------------
 
-  addNode(kind, position) {
+  // A new node at `point` (canvas coordinates, its top centre), or in the
+  // middle of what the canvas shows; never on top of another node.
+  addNode(kind, point = null) {
     if (!this.editable) return null;
     if (this.nodes.size >= this.config.maxNodes) {
-      this.setStatus(`A flow has at most ${this.config.maxNodes} nodes.`, "error");
+      this.setStatus(this.t("max_nodes", { max: this.config.maxNodes }), "error");
       return null;
     }
     const taken = new Set([...this.nodes.values()].map((n) => n.key));
     let n = 1;
     while (taken.has(`${kind}_${n}`)) n++;
     const node = { key: `${kind}_${n}`, kind, config: defaultConfig(kind) };
-    position = position || this.freeSpot();
-    const id = this.draw(node, position);
+    const others = [...this.nodes.keys()].map((id) => this.box(id));
+    const id = this.draw(node, { x: 0, y: 0 });
+    const box = this.box(id);
+    // What the canvas shows above the floating tools and minimap.
+    const view = this.view.visible({ clear: true });
+    let wanted;
+    if (point) {
+      // Under the pointer, inside the part of the canvas in view.
+      const margin = 10;
+      wanted = {
+        x: Math.max(view.x + margin, Math.min(point.x - box.w / 2, view.x + view.w - box.w - margin)),
+        y: Math.max(view.y + margin, Math.min(point.y - 20, view.y + view.h - box.h - margin)),
+      };
+    } else {
+      wanted = { x: view.x + view.w / 2 - box.w / 2, y: view.y + view.h / 2 - box.h / 2 };
+    }
+    const spot = freeSpot({ ...box, ...wanted }, others);
+    this.moveNode(id, { x: Math.round(spot.x), y: Math.round(spot.y) });
     this.renderNodeList();
     this.select(id);
+    this.view.reveal(this.box(id), { minZoom: this.view.zoom });
     this.changed();
+    this.announce(this.t("added", { kind: this.labels[kind] || kind, key: node.key }));
     return id;
-  }
-
-  freeSpot() {
-    const data = this.editor.drawflow.drawflow[this.editor.module].data;
-    const used = new Set(Object.values(data).map((d) => `${Math.round(d.pos_x / GRID_X)}:${Math.round(d.pos_y / GRID_Y)}`));
-    const left = Math.max(0, Math.round(-this.editor.canvas_x / this.editor.zoom / GRID_X));
-    const top = Math.max(0, Math.round(-this.editor.canvas_y / this.editor.zoom / GRID_Y));
-    for (let row = top; ; row++) {
-      for (let col = left; col < left + 4; col++) {
-        if (!used.has(`${col}:${row}`)) return { x: col * GRID_X + 40, y: row * GRID_Y + 40 };
-      }
-    }
   }
 
   removeNode(id) {
     if (!this.editable || !this.nodes.has(id)) return;
+    const key = this.nodes.get(id).key;
     this.editor.removeNodeId(`node-${id}`); // fires nodeRemoved
+    this.announce(this.t("deleted", { key }));
+    this.area.focus({ preventScroll: true });
   }
 
   onNodeRemoved(id) {
@@ -347,13 +596,15 @@ class FlowCanvas {
     }
     this.renderForm();
     this.stats.renderDetails(this.nodes.get(id).key);
+    this.tabs.select("node");
+    this.view.refresh();
   }
 
   selectByKey(key, { reveal = true } = {}) {
     for (const [id, node] of this.nodes) {
       if (node.key === key) {
         this.select(id);
-        if (reveal) this.reveal(id);
+        if (reveal) this.view.reveal(this.box(id));
         return id;
       }
     }
@@ -363,26 +614,50 @@ class FlowCanvas {
   deselect() {
     this.selected = null;
     for (const el of this.area.querySelectorAll(".drawflow-node.fc-selected")) el.classList.remove("fc-selected");
-    this.panel.replaceChildren(h("p", { className: "fc-hint" }, this.editable
-      ? "Select a node to edit its settings, drag one from the palette, or drag from an exit to a node to connect."
-      : "Select a node to see its settings."));
+    this.panel.replaceChildren(h("p", { className: "fc-hint" }, this.t(this.editable ? "hint_edit" : "hint_read")));
     this.stats.renderDetails(null);
-  }
-
-  // Pans the canvas so the node is in view.
-  reveal(id) {
-    const drawn = this.editor.getNodeFromId(id);
-    const editor = this.editor;
-    editor.canvas_x = this.area.clientWidth / 2 - (drawn.pos_x + 110) * editor.zoom;
-    editor.canvas_y = this.area.clientHeight / 2 - (drawn.pos_y + 40) * editor.zoom;
-    editor.precanvas.style.transform = `translate(${editor.canvas_x}px, ${editor.canvas_y}px) scale(${editor.zoom})`;
+    if (this.view) this.view.refresh();
   }
 
   onKey(event) {
     const target = event.target;
-    const typing = target && (target.closest("input, textarea, select, [contenteditable]"));
-    if (typing) return;
-    if (event.key === "Escape") { this.deselect(); return; }
+    if (target && target.closest && target.closest("dialog")) return;
+    const mod = event.ctrlKey || event.metaKey;
+    const key = event.key.toLowerCase();
+    if (mod && (key === "z" || key === "y") && !isTyping(target)) {
+      event.preventDefault();
+      if (key === "y" || event.shiftKey) this.redo(); else this.undo();
+      return;
+    }
+    if (event.key === "Escape") {
+      // From the side panel back to the node on the canvas; on the canvas,
+      // Escape deselects.
+      if (this.selected !== null && this.root.querySelector(".fc-side").contains(target)) {
+        this.element(this.selected).focus({ preventScroll: true });
+      } else if (!isTyping(target)) {
+        this.deselect();
+      }
+      return;
+    }
+    if (isTyping(target) || (target && target.closest && target.closest("select"))) return;
+    const onCanvas = !target || target === document.body || this.area.contains(target);
+    if (onCanvas && event.key === "Enter" && this.selected !== null && target.closest && target.closest(".drawflow-node")) {
+      // Into the side panel: the node's first field.
+      event.preventDefault();
+      const field = this.panel.querySelector("input, select, textarea");
+      if (field) field.focus();
+      return;
+    }
+    if (onCanvas && this.editable && this.selected !== null && event.key.startsWith("Arrow")) {
+      event.preventDefault();
+      const step = event.shiftKey ? ARROW_STEP * 5 : ARROW_STEP;
+      const box = this.box(this.selected);
+      const dx = event.key === "ArrowLeft" ? -step : event.key === "ArrowRight" ? step : 0;
+      const dy = event.key === "ArrowUp" ? -step : event.key === "ArrowDown" ? step : 0;
+      this.moveNode(this.selected, { x: box.x + dx, y: box.y + dy });
+      this.changed(`move:${this.selected}`);
+      return;
+    }
     if (!this.editable || (event.key !== "Delete" && !(event.key === "Backspace" && event.metaKey))) return;
     if (this.selected !== null) {
       event.preventDefault();
@@ -413,11 +688,14 @@ class FlowCanvas {
         }
         if (ports) this.syncPorts(id);
         this.refreshNode(id);
-        this.changed();
+        // One undo step per field typed in (its data-field path).
+        const active = document.activeElement;
+        const path = active && active.closest ? active.closest("[data-field]") : null;
+        this.changed(path ? `node:${id}:${path.dataset.field}` : null);
       },
     });
     const tools = h("div", { className: "fc-form-tools" },
-      this.editable ? h("button", { type: "button", className: "fc-danger", onclick: () => this.removeNode(id) }, "Delete node") : null);
+      this.editable ? h("button", { type: "button", className: "fc-danger", onclick: () => this.removeNode(id) }, this.t("delete_node")) : null);
     this.panel.replaceChildren(container, tools);
   }
 
@@ -427,48 +705,71 @@ class FlowCanvas {
     const items = [...this.nodes].map(([id, node]) => h("li", {},
       h("button", {
         type: "button", "data-node": id, "aria-selected": String(id === this.selected),
-        onclick: () => { this.select(id); this.reveal(id); },
+        onclick: () => { this.select(id); this.view.reveal(this.box(id)); },
       }, `${node.key} · ${this.labels[node.kind] || node.kind}${node.title ? ` · ${node.title}` : ""}`)));
     this.nodeList.replaceChildren(...items);
     this.root.querySelector(".fc-node-count").textContent = `${this.nodes.size} / ${this.config.maxNodes}`;
   }
 
-  renderErrors() {
+  errorsByNode() {
     const byKey = new Map();
     for (const error of this.errors) {
       if (!error.node) continue;
       if (!byKey.has(error.node)) byKey.set(error.node, []);
       byKey.get(error.node).push(error);
     }
+    return byKey;
+  }
+
+  paintErrors() {
+    const byKey = this.errorsByNode();
     for (const [id, node] of this.nodes) {
       const element = this.element(id);
       if (!element) continue;
       const mine = byKey.get(node.key) || [];
       element.classList.toggle("fc-has-error", mine.length > 0);
       const slot = element.querySelector(".fc-errors");
-      slot.textContent = mine.length ? `⚠ ${mine.length} error${mine.length === 1 ? "" : "s"}` : "";
+      slot.textContent = mine.length ? `⚠ ${this.t(mine.length === 1 ? "node_error" : "node_errors", { count: mine.length })}` : "";
       slot.title = mine.map((e) => `${e.field || "node"}: ${e.message}`).join("\n");
     }
+  }
+
+  renderErrors() {
+    const byKey = this.errorsByNode();
+    this.paintErrors();
     this.errorList.replaceChildren(...this.errors.map((error) => {
       const text = `${error.node ? `${error.node} · ` : ""}${error.field ? `${error.field}: ` : ""}${error.message}`;
-      return h("li", {}, error.node && byKey.has(error.node)
-        ? h("button", { type: "button", className: "fc-error-link", onclick: () => this.selectByKey(error.node) }, text)
-        : text);
+      if (error.node && byKey.has(error.node) && this.nodes.size) {
+        return h("li", {}, h("button", { type: "button", className: "fc-error-link", onclick: () => this.selectByKey(error.node) }, text));
+      }
+      if (isSettingsError(error)) {
+        return h("li", {}, h("button", { type: "button", className: "fc-error-link", onclick: () => {
+          this.tabs.select("settings");
+          this.settings.focusField(error.field);
+        } }, text));
+      }
+      return h("li", {}, text);
     }));
-    this.root.querySelector(".fc-validity").textContent = this.errors.length
-      ? `${this.errors.length} error${this.errors.length === 1 ? "" : "s"}: the flow cannot be launched until they are fixed.`
-      : "No errors: the flow can be launched.";
-    this.root.querySelector(".fc-validity").dataset.level = this.errors.length ? "error" : "ok";
+    const count = this.errors.length;
+    const validity = this.root.querySelector(".fc-validity");
+    validity.textContent = count ? this.t(count === 1 ? "invalid_one" : "invalid_many", { count }) : this.t("valid");
+    validity.dataset.level = count ? "error" : "ok";
+    const badge = this.root.querySelector(".fe-checks");
+    badge.textContent = count ? this.t(count === 1 ? "problem_one" : "problem_many", { count }) : this.t("no_problems");
+    badge.dataset.level = count ? "error" : "ok";
+    this.root.querySelector(".fe-checks-count").textContent = count ? ` (${count})` : "";
     // Launching needs a valid draft: the buttons follow every autosave.
     for (const button of this.root.querySelectorAll("[data-needs-valid]")) {
-      button.disabled = this.errors.length > 0;
-      button.title = this.errors.length ? "Fix the errors below first" : "";
+      button.disabled = count > 0;
+      button.title = count ? this.t("fix_first") : "";
     }
     if (this.selected !== null) {
       const node = this.nodes.get(this.selected);
       const body = this.panel.querySelector(".fc-form-body");
       if (body && node) showFieldErrors(body, this.errors.filter((e) => e.node === node.key));
     }
+    if (this.settings) this.settings.showErrors(this.errors);
+    this.view.refresh();
   }
 
   renderStrayEdges() {
@@ -478,63 +779,148 @@ class FlowCanvas {
       `${edge.from} · ${edge.port || "next"} → ${edge.to} `,
       this.editable ? h("button", { type: "button", className: "nf-small", onclick: () => {
         this.strayEdges.splice(index, 1); this.renderStrayEdges(); this.changed();
-      } }, "remove") : null)));
+      } }, this.t("remove")) : null)));
   }
 
-  // --- palette and page --------------------------------------------------------------------
+  // --- palette, toolbar and page --------------------------------------------------------------
 
   buildPalette(palette) {
     if (!this.editable) { palette.hidden = true; return; }
+    const list = palette.querySelector(".fe-palette-items");
     for (const kind of KIND_ORDER) {
-      palette.append(h("button", {
+      const label = this.labels[kind] || kind;
+      list.append(h("li", {}, h("button", {
         type: "button", draggable: "true", className: `fc-palette-item fc-kind-${kind}`, "data-kind": kind,
-        title: `Drag onto the canvas, or press to add a ${this.labels[kind] || kind} node`,
+        title: this.t("palette_title", { kind: label }),
         ondragstart: (event) => { event.dataTransfer.setData("application/x-maestra-kind", kind); event.dataTransfer.effectAllowed = "copy"; },
+        // Enter and Space press the button: the node lands in view, selected.
         onclick: () => this.addNode(kind),
-      }, this.labels[kind] || kind));
+      }, h("span", { className: "fe-swatch", "aria-hidden": "true" }), label)));
     }
     this.area.addEventListener("dragover", (event) => { event.preventDefault(); event.dataTransfer.dropEffect = "copy"; });
     this.area.addEventListener("drop", (event) => {
       event.preventDefault();
       const kind = event.dataTransfer.getData("application/x-maestra-kind");
       if (!KIND_ORDER.includes(kind)) return;
-      const rect = this.editor.precanvas.getBoundingClientRect();
-      this.addNode(kind, { x: (event.clientX - rect.x) / this.editor.zoom, y: (event.clientY - rect.y) / this.editor.zoom });
+      const rect = this.area.getBoundingClientRect();
+      this.addNode(kind, this.view.toCanvas(event.clientX - rect.x, event.clientY - rect.y));
     });
   }
 
+  showZoom() {
+    const reset = this.root.querySelector(".fc-zoom-reset");
+    if (reset) reset.textContent = this.t("zoom", { percent: Math.round(this.editor.zoom * 100) });
+  }
+
+  // The editor fills the window below the admin's header.
+  sizeToWindow() {
+    const top = this.root.getBoundingClientRect().top + window.scrollY;
+    this.root.style.setProperty("--fe-height", `${Math.max(480, window.innerHeight - top)}px`);
+  }
+
   bindPage() {
-    // Enter in the canvas's inputs must not submit the surrounding admin form.
-    this.root.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && event.target.matches("input")) event.preventDefault();
-    });
-    const name = document.getElementById("id_name");
-    if (name && this.editable) name.addEventListener("input", () => { this.doc.name = name.value; });
+    const on = (selector, handler) => {
+      const element = this.root.querySelector(selector);
+      if (element) element.addEventListener("click", handler);
+    };
+    on(".fe-undo", () => this.undo());
+    on(".fe-redo", () => this.redo());
+    on(".fc-zoom-in", () => this.view.zoomIn());
+    on(".fc-zoom-out", () => this.view.zoomOut());
+    on(".fc-zoom-reset", () => this.view.zoomReset());
+    on(".fe-fit", () => this.view.fit());
+    on(".fe-layout", () => this.tidyUp());
+    on(".fe-checks", () => this.tabs.select("checks", { focus: true }));
+    const layout = this.root.querySelector(".fe-layout");
+    if (layout) layout.disabled = !this.editable;
+    window.addEventListener("resize", () => { this.sizeToWindow(); this.view.refresh(); });
+
     if (this.textarea && this.editable) {
-      // The JSON field stays a way in: a valid document typed there redraws the canvas.
+      // The JSON field (under the editor) stays a way in: a valid document
+      // typed there redraws the canvas, as one undoable step.
       this.textarea.addEventListener("change", () => {
         try {
           const doc = JSON.parse(this.textarea.value);
           this.deselect();
           this.load(doc);
+          this.settings.render(this.doc);
           this.changed();
         } catch (error) {
-          this.setStatus(`The JSON is not valid: ${error.message}`, "error");
+          this.setStatus(this.t("json_invalid", { message: error.message }), "error");
         }
       });
     }
-    // Leaving with an unsaved change asks first; posting the page's form does
-    // not (it carries the document in its JSON field).
-    const form = this.root.closest("form");
-    if (form) form.addEventListener("submit", () => { this.submitting = true; });
+    // A lifecycle button leaves the page: what is not saved yet is saved first.
+    const actions = this.root.querySelector("form.fc-actions");
+    if (actions) {
+      actions.addEventListener("submit", (event) => {
+        if (!this.commitQueued && !this.dirty && !this.saving) return;
+        event.preventDefault();
+        const submitter = event.submitter;
+        this.flush().then(() => {
+          if (!this.dirty) actions.requestSubmit(submitter);
+        });
+      });
+    }
+    // Leaving with an unsaved change asks first; posting a form does not.
+    document.addEventListener("submit", (event) => { if (!event.defaultPrevented) this.submitting = true; });
     window.addEventListener("beforeunload", (event) => {
-      if (!this.submitting && (this.dirty || this.saving)) { event.preventDefault(); event.returnValue = ""; }
+      if (!this.submitting && (this.dirty || this.saving || this.commitQueued)) { event.preventDefault(); event.returnValue = ""; }
     });
-    this.root.querySelector(".fc-zoom-in").addEventListener("click", () => this.editor.zoom_in());
-    this.root.querySelector(".fc-zoom-out").addEventListener("click", () => this.editor.zoom_out());
-    this.root.querySelector(".fc-zoom-reset").addEventListener("click", () => this.editor.zoom_reset());
     this.deselect();
   }
+}
+
+// Side panel tabs (WAI-ARIA tabs: arrow keys move between them).
+class Tabs {
+  constructor(list) {
+    this.list = list;
+    this.tabs = [...list.querySelectorAll('[role="tab"]')];
+    for (const tab of this.tabs) {
+      tab.addEventListener("click", () => this.select(tab.dataset.tab));
+      tab.addEventListener("keydown", (event) => {
+        const index = this.tabs.indexOf(tab);
+        const next = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: this.tabs.length - 1 }[event.key];
+        if (next === undefined) return;
+        event.preventDefault();
+        const target = this.tabs[(next + this.tabs.length) % this.tabs.length];
+        this.select(target.dataset.tab, { focus: true });
+      });
+    }
+  }
+
+  select(name, { focus = false } = {}) {
+    for (const tab of this.tabs) {
+      const on = tab.dataset.tab === name;
+      tab.setAttribute("aria-selected", String(on));
+      tab.tabIndex = on ? 0 : -1;
+      document.getElementById(tab.getAttribute("aria-controls")).hidden = !on;
+      if (on && focus) tab.focus();
+    }
+  }
+}
+
+// The IANA zones the server accepts, for the pickers (settings panel, wait
+// windows, schedules); the browser's list filters them as one types.
+function fillZoneLists(zones) {
+  const options = () => zones.map((zone) => h("option", { value: zone }));
+  const settings = document.getElementById("fe-timezone-list");
+  if (settings) settings.replaceChildren(...options());
+  const nodes = document.getElementById("nf-timezones");
+  if (nodes) nodes.append(...options());
+}
+
+// Drawflow's curve, turned to run top to bottom (its own is left to right).
+// A line back up (a loop, or a node placed above) bulges out to the right
+// so that it does not run straight over the nodes between its ends.
+const LOOP_SIDE = 260;
+function verticalCurve(x1, y1, x2, y2, curvature) {
+  if (y2 >= y1 + 20) {
+    const bend = Math.max(40, (y2 - y1) * curvature);
+    return ` M ${x1} ${y1} C ${x1} ${y1 + bend} ${x2} ${y2 - bend} ${x2} ${y2}`;
+  }
+  const bend = Math.max(60, (y1 - y2) * curvature * 0.5);
+  return ` M ${x1} ${y1} C ${x1 + LOOP_SIDE} ${y1 + bend} ${x2 + LOOP_SIDE} ${y2 - bend} ${x2} ${y2}`;
 }
 
 function nodeHtml(node, labels) {
@@ -546,34 +932,6 @@ function nodeHtml(node, labels) {
     <div class="fc-node-stats"></div>
     <div class="fc-errors"></div>
   </div>`;
-}
-
-// Positions for nodes saved without one: layers by distance from the start.
-function autoLayout(doc) {
-  const next = new Map();
-  for (const edge of doc.edges || []) {
-    if (!next.has(edge.from)) next.set(edge.from, []);
-    next.get(edge.from).push(edge.to);
-  }
-  const depth = new Map();
-  const queue = doc.nodes.filter((n) => START_KINDS.includes(n.kind)).map((n) => n.key);
-  for (const key of queue) depth.set(key, 0);
-  while (queue.length) {
-    const key = queue.shift();
-    for (const to of next.get(key) || []) {
-      if (!depth.has(to)) { depth.set(to, depth.get(key) + 1); queue.push(to); }
-    }
-  }
-  const rows = new Map();
-  const positions = new Map();
-  const deepest = Math.max(0, ...depth.values());
-  for (const node of doc.nodes) {
-    const column = depth.has(node.key) ? depth.get(node.key) : deepest + 1;
-    const row = rows.get(column) || 0;
-    rows.set(column, row + 1);
-    positions.set(node.key, { x: 40 + column * GRID_X, y: 40 + row * GRID_Y });
-  }
-  return positions;
 }
 
 function csrfToken() {

@@ -67,11 +67,23 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 let uid = 0;
+const LABELABLE = ["INPUT", "SELECT", "TEXTAREA"];
 function field(label, input, path, hint) {
   const id = input.id || `nf-${++uid}`;
   input.id = id;
+  // A single control gets a <label for>; a compound one (a duration, the
+  // weekdays, a rule) becomes a group named by its label, so each control
+  // inside is announced with it.
+  let caption;
+  if (LABELABLE.includes(input.tagName)) {
+    caption = h("label", { for: id }, label);
+  } else {
+    caption = h("span", { className: "fe-label", id: `${id}-label` }, label);
+    input.setAttribute("role", "group");
+    input.setAttribute("aria-labelledby", `${id}-label`);
+  }
   return h("div", { className: "nf-field", "data-field": path || null },
-    h("label", { for: id }, label), input, hint ? h("div", { className: "nf-hint" }, hint) : null,
+    caption, input, hint ? h("div", { className: "nf-hint" }, hint) : null,
     h("div", { className: "nf-error" }));
 }
 
@@ -131,7 +143,7 @@ export function durationInput(value, onChange, { signed = false } = {}) {
   let sign = match && match[1] ? "-" : "";
   let amount = match ? Number(match[2] || match[3] || match[4] || match[5]) : null;
   let unit = match ? (match[2] ? "P{n}W" : match[3] ? "P{n}D" : match[4] ? "PT{n}H" : "PT{n}M") : value ? "custom" : "P{n}D";
-  const raw = textInput(value || "", (v) => onChange(v.trim()), { placeholder: "ISO 8601, e.g. P1D", className: "nf-iso" });
+  const raw = textInput(value || "", (v) => onChange(v.trim()), { placeholder: "ISO 8601, e.g. P1D", className: "nf-iso", "aria-label": "ISO 8601 duration" });
   const emit = () => {
     if (unit === "custom") return;
     onChange(amount === null || Number.isNaN(amount) ? "" : sign + unit.replace("{n}", Math.max(0, Math.round(amount))));
@@ -302,7 +314,7 @@ function conditionForm(config, ctx, changed, redraw) {
     list.replaceChildren(...config.branches.map((branch, index) => h("div", { className: "nf-branch", "data-field": `branches.${index}` },
       textInput(branch.name, (v) => { branch.name = v; changed(true); }, { "aria-label": `branch ${index + 1} name`, size: 10 }),
       textInput((branch.values || []).map(looseText).join(", "), (v) => { branch.values = v.split(",").map((s) => s.trim()).filter(Boolean).map(looseValue); changed(); }, { "aria-label": `branch ${index + 1} values`, placeholder: "values, comma separated" }),
-      h("button", { type: "button", className: "nf-small", onclick: () => { config.branches.splice(index, 1); changed(true); draw(); } }, "✕"))),
+      h("button", { type: "button", className: "nf-small", "aria-label": `remove branch ${index + 1}`, onclick: () => { config.branches.splice(index, 1); changed(true); draw(); } }, "✕"))),
     config.branches.length < 50 ? h("button", { type: "button", className: "nf-small", onclick: () => { config.branches.push({ name: `branch${config.branches.length + 1}`, values: [] }); changed(true); draw(); } }, "Add branch") : null,
     h("div", { className: "nf-hint" }, 'First match wins; customers matching none leave through "other".'));
   };
@@ -428,7 +440,7 @@ export function renderNodeForm(root, node, ctx) {
   const form = FORMS[node.kind];
   root.replaceChildren(
     h("h3", {}, `${ctx.labels[node.kind] || node.kind} node`),
-    field("Key", textInput(node.key, (v) => { const old = node.key; node.key = v.trim(); ctx.onChange(node, { renamedFrom: old }); }, { pattern: "[A-Za-z0-9_-]+", required: true }), "key",
+    field("Key", textInput(node.key, (v) => { const old = node.key; node.key = v.trim(); ctx.onChange(node, { renamedFrom: old }); }, { pattern: "[A-Za-z0-9_\\-]+", required: true }), "key",
       "Letters, digits, _ and -; the same key in a later version is the same node."),
     field("Title", textInput(node.title, (v) => { node.title = v; ctx.onChange(node, { title: true }); }), "title"),
     ...(form ? form(node.config, ctx, changed, redraw) : [h("p", {}, `Unknown kind ${node.kind}: edit the document as JSON.`)]),
