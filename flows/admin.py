@@ -272,11 +272,12 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
         return actions
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        if obj is not None and obj.live_version_id is not None:
-            return False
-        if obj is not None and obj.versions.filter(state=FlowVersion.State.LAUNCHED).exists():
+        if obj is not None and not lifecycle.can_delete(obj):
             return False
         return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj: Flow) -> None:
+        lifecycle.delete_flow(flow=obj, user=request.user)
 
     def get_deleted_objects(self, objs, request):
         # Only a never-launched flow may be deleted (has_delete_permission); it

@@ -19,6 +19,7 @@ FLOW_ACTIONS = (
     "flow.test_started",
     "flow.test_stopped",
     "flow.renamed",
+    "flow.deleted",
     "flow.schedule_failed",
     "customer.erased",
     "alert.promo_pool_low",

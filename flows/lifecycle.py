@@ -611,6 +611,29 @@ def delete_draft(*, flow: Flow, user=None) -> None:
         audit.log("flow.draft_deleted", user=user, subject=flow, data={"version": number})
 
 
+def can_delete(flow: Flow) -> bool:
+    """Only a flow that never ran a launched version may be deleted: one that
+    did has runs, launches and statistics that must stay explainable (archive
+    it instead)."""
+    return (
+        flow.live_version_id is None and not flow.versions.filter(state=FlowVersion.State.LAUNCHED).exists()
+    )
+
+
+def delete_flow(*, flow: Flow, user=None) -> None:
+    """Delete a never-launched flow with its versions. Its audit entries stay
+    (the log outlives its subjects), and the deletion is one of them."""
+    user = _user_or_none(user)
+    with transaction.atomic():
+        flow = _lock(flow)
+        if not can_delete(flow):
+            raise LifecycleError("Cannot delete a flow that was launched: archive it instead")
+        audit.log(
+            "flow.deleted", user=user, subject=flow, subject_repr=f"flow #{flow.pk}", data={"name": flow.name}
+        )
+        flow.delete()
+
+
 def _copy_name(name: str) -> str:
     suffix = " (copy)"
     return name[: MAX_NAME_LENGTH - len(suffix)] + suffix

@@ -4,13 +4,13 @@ import json
 from functools import cached_property
 
 from django.conf import settings
-from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
 from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 
 from customers.models import Customer, Event
+from maestra.audit.models import AuditEntry
 
 
 class FrozenVersionError(Exception):
@@ -41,20 +41,19 @@ class Flow(FSMModelMixin, models.Model):
     )
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(default=now)
-    # The flow's entries in the audit log (maestra/audit): flow.audit_entries,
-    # and AuditEntry.objects.filter(flow=...) through the related query name.
-    audit_entries = GenericRelation(
-        "audit.AuditEntry",
-        content_type_field="subject_type",
-        object_id_field="subject_id",
-        related_query_name="flow",
-    )
 
     class Meta:
         indexes = [models.Index(fields=["status"], name="flow_status_idx")]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def audit_entries(self):
+        """The flow's entries in the audit log (maestra/audit). Not a
+        GenericRelation: that would delete the entries with the flow, and the
+        log must outlive its subjects."""
+        return AuditEntry.objects.about(self)
 
     # --- Transitions (state only; side effects live in flows/lifecycle.py) ----
     # Every transition carries a label for the admin buttons; `admin=False`

@@ -12,6 +12,14 @@ from django.db import models
 from django.utils.timezone import now
 
 
+class AuditEntryQuerySet(models.QuerySet):
+    def about(self, subject: models.Model) -> AuditEntryQuerySet:
+        """The entries whose subject is `subject` (also after it was deleted,
+        given an unsaved instance with its old pk)."""
+        subject_type = ContentType.objects.get_for_model(subject, for_concrete_model=False)
+        return self.filter(subject_type=subject_type, subject_id=subject.pk)
+
+
 class AuditEntry(models.Model):
     action = models.CharField(max_length=60)  # "flow.launched", "customer.erased", ...
     at = models.DateTimeField(default=now)
@@ -30,6 +38,8 @@ class AuditEntry(models.Model):
     # Never personal data: "flow #7", "customer #42".
     subject_repr = models.CharField(max_length=200, blank=True)
     data = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEntryQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "audit entries"

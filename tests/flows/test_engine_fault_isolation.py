@@ -140,7 +140,7 @@ def test_a_launch_that_raises_goes_back_to_ready_and_the_others_launch_and_run(r
     doomed.refresh_from_db()
     assert doomed.status == Flow.Status.READY  # where it was launched from, not stuck in launching
     assert doomed.live_version_id is None and doomed.draft.state == FlowVersion.State.DRAFT
-    failure = AuditEntry.objects.filter(flow=doomed).latest("pk")
+    failure = AuditEntry.objects.about(doomed).latest("pk")
     assert failure.action == "flow.launch_failed"
     assert fragment in failure.data["error"]
     # The other flow launched and its customer got the message in the same tick.
@@ -190,7 +190,7 @@ def test_a_schedule_that_cannot_fire_any_more_is_skipped_alone_with_the_reason()
     assert counts["schedules.errors"] == 1
     assert hello_sent_to(ada)  # the healthy flow ran in the same tick
     assert not Message.objects.filter(template_slug="poison").exists()
-    entry = AuditEntry.objects.filter(flow=scheduled).latest("pk")
+    entry = AuditEntry.objects.about(scheduled).latest("pk")
     assert entry.action == "flow.schedule_failed"
     assert "interval" in entry.data["error"]
     # Disarmed (no next fire can be computed): later ticks do not fail on it again.

@@ -33,7 +33,7 @@ def fresh(flow: Flow) -> Flow:
 def actions(flow: Flow) -> list[tuple[str, str | None]]:
     return [
         (entry.action, entry.user.username if entry.user else None)
-        for entry in AuditEntry.objects.filter(flow=flow).order_by("pk")
+        for entry in AuditEntry.objects.about(flow).order_by("pk")
     ]
 
 
@@ -309,7 +309,7 @@ def test_it_fails_a_launch_whose_draft_became_invalid_back_to_where_it_was(
     assert flow.status == back_to
     assert flow.live_version_id == live_before
     assert flow.draft.state == "draft" and flow.draft.errors[0]["node"] == "ask"
-    entry = AuditEntry.objects.filter(flow=flow).latest("pk")
+    entry = AuditEntry.objects.about(flow).latest("pk")
     assert entry.action == "flow.launch_failed"
     assert entry.data["errors"] == flow.draft.errors
 
@@ -330,7 +330,7 @@ def test_it_launches_a_new_version_of_a_live_flow(flow_in, spec_document, start,
     old = flow.versions.get(number=1)
     assert (old.state, old.stopped_at) == ("launched", T0)
     assert flow.live_version.stopped_at is None
-    assert AuditEntry.objects.filter(flow=flow, action="flow.launched").latest("pk").data == {
+    assert AuditEntry.objects.about(flow).filter(action="flow.launched").latest("pk").data == {
         "version": 2,
         "previous_version": 1,
     }
@@ -380,7 +380,7 @@ def test_a_launch_that_raises_returns_the_flow_to_where_it_was_with_the_error(
     assert flow.status == back_to
     assert flow.live_version_id == live_before
     assert flow.draft.state == FlowVersion.State.DRAFT  # the freeze was rolled back
-    entry = AuditEntry.objects.filter(flow=flow).latest("pk")
+    entry = AuditEntry.objects.about(flow).latest("pk")
     assert (entry.action, entry.user) == ("flow.launch_failed", ann)
     assert entry.data["error"] == "ValueError: the recurrence does not fire"
     assert entry.data["errors"][0]["message"] == "the launch failed: ValueError: the recurrence does not fire"
@@ -472,7 +472,7 @@ def test_it_archives_a_flow_and_stops_its_runs_in_flight(flow_in, ann, django_as
     elsewhere.refresh_from_db()
     assert elsewhere.status == "waiting"
     assert fresh(flow).live_version.stopped_at == stop_at
-    entry = AuditEntry.objects.filter(flow=flow).latest("pk")
+    entry = AuditEntry.objects.about(flow).latest("pk")
     assert (entry.action, entry.user, entry.data) == ("flow.archived", ann, {"stopped_runs": 2})
 
 
@@ -499,7 +499,7 @@ def test_it_deletes_the_draft_of_a_live_flow(flow_in, ann):
     assert flow.status == S.PAUSED
     assert flow.live_version.number == 1
     assert actions(flow)[-1] == ("flow.draft_deleted", "ann")
-    assert AuditEntry.objects.filter(flow=flow).latest("pk").data == {"version": number}
+    assert AuditEntry.objects.about(flow).latest("pk").data == {"version": number}
     with pytest.raises(lifecycle.LifecycleError, match="no draft to delete"):
         lifecycle.delete_draft(flow=flow)
 
@@ -543,7 +543,7 @@ def test_it_duplicates_the_draft_of_a_flow_into_a_new_ready_flow(flow_in, spec_d
     assert fresh(flow).status == S.ACTIVE
     assert fresh(flow).name == "Subscription confirmation"
     assert actions(copy) == [("flow.duplicated", "ann")]
-    assert AuditEntry.objects.get(flow=copy).data == {"from_flow": flow.pk, "from_version": 2}
+    assert AuditEntry.objects.about(copy).get().data == {"from_flow": flow.pk, "from_version": 2}
 
 
 @pytest.mark.django_db
@@ -723,6 +723,6 @@ def test_it_renames_a_flow_with_an_audit_entry(flow_in, django_user_model):
     flow.refresh_from_db()
     assert flow.name == "Welcome series"
     assert json.loads(flow.draft.document_json)["name"] == "Welcome series"
-    entry = AuditEntry.objects.filter(flow=flow, action="flow.renamed").get()
+    entry = AuditEntry.objects.about(flow).filter(action="flow.renamed").get()
     assert entry.user == user
     assert entry.data == {"name": "Welcome series", "description": "new"}

@@ -78,7 +78,7 @@ def test_a_flows_history_is_found_through_the_flow(flow_in):
         "flow.launch_requested",
         "flow.launched",
     ]
-    assert AuditEntry.objects.filter(flow=other).count() == 1
+    assert AuditEntry.objects.about(other).count() == 1
 
 
 @pytest.mark.django_db
