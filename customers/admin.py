@@ -7,6 +7,7 @@ from django.db.models import Count, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from customers.errors import CustomerServiceError
 from customers.models import (
     Customer,
     Event,
@@ -18,14 +19,10 @@ from customers.models import (
     Subscription,
 )
 from customers.rules import validate_rule
-from customers.services import (
-    CUSTOMER_CREATED,
-    CustomerServiceError,
-    add_promo_codes,
-    emit_events,
-    points_balances,
-    set_subscriptions,
-)
+from customers.services.events import CUSTOMER_CREATED, emit_events
+from customers.services.points import points_balances
+from customers.services.promo_codes import add_promo_codes
+from customers.services.subscriptions import set_subscriptions
 from maestra.admin_base import ReadOnlyAdminMixin
 
 

@@ -12,9 +12,13 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializ
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
-from customers import services
+from customers.errors import InvalidInput, SegmentNotStatic
 from customers.models import Channel, Customer, PromoPool, Segment, SegmentMembership, Subscription
 from customers.rules import RuleError, load_facts, segment_q, validate_rule
+from customers.services.customers import upsert_customers
+from customers.services.points import points_balances
+from customers.services.promo_codes import add_promo_codes
+from customers.services.segments import add_to_segment
 from maestra.api.errors import ApiError, Conflict, error
 from maestra.api.serializers import StrictMixin, require_object
 from maestra.api.views import ApiMixin, ApiView, get_or_404
@@ -27,7 +31,7 @@ LOOKUP_CHUNK = 900  # below SQLite's historical limit of 999 query parameters
 
 
 class CustomerInputSerializer(serializers.Serializer):
-    """Documentation of PUT /customers/{external_id}; customers.services.upsert_customers validates."""
+    """Documentation of PUT /customers/{external_id}; customers.services.customers.upsert_customers validates."""
 
     email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
     phone = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=32)
@@ -101,7 +105,7 @@ def customer_profile(customer: Customer) -> dict[str, Any]:
             .order_by("channel")
             .values_list("channel", "status")
         ),
-        "points": services.points_balances(customer_ids=[customer.pk])[customer.pk],
+        "points": points_balances(customer_ids=[customer.pk])[customer.pk],
         "segments": _segment_slugs(customer.pk),
         "created_at": customer.created_at,
         "updated_at": customer.updated_at,
@@ -147,8 +151,8 @@ class CustomerView(ApiView):
         if "external_id" in body and body["external_id"] != external_id:
             raise ApiError([error("differs from the external id in the URL", field="external_id")])
         try:
-            result = services.upsert_customers(rows=[{**body, "external_id": external_id}], source="api")
-        except services.InvalidInput as exc:
+            result = upsert_customers(rows=[{**body, "external_id": external_id}], source="api")
+        except InvalidInput as exc:
             # One row: the batch index says nothing here.
             raise ApiError([{k: v for k, v in item.items() if k != "index"} for item in exc.errors]) from None
         customer = Customer.objects.get(pk=result[external_id.strip()])
@@ -382,7 +386,7 @@ class SegmentMembersView(ApiView):
         if problems:
             raise ApiError(problems)
         if segment.kind != Segment.Kind.STATIC:
-            raise services.SegmentNotStatic(slug)
+            raise SegmentNotStatic(slug)
         ids = _customer_ids(external_ids)
         problems = [
             error(f"no customer with external id {value!r}", field="customers", index=index)
@@ -392,7 +396,7 @@ class SegmentMembersView(ApiView):
         if problems:
             raise ApiError(problems)
         unique = sorted(set(ids.values()))
-        added = services.add_to_segment(slug=slug, customer_ids=unique)
+        added = add_to_segment(slug=slug, customer_ids=unique)
         return Response({"added": added, "already_members": len(unique) - added})
 
 
@@ -544,4 +548,4 @@ class PromoCodesView(ApiView):
             problems.append(error(f"at most {MAX_CODES} codes per request", field="codes"))
         if problems:
             raise ApiError(problems)
-        return Response(services.add_promo_codes(pool_slug=slug, codes=codes))
+        return Response(add_promo_codes(pool_slug=slug, codes=codes))

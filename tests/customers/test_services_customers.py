@@ -3,16 +3,11 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
+from customers.errors import CustomerServiceError, InvalidInput
 from customers.models import Customer, Event, Subscription
-from customers.services import (
-    CustomerServiceError,
-    InvalidInput,
-    ensure_customers,
-    set_field,
-    set_field_values,
-    set_subscriptions,
-    upsert_customers,
-)
+from customers.services.customers import ensure_customers, upsert_customers
+from customers.services.fields import set_field, set_field_values
+from customers.services.subscriptions import set_subscriptions
 
 pytestmark = pytest.mark.django_db
 
