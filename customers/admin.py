@@ -69,8 +69,9 @@ class SubscriptionInlineForm(forms.ModelForm):
 
 
 class SubscriptionInline(admin.TabularInline):
-    """Statuses are written by customers.services.set_subscriptions (see
-    CustomerAdmin.save_formset), which emits subscription_changed like the API."""
+    """Statuses are written by customers.services.subscriptions.set_subscriptions
+    (see CustomerAdmin.save_formset), which emits subscription_changed like the
+    API and audits the change as subscription.changed with the staff user."""
 
     model = Subscription
     form = SubscriptionInlineForm
@@ -130,7 +131,7 @@ class CustomerAdmin(admin.ModelAdmin):
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         if changes:
             try:
-                set_subscriptions(changes=changes, source="admin")
+                set_subscriptions(changes=changes, source="admin", user=request.user)
             except CustomerServiceError as error:
                 self.message_user(request, error.message, messages.ERROR)
 

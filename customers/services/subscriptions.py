@@ -1,7 +1,9 @@
 """Subscriptions: one status per customer and channel. Every real change
 emits subscription_changed {"channel", "old", "new", "source"}; a change made
 by staff (the admin's customer page passes `user`) is also written to the
-audit log as subscription.changed."""
+audit log as subscription.changed, naming who made it. The other sources
+(API, links, inbound provider events, imports) are told apart by the event's
+`source` alone."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from customers.audit import SUBSCRIPTION_CHANGED_ACTION
 from customers.models import Customer, Subscription
 from customers.services._support import CHANNELS, SUBSCRIPTION_STATUSES, Errors, Rows, execute, is_int
 from customers.services.events import SUBSCRIPTION_CHANGED, insert_events, own_event
 from maestra import sql
+from maestra.audit import log as audit
 
 
 def change_subscriptions(
@@ -56,12 +60,14 @@ def change_subscriptions(
     ]
 
 
-def set_subscriptions(*, changes: list[tuple[int, str, str]], source: str = "api") -> int:
+def set_subscriptions(*, changes: list[tuple[int, str, str]], source: str = "api", user=None) -> int:
     """Set (customer_id, channel, status) for each change; the last change of
     a (customer, channel) in the batch wins. Emits `subscription_changed`
     {"channel", "old", "new", "source"} only for real changes and returns how
     many there were. `source` says where the change came from (api, admin,
-    unsubscribe_link, import, …)."""
+    unsubscribe_link, import, …). With `user` (staff in the admin), each real
+    change is also audited as `subscription.changed` with the same data, in
+    the same transaction."""
     errors = Errors()
     wanted: dict[tuple[int, str], str] = {}
     for index, change in enumerate(changes):
@@ -99,4 +105,15 @@ def set_subscriptions(*, changes: list[tuple[int, str, str]], source: str = "api
             errors.raise_if_any()
         events = change_subscriptions(wanted, now=now, source=source)
         insert_events(events, now=now)
+        if user is not None:
+            audit.log_many(
+                audit.entry(
+                    SUBSCRIPTION_CHANGED_ACTION,
+                    user=user,
+                    at=now,
+                    subject=Customer(pk=event["customer_id"]),
+                    data=event["payload"],
+                )
+                for event in events
+            )
     return len(events)
