@@ -1,6 +1,7 @@
 """REST API v1: customers, segments and promo pools (SPEC §11). Thin views:
 the writes go through customers.services, which validate batches and answer
-with the API's error shape; serializers only describe and check shapes."""
+with the API's error shape, a customer's profile comes from
+customers.selectors; serializers only describe and check shapes."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
 from customers.errors import InvalidInput, SegmentNotStatic
-from customers.models import Channel, Customer, PromoPool, Segment, SegmentMembership, Subscription
-from customers.rules import RuleError, load_facts, segment_q, validate_rule
+from customers.models import Channel, Customer, PromoPool, Segment, Subscription
+from customers.rules import RuleError, segment_q, validate_rule
+from customers.selectors import customer_profile
 from customers.services.customers import upsert_customers
-from customers.services.points import points_balances
 from customers.services.promo_codes import add_promo_codes
 from customers.services.segments import add_to_segment
 from maestra.api.errors import ApiError, Conflict, error
@@ -68,48 +69,6 @@ class CustomerOutputSerializer(serializers.Serializer):
     )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
-
-
-def _segment_slugs(customer_id: int) -> list[str]:
-    """Static memberships plus the rule segments whose rule matches now, in a
-    few queries whatever the number of segments (customers.rules.load_facts)."""
-    rows = list(Segment.objects.order_by("slug").values_list("slug", "kind", "rule"))
-    usable = [
-        slug
-        for slug, kind, rule in rows
-        if kind == Segment.Kind.STATIC or not validate_rule(rule, allow_event=False)
-    ]
-    if usable:
-        try:
-            facts = load_facts({"field": "segment", "op": "in", "value": usable}, [customer_id])
-            return sorted(facts[customer_id].segments)
-        except RuleError:
-            pass  # rule segments referring to each other: show the static memberships at least
-    return sorted(
-        SegmentMembership.objects.filter(customer_id=customer_id).values_list("segment__slug", flat=True)
-    )
-
-
-def customer_profile(customer: Customer) -> dict[str, Any]:
-    return {
-        "external_id": customer.external_id,
-        "email": customer.email,
-        "email_valid": customer.email_valid,
-        "phone": customer.phone,
-        "first_name": customer.first_name,
-        "last_name": customer.last_name,
-        "timezone": customer.timezone,
-        "fields": customer.fields if isinstance(customer.fields, dict) else {},
-        "subscriptions": dict(
-            Subscription.objects.filter(customer=customer)
-            .order_by("channel")
-            .values_list("channel", "status")
-        ),
-        "points": points_balances(customer_ids=[customer.pk])[customer.pk],
-        "segments": _segment_slugs(customer.pk),
-        "created_at": customer.created_at,
-        "updated_at": customer.updated_at,
-    }
 
 
 class CustomerView(ApiView):

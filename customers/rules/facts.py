@@ -11,7 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from customers import selectors
+from customers import queries
 from customers.errors import RuleError
 from customers.models import Customer, Segment
 from customers.rules.paths import parse_path, read_keys, read_path
@@ -149,19 +149,19 @@ def _load_facts(
         return facts
     ids = list(facts)
     if needs.channels:
-        statuses = selectors.subscription_statuses(customer_ids=ids, channels=needs.channels)
+        statuses = queries.subscription_statuses(customer_ids=ids, channels=needs.channels)
         for customer_id, by_channel in statuses.items():
             facts[customer_id].subscriptions = by_channel
     static = {row.id: row.slug for row in segments.values() if row.kind == Segment.Kind.STATIC}
     if static:
-        memberships = selectors.static_memberships(customer_ids=ids, segment_ids=static)
+        memberships = queries.static_memberships(customer_ids=ids, segment_ids=static)
         for customer_id, segment_ids in memberships.items():
             facts[customer_id].segments = {static[segment_id] for segment_id in segment_ids}
     if needs.points:
-        for customer_id, balance in selectors.points_balances(customer_ids=ids, at=now).items():
+        for customer_id, balance in queries.points_balances(customer_ids=ids, at=now).items():
             facts[customer_id].points = balance
     if needs.pools:
-        free = selectors.free_code_counts(pool_slugs=needs.pools)
+        free = queries.free_code_counts(pool_slugs=needs.pools)
         available = {slug: free.get(slug, 0) for slug in needs.pools}
         for one in facts.values():
             one.pool_available = available

@@ -15,7 +15,7 @@ from typing import Any
 from django.db.models import BooleanField, Exists, Expression, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from customers import selectors
+from customers import queries
 from customers.errors import RuleError
 from customers.models import Customer, Segment, SegmentMembership, Subscription
 from customers.rules.facts import SegmentRow
@@ -332,9 +332,9 @@ class _SqlCompiler:
         if op == "exists":
             return _ALWAYS  # points and free codes are numbers, 0 at least
         if path.source == "points":
-            source = selectors.points_balance_expression(at=self.now)
+            source = queries.points_balance_expression(at=self.now)
         else:
-            source = selectors.free_code_count_expression(pool_slug=path.name)
+            source = queries.free_code_count_expression(pool_slug=path.name)
         values = tuple(expected) if op == "in" else (expected,)
         return Q(_Predicate(_CompareSpec(op, values), source))
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from customers import selectors
+from customers import queries
 from customers.models import PointsEntry
 from customers.services._support import (
     Errors,
@@ -109,6 +109,6 @@ def grant_points(*, entries: list[dict[str, Any]]) -> int:
 
 def points_balances(*, customer_ids: list[int]) -> dict[int, int]:
     """customer id -> balance now (0 without active entries); the query is
-    customers.selectors.points_balances."""
-    totals = selectors.points_balances(customer_ids=customer_ids, at=timezone.now())
+    customers.queries.points_balances."""
+    totals = queries.points_balances(customer_ids=customer_ids, at=timezone.now())
     return {customer_id: totals.get(customer_id, 0) for customer_id in customer_ids}

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from customers import selectors
+from customers import queries
 from customers.errors import UnknownPromoPool
 from customers.models import PromoCode, PromoPool
 from customers.services._support import (
@@ -169,5 +169,5 @@ def add_promo_codes(*, pool_slug: str, codes: list[str]) -> dict[str, int]:
 def pool_available(*, slugs: list[str]) -> dict[str, int]:
     """slug -> number of codes not issued yet; unknown slugs count 0 (a rule
     naming a deleted pool sees an empty pool rather than failing)."""
-    counts = selectors.free_code_counts(pool_slugs=slugs)
+    counts = queries.free_code_counts(pool_slugs=slugs)
     return {slug: counts.get(slug, 0) for slug in slugs}
