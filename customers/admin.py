@@ -7,6 +7,7 @@ from django.db.models import Count, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from customers.errors import CustomerServiceError
 from customers.models import (
     Customer,
     Event,
@@ -18,14 +19,10 @@ from customers.models import (
     Subscription,
 )
 from customers.rules import validate_rule
-from customers.services import (
-    CUSTOMER_CREATED,
-    CustomerServiceError,
-    add_promo_codes,
-    emit_events,
-    points_balances,
-    set_subscriptions,
-)
+from customers.services.events import CUSTOMER_CREATED, emit_events
+from customers.services.points import points_balances
+from customers.services.promo_codes import add_promo_codes
+from customers.services.subscriptions import set_subscriptions
 from maestra.admin_base import ReadOnlyAdminMixin
 
 
@@ -72,8 +69,9 @@ class SubscriptionInlineForm(forms.ModelForm):
 
 
 class SubscriptionInline(admin.TabularInline):
-    """Statuses are written by customers.services.set_subscriptions (see
-    CustomerAdmin.save_formset), which emits subscription_changed like the API."""
+    """Statuses are written by customers.services.subscriptions.set_subscriptions
+    (see CustomerAdmin.save_formset), which emits subscription_changed like the
+    API and audits the change as subscription.changed with the staff user."""
 
     model = Subscription
     form = SubscriptionInlineForm
@@ -133,7 +131,7 @@ class CustomerAdmin(admin.ModelAdmin):
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         if changes:
             try:
-                set_subscriptions(changes=changes, source="admin")
+                set_subscriptions(changes=changes, source="admin", user=request.user)
             except CustomerServiceError as error:
                 self.message_user(request, error.message, messages.ERROR)
 

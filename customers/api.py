@@ -1,6 +1,7 @@
 """REST API v1: customers, segments and promo pools (SPEC §11). Thin views:
 the writes go through customers.services, which validate batches and answer
-with the API's error shape; serializers only describe and check shapes."""
+with the API's error shape, a customer's profile comes from
+customers.selectors; serializers only describe and check shapes."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializ
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
-from customers import services
-from customers.models import Channel, Customer, PromoPool, Segment, SegmentMembership, Subscription
-from customers.rules import RuleError, load_facts, segment_q, validate_rule
+from customers.errors import InvalidInput, SegmentNotStatic
+from customers.models import Channel, Customer, PromoPool, Segment, Subscription
+from customers.rules import RuleError, segment_q, validate_rule
+from customers.selectors import customer_profile
+from customers.services.customers import upsert_customers
+from customers.services.promo_codes import add_promo_codes
+from customers.services.segments import add_to_segment
 from maestra.api.errors import ApiError, Conflict, error
 from maestra.api.serializers import StrictMixin, require_object
 from maestra.api.views import ApiMixin, ApiView, get_or_404
@@ -27,7 +32,7 @@ LOOKUP_CHUNK = 900  # below SQLite's historical limit of 999 query parameters
 
 
 class CustomerInputSerializer(serializers.Serializer):
-    """Documentation of PUT /customers/{external_id}; customers.services.upsert_customers validates."""
+    """Documentation of PUT /customers/{external_id}; customers.services.customers.upsert_customers validates."""
 
     email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
     phone = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=32)
@@ -64,48 +69,6 @@ class CustomerOutputSerializer(serializers.Serializer):
     )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
-
-
-def _segment_slugs(customer_id: int) -> list[str]:
-    """Static memberships plus the rule segments whose rule matches now, in a
-    few queries whatever the number of segments (customers.rules.load_facts)."""
-    rows = list(Segment.objects.order_by("slug").values_list("slug", "kind", "rule"))
-    usable = [
-        slug
-        for slug, kind, rule in rows
-        if kind == Segment.Kind.STATIC or not validate_rule(rule, allow_event=False)
-    ]
-    if usable:
-        try:
-            facts = load_facts({"field": "segment", "op": "in", "value": usable}, [customer_id])
-            return sorted(facts[customer_id].segments)
-        except RuleError:
-            pass  # rule segments referring to each other: show the static memberships at least
-    return sorted(
-        SegmentMembership.objects.filter(customer_id=customer_id).values_list("segment__slug", flat=True)
-    )
-
-
-def customer_profile(customer: Customer) -> dict[str, Any]:
-    return {
-        "external_id": customer.external_id,
-        "email": customer.email,
-        "email_valid": customer.email_valid,
-        "phone": customer.phone,
-        "first_name": customer.first_name,
-        "last_name": customer.last_name,
-        "timezone": customer.timezone,
-        "fields": customer.fields if isinstance(customer.fields, dict) else {},
-        "subscriptions": dict(
-            Subscription.objects.filter(customer=customer)
-            .order_by("channel")
-            .values_list("channel", "status")
-        ),
-        "points": services.points_balances(customer_ids=[customer.pk])[customer.pk],
-        "segments": _segment_slugs(customer.pk),
-        "created_at": customer.created_at,
-        "updated_at": customer.updated_at,
-    }
 
 
 class CustomerView(ApiView):
@@ -147,8 +110,8 @@ class CustomerView(ApiView):
         if "external_id" in body and body["external_id"] != external_id:
             raise ApiError([error("differs from the external id in the URL", field="external_id")])
         try:
-            result = services.upsert_customers(rows=[{**body, "external_id": external_id}], source="api")
-        except services.InvalidInput as exc:
+            result = upsert_customers(rows=[{**body, "external_id": external_id}], source="api")
+        except InvalidInput as exc:
             # One row: the batch index says nothing here.
             raise ApiError([{k: v for k, v in item.items() if k != "index"} for item in exc.errors]) from None
         customer = Customer.objects.get(pk=result[external_id.strip()])
@@ -382,7 +345,7 @@ class SegmentMembersView(ApiView):
         if problems:
             raise ApiError(problems)
         if segment.kind != Segment.Kind.STATIC:
-            raise services.SegmentNotStatic(slug)
+            raise SegmentNotStatic(slug)
         ids = _customer_ids(external_ids)
         problems = [
             error(f"no customer with external id {value!r}", field="customers", index=index)
@@ -392,7 +355,7 @@ class SegmentMembersView(ApiView):
         if problems:
             raise ApiError(problems)
         unique = sorted(set(ids.values()))
-        added = services.add_to_segment(slug=slug, customer_ids=unique)
+        added = add_to_segment(slug=slug, customer_ids=unique)
         return Response({"added": added, "already_members": len(unique) - added})
 
 
@@ -544,4 +507,4 @@ class PromoCodesView(ApiView):
             problems.append(error(f"at most {MAX_CODES} codes per request", field="codes"))
         if problems:
             raise ApiError(problems)
-        return Response(services.add_promo_codes(pool_slug=slug, codes=codes))
+        return Response(add_promo_codes(pool_slug=slug, codes=codes))

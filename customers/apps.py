@@ -1,6 +1,12 @@
 from django.apps import AppConfig
 
+from customers.audit import CUSTOMER_ACTIONS
+from maestra.audit.actions import register_actions
+
 
 class CustomersConfig(AppConfig):
     name = "customers"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        register_actions(*CUSTOMER_ACTIONS)

@@ -1,88 +1,57 @@
-"""Read-side queries about customers, in batches (never one query per customer)."""
+"""The read side of customers that goes through the rule language: a
+customer's profile as the API shows it (its rule segments are evaluated now).
+The plain batch queries it builds on are customers/queries.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from typing import Any
 
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from customers.models import PointsEntry, PromoCode, SegmentMembership, Subscription
-
-
-def active_points_q(*, at: datetime) -> Q:
-    """Entries that count towards the balance at `at`: never expiring, or expiring later."""
-    return Q(expires_at__isnull=True) | Q(expires_at__gt=at)
+from customers import queries
+from customers.models import Customer, Segment, SegmentMembership, Subscription
+from customers.rules import RuleError, load_facts, validate_rule
 
 
-def points_balances(*, customer_ids: Iterable[int], at: datetime) -> dict[int, int]:
-    """Current balance per customer; customers without active entries are left out (balance 0)."""
-    rows = (
-        PointsEntry.objects.filter(active_points_q(at=at), customer_id__in=list(customer_ids))
-        .order_by()
-        .values("customer_id")
-        .annotate(total=Sum("amount"))
-        .values_list("customer_id", "total")
+def segment_slugs(customer_id: int) -> list[str]:
+    """Static memberships plus the rule segments whose rule matches now, in a
+    few queries whatever the number of segments (customers.rules.load_facts)."""
+    rows = list(Segment.objects.order_by("slug").values_list("slug", "kind", "rule"))
+    usable = [
+        slug
+        for slug, kind, rule in rows
+        if kind == Segment.Kind.STATIC or not validate_rule(rule, allow_event=False)
+    ]
+    if usable:
+        try:
+            facts = load_facts({"field": "segment", "op": "in", "value": usable}, [customer_id])
+            return sorted(facts[customer_id].segments)
+        except RuleError:
+            pass  # rule segments referring to each other: show the static memberships at least
+    return sorted(
+        SegmentMembership.objects.filter(customer_id=customer_id).values_list("segment__slug", flat=True)
     )
-    return {customer_id: total for customer_id, total in rows}
 
 
-def points_balance_expression(*, at: datetime, customer_ref: str = "pk") -> Coalesce:
-    """The balance of the customer of the outer query (`customer_ref`), as an expression."""
-    total = (
-        PointsEntry.objects.filter(active_points_q(at=at), customer_id=OuterRef(customer_ref))
-        .order_by()
-        .values("customer_id")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
-    return Coalesce(Subquery(total, output_field=IntegerField()), Value(0))
-
-
-def free_code_counts(*, pool_slugs: Iterable[str]) -> dict[str, int]:
-    """Codes not yet issued per pool slug; unknown or exhausted pools are left out (0)."""
-    rows = (
-        PromoCode.objects.filter(pool__slug__in=list(pool_slugs), issued_at__isnull=True)
-        .order_by()
-        .values("pool__slug")
-        .annotate(free=Count("id"))
-        .values_list("pool__slug", "free")
-    )
-    return {slug: free for slug, free in rows}
-
-
-def free_code_count_expression(*, pool_slug: str) -> Coalesce:
-    """The number of free codes of one pool, as an (uncorrelated) expression."""
-    free = (
-        PromoCode.objects.filter(pool__slug=pool_slug, issued_at__isnull=True)
-        .order_by()
-        .values("pool_id")
-        .annotate(free=Count("id"))
-        .values("free")
-    )
-    return Coalesce(Subquery(free, output_field=IntegerField()), Value(0))
-
-
-def subscription_statuses(
-    *, customer_ids: Iterable[int], channels: Iterable[str]
-) -> dict[int, dict[str, str]]:
-    """{customer_id: {channel: status}} for the given channels; no row means not subscribed."""
-    statuses: dict[int, dict[str, str]] = {}
-    rows = Subscription.objects.filter(
-        customer_id__in=list(customer_ids), channel__in=list(channels)
-    ).values_list("customer_id", "channel", "status")
-    for customer_id, channel, status in rows:
-        statuses.setdefault(customer_id, {})[channel] = status
-    return statuses
-
-
-def static_memberships(*, customer_ids: Iterable[int], segment_ids: Iterable[int]) -> dict[int, set[int]]:
-    """{customer_id: {segment_id, ...}} among the given segments."""
-    members: dict[int, set[int]] = {}
-    rows = SegmentMembership.objects.filter(
-        customer_id__in=list(customer_ids), segment_id__in=list(segment_ids)
-    ).values_list("customer_id", "segment_id")
-    for customer_id, segment_id in rows:
-        members.setdefault(customer_id, set()).add(segment_id)
-    return members
+def customer_profile(customer: Customer) -> dict[str, Any]:
+    """What the API shows of one customer: the profile, the subscription
+    statuses, the points balance now and the segments the customer is in."""
+    return {
+        "external_id": customer.external_id,
+        "email": customer.email,
+        "email_valid": customer.email_valid,
+        "phone": customer.phone,
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "timezone": customer.timezone,
+        "fields": customer.fields if isinstance(customer.fields, dict) else {},
+        "subscriptions": dict(
+            Subscription.objects.filter(customer=customer)
+            .order_by("channel")
+            .values_list("channel", "status")
+        ),
+        "points": queries.points_balances(customer_ids=[customer.pk], at=timezone.now()).get(customer.pk, 0),
+        "segments": segment_slugs(customer.pk),
+        "created_at": customer.created_at,
+        "updated_at": customer.updated_at,
+    }

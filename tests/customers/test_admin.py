@@ -19,6 +19,7 @@ from customers.models import (
     SegmentMembership,
     Subscription,
 )
+from maestra.audit.models import AuditEntry
 
 MOMENT = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
 MODELS = [Customer, Subscription, Segment, SegmentMembership, Event, PointsEntry, PromoPool, PromoCode]
@@ -172,6 +173,34 @@ def test_changing_a_subscription_in_the_admin_emits_subscription_changed(admin_c
 
 
 @pytest.mark.django_db
+def test_a_subscription_changed_in_the_admin_is_audited_with_the_staff_user(admin_client, admin_user):
+    add_rows(1)
+    customer = Customer.objects.get()
+    subscription = customer.subscriptions.get()
+
+    admin_client.post(
+        url(Customer, "change", customer.pk),
+        customer_form(customer, [(subscription.pk, "email", "unsubscribed"), (None, "sms", "subscribed")]),
+    )
+
+    entries = AuditEntry.objects.filter(action="subscription.changed").order_by("id")
+    assert [(e.user, e.subject, e.data) for e in entries] == [
+        (
+            admin_user,
+            customer,
+            {"channel": "email", "old": "subscribed", "new": "unsubscribed", "source": "admin"},
+        ),
+        (admin_user, customer, {"channel": "sms", "old": None, "new": "subscribed", "source": "admin"}),
+    ]
+    # Listed in the audit admin under its action.
+    response = admin_client.get(
+        reverse("admin:audit_auditentry_changelist"), {"action": "subscription.changed"}
+    )
+    assert response.status_code == 200
+    assert f"customer #{customer.pk}" in response.content.decode()
+
+
+@pytest.mark.django_db
 def test_saving_a_customer_without_changing_subscriptions_emits_nothing(admin_client):
     add_rows(1)
     customer = Customer.objects.get()
@@ -184,6 +213,7 @@ def test_saving_a_customer_without_changing_subscriptions_emits_nothing(admin_cl
 
     assert Customer.objects.get().first_name == "Anna"
     assert not Event.objects.filter(type="subscription_changed").exists()
+    assert not AuditEntry.objects.filter(action="subscription.changed").exists()
 
 
 @pytest.mark.django_db

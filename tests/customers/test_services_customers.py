@@ -3,16 +3,12 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
+from customers.errors import CustomerServiceError, InvalidInput
 from customers.models import Customer, Event, Subscription
-from customers.services import (
-    CustomerServiceError,
-    InvalidInput,
-    ensure_customers,
-    set_field,
-    set_field_values,
-    set_subscriptions,
-    upsert_customers,
-)
+from customers.services.customers import ensure_customers, upsert_customers
+from customers.services.fields import set_field, set_field_values
+from customers.services.subscriptions import set_subscriptions
+from maestra.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -324,6 +320,62 @@ def test_it_sets_subscriptions_and_emits_only_real_changes(make_customers):
     assert Subscription.objects.get(customer=a, channel="sms").updated_at == T0
     assert set_subscriptions(changes=[(b.id, "email", "unsubscribed")]) == 0
     assert Event.objects.count() == 2
+
+
+def test_changes_made_by_staff_are_audited_as_subscription_changed(make_customers, django_user_model):
+    staff = django_user_model.objects.create_user("staff", password=None, is_staff=True)
+    a, b = make_customers(2)
+    Subscription.objects.create(customer=a, channel="email", status="subscribed")
+    with time_machine.travel(T0, tick=False):
+        changed = set_subscriptions(
+            changes=[
+                (a.id, "email", "subscribed"),
+                (a.id, "sms", "subscribed"),
+                (b.id, "email", "unsubscribed"),
+            ],
+            source="admin",
+            user=staff,
+        )
+    assert changed == 2
+    entries = list(AuditEntry.objects.order_by("id"))
+    # One entry per real change (not for the unchanged email of a), with the event's data.
+    assert [(e.action, e.user, e.subject, e.at, e.data) for e in entries] == [
+        (
+            "subscription.changed",
+            staff,
+            a,
+            T0,
+            {"channel": "sms", "old": None, "new": "subscribed", "source": "admin"},
+        ),
+        (
+            "subscription.changed",
+            staff,
+            b,
+            T0,
+            {"channel": "email", "old": None, "new": "unsubscribed", "source": "admin"},
+        ),
+    ]
+    # No personal data in the entry's name of its subject.
+    assert [e.subject_repr for e in entries] == [f"customer #{a.id}", f"customer #{b.id}"]
+
+
+def test_changes_without_a_user_are_not_audited(make_customers):
+    # The API, links, provider events and imports: the event's source tells them apart.
+    [a] = make_customers(1)
+    assert set_subscriptions(changes=[(a.id, "email", "subscribed")], source="api") == 1
+    assert not AuditEntry.objects.exists()
+
+
+def test_a_refused_change_by_staff_writes_no_audit_entry(make_customers, django_user_model):
+    staff = django_user_model.objects.create_user("staff", password=None, is_staff=True)
+    [a] = make_customers(1)
+    with pytest.raises(InvalidInput):
+        set_subscriptions(
+            changes=[(a.id, "email", "subscribed"), (a.id + 999, "email", "subscribed")],
+            source="admin",
+            user=staff,
+        )
+    assert not AuditEntry.objects.exists()
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ import pytest
 import time_machine
 from django.test import override_settings
 
+from customers.errors import InvalidInput
 from customers.models import Event
-from customers.services import InvalidInput, emit_events, store_events
+from customers.services.events import emit_events, store_events
 
 pytestmark = pytest.mark.django_db
 

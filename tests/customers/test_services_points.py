@@ -3,8 +3,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
+from customers.errors import InvalidInput
 from customers.models import PointsEntry
-from customers.services import InvalidInput, grant_points, points_balances
+from customers.services.points import grant_points, points_balances
 
 pytestmark = pytest.mark.django_db
 

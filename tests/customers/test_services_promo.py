@@ -4,14 +4,9 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
+from customers.errors import InvalidInput, UnknownPromoPool
 from customers.models import PromoCode
-from customers.services import (
-    InvalidInput,
-    UnknownPromoPool,
-    add_promo_codes,
-    issue_promo_codes,
-    pool_available,
-)
+from customers.services.promo_codes import add_promo_codes, issue_promo_codes, pool_available
 
 pytestmark = pytest.mark.django_db
 

@@ -10,20 +10,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from customers.models import Customer, Event, PointsEntry, PromoCode, SegmentMembership, Subscription
-from customers.services import (
-    add_promo_codes,
-    add_to_segment,
-    emit_events,
-    ensure_customers,
-    grant_points,
-    issue_promo_codes,
-    points_balances,
-    remove_from_segment,
-    set_field,
-    set_subscriptions,
-    store_events,
-    upsert_customers,
-)
+from customers.services.customers import ensure_customers, upsert_customers
+from customers.services.events import emit_events, store_events
+from customers.services.fields import set_field
+from customers.services.points import grant_points, points_balances
+from customers.services.promo_codes import add_promo_codes, issue_promo_codes
+from customers.services.segments import add_to_segment, remove_from_segment
+from customers.services.subscriptions import set_subscriptions
 
 pytestmark = pytest.mark.django_db
 

@@ -3,14 +3,9 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
+from customers.errors import InvalidInput, SegmentNotStatic, UnknownSegment
 from customers.models import SegmentMembership
-from customers.services import (
-    InvalidInput,
-    SegmentNotStatic,
-    UnknownSegment,
-    add_to_segment,
-    remove_from_segment,
-)
+from customers.services.segments import add_to_segment, remove_from_segment
 
 pytestmark = pytest.mark.django_db
 

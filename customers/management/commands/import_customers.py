@@ -6,7 +6,7 @@ channel's status; every other column becomes a key of `fields` (as text —
 use JSONL for numbers, booleans or nested values). An empty cell leaves the
 attribute as it is.
 
-JSONL: one object per line in the shape of customers.services.upsert_customers
+JSONL: one object per line in the shape of customers.services.customers.upsert_customers
 ({"external_id", "email"?, …, "fields"?: {…}, "subscriptions"?: {…}}); blank
 lines are skipped.
 
@@ -24,7 +24,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from customers.services import PROFILE_ATTRIBUTES, upsert_customers
+from customers.services.customers import PROFILE_ATTRIBUTES, upsert_customers
 from maestra.importing import Rows, csv_records, import_file, read_header
 
 SUBSCRIPTION_PREFIX = "subscriptions."

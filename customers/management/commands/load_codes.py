@@ -10,7 +10,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from customers.services import CustomerServiceError, add_promo_codes
+from customers.errors import CustomerServiceError
+from customers.services.promo_codes import add_promo_codes
 
 
 class Command(BaseCommand):

@@ -1,0 +1,156 @@
+"""A rule compiled to a Python predicate over one customer's `RuleFacts`
+(loaded in a batch by customers/rules/facts.py). It must agree row for row
+with the SQL form (customers/rules/sql.py); the property test compares them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from customers.rules.paths import (
+    NEGATED,
+    NUMERIC_OPS,
+    is_number,
+    parse_duration,
+    parse_moment,
+    parse_path,
+    read_keys,
+    truncate,
+    within_bounds,
+)
+from customers.rules.validate import require_valid
+
+
+@dataclass
+class RuleFacts:
+    """What one customer's rule evaluation may look at, loaded in a batch."""
+
+    customer: dict[str, Any] = field(default_factory=dict)  # attr -> value
+    fields: dict[str, Any] = field(default_factory=dict)
+    event: dict[str, Any] | None = None  # trigger event payload
+    subscriptions: dict[str, str] = field(default_factory=dict)  # channel -> status
+    segments: set[str] = field(default_factory=set)  # slugs the customer is a member of
+    points: int = 0
+    pool_available: dict[str, int] = field(default_factory=dict)  # pool slug -> free codes
+
+
+_MISSING = object()
+Predicate = Callable[[RuleFacts, datetime], bool]
+
+
+def _json_eq(actual: Any, expected: Any) -> bool:
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return isinstance(expected, bool) and isinstance(actual, bool) and actual is expected
+    if is_number(expected):
+        return is_number(actual) and actual == expected
+    return isinstance(actual, str) and isinstance(expected, str) and actual == expected
+
+
+def _moment_of(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return truncate(value)
+    return parse_moment(value)
+
+
+def _apply(op: str, actual: Any, expected: Any, now: datetime) -> bool:
+    """One op on one value (`_MISSING` when there is none), JSON semantics."""
+    if op in NEGATED:
+        return not _apply(NEGATED[op], actual, expected, now)
+    if actual is _MISSING:
+        return False
+    if op == "exists":
+        return True
+    if op == "eq":
+        return _json_eq(actual, expected)
+    if op == "in":
+        return any(_json_eq(actual, item) for item in expected)
+    if op in NUMERIC_OPS:
+        if not is_number(actual):
+            return False
+        return {
+            "gt": actual > expected,
+            "gte": actual >= expected,
+            "lt": actual < expected,
+            "lte": actual <= expected,
+        }[op]
+    if op == "contains":
+        if isinstance(actual, str):
+            return isinstance(expected, str) and expected in actual
+        return isinstance(actual, list) and any(_json_eq(item, expected) for item in actual)
+    moment = _moment_of(actual)
+    if moment is None:
+        return False
+    if op == "before":
+        return moment < parse_moment(expected)
+    if op == "after":
+        return moment > parse_moment(expected)
+    low, high = within_bounds(parse_duration(expected), now)  # within_last
+    return low <= moment <= high
+
+
+def _compile_leaf(node: dict) -> Predicate:
+    path = parse_path(node["field"])
+    op, expected = node["op"], node.get("value")
+    if path.kind == "string_attr":
+        name = path.name
+        # An empty profile string is "not filled in".
+        if op == "exists":
+            return lambda facts, now: (facts.customer.get(name) or "") != ""
+        if op == "not_exists":
+            return lambda facts, now: (facts.customer.get(name) or "") == ""
+        return lambda facts, now: _apply(op, facts.customer.get(name) or "", expected, now)
+    if path.kind == "datetime_attr":
+        name = path.name
+        return lambda facts, now: _apply(op, _or_missing(facts.customer.get(name)), expected, now)
+    if path.source == "fields":
+        keys = path.keys
+        return lambda facts, now: _apply(op, _or_missing(read_keys(facts.fields, keys)), expected, now)
+    if path.source == "event":
+        keys = path.keys
+        return lambda facts, now: _apply(op, _or_missing(read_keys(facts.event, keys)), expected, now)
+    if path.kind == "subscription":
+        channel = path.name
+        return lambda facts, now: _apply(op, _or_missing(facts.subscriptions.get(channel)), expected, now)
+    if path.kind == "segment":
+        slugs = frozenset(expected)
+        if op == "in":
+            return lambda facts, now: not slugs.isdisjoint(facts.segments)
+        return lambda facts, now: slugs.isdisjoint(facts.segments)
+    if path.source == "points":
+        return lambda facts, now: _apply(op, facts.points, expected, now)
+    slug = path.name  # promo_pool
+    return lambda facts, now: _apply(op, facts.pool_available.get(slug, 0), expected, now)
+
+
+def _or_missing(value: Any) -> Any:
+    return _MISSING if value is None else value
+
+
+def _compile_node(node: dict) -> Predicate:
+    if "all" in node:
+        parts = [_compile_node(child) for child in node["all"]]
+        return lambda facts, now: all(part(facts, now) for part in parts)
+    if "any" in node:
+        parts = [_compile_node(child) for child in node["any"]]
+        return lambda facts, now: any(part(facts, now) for part in parts)
+    if "not" in node:
+        inner = _compile_node(node["not"])
+        return lambda facts, now: not inner(facts, now)
+    return _compile_leaf(node)
+
+
+def compile_predicate(rule: Any, *, allow_event: bool = True) -> Predicate:
+    """Validate once, then return `predicate(facts, now) -> bool` for many customers."""
+    require_valid(rule, allow_event=allow_event)
+    return _compile_node(rule)
+
+
+def evaluate(rule: Any, facts: RuleFacts) -> bool:
+    """Does one customer's loaded facts match `rule`? Raises RuleError on an invalid rule.
+    `facts.segments` must already hold the segments the customer belongs to
+    (see `load_facts`)."""
+    return compile_predicate(rule)(facts, timezone.now())
