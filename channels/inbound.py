@@ -34,8 +34,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from channels.addresses import normalize_phone
 from channels.models import Message
-from channels.outbox import normalize_phone
 from customers.models import Customer, Subscription
 from maestra.errors import ApplicationError, error
 

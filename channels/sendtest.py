@@ -18,11 +18,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
 
+from channels.addresses import CUSTOMER_COLUMNS, normalize_phone, recipient
 from channels.backends import Outcome, Outgoing, SendResult, get_backend
 from channels.delivery import UNKNOWN_OUTCOME
 from channels.links import link_url
 from channels.models import Message, Template
-from channels.outbox import CUSTOMER_COLUMNS, normalize_phone, recipient
 from channels.rendering import RenderError, preview
 from customers.models import Channel, Customer
 
