@@ -23,7 +23,8 @@ from channels.backends import Outcome, Outgoing, SendResult, get_backend
 from channels.delivery import UNKNOWN_OUTCOME
 from channels.links import link_url
 from channels.models import Message, Template
-from channels.rendering import RenderError, preview
+from channels.preview import preview
+from channels.rendering import RenderError
 from customers.models import Channel, Customer
 
 
