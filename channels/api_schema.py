@@ -46,7 +46,9 @@ TEMPLATE_EXAMPLES = [
 
 SEND_TEST_EXAMPLES = [
     OpenApiExample("To the customer", value={"customer": "c-1"}, request_only=True),
-    OpenApiExample("To another address", value={"customer": "c-1", "to": "me@shop.example"}, request_only=True),
+    OpenApiExample(
+        "To another address", value={"customer": "c-1", "to": "me@shop.example"}, request_only=True
+    ),
     OpenApiExample(
         "Sent",
         value={"id": 812, "status": "sent", "reason": "", "to": "me@shop.example"},

@@ -51,7 +51,9 @@ def api():
 
 def entries() -> list[tuple]:
     return list(
-        AuditEntry.objects.order_by("id").values_list("action", "user__username", "actor", "subject_repr", "data")
+        AuditEntry.objects.order_by("id").values_list(
+            "action", "user__username", "actor", "subject_repr", "data"
+        )
     )
 
 
