@@ -14,23 +14,10 @@ from channels.models import Message, Template
 from channels.templates import TemplateSlugTaken, delete_templates, save_template
 from maestra.api.models import ApiKey
 from maestra.audit.models import AuditEntry
-from tests.channels.conftest import queue_one
+from tests.channels.conftest import ADMIN_FORM, queue_one
 
 pytestmark = pytest.mark.django_db
 
-FORM = {
-    "slug": "confirm",
-    "name": "Confirm",
-    "channel": "email",
-    "purpose": "service",
-    "subject": "Please confirm",
-    "text": "Hi",
-    "html": "",
-    "method": "POST",
-    "url": "",
-    "headers": "{}",
-    "secret": "s3cret-s3cret-s3cret",
-}
 BODY = {"slug": "welcome", "name": "Welcome", "channel": "email", "subject": "Hi", "text": "Hello"}
 
 
@@ -63,17 +50,17 @@ def admin_url(view: str, *args) -> str:
 
 def test_the_admin_logs_who_created_changed_and_deleted_a_template(client, staff):
     client.force_login(staff)
-    assert client.post(admin_url("add"), FORM).status_code == 302
+    assert client.post(admin_url("add"), ADMIN_FORM).status_code == 302
     template = Template.objects.get()
-    assert client.post(admin_url("change", template.pk), {**FORM, "text": "Hello"}).status_code == 302
+    assert client.post(admin_url("change", template.pk), {**ADMIN_FORM, "text": "Hello"}).status_code == 302
     # Saved again as it is: nothing changed, nothing to log.
-    assert client.post(admin_url("change", template.pk), {**FORM, "text": "Hello"}).status_code == 302
+    assert client.post(admin_url("change", template.pk), {**ADMIN_FORM, "text": "Hello"}).status_code == 302
     assert client.post(admin_url("delete", template.pk), {"post": "yes"}).status_code == 302
 
     assert entries() == [
-        ("template.created", "ann", "", "template confirm", {"channel": "email", "purpose": "service"}),
-        ("template.changed", "ann", "", "template confirm", {"fields": ["text"]}),
-        ("template.deleted", "ann", "", "template confirm", {"channel": "email", "purpose": "service"}),
+        ("template.created", "ann", "", "template news", {"channel": "email", "purpose": "marketing"}),
+        ("template.changed", "ann", "", "template news", {"fields": ["text"]}),
+        ("template.deleted", "ann", "", "template news", {"channel": "email", "purpose": "marketing"}),
     ]
     assert not Template.objects.exists()
 
@@ -99,10 +86,12 @@ def test_the_admins_bulk_delete_logs_each_template(client, staff):
 def test_an_admin_change_stamps_updated_at(client, staff):
     with time_machine.travel(datetime(2025, 6, 1, tzinfo=UTC), tick=False):
         client.force_login(staff)
-        client.post(admin_url("add"), FORM)
+        client.post(admin_url("add"), ADMIN_FORM)
     with time_machine.travel(datetime(2025, 6, 2, tzinfo=UTC), tick=False):
         client.force_login(staff)
-        client.post(admin_url("change", Template.objects.get().pk), {**FORM, "name": "Confirm it"})
+        client.post(
+            admin_url("change", Template.objects.get().pk), {**ADMIN_FORM, "name": "News of the week"}
+        )
     template = Template.objects.get()
     assert (template.created_at.day, template.updated_at.day) == (1, 2)
 

@@ -9,22 +9,9 @@ from django.urls import reverse
 
 from channels.models import Template
 from channels.templates import template_problems
+from tests.channels.conftest import ADMIN_FORM
 
 NESTED_LOOPS = "".join(f'{{% for v{i} in "0123456789" %}}' for i in range(6)) + "x" + "{% endfor %}" * 6
-
-ADMIN_FORM = {
-    "slug": "news",
-    "name": "News",
-    "channel": "email",
-    "purpose": "marketing",
-    "subject": "Hello {{ customer.first_name }}",
-    "text": "Hi",
-    "html": "",
-    "method": "POST",
-    "url": "",
-    "headers": "{}",
-    "secret": "s3cret-s3cret-s3cret",
-}
 
 
 @pytest.mark.parametrize(
