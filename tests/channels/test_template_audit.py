@@ -136,3 +136,10 @@ def test_deleting_keeps_the_templates_messages_and_says_how_many(make_customer, 
     assert delete_templates(templates=[template], actor="command") == 1
     assert Message.objects.get().template_id is None
     assert entries()[0][:3] == ("template.deleted", None, "command")
+
+
+def test_the_api_names_the_staff_member_of_a_session(staff):
+    client = APIClient()
+    client.force_login(staff)
+    assert client.post("/api/v1/templates", BODY, format="json").status_code == 201
+    assert entries()[0][:3] == ("template.created", "ann", "")
