@@ -13,7 +13,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from channels.models import Message, Template
-from channels.rendering import SAMPLE_CUSTOMER, RenderError, preview, template_problems
+from channels.preview import preview
+from channels.rendering import SAMPLE_CUSTOMER, RenderError
+from channels.sendtest import SendTestError, send_test
+from channels.templates import delete_templates, save_template, template_problems
 from customers.admin import ReadOnlyAdminMixin
 from customers.models import Customer
 
@@ -27,7 +30,7 @@ PREVIEW_HTML_POLICY = (
 
 
 class TemplateForm(forms.ModelForm):
-    """The check on save (channels.rendering.template_problems, which the API
+    """The check on save (channels.templates.template_problems, which the API
     runs too), each problem on its field."""
 
     class Meta:
@@ -46,16 +49,20 @@ class TemplateForm(forms.ModelForm):
         return cleaned
 
 
-def find_customer(query: str) -> Customer | None:
-    """The customer with this external id, email or phone (exact)."""
+def find_customer(query: str) -> tuple[Customer | None, str]:
+    """(the customer with this external id, email or phone (exact), "") or
+    (None, what to tell the person who asked)."""
     query = query.strip()
-    if not query:
-        return None
-    return (
-        Customer.objects.filter(Q(external_id=query) | Q(email__iexact=query) | Q(phone=query))
-        .order_by("pk")
-        .first()
-    )
+    customer = None
+    if query:
+        customer = (
+            Customer.objects.filter(Q(external_id=query) | Q(email__iexact=query) | Q(phone=query))
+            .order_by("pk")
+            .first()
+        )
+    if customer is None:
+        return None, f"No customer has the external id, email or phone “{query}”."
+    return customer, ""
 
 
 def preview_parts(rendered: dict) -> list[tuple[str, str, bool]]:
@@ -110,11 +117,18 @@ class TemplateAdmin(admin.ModelAdmin):
         )
         return [preview_url, preview_html_url, send_test_url, *super().get_urls()]
 
+    def save_model(self, request, obj, form, change):
+        save_template(template=obj, user=request.user)
+
+    def delete_model(self, request, obj):
+        delete_templates(templates=[obj], user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        delete_templates(templates=queryset, user=request.user)
+
     def send_test_view(self, request, object_id):
         """Send the template now, rendered for a chosen customer, to that
         customer or to a given address (channels.sendtest.send_test)."""
-        from channels.sendtest import SendTestError, send_test
-
         template = self.get_object(request, object_id)
         if template is None:
             raise Http404("No such template")
@@ -126,10 +140,8 @@ class TemplateAdmin(admin.ModelAdmin):
         to = (request.POST.get("to") or "").strip()
         problem, message = "", None
         if request.method == "POST":
-            customer = find_customer(query)
-            if customer is None:
-                problem = f"No customer has the external id, email or phone “{query}”."
-            else:
+            customer, problem = find_customer(query)
+            if customer is not None:
                 try:
                     message = send_test(template=template, customer=customer, to=to or None)
                 except SendTestError as exc:
@@ -163,9 +175,7 @@ class TemplateAdmin(admin.ModelAdmin):
         if query:
             if not request.user.has_perm("customers.view_customer"):
                 raise PermissionDenied
-            customer = find_customer(query)
-            if customer is None:
-                problem = f"No customer has the external id, email or phone “{query}”."
+            customer, problem = find_customer(query)
         rendered, render_error = None, ""
         if not problem:
             try:

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
+from channels.api_schema import SEND_TEST_EXAMPLES, TEMPLATE_EXAMPLES
 from channels.models import Template
-from channels.rendering import template_problems
-from maestra.api.errors import ApiError, Conflict, error
+from channels.sendtest import SendTestError, send_test
+from channels.templates import delete_templates, save_template, template_problems
+from customers.models import Customer
+from maestra.api.errors import ApiError, error
+from maestra.api.models import ApiKey
 from maestra.api.serializers import StrictMixin, require_object
 from maestra.api.views import ApiMixin, ApiView, get_or_404
+
+# What a template's body has, in and out (a webhook's secret only goes in).
+FIELDS = ["slug", "name", "channel", "purpose", "subject", "text", "html", "method", "url", "headers"]
 
 
 class TemplateInputSerializer(StrictMixin, serializers.ModelSerializer):
@@ -32,19 +37,7 @@ class TemplateInputSerializer(StrictMixin, serializers.ModelSerializer):
 
     class Meta:
         model = Template
-        fields = [
-            "slug",
-            "name",
-            "channel",
-            "purpose",
-            "subject",
-            "text",
-            "html",
-            "method",
-            "url",
-            "headers",
-            "secret",
-        ]
+        fields = [*FIELDS, "secret"]
 
     def validate(self, attrs):
         # The check every save of a template goes through (admin form too).
@@ -61,59 +54,23 @@ class TemplateInputSerializer(StrictMixin, serializers.ModelSerializer):
 class TemplateOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Template
-        fields = [
-            "slug",
-            "name",
-            "channel",
-            "purpose",
-            "subject",
-            "text",
-            "html",
-            "method",
-            "url",
-            "headers",
-            "created_at",
-            "updated_at",
-        ]
+        fields = [*FIELDS, "created_at", "updated_at"]
 
 
-def _save(serializer: TemplateInputSerializer) -> Template:
-    try:
-        with transaction.atomic():
-            # Without a `secret` the model's default generates one.
-            return serializer.save(updated_at=timezone.now())
-    except IntegrityError:
-        raise Conflict([error("a template with this slug already exists", field="slug")]) from None
+def _who(request) -> dict:
+    """Who the audit entry names: the staff member of a session, or the API key."""
+    if isinstance(request.auth, ApiKey):
+        return {"user": None, "actor": f"api key {request.auth.prefix}"}
+    return {"user": request.user, "actor": ""}
 
 
-EXAMPLES = [
-    OpenApiExample(
-        "Email",
-        value={
-            "slug": "confirm",
-            "name": "Confirm your subscription",
-            "channel": "email",
-            "purpose": "service",
-            "subject": "Please confirm, {{ customer.first_name }}",
-            "text": "Click to confirm.",
-            "html": "<p>Click to confirm.</p>",
-        },
-        request_only=True,
-    ),
-    OpenApiExample(
-        "Webhook",
-        value={
-            "slug": "crm-sync",
-            "name": "Tell the CRM",
-            "channel": "webhook",
-            "method": "POST",
-            "url": "https://crm.example.com/hooks/maestra",
-            "headers": {"X-Source": "maestra"},
-            "text": '{"customer": "{{ customer.external_id }}"}',
-        },
-        request_only=True,
-    ),
-]
+def _save(request, serializer: TemplateInputSerializer, template: Template | None = None) -> Template:
+    """The checked body onto `template` (a new one when None), saved through
+    channels.templates; without a `secret` the model's default generates one."""
+    template = template or Template()
+    for name, value in serializer.validated_data.items():
+        setattr(template, name, value)
+    return save_template(template=template, **_who(request))
 
 
 class TemplateListView(ApiMixin, generics.ListAPIView):
@@ -129,13 +86,13 @@ class TemplateListView(ApiMixin, generics.ListAPIView):
         summary="Create a template",
         request=TemplateInputSerializer,
         responses={201: TemplateOutputSerializer, 409: {"$ref": "#/components/schemas/Errors"}},
-        examples=EXAMPLES,
+        examples=TEMPLATE_EXAMPLES,
         tags=["templates"],
     )
     def post(self, request):
         serializer = TemplateInputSerializer(data=require_object(request.data))
         serializer.is_valid(raise_exception=True)
-        template = _save(serializer)
+        template = _save(request, serializer)
         return Response(TemplateOutputSerializer(template).data, status=status.HTTP_201_CREATED)
 
 
@@ -161,7 +118,7 @@ class TemplateDetailView(ApiView):
             )
         serializer = TemplateInputSerializer(template, data={**body, "slug": slug}, partial=partial)
         serializer.is_valid(raise_exception=True)
-        return Response(TemplateOutputSerializer(_save(serializer)).data)
+        return Response(TemplateOutputSerializer(_save(request, serializer, template)).data)
 
     @extend_schema(
         operation_id="template_replace",
@@ -187,7 +144,7 @@ class TemplateDetailView(ApiView):
         operation_id="template_delete", summary="Delete a template", responses={204: None}, tags=["templates"]
     )
     def delete(self, request, slug: str):
-        self._get(slug).delete()
+        delete_templates(templates=[self._get(slug)], **_who(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -215,24 +172,10 @@ class TemplateSendTestView(ApiView):
             ),
             404: {"$ref": "#/components/schemas/Errors"},
         },
-        examples=[
-            OpenApiExample("To the customer", value={"customer": "c-1"}, request_only=True),
-            OpenApiExample(
-                "To another address", value={"customer": "c-1", "to": "me@shop.example"}, request_only=True
-            ),
-            OpenApiExample(
-                "Sent",
-                value={"id": 812, "status": "sent", "reason": "", "to": "me@shop.example"},
-                response_only=True,
-                status_codes=["201"],
-            ),
-        ],
+        examples=SEND_TEST_EXAMPLES,
         tags=["templates"],
     )
     def post(self, request, slug: str):
-        from channels.sendtest import SendTestError, send_test
-        from customers.models import Customer
-
         template = self._template(slug)
         body = require_object(request.data)
         problems = [error("unknown field", field=str(key)) for key in body if key not in ("customer", "to")]

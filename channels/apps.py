@@ -2,6 +2,9 @@ from django.apps import AppConfig
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from channels.audit import TEMPLATE_ACTIONS
+from maestra.audit.actions import register_actions
+
 
 class ChannelsConfig(AppConfig):
     # Not Django Channels: the delivery channels (email, SMS, push, webhook).
@@ -10,9 +13,10 @@ class ChannelsConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here: apps.py is imported before the model registry is
-        # ready, and the policy code may import models.
+        # ready, and the policy code imports models.
         from channels.checks import check_policy
 
+        register_actions(*TEMPLATE_ACTIONS)
         checks.register(check_policy)
         # gunicorn and qcluster never run system checks: a bad policy setting
         # must still stop the process at start, not the first delivery.

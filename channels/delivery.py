@@ -314,9 +314,19 @@ def deliver_all_due(*, limit: int = 500, max_rounds: int = 10_000) -> dict[str, 
     return result
 
 
-def deliver_task() -> dict[str, int]:
-    """The django-q2 task (schedule it, e.g. every minute: `channels.delivery.deliver_task`)."""
-    return deliver_all_due()
+def drain() -> dict[str, int]:
+    """Deliver everything due, until nothing is: the sends whose worker
+    vanished are swept first, then deliver_all_due. The django-q2 task
+    (channels.tasks.deliver_task) and the last step of a flows tick."""
+    counts = Counter(expired=expire_leases())
+    counts.update(deliver_all_due())
+    return dict(counts)
+
+
+# TRANSITIONAL (issue 12): removed after the next release. The task's old
+# path, which django-q2 Schedules and queued tasks may still name; the task
+# is channels.tasks.deliver_task.
+deliver_task = drain
 
 
 def _webhook_secrets(rows: list[dict]) -> dict[int, str]:
@@ -359,12 +369,17 @@ def _send(row: dict, *, backends: dict[str, Backend | Exception], secret: str) -
     if isinstance(backend, Exception):
         return SendResult(outcome=Outcome.RETRY, reason=f"backend_misconfigured: {backend}"[:300])
     message = Outgoing(id=row["id"], channel=row["channel"], rendered=row["rendered"] or {}, secret=secret)
+    return send_one(message, backend=backend)
+
+
+def send_one(message: Outgoing, *, backend: Backend) -> SendResult:
+    """One provider call, for the worker and for a test send. A backend that
+    raises may have sent the request already: the outcome is unknown, and an
+    unknown outcome is never retried."""
     try:
         return backend.send(message)
     except Exception as exc:
-        # A backend bug after the request may have gone out: the outcome is
-        # unknown, and an unknown outcome is never retried.
-        logger.exception("the %s backend raised on message %s", row["channel"], row["id"])
+        logger.exception("the %s backend raised on message %s", message.channel, message.id)
         return SendResult(
             outcome=Outcome.FAILED, reason=f"{UNKNOWN_OUTCOME}: {type(exc).__name__}: {exc}"[:300]
         )

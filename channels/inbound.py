@@ -34,9 +34,10 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from channels.addresses import normalize_phone
 from channels.models import Message
-from channels.outbox import normalize_phone
 from customers.models import Customer, Subscription
+from customers.services import set_subscriptions
 from maestra.errors import ApplicationError, error
 
 MAX_EVENTS = 1000
@@ -109,8 +110,6 @@ def validate(events: Any) -> list[dict]:
 def process_provider_events(*, events: list[dict]) -> dict[str, int]:
     """Apply validated events. Returns counts: bounced_hard, bounced_soft,
     complaints, sms_stops, ignored (nothing matched, or a reply that is not STOP)."""
-    from customers.services import set_subscriptions
-
     counts = {"bounced_hard": 0, "bounced_soft": 0, "complaints": 0, "sms_stops": 0, "ignored": 0}
     ids = {pk for e in events if (pk := message_pk(e.get("message_id"))) is not None}
     messages = dict(Message.objects.filter(id__in=ids).values_list("id", "customer_id")) if ids else {}

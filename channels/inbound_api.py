@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from channels.api_schema import PROVIDER_EVENTS_EXAMPLES
 from channels.inbound import HEADER, process_provider_events, secret_ok, validate
 from maestra.api.errors import ApiError, error
 from maestra.api.views import ApiView
@@ -44,25 +45,7 @@ class ProviderEventsView(ApiView):
             ),
             403: {"$ref": "#/components/schemas/Errors"},
         },
-        examples=[
-            OpenApiExample(
-                "Bounce, complaint, STOP",
-                value={
-                    "events": [
-                        {"type": "bounce", "message_id": "<maestra-812@shop.example>", "bounce_type": "hard"},
-                        {"type": "complaint", "email": "ann@example.com"},
-                        {"type": "sms_reply", "phone": "+4915112345678", "text": "STOP"},
-                    ]
-                },
-                request_only=True,
-            ),
-            OpenApiExample(
-                "Counts",
-                value={"bounced_hard": 1, "bounced_soft": 0, "complaints": 1, "sms_stops": 1, "ignored": 0},
-                response_only=True,
-                status_codes=["200"],
-            ),
-        ],
+        examples=PROVIDER_EVENTS_EXAMPLES,
         tags=["inbound"],
     )
     def post(self, request):

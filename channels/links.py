@@ -21,12 +21,15 @@ from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from customers.errors import InvalidInput
 from customers.models import Channel, Customer, Subscription
+from customers.services import set_subscriptions
 
 ACTIONS = ("confirm", "unsubscribe", "preferences")
 # Channels a person can subscribe to (a webhook goes to an integrator, not a person).
 PERSONAL_CHANNELS = tuple(c for c in Channel.values if c != Channel.WEBHOOK)
 SOURCE = "link"
+GONE = "This link belongs to a profile that no longer exists."
 
 
 class InvalidLink(Exception):
@@ -85,33 +88,42 @@ def template_uses_links(template) -> bool:
 
 # --- the public pages -----------------------------------------------------------
 
-
-def _invalid(request, error: InvalidLink | str):
-    return render(
-        request,
-        "public/link_invalid.html",
-        {"message": str(error)},
-        status=400,
-    )
-
-
-def _set(customer_id: int, channel: str, status: str) -> bool:
-    """Change through the customers service (emits subscription_changed).
-    False when the customer no longer exists."""
-    from customers.services import InvalidInput, set_subscriptions
-
-    try:
-        set_subscriptions(changes=[(customer_id, channel, status)], source=SOURCE)
-    except InvalidInput:
-        return False
-    return True
-
-
-def _customer_exists(customer_id: int) -> bool:
-    return Customer.objects.filter(id=customer_id).exists()
-
-
 CHANNEL_LABELS = dict(Channel.choices)
+
+
+def _invalid(request, error: InvalidLink):
+    return render(request, "public/link_invalid.html", {"message": str(error)}, status=400)
+
+
+def _open(token: str, action: str) -> tuple[int, str]:
+    """(customer_id, channel) of a valid token whose customer still exists,
+    else InvalidLink."""
+    customer_id, channel = read_token(token=token, action=action)
+    if not Customer.objects.filter(id=customer_id).exists():
+        raise InvalidLink(GONE)
+    return customer_id, channel
+
+
+def _set(changes: list[tuple[int, str, str]]) -> None:
+    """Change through the customers service (emits subscription_changed);
+    InvalidLink when the customer was erased meanwhile."""
+    try:
+        set_subscriptions(changes=changes, source=SOURCE)
+    except InvalidInput:
+        raise InvalidLink(GONE) from None
+
+
+def _subscription_view(request, token: str, *, action: str, status: str):
+    """GET: a button; POST (the button): sets the subscription to the
+    token's channel to `status`. The page is public/<action>.html."""
+    try:
+        customer_id, channel = _open(token, action)
+        if request.method == "POST":
+            _set([(customer_id, channel, status)])
+    except InvalidLink as exc:
+        return _invalid(request, exc)
+    context = {"channel": CHANNEL_LABELS[channel], "token": token, "done": request.method == "POST"}
+    return render(request, f"public/{action}.html", context)
 
 
 @csrf_exempt
@@ -119,35 +131,13 @@ CHANNEL_LABELS = dict(Channel.choices)
 def unsubscribe_view(request, token: str):
     """GET: a confirm button. POST (the button, or a provider's RFC 8058
     one-click `List-Unsubscribe=One-Click`): unsubscribes from the channel."""
-    try:
-        customer_id, channel = read_token(token=token, action="unsubscribe")
-    except InvalidLink as exc:
-        return _invalid(request, exc)
-    if not _customer_exists(customer_id):
-        return _invalid(request, "This link belongs to a profile that no longer exists.")
-    context = {"channel": CHANNEL_LABELS[channel], "token": token}
-    if request.method == "GET":
-        return render(request, "public/unsubscribe.html", {**context, "done": False})
-    if not _set(customer_id, channel, Subscription.Status.UNSUBSCRIBED):
-        return _invalid(request, "This link belongs to a profile that no longer exists.")
-    return render(request, "public/unsubscribe.html", {**context, "done": True})
+    return _subscription_view(request, token, action="unsubscribe", status=Subscription.Status.UNSUBSCRIBED)
 
 
 @require_http_methods(["GET", "POST"])
 def confirm_view(request, token: str):
     """GET: a confirm button; POST: subscribes the customer to the channel."""
-    try:
-        customer_id, channel = read_token(token=token, action="confirm")
-    except InvalidLink as exc:
-        return _invalid(request, exc)
-    if not _customer_exists(customer_id):
-        return _invalid(request, "This link belongs to a profile that no longer exists.")
-    context = {"channel": CHANNEL_LABELS[channel], "token": token}
-    if request.method == "GET":
-        return render(request, "public/confirm.html", {**context, "done": False})
-    if not _set(customer_id, channel, Subscription.Status.SUBSCRIBED):
-        return _invalid(request, "This link belongs to a profile that no longer exists.")
-    return render(request, "public/confirm.html", {**context, "done": True})
+    return _subscription_view(request, token, action="confirm", status=Subscription.Status.SUBSCRIBED)
 
 
 @require_http_methods(["GET", "POST"])
@@ -155,11 +145,9 @@ def preferences_view(request, token: str):
     """Every personal channel with a subscribe / unsubscribe choice; POST
     applies the choices that differ from what is stored."""
     try:
-        customer_id, channel = read_token(token=token, action="preferences")
+        customer_id, channel = _open(token, "preferences")
     except InvalidLink as exc:
         return _invalid(request, exc)
-    if not _customer_exists(customer_id):
-        return _invalid(request, "This link belongs to a profile that no longer exists.")
     current = dict(Subscription.objects.filter(customer_id=customer_id).values_list("channel", "status"))
     saved = False
     errors = []
@@ -174,12 +162,10 @@ def preferences_view(request, token: str):
             elif wanted != current.get(name):
                 changes.append((customer_id, name, wanted))
         if not errors:
-            from customers.services import InvalidInput, set_subscriptions
-
             try:
-                set_subscriptions(changes=changes, source=SOURCE)
-            except InvalidInput:
-                return _invalid(request, "This link belongs to a profile that no longer exists.")
+                _set(changes)
+            except InvalidLink as exc:
+                return _invalid(request, exc)
             current.update({name: status for _cid, name, status in changes})
             saved = True
     rows = [

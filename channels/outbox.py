@@ -8,15 +8,14 @@ the commit.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from channels import addresses
+from channels.addresses import CUSTOMER_COLUMNS, recipient
 from channels.links import links_for, template_uses_links
 from channels.models import Message, Template
 from channels.rendering import RENDER_ERROR, TEMPLATE_ERROR, RenderError, build_context, render_template
@@ -32,9 +31,9 @@ class Reason:
 
     NOT_SUBSCRIBED = "not_subscribed"
     UNSUBSCRIBED = "unsubscribed"
-    NO_ADDRESS = "no_address"
-    INVALID_ADDRESS = "invalid_address"
-    NO_TOKEN = "no_token"
+    NO_ADDRESS = addresses.NO_ADDRESS
+    INVALID_ADDRESS = addresses.INVALID_ADDRESS
+    NO_TOKEN = addresses.NO_TOKEN
     TEST_MODE = "test_mode"
     TEMPLATE_MISSING = "template_missing"
     TEMPLATE_CHANNEL_MISMATCH = "template_channel_mismatch"
@@ -90,82 +89,6 @@ class QueuedMessage:
         template error, no customer): the engine treats that step as failed.
         Any other outcome, not_sent included, is an attempt."""
         return self.status == Message.Status.FAILED and self.reason.startswith(ON_THE_SPOT_REASONS)
-
-
-CUSTOMER_COLUMNS = (
-    "id",
-    "external_id",
-    "email",
-    "email_valid",
-    "phone",
-    "first_name",
-    "last_name",
-    "timezone",
-    "fields",
-    "push_tokens",
-)
-
-_PHONE_NOISE = re.compile(r"[\s().\-]")
-_PHONE = re.compile(r"^\+?[0-9]{6,15}$")
-
-
-def normalize_phone(phone: str) -> str | None:
-    """Digits with an optional leading +, or None when it cannot be a number."""
-    compact = _PHONE_NOISE.sub("", phone or "")
-    return compact if _PHONE.match(compact) else None
-
-
-def usable_web_push_subscriptions(value) -> list[dict]:
-    """The web push subscriptions that can be encrypted to: an http(s) endpoint
-    and both keys."""
-    usable = []
-    for sub in value if isinstance(value, list) else []:
-        if not isinstance(sub, dict):
-            continue
-        keys = sub.get("keys")
-        endpoint = sub.get("endpoint")
-        if (
-            isinstance(endpoint, str)
-            and endpoint.startswith(("https://", "http://"))
-            and isinstance(keys, dict)
-            and isinstance(keys.get("p256dh"), str)
-            and isinstance(keys.get("auth"), str)
-        ):
-            usable.append({"endpoint": endpoint, "keys": {"p256dh": keys["p256dh"], "auth": keys["auth"]}})
-    return usable
-
-
-def recipient(*, channel: str, customer: dict) -> tuple[object | None, str]:
-    """(where the message goes, "") or (None, reason). The destination is
-    stored on the row, so a later change of address does not redirect a
-    message already decided on."""
-    if channel == Channel.EMAIL:
-        email = (customer["email"] or "").strip()
-        if not email:
-            return None, Reason.NO_ADDRESS
-        if not customer["email_valid"]:
-            return None, Reason.INVALID_ADDRESS
-        try:
-            validate_email(email)
-        except ValidationError:
-            return None, Reason.INVALID_ADDRESS
-        return email, ""
-    if channel == Channel.SMS:
-        if not (customer["phone"] or "").strip():
-            return None, Reason.NO_ADDRESS
-        phone = normalize_phone(customer["phone"])
-        return (phone, "") if phone else (None, Reason.INVALID_ADDRESS)
-    tokens = customer["push_tokens"] if isinstance(customer["push_tokens"], dict) else {}
-    if channel == Channel.MOBILE_PUSH:
-        raw = tokens.get("mobile_push")
-        usable = [t for t in raw if isinstance(t, str) and t.strip()] if isinstance(raw, list) else []
-        return (usable, "") if usable else (None, Reason.NO_TOKEN)
-    if channel == Channel.WEB_PUSH:
-        usable = usable_web_push_subscriptions(tokens.get("web_push"))
-        return (usable, "") if usable else (None, Reason.NO_TOKEN)
-    # A webhook goes to the integrator's system named in the template, not to
-    # the person: it needs neither an address nor the person's consent.
-    return "", ""
 
 
 def consent_problem(*, purpose: str, channel: str, status: str | None) -> str:

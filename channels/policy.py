@@ -48,6 +48,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.db.models import Count, Q
+
+from channels.models import Message
+from customers.models import Customer
+from maestra.durations import TOO_LONG, parse_duration
 from maestra.zones import first_moment_at_or_after, zone_or_none
 
 # The channels that reach a person (customers.models.Channel minus webhook).
@@ -62,7 +70,6 @@ _CAP_LOCKS = 0x63617073
 _INT4_KEYS = 2_147_483_647
 
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-_PERIOD = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 
 
 class PolicyError(ValueError):
@@ -147,15 +154,21 @@ def parse_quiet_hours(value: str | None) -> QuietHours | None:
 
 def parse_period(text: str) -> timedelta:
     """A rolling window as an ISO 8601 duration of fixed length: weeks, days,
-    hours, minutes, seconds ("P1D" is 24 hours, "P1W", "PT12H")."""
+    hours, minutes, whole seconds, no sign ("P1D" is 24 hours, "P1W",
+    "PT12H"), at most 100 years (maestra.durations reads it)."""
     text = text.strip()
-    if text.startswith("P") and re.search(r"\d+[YM]", text.split("T", 1)[0]):
+    try:
+        if not text.startswith("P") or "." in text:
+            raise ValueError("signed or fractional")
+        duration = parse_duration(text)
+    except ValueError as exc:
+        detail = (
+            TOO_LONG if str(exc) == TOO_LONG else "is not an ISO 8601 duration such as P1D, P7D, P1W or PT12H"
+        )
+        raise PolicyError(f"{text!r} {detail}") from None
+    if duration.years or duration.months:
         raise PolicyError(f"{text!r}: months and years have no fixed length; use days or weeks (e.g. P30D)")
-    match = _PERIOD.match(text)
-    if not match or text == "P":
-        raise PolicyError(f"{text!r} is not an ISO 8601 duration such as P1D, P7D, P1W or PT12H")
-    weeks, days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    period = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    period = duration.approximate()
     if period <= timedelta(0):
         raise PolicyError(f"{text!r} is empty; a period must be longer than zero")
     return period
@@ -205,9 +218,6 @@ def current_policy() -> Policy:
     """The policy the settings describe (parsed once per distinct value, so
     override_settings in tests takes effect). Raises ImproperlyConfigured on
     a value that cannot be read."""
-    from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
-
     raw = (
         getattr(settings, "MAESTRA_QUIET_HOURS", ""),
         getattr(settings, "MAESTRA_FREQUENCY_CAPS", ""),
@@ -261,8 +271,6 @@ def enforce(rows: list[dict], *, now: datetime, policy: Policy) -> Decision:
     claim's transaction. Deferred rows get their next_attempt_at moved to the
     end of the quiet hours, refused rows become not_sent; both are written
     here. Returns the rows to send."""
-    from channels.models import Message
-
     held = [r for r in rows if r["marketing"] and r["channel"] in PERSONAL_CHANNELS]
     if not held or not policy.active:
         return Decision(send_ids=[r["id"] for r in rows])
@@ -297,8 +305,6 @@ def _quiet_hours(
 ) -> list[dict]:
     """Hold the rows whose customer's local time is inside the quiet hours;
     return the others."""
-    from customers.models import Customer
-
     quiet = policy.quiet_hours
     assert quiet is not None
     zones = dict(
@@ -328,10 +334,6 @@ def _quiet_hours(
 def _caps(rows: list[dict], *, now: datetime, policy: Policy, refuse: dict[str, list[int]]) -> None:
     """Refuse the rows over their channel's cap. The customers are locked
     first, so the count cannot change before this transaction commits."""
-    from django.db.models import Count, Q
-
-    from channels.models import Message
-
     customer_ids = sorted({r["customer_id"] for r in rows})
     lock_customers(customer_ids)
     channels = sorted({r["channel"] for r in rows})
@@ -366,8 +368,6 @@ def _caps(rows: list[dict], *, now: datetime, policy: Policy, refuse: dict[str, 
 def lock_customers(customer_ids: list[int]) -> None:
     """Transaction-level advisory locks on these customers (PostgreSQL only),
     in key order. Held until the claim commits."""
-    from django.db import connection
-
     if connection.vendor != "postgresql" or not customer_ids:
         return
     keys = sorted({customer_id % _INT4_KEYS for customer_id in customer_ids})

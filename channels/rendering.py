@@ -27,8 +27,9 @@ customers and integrations send us, so the engine is locked down:
 Errors are RenderError with a `code`: `template_error` when the template
 itself must be fixed (it does not compile, a filter is asked for more than its
 cap), `render_error` when this render failed (past the budget, data too deep,
-an exception while rendering). `template_problems` is the check on save (admin
-form, API): the same compiler and renderer, on a sample customer.
+an exception while rendering). `sample_render_problem` renders a template's
+sources for a sample customer with the same compiler and budget: the check on
+save (channels/templates.py) and the flow validation use it.
 """
 
 from __future__ import annotations
@@ -524,7 +525,8 @@ def render_template(*, template: Any, context: dict) -> dict:
     raise RenderError(f"channel: unknown channel {channel!r}")
 
 
-# A stand-in for the parts of a context a preview has no real data for.
+# A stand-in for the parts of a context a preview (channels/preview.py) or the
+# check on save has no real data for.
 PREVIEW_EXTRA = {"event": {}, "promo_code": "PREVIEW-CODE", "flow": {"name": "Preview"}}
 # Who a template is rendered for when no real customer is at hand: the admin's
 # preview without a chosen customer, the check on save, the flow validation.
@@ -537,18 +539,6 @@ SAMPLE_CUSTOMER = {
     "timezone": "Europe/Berlin",
     "fields": {},
 }
-
-
-def preview(*, template: Any, customer: Any, context: dict | None = None) -> dict:
-    """Render a template for one customer, for the admin's preview. Raises
-    RenderError like a real send would."""
-    extra = dict(context or PREVIEW_EXTRA)
-    customer_id = customer.get("id") if isinstance(customer, dict) else getattr(customer, "pk", None)
-    if customer_id and "links" not in extra:
-        from channels.links import links_for  # links imports the URL conf's views
-
-        extra["links"] = links_for(customer_id=customer_id, channel=template.channel)
-    return render_template(template=template, context=build_context(customer=customer, extra=extra))
 
 
 # --- the check on save -------------------------------------------------------------
@@ -592,32 +582,3 @@ def sample_render_problem(template: Any) -> tuple[str, str] | None:
         except RenderError as exc:
             return field, str(exc).removeprefix(f"{field}: ")
     return None
-
-
-def template_problems(template: Any) -> dict[str, str]:
-    """What is wrong with a template, by field ("text", "headers.X-Tier"): the
-    check when one is saved (admin form, API). Every source compiles (no
-    syntax error, no unknown tag or filter), webhook headers are texts, the
-    channel has the parts it needs, and the template renders for the sample
-    customer within the render budget, as the flow validation renders it."""
-    get = template.get if isinstance(template, Mapping) else lambda name: getattr(template, name, None)
-    problems: dict[str, str] = {}
-    headers = get("headers")
-    if headers is not None and not isinstance(headers, dict):
-        problems["headers"] = "must be an object of header names and their texts"
-    for field, source, html in template_sources(template):
-        if not isinstance(source, str):
-            problems[field] = "must be text"
-        elif problem := template_syntax_problem(source, html=html):
-            problems[field] = f"template syntax error: {problem}"
-    channel = get("channel")
-    if channel == "webhook" and not (get("url") or "").strip():
-        problems.setdefault("url", "a webhook template needs a url")
-    if channel == "email" and not ((get("text") or "").strip() or (get("html") or "").strip()):
-        problems.setdefault("text", "an email template needs a text or an html body")
-    if channel == "sms" and not (get("text") or "").strip():
-        problems.setdefault("text", "an SMS template needs a text")
-    if not problems and (found := sample_render_problem(template)):
-        field, problem = found
-        problems[field] = f"does not render for a sample customer: {problem}"
-    return problems

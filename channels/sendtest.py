@@ -18,12 +18,13 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
 
+from channels.addresses import CUSTOMER_COLUMNS, normalize_phone, recipient
 from channels.backends import Outcome, Outgoing, SendResult, get_backend
-from channels.delivery import UNKNOWN_OUTCOME
+from channels.delivery import send_one
 from channels.links import link_url
 from channels.models import Message, Template
-from channels.outbox import CUSTOMER_COLUMNS, normalize_phone, recipient
-from channels.rendering import RenderError, preview
+from channels.preview import preview
+from channels.rendering import RenderError
 from customers.models import Channel, Customer
 
 
@@ -125,16 +126,14 @@ def send_test(*, template: Template, customer: Customer, to: str | None = None) 
 
 
 def _send(outgoing: Outgoing) -> SendResult:
+    """Through a backend of its own, closed at once; a misconfigured backend
+    fails the test (no retries: the tester is waiting)."""
     try:
         backend = get_backend(outgoing.channel)
     except Exception as exc:
         return SendResult(outcome=Outcome.FAILED, reason=f"backend_misconfigured: {exc}"[:300])
     try:
-        return backend.send(outgoing)
-    except Exception as exc:
-        return SendResult(
-            outcome=Outcome.FAILED, reason=f"{UNKNOWN_OUTCOME}: {type(exc).__name__}: {exc}"[:300]
-        )
+        return send_one(outgoing, backend=backend)
     finally:
         with contextlib.suppress(Exception):  # closing a broken connection: nothing left to do
             backend.close()

@@ -16,6 +16,21 @@ from channels.models import Message, Template
 from channels.outbox import SendRequest, queue_messages
 from customers.models import Customer, Subscription
 
+# A valid template as the admin's add form posts it.
+ADMIN_FORM = {
+    "slug": "news",
+    "name": "News",
+    "channel": "email",
+    "purpose": "marketing",
+    "subject": "Hello {{ customer.first_name }}",
+    "text": "Hi",
+    "html": "",
+    "method": "POST",
+    "url": "",
+    "headers": "{}",
+    "secret": "s3cret-s3cret-s3cret",
+}
+
 
 @pytest.fixture
 def make_customer(db):

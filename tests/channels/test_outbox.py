@@ -4,8 +4,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from channels.addresses import normalize_phone
 from channels.models import Message, Template
-from channels.outbox import SendRequest, normalize_phone, queue_messages
+from channels.outbox import SendRequest, queue_messages
 
 pytestmark = pytest.mark.django_db
 
@@ -237,6 +238,34 @@ def test_an_empty_batch_does_nothing():
 )
 def test_phone_normalization(raw, expected):
     assert normalize_phone(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("+49 (151) 234-5678", "+491512345678"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("+1 (202) 555-0123", "+12025550123"),
+        # The national trunk prefix written after the country code goes.
+        ("+49 (0)151 234-5678", "+491512345678"),
+        # Too short for any number of its country, or no such country code.
+        ("+123", None),
+        ("+1234567", None),
+        ("+999 123 456 789", None),
+        # Longer than E.164 allows; letters are not read as a vanity number.
+        ("+49 151 2345 6789 0123", None),
+        ("+1 800 FLOWERS", None),
+    ],
+)
+def test_phone_numbers_with_a_country_code_are_sent_in_e164(raw, expected):
+    assert normalize_phone(raw) == expected
+
+
+def test_an_sms_goes_to_the_e164_form_of_the_customers_number(make_customer, make_template):
+    make_template("t", channel="sms", purpose="service", text="Body")
+    customer = make_customer(phone="+49 (0)151 234-5678")
+    outcome = queue_one(request(customer, "t", "sms"))
+    assert (outcome.status, Message.objects.get().rendered["to"]) == ("queued", "+491512345678")
 
 
 def test_the_template_purpose_defaults_to_marketing(make_template):

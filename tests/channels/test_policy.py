@@ -136,6 +136,25 @@ def test_bad_frequency_caps_are_refused(value, message):
 
 
 @pytest.mark.parametrize(
+    ("period", "message"),
+    [
+        ("-P1D", "not an ISO 8601 duration"),
+        ("+P1D", "not an ISO 8601 duration"),
+        ("PT1.5S", "not an ISO 8601 duration"),
+        ("P1Y2M", "months and years have no fixed length"),
+        # The bound of every duration (maestra.durations): before, a huge
+        # period overflowed a timedelta at start with no word on the setting.
+        ("P36501D", "'P36501D' must be at most 100 years"),
+        ("P99999999999999W", "must be at most 100 years"),
+    ],
+)
+def test_a_cap_period_is_read_as_a_duration_of_fixed_length(period, message):
+    with pytest.raises(PolicyError, match=message):
+        parse_period(period)
+    assert parse_period("P1W2DT3H4M5S") == timedelta(weeks=1, days=2, hours=3, minutes=4, seconds=5)
+
+
+@pytest.mark.parametrize(
     ("name", "value", "message"),
     [
         ("MAESTRA_QUIET_HOURS", "22-7", "MAESTRA_QUIET_HOURS='22-7': the start '22' is not a time HH:MM"),

@@ -1,7 +1,8 @@
 import pytest
 
 from channels.models import Template
-from channels.rendering import RenderError, build_context, preview, render_string, render_template
+from channels.preview import preview
+from channels.rendering import RenderError, build_context, render_string, render_template
 from customers.models import Customer
 
 

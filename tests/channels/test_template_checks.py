@@ -1,5 +1,5 @@
 """Templates are checked when saved (SPEC §12), by one function
-(channels.rendering.template_problems) in the admin form and the API: syntax,
+(channels.templates.template_problems) in the admin form and the API: syntax,
 unknown tags and filters, webhook headers, the channel's required parts, and
 a render for a sample customer within the render budget. The API's side is
 in tests/api/test_template_checks_api.py."""
@@ -8,23 +8,10 @@ import pytest
 from django.urls import reverse
 
 from channels.models import Template
-from channels.rendering import template_problems
+from channels.templates import template_problems
+from tests.channels.conftest import ADMIN_FORM
 
 NESTED_LOOPS = "".join(f'{{% for v{i} in "0123456789" %}}' for i in range(6)) + "x" + "{% endfor %}" * 6
-
-ADMIN_FORM = {
-    "slug": "news",
-    "name": "News",
-    "channel": "email",
-    "purpose": "marketing",
-    "subject": "Hello {{ customer.first_name }}",
-    "text": "Hi",
-    "html": "",
-    "method": "POST",
-    "url": "",
-    "headers": "{}",
-    "secret": "s3cret-s3cret-s3cret",
-}
 
 
 @pytest.mark.parametrize(

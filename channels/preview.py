@@ -1,0 +1,21 @@
+"""A template rendered for one customer, as a send would render it: the
+admin's preview and a test send (channels/sendtest.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.links import links_for
+from channels.rendering import PREVIEW_EXTRA, build_context, render_template
+
+
+def preview(*, template: Any, customer: Any, context: dict | None = None) -> dict:
+    """Render `template` for `customer` (a Customer, a values() row, or
+    rendering.SAMPLE_CUSTOMER); `context` replaces the stand-in event, promo
+    code and flow. A real customer gets real confirm/unsubscribe links.
+    Raises RenderError like a real send would."""
+    extra = dict(context or PREVIEW_EXTRA)
+    customer_id = customer.get("id") if isinstance(customer, dict) else getattr(customer, "pk", None)
+    if customer_id and "links" not in extra:
+        extra["links"] = links_for(customer_id=customer_id, channel=template.channel)
+    return render_template(template=template, context=build_context(customer=customer, extra=extra))
