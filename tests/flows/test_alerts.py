@@ -63,7 +63,7 @@ def test_a_pool_running_low_then_empty_alerts_the_owner_once_per_crossing(sale, 
     issue(pool, 5)
     assert check_alerts()["promo_pools"] == 1
     assert "is empty" in mail.outbox[-1].subject
-    assert AuditEntry.objects.filter(action="alert.promo_pool_low", flow=sale).count() == 2
+    assert AuditEntry.objects.about(sale).filter(action="alert.promo_pool_low").count() == 2
 
 
 @pytest.mark.django_db
