@@ -50,6 +50,9 @@ def test_nested_loops_stop_at_the_iteration_cap_before_they_run(monkeypatch):
     monkeypatch.setattr(
         rendering._LoopBody, "render", lambda self, ctx: bodies.append(1) or original(self, ctx)
     )
+    # This test is about the iteration cap: a stopped CPU clock keeps a loaded
+    # machine (CI with other jobs) from hitting the CPU budget first.
+    monkeypatch.setattr(rendering, "cpu_clock", lambda: 0.0)
 
     with pytest.raises(RenderError) as info:
         render(LOOP_BOMB)
