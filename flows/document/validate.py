@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.document import (
+from flows.document.fields import (
     LAUNCH_LIMIT_MODES,
     datetime_problem,
-    document_settings,
     duration_problem,
-    graph_rows,
     is_int,
     timezone_problem,
 )
-from flows.nodes.base import NodeKind, ValidationContext, get_kind
+from flows.document.format import document_settings, graph_rows
+from flows.nodes import get_kind
+from flows.nodes.base import NodeKind, ValidationContext
 from maestra.sql import MAX_INT
 
 MAX_NODES = 150

@@ -30,8 +30,10 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from customers.errors import InvalidInput
 from customers.models import Customer, Event
-from customers.services import InvalidInput, ensure_customers, store_events
+from customers.services.customers import ensure_customers
+from customers.services.events import store_events
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ MAX_EVENTS = 1000
 FUTURE_TOLERANCE = timedelta(hours=1)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 ITEM_KEYS = ("id", "customer", "type", "occurred_at", "payload")
-SWEEP_TASK = "flows.tick.sweep_task"
+SWEEP_TASK = "flows.tasks.sweep_task"
 
 _MAX_ID = Event._meta.get_field("external_id").max_length
 _MAX_CUSTOMER = Customer._meta.get_field("external_id").max_length

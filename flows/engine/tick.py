@@ -1,5 +1,7 @@
 """One pass of everything that is due (SPEC §8), shared by `flows_tick`, the
-periodic django-q2 task and the tests that travel in time."""
+periodic django-q2 task (flows.tasks.sweep_task) and the tests that travel
+in time. It sits above the lifecycle (pending launches are finished first).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +11,14 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from flows.engine import EngineContext, process_due_runs
-from flows.entry import fire_schedules, match_events
+from channels.delivery import drain
+from flows.engine.batch import EngineContext
+from flows.engine.move import process_due_runs
+
+# Above the lifecycle: a tick first finishes the launches that are due.
+from flows.lifecycle import finish_pending_launches_counted
+from flows.nodes.event import match_events
+from flows.nodes.schedule.firing import fire_schedules
 from maestra.faults import error_text, is_system_error
 
 log = logging.getLogger(__name__)
@@ -32,7 +40,6 @@ def tick(*, deliver: bool = True) -> dict[str, int]:
     raises anyway is logged and counted as `errors.<step>`, and the others
     still run. Only errors of the system itself (the database went away, see
     maestra.faults) propagate."""
-    from flows.lifecycle import finish_pending_launches_counted
 
     totals: Counter = Counter()
     launches = _guarded("launches", finish_pending_launches_counted, totals)
@@ -57,7 +64,7 @@ def tick(*, deliver: bool = True) -> dict[str, int]:
         if not matched and not moved.get("runs"):
             break
     if deliver:
-        totals.update(_prefixed("messages", _guarded("messages", deliver_outbox, totals)))
+        totals.update(_prefixed("messages", _guarded("messages", drain, totals)))
     return {key: value for key, value in totals.items() if value}
 
 
@@ -80,23 +87,5 @@ def error_count(counts: dict[str, int]) -> int:
     return sum(value for key, value in counts.items() if key.endswith(".errors") or key.startswith("errors."))
 
 
-def deliver_outbox() -> dict[str, int]:
-    from channels.delivery import deliver_all_due, expire_leases
-
-    counts = Counter(expired=expire_leases())
-    counts.update(deliver_all_due())
-    return dict(counts)
-
-
 def _prefixed(prefix: str, counts: dict) -> dict[str, int]:
     return {f"{prefix}.{key}": value for key, value in counts.items()}
-
-
-def sweep_task() -> dict[str, int]:
-    """The periodic django-q2 task (registered on migrate): engine work only;
-    delivery runs as its own task so a slow provider never delays timers."""
-    return tick(deliver=False)
-
-
-def deliver_task() -> dict[str, int]:
-    return deliver_outbox()

@@ -12,14 +12,14 @@ from django.db.models import F
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Greatest
 
-from flows.document import is_int
+from flows.document.fields import is_int
 from flows.models import LimitationCounter, LimitationGrant
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from maestra import sql
 from maestra.durations import localize
 
 if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine import Batch
+    from flows.engine.batch import Batch
 
 
 log = logging.getLogger(__name__)

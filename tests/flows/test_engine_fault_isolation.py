@@ -19,14 +19,15 @@ from django.db import OperationalError, connection
 from django.urls import reverse
 
 import customers.services
-import flows.engine
-import flows.tick
+import flows.engine.move
+import flows.engine.tick
 from channels.models import Message, Template
 from customers.models import Customer, Event
 from flows import lifecycle
 from flows.activity import customer_runs, describe_runs
+from flows.engine.tick import tick
 from flows.models import Flow, FlowVersion, Node, Run
-from flows.tick import sweep_task, tick
+from flows.tasks import sweep_task
 from maestra.audit.models import AuditEntry
 from tests.flows.engine_kit import (
     at,
@@ -476,7 +477,7 @@ def test_a_tick_step_that_raises_anyway_is_counted_and_the_other_steps_run(monke
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in one step")
 
-    monkeypatch.setattr(flows.tick, "fire_schedules", broken)
+    monkeypatch.setattr(flows.engine.tick, "fire_schedules", broken)
     with at(NOON):
         ada = customer("ada")
         healthy_flow()
@@ -493,7 +494,7 @@ def test_an_error_of_the_system_stops_the_tick_with_the_reason(monkeypatch):
     def gone(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(flows.engine, "move_batch", gone)
+    monkeypatch.setattr(flows.engine.move, "move_batch", gone)
     with at(NOON):
         ada = customer("ada")
         healthy = healthy_flow()

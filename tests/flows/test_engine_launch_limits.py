@@ -8,8 +8,8 @@ import pytest
 
 from channels.models import Message
 from customers.models import PromoCode, PromoPool
+from flows.engine.tick import tick
 from flows.models import LaunchRecord, Run
-from flows.tick import tick
 from tests.flows.engine_kit import (
     at,
     chain,
@@ -433,7 +433,7 @@ def test_switching_every_time_to_once_blocks_everybody_who_launched(blocks):
 @pytest.mark.django_db
 def test_audience_entry_keeps_customers_who_launched_under_once_out_too(blocks):
     """The same rule for runs entered from a segment (INSERT … SELECT)."""
-    from flows.entry import start_flow_for_segment
+    from flows.engine.entry import start_flow_for_segment
     from tests.flows.engine_kit import static_segment
 
     with at(AUG_10):

@@ -18,9 +18,12 @@ from django.test.utils import CaptureQueriesContext
 
 from channels.models import Message
 from customers.services import store_events
-from flows.engine import EngineContext, process_due_runs
-from flows.entry import fire_schedules, match_events, start_flow_for_segment
+from flows.engine.batch import EngineContext
+from flows.engine.entry import start_flow_for_segment
+from flows.engine.move import process_due_runs
 from flows.models import FlowVersion, Run
+from flows.nodes.event import match_events
+from flows.nodes.schedule.firing import fire_schedules
 from tests.flows.engine_builders import (
     document,
     email_template,

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from customers.models import Customer
+from flows.engine.tick import tick
 from flows.models import Run
-from flows.tick import tick
 from tests.flows.engine_kit import (
     at,
     chain,
@@ -210,7 +210,7 @@ def test_a_missing_or_unreadable_date_stops_the_run(welcome, fields):
 @pytest.mark.django_db
 def test_an_event_path_without_a_trigger_event_stops_the_run(welcome):
     """A run entered from a segment has no trigger event to read a date from."""
-    from flows.entry import start_flow_for_segment
+    from flows.engine.entry import start_flow_for_segment
     from tests.flows.engine_kit import static_segment
 
     now = utc(2026, 7, 1, 12, 0)

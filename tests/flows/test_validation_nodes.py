@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.nodes import REGISTRY, get_kind
-from flows.schedule import next_fire
+from flows.nodes.schedule.recurrence import next_fire
 from tests.flows.document_strategies import CONTEXT
 
 RULE = {"field": "customer.fields.tier", "op": "eq", "value": "gold"}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flows.document import timezone_problem
+from flows.document.fields import timezone_problem
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from flows.nodes.condition import rule_problems
-from flows.schedule import validate_recurrence
+from flows.nodes.schedule.recurrence import validate_recurrence
 
 if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine import Batch
+    from flows.engine.batch import Batch
 
 FIELDS = ("recurrence", "timezone", "audience")
 # The schedule's own time zone; "flow" (the default) means the flow's.
