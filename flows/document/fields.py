@@ -11,6 +11,7 @@ the modules the engine runs them with.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,9 @@ from maestra.zones import known_zones
 MAX_PORT_LENGTH = 100
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LAUNCH_LIMIT_MODES = ("once", "every_time", "periodic")
+# "HH:MM", 00:00 to 23:59, exactly as the document format writes times
+# (schedule recurrences and wait windows).
+_TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])\Z")
 
 
 def is_int(value: Any) -> bool:
@@ -74,3 +78,26 @@ def datetime_problem(value: Any) -> str | None:
     if moment.tzinfo is None or moment.utcoffset() is None:
         return "needs a UTC offset (e.g. +02:00 or Z)"
     return None
+
+
+def parse_time_of_day(text: object) -> int:
+    """ "HH:MM" (00:00–23:59) → minutes after midnight. Raises ValueError."""
+    match = _TIME.match(text) if isinstance(text, str) else None
+    if not match:
+        raise ValueError('must be a time "HH:MM" between 00:00 and 23:59, such as 09:30')
+    return int(match.group(1)) * 60 + int(match.group(2))
+
+
+def validate_weekdays(value: object, path: str) -> list[tuple[str, str]]:
+    """A non-empty list of distinct weekday names ("mon" … "sun")."""
+    if not isinstance(value, list) or not value:
+        return [(path, "must be a non-empty list of weekdays (mon, tue, …, sun)")]
+    problems = []
+    seen = set()
+    for index, name in enumerate(value):
+        if name not in WEEKDAYS:
+            problems.append((f"{path}.{index}", f"{name!r} is not a weekday (mon, tue, …, sun)"))
+        elif name in seen:
+            problems.append((f"{path}.{index}", f"{name!r} is listed twice"))
+        seen.add(name)
+    return problems

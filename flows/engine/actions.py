@@ -56,7 +56,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 
@@ -69,12 +70,8 @@ from customers.services.fields import set_field_values
 from customers.services.points import grant_points
 from customers.services.promo_codes import issue_promo_codes
 from customers.services.segments import add_to_segment, remove_from_segment
+from flows.engine.batch import Batch, RunState
 from maestra.durations import parse_duration
-
-if TYPE_CHECKING:  # pragma: no cover
-    from datetime import datetime
-
-    from flows.engine.batch import Batch, RunState
 
 log = logging.getLogger(__name__)
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from flows.engine.batch import Batch
 from flows.models import ABAssignment
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from flows.nodes.splitter import draw, pick_share, share_ports, share_problems
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine.batch import Batch
 
 MAX_VARIANTS = 5
 

@@ -8,13 +8,11 @@ of runs between nodes; what a node *does* lives in its module.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from channels.models import Template
 from customers.models import PromoPool, Segment
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine.batch import Batch
+from flows.engine.batch import Batch
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from customers.rules import RuleError, compile_predicate, load_facts, parse_path, validate_rule
 from flows.document.fields import port_name_problem
+from flows.engine.batch import Batch
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine.batch import Batch
-
 
 MAX_BRANCHES = 50
 # The exit of a customer no branch matched; no branch may take its name.

@@ -452,7 +452,7 @@ def test_audience_entry_keeps_customers_who_launched_under_once_out_too(blocks):
 
 @pytest.mark.django_db
 def test_a_failed_attempt_under_once_does_not_count_as_launched_under_once(blocks):
-    """A launch given back leaves no first launch behind (flows/launch_limits.py)."""
+    """A launch given back leaves no first launch behind (flows/engine/launch_limits.py)."""
     pool = promo_pool("late", codes=0)
     doc = document(
         [event_start(SESSION_ENDED), steps("promo", {"action": "issue_promo_code", "pool": "late"})],

@@ -4,7 +4,7 @@ whatever its size (DESIGN "The engine: batches, not customers").
 The only statements that still grow with the batch are Django bulk_create
 calls outside the engine, which SQLite caps at 999 parameters per statement:
 the outbox rows (channels/outbox.py) and the runs started by events
-(flows/entry.py). They are counted apart and checked against Django's own
+(flows/nodes/event.py, flows/engine/entry.py). They are counted apart and checked against Django's own
 chunk size, so the engine's share is still pinned exactly; on PostgreSQL the
 totals are the same for 1,000 and 5,000."""
 
@@ -135,7 +135,7 @@ def test_matching_events_takes_a_bounded_number_of_queries(size):
     others, run_inserts = split(queries, Run._meta.db_table)
     print(f"match_events({size}): {len(others)} queries + {run_inserts} run inserts")
     assert len(others) <= MAX_QUERIES, "\n".join(others)
-    # flows/entry.py creates the runs with bulk_create(batch_size=2000) today; one
+    # flows/nodes/event.py creates the runs with bulk_create(batch_size=2000) today; one
     # statement once it inserts them in one go.
     assert run_inserts in (1, max(bulk_create_statements(Run, size), math.ceil(size / 2000)))
 

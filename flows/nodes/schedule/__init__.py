@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flows.document.fields import timezone_problem
+from flows.engine.batch import Batch
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from flows.nodes.condition import rule_problems
 from flows.nodes.schedule.recurrence import validate_recurrence
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine.batch import Batch
 
 FIELDS = ("recurrence", "timezone", "audience")
 # The schedule's own time zone; "flow" (the default) means the flow's.
@@ -41,7 +39,7 @@ class ScheduleStart(NodeKind):
 
 
 def recurrence_problems(recurrence: Any) -> list[Problem]:
-    """The recurrence judged by flows.schedule.validate_recurrence, the very
+    """The recurrence judged by recurrence.validate_recurrence, the very
     function the engine arms and fires schedules with: a recurrence that saves
     as valid can always be launched, and one that can never fire (a weekly
     interval of 53, a cron such as "0 10 31 2 *") is an error on the node."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flows.document.fields import WEEKDAYS, is_int
+from flows.document.fields import WEEKDAYS, is_int, parse_time_of_day, validate_weekdays
 from maestra.durations import localize
 
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -45,37 +45,12 @@ MAX_WEEK_INTERVAL = 52
 # that never fires, so a walk this long without a fire is a bug, not an input.
 HORIZON_DAYS = 13 * 366 + 7
 
-# "HH:MM", 00:00 to 23:59, exactly as the document format writes times.
-_TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])\Z")
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _FULL_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _ORDINALS = {1: "1st", 2: "2nd", 3: "3rd", 4: "4th", 5: "5th", -1: "last"}
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def parse_time_of_day(text: object) -> int:
-    """ "HH:MM" (00:00–23:59) → minutes after midnight. Raises ValueError."""
-    match = _TIME.match(text) if isinstance(text, str) else None
-    if not match:
-        raise ValueError('must be a time "HH:MM" between 00:00 and 23:59, such as 09:30')
-    return int(match.group(1)) * 60 + int(match.group(2))
-
-
-def validate_weekdays(value: object, path: str) -> list[tuple[str, str]]:
-    """A non-empty list of distinct weekday names ("mon" … "sun")."""
-    if not isinstance(value, list) or not value:
-        return [(path, "must be a non-empty list of weekdays (mon, tue, …, sun)")]
-    problems = []
-    seen = set()
-    for index, name in enumerate(value):
-        if name not in WEEKDAYS:
-            problems.append((f"{path}.{index}", f"{name!r} is not a weekday (mon, tue, …, sun)"))
-        elif name in seen:
-            problems.append((f"{path}.{index}", f"{name!r} is listed twice"))
-        seen.add(name)
-    return problems
 
 
 def _unknown_keys(recurrence: dict, allowed: set[str]) -> list[tuple[str, str]]:
@@ -86,7 +61,7 @@ def validate_recurrence(recurrence: object) -> list[tuple[str, str]]:
     """Every problem of a recurrence as (field path inside the recurrence,
     message); an empty list means it is valid and fires at least once in any
     HORIZON_DAYS. The one judge of a recurrence: the schedule node's
-    validation (flows/nodes/schedule.py) and every runtime function below call
+    validation (flows/nodes/schedule/__init__.py) and every runtime function below call
     it, so what saves as valid is exactly what the engine can arm and fire."""
     if not isinstance(recurrence, dict):
         return [("", 'must be an object such as {"every": "day", "at": "10:00"}')]

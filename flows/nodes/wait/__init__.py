@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from customers.models import Customer
 from customers.rules import Path, RuleError, parse_path, read_path
 from flows.document.fields import duration_problem
+from flows.engine.batch import Batch
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from flows.nodes.wait.windows import dynamic_target, next_open, resolve_window_tz, validate_window
 from maestra import sql
 from maestra.durations import parse_duration
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine.batch import Batch
 
 MODE_FIELDS = {
     "fixed": ("mode", "duration", "window"),
@@ -150,7 +148,7 @@ def date_field_problem(field: Any) -> str | None:
 
 
 def window_problems(window: Any) -> list[Problem]:
-    """The exit window judged by flows.windows.validate_window, the function
+    """The exit window judged by flows.nodes.wait.windows.validate_window, the function
     the engine opens windows with (overnight windows such as 22:00–06:00 and
     whole days, from equal to to, included)."""
     return [
