@@ -76,6 +76,20 @@ class NodeKind:
         raise NotImplementedError
 
 
+class StartKind(NodeKind):
+    """A start node (event, schedule): the run was checked when it entered
+    (type, filter, age, schedule, launch limit), so it simply leaves by "next"."""
+
+    is_start = True
+
+    def ports(self, config: dict) -> list[str]:
+        return ["next"]
+
+    def process(self, batch: Batch) -> None:
+        for run in batch.runs:
+            batch.exit(run, "next")
+
+
 REGISTRY: dict[str, NodeKind] = {}
 
 

@@ -20,10 +20,10 @@ from django.db.models.expressions import RawSQL
 from customers.models import Event
 from customers.rules import compile_predicate, load_facts
 from flows.document.fields import duration_problem
-from flows.engine.batch import ENGINE_ERROR, RUN_COLUMNS, Batch, EngineContext, hour_of
+from flows.engine.batch import ENGINE_ERROR, RUN_COLUMNS, EngineContext, hour_of
 from flows.engine.entry import ENTERING_STATUSES, after_start, blocked_customer_ids, within_schedule
 from flows.models import FlowVersion, NodePass, Run
-from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+from flows.nodes.base import Problem, StartKind, ValidationContext, register
 from flows.nodes.condition import rule_problems
 from maestra import sql
 from maestra.durations import parse_duration
@@ -50,10 +50,9 @@ def event_type_problem(value: object) -> str | None:
 
 
 @register
-class EventStart(NodeKind):
+class EventStart(StartKind):
     kind = "event"
     label = "Event"
-    is_start = True
 
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
         problems = [Problem(key, "unknown field") for key in config if key not in FIELDS]
@@ -64,14 +63,6 @@ class EventStart(NodeKind):
         if "max_age" in config and (message := duration_problem(config["max_age"])):
             problems.append(Problem("max_age", message))
         return problems
-
-    def ports(self, config: dict) -> list[str]:
-        return ["next"]
-
-    def process(self, batch: Batch) -> None:
-        # Entry checks (type, filter, age, limits) happen when the run is created.
-        for run in batch.runs:
-            batch.exit(run, "next")
 
 
 # --- Entry: events become runs -------------------------------------------------

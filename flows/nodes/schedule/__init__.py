@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flows.document.fields import timezone_problem
-from flows.engine.batch import Batch
-from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+from flows.nodes.base import Problem, StartKind, ValidationContext, register
 from flows.nodes.condition import rule_problems
 from flows.nodes.schedule.recurrence import validate_recurrence
 
@@ -16,10 +15,9 @@ DEFAULT_TIMEZONE = "flow"
 
 
 @register
-class ScheduleStart(NodeKind):
+class ScheduleStart(StartKind):
     kind = "schedule"
     label = "Schedule"
-    is_start = True
 
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
         problems = [Problem(key, "unknown field") for key in config if key not in FIELDS]
@@ -28,14 +26,6 @@ class ScheduleStart(NodeKind):
             problems.append(Problem("timezone", message))
         problems += _audience_problems(config.get("audience"), ctx)
         return problems
-
-    def ports(self, config: dict) -> list[str]:
-        return ["next"]
-
-    def process(self, batch: Batch) -> None:
-        # Entry checks (type, filter, age, limits) happen when the run is created.
-        for run in batch.runs:
-            batch.exit(run, "next")
 
 
 def recurrence_problems(recurrence: Any) -> list[Problem]:
