@@ -152,6 +152,22 @@ def test_a_dynamic_wait_reads_the_trigger_event_payload(welcome):
 
 
 @pytest.mark.django_db
+def test_a_dynamic_wait_reads_its_path_as_the_rule_language_does(welcome):
+    """One path reader (customers.rules.read_path) for conditions and waits: a
+    name never indexes into a list, so "event.dates.0" finds no date in a list
+    of dates (and a key "0" of an object is just a name)."""
+    now = utc(2026, 7, 1, 12, 0)
+    with at(now):
+        flow = launch(waiting(wait(mode="dynamic", field="event.dates.0"), timezone="UTC"))
+        ann = customer("ann")
+        bob = customer("bob")
+    listed = enter(flow, ann, now=now, payload={"dates": ["2026-07-03T09:30:00Z"]})
+    named = enter(flow, bob, now=now, payload={"dates": {"0": "2026-07-03T09:30:00Z"}})
+    assert (listed.status, listed.stop_reason) == (Run.Status.STOPPED, "dynamic_wait_value_missing")
+    assert named.due_at == utc(2026, 7, 3, 9, 30)
+
+
+@pytest.mark.django_db
 def test_a_dynamic_wait_without_offset_waits_for_the_date_itself(welcome):
     now = utc(2026, 7, 1, 12, 0)
     with at(now):
