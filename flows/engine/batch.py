@@ -1,8 +1,9 @@
 """What a node kind sees of the engine: a run as plain data (RunState), the
 graph of its version, the worker's context (the time, the graphs, the flows),
 the Batch a kind processes and the verdicts it gives (Exit, Wait, Stop,
-Complete). Nothing here moves a run: flows/engine/move.py does, below the node
-kinds that receive these objects (flows/nodes/)."""
+Complete). Nothing here moves a run: flows/engine/move.py does. This module
+sits below the node kinds (flows/nodes/), which receive its objects; move.py
+sits above them."""
 
 from __future__ import annotations
 
