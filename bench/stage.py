@@ -1,7 +1,7 @@
 """One measured engine stage, run in a process of its own by bench/run.py.
 
     python bench/stage.py tick --at ISO --out FILE
-        flows.tick.tick(deliver=False) with the clock at ISO (time_machine,
+        flows.engine.tick.tick(deliver=False) with the clock at ISO (time_machine,
         ticking): what `manage.py flows_tick --no-deliver` does at that moment.
     python bench/stage.py deliver --at ISO --max N --out FILE
         the delivery worker (channels.delivery.deliver_due) until the outbox is
@@ -38,7 +38,7 @@ def stage_tick(args) -> dict:
 
     import time_machine
 
-    from flows.tick import tick
+    from flows.engine.tick import tick
 
     counter = QueryCounter().install()
     if args.follow_flow:
@@ -106,7 +106,7 @@ def stage_deliver(args) -> dict:
 
 
 def stage_sweeper(args) -> dict:
-    from flows.tick import tick
+    from flows.engine.tick import tick
 
     counter = QueryCounter().install()
     stop = threading.Event()
@@ -161,8 +161,8 @@ def stage_timers(args) -> dict:
 
     import time_machine
 
-    import flows.engine as engine
-    from flows.tick import tick
+    import flows.engine.move as engine
+    from flows.engine.tick import tick
 
     counter = QueryCounter().install()
     claimed_due: dict[int, float] = {}

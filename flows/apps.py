@@ -17,6 +17,7 @@ class FlowsConfig(AppConfig):
 
 
 def register_schedules(**kwargs):
-    from flows.schedules_q import ensure_periodic_tasks
+    # Imported when the signal fires: this module loads before the models do.
+    from flows.periodic_tasks import ensure_periodic_tasks
 
     ensure_periodic_tasks(using=kwargs.get("using", "default"))

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from flows.engine.batch import Batch
+from flows.models import ABAssignment
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
-from flows.nodes.splitter import share_ports, share_problems
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine import Batch
+from flows.nodes.splitter import draw, pick_share, share_ports, share_problems
 
 MAX_VARIANTS = 5
 
@@ -48,9 +45,6 @@ class ABTest(NodeKind):
         return share_ports(config.get("variants"))
 
     def process(self, batch: Batch) -> None:
-        from flows.models import ABAssignment
-        from flows.nodes.splitter import draw, pick_share
-
         variants = batch.config["variants"]
         names = {variant["name"] for variant in variants}
         control = {variant["name"] for variant in variants if variant.get("control")}

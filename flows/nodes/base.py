@@ -1,17 +1,18 @@
 """The one interface every node kind implements.
 
 A node module (flows/nodes/<kind>.py) defines a subclass of NodeKind and
-registers it with @register. The engine (flows/engine.py) only moves batches
+registers it with @register. The engine (flows/engine/move.py) only moves batches
 of runs between nodes; what a node *does* lives in its module.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine import Batch
+from channels.models import Template
+from customers.models import PromoPool, Segment
+from flows.engine.batch import Batch
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,6 @@ class ValidationContext:
 
     @classmethod
     def load(cls) -> ValidationContext:
-        from channels.models import Template
-        from customers.models import PromoPool, Segment
-
         return cls(
             templates=dict(Template.objects.values_list("slug", "channel")),
             segments=dict(Segment.objects.values_list("slug", "kind")),
@@ -55,7 +53,6 @@ class ValidationContext:
         Read when asked: only the templates a flow sends, not every one."""
         if not self.reads_templates:
             return None
-        from channels.models import Template  # the apps' models load after this module
 
         return Template.objects.filter(slug=slug).first()
 
@@ -79,16 +76,23 @@ class NodeKind:
         raise NotImplementedError
 
 
+class StartKind(NodeKind):
+    """A start node (event, schedule): the run was checked when it entered
+    (type, filter, age, schedule, launch limit), so it simply leaves by "next"."""
+
+    is_start = True
+
+    def ports(self, config: dict) -> list[str]:
+        return ["next"]
+
+    def process(self, batch: Batch) -> None:
+        for run in batch.runs:
+            batch.exit(run, "next")
+
+
 REGISTRY: dict[str, NodeKind] = {}
 
 
 def register(cls: type[NodeKind]) -> type[NodeKind]:
     REGISTRY[cls.kind] = cls()
     return cls
-
-
-def get_kind(kind: str) -> NodeKind | None:
-    # Importing the package registers every kind.
-    import flows.nodes  # noqa: F401
-
-    return REGISTRY.get(kind)

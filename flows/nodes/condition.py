@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flows.document import port_name_problem
+from customers.rules import RuleError, compile_predicate, load_facts, parse_path, validate_rule
+from flows.document.fields import port_name_problem
+from flows.engine.batch import Batch
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine import Batch
-
 
 MAX_BRANCHES = 50
 # The exit of a customer no branch matched; no branch may take its name.
@@ -22,9 +20,6 @@ def rule_problems(
 ) -> list[Problem]:
     """Problems of a rule (the rule language of customers/rules.py) found at
     `field` of a config, plus segments and promo pools it names that do not exist."""
-    # Imported here: customers.rules is the one implementation of the rule
-    # language, shared with segments, start filters and audiences.
-    from customers.rules import validate_rule
 
     found = validate_rule(rule, allow_event=allow_event)
     if not found:
@@ -90,8 +85,6 @@ class Condition(NodeKind):
         return [*names, OTHER_PORT]
 
     def process(self, batch: Batch) -> None:
-        from customers.rules import compile_predicate, load_facts
-
         config = batch.config
         if "rule" in config:
             tests = [("yes", config["rule"])]
@@ -123,8 +116,6 @@ class Condition(NodeKind):
 
 
 def _attribute_problems(attribute: Any) -> list[Problem]:
-    from customers.rules import RuleError, parse_path
-
     if not isinstance(attribute, str) or not attribute.strip():
         return [
             Problem("attribute", "missing: the attribute the branches compare (e.g. customer.fields.tier)")
@@ -174,7 +165,6 @@ def _values_problems(values: Any, field: str, attribute: str | None) -> list[Pro
     """A branch matches a value equal to one of `values` (compared like the rule
     op `eq`), or within a numeric range {"min", "max"} (bounds inclusive,
     either one may be left out). `attribute` is None when it is invalid."""
-    from customers.rules import validate_rule
 
     if not isinstance(values, list) or not values:
         return [Problem(field, "must be a non-empty list of values")]
@@ -195,8 +185,6 @@ def _values_problems(values: Any, field: str, attribute: str | None) -> list[Pro
 
 
 def _range_problems(value: dict, field: str, attribute: str | None) -> list[Problem]:
-    from customers.rules import validate_rule
-
     problems = [Problem(f"{field}.{key}", "unknown field") for key in value if key not in ("min", "max")]
     bounds = {key: value[key] for key in ("min", "max") if value.get(key) is not None}
     if not bounds:

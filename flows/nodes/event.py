@@ -1,15 +1,35 @@
-"""Event start: a run starts when a customer's event of a given type arrives."""
+"""Event start: a run starts when a customer's event of a given type arrives.
+
+Everything of the kind lives here: its config validator (the one the engine
+trusts), the entry matching — event type, the start's filter, `max_age`, the
+flow's start date and launch limit — that turns stored events into runs
+(match_events, called by the tick), and its processing (a run that entered
+simply leaves by "next")."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+import logging
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
 
-from flows.document import duration_problem
-from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+from django.db import transaction
+from django.db.models import F
+from django.db.models.expressions import RawSQL
+
+from customers.models import Event
+from customers.rules import compile_predicate, load_facts
+from flows.document.fields import duration_problem
+from flows.engine.batch import ENGINE_ERROR, RUN_COLUMNS, EngineContext, hour_of
+from flows.engine.entry import ENTERING_STATUSES, after_start, blocked_customer_ids, within_schedule
+from flows.models import FlowVersion, NodePass, Run
+from flows.nodes.base import Problem, StartKind, ValidationContext, register
 from flows.nodes.condition import rule_problems
+from maestra import sql
+from maestra.durations import parse_duration
+from maestra.faults import error_text, split_until_alone
 
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine import Batch
+log = logging.getLogger(__name__)
 
 FIELDS = ("event_type", "filter", "max_age")
 # Older events do not start runs (SPEC §5).
@@ -30,10 +50,9 @@ def event_type_problem(value: object) -> str | None:
 
 
 @register
-class EventStart(NodeKind):
+class EventStart(StartKind):
     kind = "event"
     label = "Event"
-    is_start = True
 
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
         problems = [Problem(key, "unknown field") for key in config if key not in FIELDS]
@@ -45,10 +64,211 @@ class EventStart(NodeKind):
             problems.append(Problem("max_age", message))
         return problems
 
-    def ports(self, config: dict) -> list[str]:
-        return ["next"]
 
-    def process(self, batch: Batch) -> None:
-        # Entry checks (type, filter, age, limits) happen when the run is created.
-        for run in batch.runs:
-            batch.exit(run, "next")
+# --- Entry: events become runs -------------------------------------------------
+
+
+@dataclasses.dataclass
+class LiveEventStart:
+    flow_id: int
+    version: FlowVersion
+    node_key: str
+    event_type: str
+    filter: dict | None
+    max_age_text: str
+
+    @property
+    def max_age(self) -> timedelta:
+        # Read here, not when listing the starts: a value no validator caught
+        # fails this flow's entry alone (see match_events).
+        return parse_duration(self.max_age_text).approximate()
+
+
+def _event_starts() -> list[LiveEventStart]:
+    versions = (
+        FlowVersion.objects.filter(
+            flow__status__in=ENTERING_STATUSES,
+            flow__live_version_id=F("id"),
+        )
+        .select_related("flow")
+        .prefetch_related("nodes")
+    )
+    starts = []
+    for version in versions:
+        for node in version.nodes.all():
+            if node.kind == "event":
+                starts.append(
+                    LiveEventStart(
+                        flow_id=version.flow_id,
+                        version=version,
+                        node_key=node.key,
+                        event_type=node.config.get("event_type", ""),
+                        filter=node.config.get("filter"),
+                        max_age_text=node.config.get("max_age") or DEFAULT_MAX_AGE,
+                    )
+                )
+    return starts
+
+
+def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict[str, int]:
+    """Start runs for events not yet matched against the active flows (one batch).
+
+    Each flow takes its events in a savepoint. When that raises (a filter or
+    setting no validator caught), the flow's events are split until the ones
+    that fail alone are found (maestra.faults.split_until_alone): each of
+    those gets a run stopped with `engine_error`, the error kept on it; the
+    flow's other events and every other flow enter as usual, and the whole
+    batch is marked processed, so a poison event never comes back."""
+    ctx = ctx or EngineContext()
+    now = ctx.now
+    counts: Counter = Counter()
+    with transaction.atomic():
+        events = list(
+            Event.objects.filter(processed_at__isnull=True)
+            .order_by("id")
+            .select_for_update(skip_locked=True)
+            .values("id", "customer_id", "type", "occurred_at", "payload", "depth")[:limit]
+        )
+        if not events:
+            return {}
+        counts["events"] = len(events)
+        by_type: dict[str, list[dict]] = defaultdict(list)
+        for event in events:
+            by_type[event["type"]].append(event)
+        new_runs: list[dict] = []
+        for start in _event_starts():
+            of_type = by_type.get(start.event_type, [])
+            if not of_type:
+                continue
+
+            def attempt(part: list[dict], start: LiveEventStart = start) -> None:
+                with transaction.atomic():  # a savepoint: a failed attempt leaves nothing
+                    rows, part_counts = _entries_of(start, part, now=now)
+                new_runs.extend(rows)
+                counts.update(part_counts)
+
+            for event, error in split_until_alone(of_type, attempt):
+                log.error(
+                    "flow %s: event %s stopped with %s: %s",
+                    start.flow_id,
+                    event["id"],
+                    ENGINE_ERROR,
+                    error_text(error),
+                    exc_info=error,
+                )
+                counts["errors"] += 1
+                new_runs.append(_new_run(start, event, now=now, reason=ENGINE_ERROR, error=error_text(error)))
+        # One statement for the batch (a JSON parameter), ids back by RETURNING.
+        created = [
+            dict(zip(ENTRY_RETURNING, row, strict=True))
+            for row in sql.insert_rows(
+                Run._meta.db_table, columns=RUN_INSERT_COLUMNS, rows=new_runs, returning=ENTRY_RETURNING
+            )
+        ]
+        _record_entries(created, now=now)
+        ids_sql, ids_params = sql.value_set(e["id"] for e in events)
+        Event.objects.filter(id__in=RawSQL(ids_sql, ids_params)).update(processed_at=now)
+        counts["runs_started"] = sum(1 for run in created if run["status"] == Run.Status.ACTIVE)
+        counts["runs_refused"] = len(created) - counts["runs_started"] - counts["errors"]
+    return dict(counts)
+
+
+def _entries_of(start: LiveEventStart, events: list[dict], *, now: datetime) -> tuple[list[dict], Counter]:
+    """The runs `events` (all of the start's type) give the start's flow:
+    active ones, and stopped ones for the events its filter or launch limit
+    refuses; with the counts to report."""
+    counts: Counter = Counter()
+    candidates = [e for e in events if e["occurred_at"] >= now - start.max_age]
+    counts["too_old"] += len(events) - len(candidates)
+    if not candidates or not within_schedule(start.version, now):
+        return [], counts
+    candidates = after_start(start.version, candidates)
+    if not candidates:
+        return [], counts
+    failed_filter: set[int] = set()
+    if start.filter:
+        facts = load_facts(start.filter, sorted({e["customer_id"] for e in candidates}))
+        matches = compile_predicate(start.filter)  # once per batch, not per event
+        for event in candidates:
+            customer_facts = facts.get(event["customer_id"])
+            if customer_facts is None or not matches(
+                dataclasses.replace(customer_facts, event=event["payload"] or {}), now
+            ):
+                failed_filter.add(event["id"])
+    blocked: set[int] = set()
+    if not start.version.is_test:
+        blocked = blocked_customer_ids(
+            version=start.version, customer_ids={e["customer_id"] for e in candidates}, now=now
+        )
+    rows = []
+    for event in candidates:
+        reason = ""
+        if event["id"] in failed_filter:
+            reason = "filter_failed"
+        elif event["customer_id"] in blocked:
+            reason = "frequency_limit"
+        rows.append(_new_run(start, event, now=now, reason=reason))
+    return rows, counts
+
+
+def _new_run(start: LiveEventStart, event: dict, *, now: datetime, reason: str = "", error: str = "") -> dict:
+    """A run of `start`'s flow for `event`: active, or stopped at the door with `reason`."""
+    return {
+        "flow_id": start.flow_id,
+        "version_id": start.version.pk,
+        "customer_id": event["customer_id"],
+        "trigger_event_id": event["id"],
+        "is_test": start.version.is_test,
+        "status": Run.Status.STOPPED if reason else Run.Status.ACTIVE,
+        "node_key": start.node_key,
+        "due_at": None if reason else now,
+        "clock": event["occurred_at"],
+        "node_clock": event["occurred_at"],
+        "node_entered_at": now,
+        "seq": 0,
+        "launched": False,
+        "entered_at": now,
+        "ended_at": now if reason else None,
+        "stop_reason": reason,
+        "error": error,
+    }
+
+
+# A new run: the columns the engine writes back after each batch, and those
+# fixed at entry.
+RUN_INSERT_COLUMNS = {
+    "flow_id": "int",
+    "customer_id": "int",
+    "trigger_event_id": "int",
+    "is_test": "bool",
+    "entered_at": "ts",
+    **RUN_COLUMNS,
+    "error": "text",
+}
+ENTRY_RETURNING = ("id", "flow_id", "version_id", "node_key", "is_test", "status", "stop_reason")
+
+
+def _record_entries(runs: list[dict], *, now: datetime) -> None:
+    """Stats for the start node, and the pass of runs refused at the door
+    (`runs`: the ENTRY_RETURNING columns of the runs just written)."""
+    stats: Counter = Counter()
+    passes = []
+    hour = hour_of(now)
+    for run in runs:
+        stats[(run["flow_id"], run["node_key"], hour, "entered", run["is_test"])] += 1
+        if run["status"] == Run.Status.STOPPED:
+            stats[(run["flow_id"], run["node_key"], hour, f"stop:{run['stop_reason']}", run["is_test"])] += 1
+            passes.append(
+                NodePass(
+                    run_id=run["id"],
+                    version_id=run["version_id"],
+                    node_key=run["node_key"],
+                    kind="event",
+                    pass_no=0,
+                    at=now,
+                    exited_at=now,
+                    stop_reason=run["stop_reason"],
+                )
+            )
+    NodePass.objects.bulk_create(passes, ignore_conflicts=True, batch_size=2000)
+    sql.increment_node_stats(stats)

@@ -5,22 +5,19 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import F
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Greatest
 
-from flows.document import is_int
+from flows.document.fields import is_int
+from flows.engine.batch import Batch
 from flows.models import LimitationCounter, LimitationGrant
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from maestra import sql
 from maestra.durations import localize
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine import Batch
-
 
 log = logging.getLogger(__name__)
 

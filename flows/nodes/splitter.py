@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flows.document import is_int, port_name_problem
+from flows.document.fields import is_int, port_name_problem
+from flows.engine.batch import Batch
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine import Batch
 
 
 def share_problems(

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from channels.rendering import sample_render_problem
 from customers.models import Channel, Segment
-from customers.services import points_amount_problem
-from flows.actions import is_template
-from flows.document import duration_problem
+from customers.services.points import points_amount_problem
+from flows.document.fields import duration_problem
+from flows.engine.actions import execute_group, is_template
+from flows.engine.batch import Batch
+from flows.engine.launch_limits import give_back_launches, take_launches, touch_last_step
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from flows.nodes.event import event_type_problem
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine import Batch
+from flows.nodes.limitation import consume_reservations
+from maestra.durations import parse_duration
 
 FIELDS = ("relevance", "steps")
 MAX_STEPS = 100
@@ -53,11 +54,6 @@ class Steps(NodeKind):
         return ["next"]
 
     def process(self, batch: Batch) -> None:
-        from flows.actions import execute_group
-        from flows.launch_limits import give_back_launches, take_launches, touch_last_step
-        from flows.nodes.limitation import consume_reservations
-        from maestra.durations import parse_duration
-
         now = batch.now
         relevance = parse_duration(batch.config["relevance"])
         deadlines: dict = {}  # runs of an audience share their clock: compute it once

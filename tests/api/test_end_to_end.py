@@ -9,7 +9,7 @@ import time_machine
 from django.core import mail
 
 from channels.models import Message
-from flows.tick import tick
+from flows.engine.tick import tick
 from tests.flows.conftest import SPEC_EXAMPLE
 
 NOW = datetime(2025, 6, 10, 10, 0, tzinfo=UTC)

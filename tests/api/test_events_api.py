@@ -1,4 +1,4 @@
-"""POST /api/v1/events: all-or-nothing batches through flows.ingestion,
+"""POST /api/v1/events: all-or-nothing batches through flows.engine.ingestion,
 idempotent by event id, unknown customers created."""
 
 from datetime import UTC, datetime, timedelta
@@ -151,7 +151,7 @@ def test_it_refuses_a_body_of_the_wrong_shape(api, body, field):
 @pytest.mark.django_db(transaction=True)
 def test_it_enqueues_the_sweep_after_commit_so_a_cluster_reacts_at_once(api, monkeypatch):
     calls = []
-    monkeypatch.setattr("flows.tick.sweep_task", lambda: calls.append("swept") or {})
+    monkeypatch.setattr("flows.tasks.sweep_task", lambda: calls.append("swept") or {})
     monkeypatch.setattr(django_q.conf.Conf, "SYNC", True)
     assert _post(api, [_event(1)]).status_code == 202
     assert calls == ["swept"]
@@ -172,13 +172,13 @@ def test_it_keeps_the_events_when_the_broker_is_down(api, monkeypatch):
     def down(*args, **kwargs):
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr("flows.ingestion.async_task", down)
+    monkeypatch.setattr("flows.engine.ingestion.async_task", down)
     assert _post(api, [_event(1)]).status_code == 202
     assert Event.objects.filter(external_id="evt-1").exists()
 
 
 def test_the_event_time_tolerance_is_one_hour():
-    from flows.ingestion import parse_occurred_at
+    from flows.engine.ingestion import parse_occurred_at
 
     assert parse_occurred_at("2025-06-10T10:59:00Z", now=NOW) == NOW + timedelta(minutes=59)
     with pytest.raises(ValueError, match="future"):

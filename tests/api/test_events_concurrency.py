@@ -10,8 +10,8 @@ import pytest
 
 from customers.models import Customer, Event
 from flows import lifecycle
+from flows.engine.tick import tick
 from flows.models import Run
-from flows.tick import tick
 
 PARALLEL = 8
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from customers.models import Customer, Segment, SegmentMembership
+from flows.engine.tick import tick
 from flows.models import Flow, FlowVersion, LaunchRecord
-from flows.tick import tick
 
 SCHEDULE_DOCUMENT = {
     "format": "maestra.flow/1",

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from channels.models import Message, Template
 from customers.models import Customer, Event
 from flows import lifecycle
-from flows.engine import hour_of
+from flows.engine.batch import hour_of
 from flows.models import LimitationCounter, NodePass, NodeStat, Run
 from flows.nodes.limitation import EPOCH
 from tests.browser.conftest import log_in

@@ -56,7 +56,7 @@ def test_it_builds_launches_and_watches_the_seed_flow(
 ):
     from customers.models import Customer
     from customers.services import upsert_customers
-    from flows.tick import tick
+    from flows.engine.tick import tick
 
     log_in(page, username="boss")
     timer.lap("log in")

@@ -32,7 +32,7 @@ from channels.policy import (
 )
 from channels.sendtest import send_test
 from customers.models import Channel, Customer
-from flows.tick import tick
+from flows.engine.tick import tick
 from tests.flows.engine_kit import (
     at,
     chain,

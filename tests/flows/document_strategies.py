@@ -282,7 +282,7 @@ ab_test_configs = shares(max_count=5, with_control=True).map(lambda v: {"variant
 
 @st.composite
 def windows(draw) -> dict:
-    # to < from is an overnight window, to == from a whole day (flows/windows.py).
+    # to < from is an overnight window, to == from a whole day (flows/nodes/wait/windows.py).
     window = {"weekdays": draw(weekday_lists), "from": draw(times), "to": draw(times)}
     window.update(draw(optional("timezone", st.sampled_from(("flow", "customer", *TIMEZONES)))))
     return window

@@ -1,5 +1,5 @@
 """The audience preview counts through the rule of real entry
-(flows.entry.entering_customers): a schedule fire at the same moment starts
+(flows.engine.entry.entering_customers): a schedule fire at the same moment starts
 exactly `would_enter` runs, for exactly the customers of the sample. Before,
 the preview used the plain launch limit and missed the `once` rule that keeps
 customers who launched under an earlier `once` version out for good."""
@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 
 from customers.models import Customer, SegmentMembership
-from flows.entry import fire_schedules
+from flows.engine.tick import tick
 from flows.models import LaunchRecord, Run
+from flows.nodes.schedule.firing import fire_schedules
 from flows.selectors import audience_preview
-from flows.tick import tick
 from tests.flows.engine_kit import (
     at,
     customer,

@@ -15,7 +15,7 @@ from django.test import Client
 from customers.models import Customer, Subscription
 from customers.services import upsert_customers
 from flows import lifecycle
-from flows.tick import tick
+from flows.engine.tick import tick
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 BASE = "https://links.shop.example"

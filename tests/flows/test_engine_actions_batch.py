@@ -24,10 +24,10 @@ from customers.models import (
     Subscription,
 )
 from customers.services import add_promo_codes, store_events
-from flows.actions import TEST_PROMO_CODE, execute_group
-from flows.engine import Batch, BatchData, EngineContext, RunState
+from flows.engine.actions import TEST_PROMO_CODE, execute_group
+from flows.engine.batch import Batch, BatchData, EngineContext, RunState
+from flows.engine.tick import tick
 from flows.models import LaunchRecord, Run
-from flows.tick import tick
 from tests.flows.conftest import steps_document
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""The non-send step actions through a launched flow and flows.tick.tick():
+"""The non-send step actions through a launched flow and flows.engine.tick.tick():
 promo codes, points, set_field, static segments and emitted events."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import time_machine
 from channels.models import Message, Template
 from customers.models import Customer, Event, PointsEntry, PromoCode, PromoPool, Segment, SegmentMembership
 from customers.services import add_promo_codes, points_balances, upsert_customers
+from flows.engine.tick import tick
 from flows.models import LaunchRecord, NodePass, NodeStat, Run
-from flows.tick import tick
 from tests.flows.conftest import steps_document
 
 pytestmark = pytest.mark.django_db

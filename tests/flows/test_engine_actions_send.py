@@ -1,4 +1,4 @@
-"""Send steps through a launched flow and flows.tick.tick(), delivered to real
+"""Send steps through a launched flow and flows.engine.tick.tick(), delivered to real
 servers on 127.0.0.1: SMTP (aiosmtpd), an HTTP JSON gateway (SMS, mobile
 push), a web push endpoint (decrypted here) and a webhook receiver (HMAC)."""
 
@@ -18,8 +18,8 @@ from django.core.management import call_command
 from channels.models import Message, Template
 from customers.models import Customer, PointsEntry, PromoPool, Subscription
 from customers.services import add_promo_codes, upsert_customers
+from flows.engine.tick import tick
 from flows.models import LaunchRecord, NodeStat, Run
-from flows.tick import tick
 from tests.channels.conftest import Reply
 from tests.channels.test_webpush import Browser
 from tests.flows.conftest import steps_document

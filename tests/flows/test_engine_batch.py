@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from flows.engine import EngineContext, process_due_runs
-from flows.entry import start_flow_for_segment
+from flows.engine.batch import EngineContext
+from flows.engine.entry import start_flow_for_segment
+from flows.engine.move import process_due_runs
 from flows.models import Run
 from tests.flows.engine_builders import (
     document,

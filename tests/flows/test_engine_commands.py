@@ -13,9 +13,9 @@ from channels.models import Message
 from customers.models import Event
 from customers.services import store_events
 from flows import lifecycle
-from flows.entry import start_flow_for_segment
+from flows.engine.entry import start_flow_for_segment
+from flows.engine.tick import tick
 from flows.models import Flow, Run
-from flows.tick import tick
 from tests.flows.engine_builders import (
     document,
     email_template,
@@ -224,7 +224,7 @@ def test_an_event_chain_between_two_flows_stops_at_the_maximum_depth(hello, sett
 
 
 def test_an_event_chain_longer_than_a_tick_goes_on_at_the_next_tick(hello, settings):
-    from flows.tick import MAX_ROUNDS
+    from flows.engine.tick import MAX_ROUNDS
 
     settings.MAESTRA_MAX_EVENT_DEPTH = MAX_ROUNDS + 5
     with time_machine.travel(NOON, tick=False):

@@ -12,10 +12,11 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Count
 
 from channels.models import Message
-from flows import engine
-from flows.engine import EngineContext, claim_due_runs, process_due_runs
-from flows.entry import start_flow_for_segment
-from flows.models import LaunchRecord, Run
+from flows.engine import move as engine
+from flows.engine.batch import EngineContext
+from flows.engine.entry import start_flow_for_segment
+from flows.engine.move import claim_due_runs, process_due_runs
+from flows.models import Flow, LaunchRecord, Run
 from tests.flows.engine_builders import (
     document,
     email_template,
@@ -137,7 +138,7 @@ def test_a_batch_aborted_by_a_deadlock_is_rolled_back_and_done_again():
 def test_a_batch_that_keeps_deadlocking_gives_up_with_the_error():
     hello_flow()
     static_segment("everyone", make_customers(2))
-    flow = engine.Flow.objects.get()
+    flow = Flow.objects.get()
     start_flow_for_segment(flow=flow, segment_slug="everyone")
     with mock.patch.object(engine, "write_batch", side_effect=_deadlock()), pytest.raises(OperationalError):
         process_due_runs(ctx=EngineContext())
@@ -150,7 +151,7 @@ def test_a_batch_that_keeps_deadlocking_gives_up_with_the_error():
 def test_other_database_errors_are_not_retried():
     hello_flow()
     static_segment("everyone", make_customers(2))
-    start_flow_for_segment(flow=engine.Flow.objects.get(), segment_slug="everyone")
+    start_flow_for_segment(flow=Flow.objects.get(), segment_slug="everyone")
     error = OperationalError("disk I/O error")
     with (
         mock.patch.object(engine, "write_batch", side_effect=error) as write,

@@ -5,9 +5,9 @@ a port with no edge ends the run, completed."""
 
 import pytest
 
-from flows.entry import start_flow_for_segment
+from flows.engine.entry import start_flow_for_segment
+from flows.engine.tick import tick
 from flows.models import Run
-from flows.tick import tick
 from tests.flows.engine_kit import (
     at,
     customer,

@@ -15,7 +15,7 @@ import pytest
 from django.db.models import Count
 
 from channels.models import Message
-from flows.entry import start_flow_for_segment
+from flows.engine.entry import start_flow_for_segment
 from flows.models import LaunchRecord, NodePass, NodeStat, Run
 from tests.flows.engine_builders import (
     document,

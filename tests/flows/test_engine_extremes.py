@@ -26,8 +26,8 @@ from customers.models import PromoCode, PromoPool, Segment
 from customers.services import set_subscriptions, store_events, upsert_customers
 from flows import lifecycle
 from flows.document import document_settings
+from flows.engine.tick import error_count, tick
 from flows.models import Flow, FlowVersion, NodePass, Run
-from flows.tick import error_count, tick
 from tests.flows.document_strategies import CHANNELS, CONTEXT, MAX_NESTING, documents, nested
 
 LAUNCHED = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)  # the night before Europe's DST change

@@ -18,15 +18,16 @@ from django.core.management import call_command
 from django.db import OperationalError, connection
 from django.urls import reverse
 
-import customers.services
-import flows.engine
-import flows.tick
+import flows.engine.actions
+import flows.engine.move
+import flows.engine.tick
 from channels.models import Message, Template
 from customers.models import Customer, Event
 from flows import lifecycle
 from flows.activity import customer_runs, describe_runs
+from flows.engine.tick import tick
 from flows.models import Flow, FlowVersion, Node, Run
-from flows.tick import sweep_task, tick
+from flows.tasks import sweep_task
 from maestra.audit.models import AuditEntry
 from tests.flows.engine_kit import (
     at,
@@ -343,7 +344,7 @@ def test_a_database_error_of_one_run_is_isolated_too(monkeypatch):
     """An error the database raises (on PostgreSQL it aborts the whole
     transaction) for one customer's row: the batch is rolled back and split,
     the others' points are granted once."""
-    grant = customers.services.grant_points
+    grant = flows.engine.actions.grant_points
     with at(NOON):
         customers_ = [customer(f"c{index}") for index in range(6)]
         poison = customers_[3]
@@ -354,7 +355,8 @@ def test_a_database_error_of_one_run_is_isolated_too(monkeypatch):
                     cursor.execute("SELECT CAST('not a number' AS integer) + 1/0")
             return grant(entries=entries)
 
-        monkeypatch.setattr(customers.services, "grant_points", failing_grant)
+        # The points action calls the ledger through this name.
+        monkeypatch.setattr(flows.engine.actions, "grant_points", failing_grant)
         generous = generous_flow()
         healthy_flow()
         for who in customers_:
@@ -476,7 +478,7 @@ def test_a_tick_step_that_raises_anyway_is_counted_and_the_other_steps_run(monke
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in one step")
 
-    monkeypatch.setattr(flows.tick, "fire_schedules", broken)
+    monkeypatch.setattr(flows.engine.tick, "fire_schedules", broken)
     with at(NOON):
         ada = customer("ada")
         healthy_flow()
@@ -493,7 +495,7 @@ def test_an_error_of_the_system_stops_the_tick_with_the_reason(monkeypatch):
     def gone(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(flows.engine, "move_batch", gone)
+    monkeypatch.setattr(flows.engine.move, "move_batch", gone)
     with at(NOON):
         ada = customer("ada")
         healthy = healthy_flow()

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 
 from customers.models import Event
-from flows.entry import start_flow_for_segment
+from flows.engine.entry import start_flow_for_segment
+from flows.engine.tick import tick
 from flows.models import Run
-from flows.tick import tick
 from tests.flows.engine_kit import (
     at,
     chain,

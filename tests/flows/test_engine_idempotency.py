@@ -16,10 +16,11 @@ from django.db import transaction
 
 from channels.models import Message
 from customers.models import PointsEntry, PromoCode, PromoPool
-from flows.engine import EngineContext, claim_due_runs, move_batch, write_batch
-from flows.entry import start_flow_for_segment
+from flows.engine.batch import EngineContext
+from flows.engine.entry import start_flow_for_segment
+from flows.engine.move import claim_due_runs, move_batch, write_batch
+from flows.engine.tick import tick
 from flows.models import LaunchRecord, LimitationCounter, LimitationGrant, NodePass, NodeStat, Run
-from flows.tick import tick
 from tests.flows.engine_builders import (
     document,
     email_template,

@@ -8,8 +8,8 @@ import pytest
 
 from channels.models import Message
 from customers.models import PromoCode, PromoPool
+from flows.engine.tick import tick
 from flows.models import LaunchRecord, Run
-from flows.tick import tick
 from tests.flows.engine_kit import (
     at,
     chain,
@@ -433,7 +433,7 @@ def test_switching_every_time_to_once_blocks_everybody_who_launched(blocks):
 @pytest.mark.django_db
 def test_audience_entry_keeps_customers_who_launched_under_once_out_too(blocks):
     """The same rule for runs entered from a segment (INSERT … SELECT)."""
-    from flows.entry import start_flow_for_segment
+    from flows.engine.entry import start_flow_for_segment
     from tests.flows.engine_kit import static_segment
 
     with at(AUG_10):
@@ -452,7 +452,7 @@ def test_audience_entry_keeps_customers_who_launched_under_once_out_too(blocks):
 
 @pytest.mark.django_db
 def test_a_failed_attempt_under_once_does_not_count_as_launched_under_once(blocks):
-    """A launch given back leaves no first launch behind (flows/launch_limits.py)."""
+    """A launch given back leaves no first launch behind (flows/engine/launch_limits.py)."""
     pool = promo_pool("late", codes=0)
     doc = document(
         [event_start(SESSION_ENDED), steps("promo", {"action": "issue_promo_code", "pool": "late"})],

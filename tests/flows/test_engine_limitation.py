@@ -12,8 +12,9 @@ import time_machine
 from django.db.models import Sum
 
 from channels.models import Message
-from flows.engine import EngineContext, process_due_runs
-from flows.entry import start_flow_for_segment
+from flows.engine.batch import EngineContext
+from flows.engine.entry import start_flow_for_segment
+from flows.engine.move import process_due_runs
 from flows.models import LimitationCounter, LimitationGrant, NodePass, Run
 from tests.flows.engine_builders import (
     StartTogether,

@@ -8,8 +8,8 @@ import pytest
 
 from customers.models import Event
 from flows import lifecycle
+from flows.engine.tick import tick
 from flows.models import Run
-from flows.tick import tick
 from tests.flows.engine_kit import (
     at,
     chain,

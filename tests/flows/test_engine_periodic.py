@@ -15,10 +15,11 @@ from django_q.models import Schedule, Task
 from django_q.scheduler import scheduler
 
 from channels.models import Message
-from flows.entry import start_flow_for_segment
+from channels.tasks import deliver_task
+from flows.engine.entry import start_flow_for_segment
 from flows.models import Run
-from flows.schedules_q import PERIODIC_TASKS
-from flows.tick import deliver_task, sweep_task
+from flows.periodic_tasks import PERIODIC_TASKS
+from flows.tasks import sweep_task
 from tests.flows.engine_builders import (
     document,
     email_template,
@@ -39,8 +40,8 @@ def periodic_rows() -> list[tuple]:
 
 
 EXPECTED = [
-    ("maestra-deliver", "flows.tick.deliver_task", Schedule.MINUTES, 1, -1),
-    ("maestra-sweep", "flows.tick.sweep_task", Schedule.MINUTES, 1, -1),
+    ("maestra-deliver", "channels.tasks.deliver_task", Schedule.MINUTES, 1, -1),
+    ("maestra-sweep", "flows.tasks.sweep_task", Schedule.MINUTES, 1, -1),
 ]
 
 
@@ -132,7 +133,7 @@ def test_a_cluster_runs_the_periodic_sweep_and_delivery():
             lambda: Task.objects.filter(id=sweep_id).first(), timeout=25, what="the cluster to run the sweep"
         )
         assert sweep.success, sweep.result
-        assert sweep.func == "flows.tick.sweep_task"
+        assert sweep.func == "flows.tasks.sweep_task"
         assert sweep.result["runs.completed"] == 20
         assert Run.objects.filter(flow=flow, status=Run.Status.COMPLETED).count() == 20
         assert Message.objects.filter(status=Message.Status.QUEUED).count() == 20

@@ -4,7 +4,7 @@ whatever its size (DESIGN "The engine: batches, not customers").
 The only statements that still grow with the batch are Django bulk_create
 calls outside the engine, which SQLite caps at 999 parameters per statement:
 the outbox rows (channels/outbox.py) and the runs started by events
-(flows/entry.py). They are counted apart and checked against Django's own
+(flows/nodes/event.py, flows/engine/entry.py). They are counted apart and checked against Django's own
 chunk size, so the engine's share is still pinned exactly; on PostgreSQL the
 totals are the same for 1,000 and 5,000."""
 
@@ -18,9 +18,12 @@ from django.test.utils import CaptureQueriesContext
 
 from channels.models import Message
 from customers.services import store_events
-from flows.engine import EngineContext, process_due_runs
-from flows.entry import fire_schedules, match_events, start_flow_for_segment
+from flows.engine.batch import EngineContext
+from flows.engine.entry import start_flow_for_segment
+from flows.engine.move import process_due_runs
 from flows.models import FlowVersion, Run
+from flows.nodes.event import match_events
+from flows.nodes.schedule.firing import fire_schedules
 from tests.flows.engine_builders import (
     document,
     email_template,
@@ -132,7 +135,7 @@ def test_matching_events_takes_a_bounded_number_of_queries(size):
     others, run_inserts = split(queries, Run._meta.db_table)
     print(f"match_events({size}): {len(others)} queries + {run_inserts} run inserts")
     assert len(others) <= MAX_QUERIES, "\n".join(others)
-    # flows/entry.py creates the runs with bulk_create(batch_size=2000) today; one
+    # flows/nodes/event.py creates the runs with bulk_create(batch_size=2000) today; one
     # statement once it inserts them in one go.
     assert run_inserts in (1, max(bulk_create_statements(Run, size), math.ceil(size / 2000)))
 

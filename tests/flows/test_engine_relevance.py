@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from flows.engine.tick import tick
 from flows.models import LaunchRecord, Run
-from flows.tick import tick
 from tests.flows.engine_kit import (
     at,
     chain,

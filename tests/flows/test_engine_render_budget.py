@@ -9,8 +9,8 @@ import time_machine
 
 from channels.models import Message, Template
 from customers.models import Customer
+from flows.engine.tick import tick
 from flows.models import Run
-from flows.tick import tick
 from tests.channels.test_render_budget import nested
 from tests.flows.conftest import steps_document
 from tests.flows.test_engine_actions_send import NOW, make_customer

@@ -8,10 +8,10 @@ import pytest
 
 from customers.models import Segment
 from flows import lifecycle
-from flows.engine import EngineContext
-from flows.entry import fire_schedules
+from flows.engine.batch import EngineContext
+from flows.engine.tick import tick
 from flows.models import FlowVersion, LaunchRecord, Run
-from flows.tick import tick
+from flows.nodes.schedule.firing import fire_schedules
 from tests.flows.engine_kit import (
     at,
     bulk_customers,

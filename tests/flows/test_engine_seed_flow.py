@@ -11,8 +11,8 @@ from channels.models import Message
 from customers.models import Customer
 from customers.services import set_subscriptions, upsert_customers
 from flows import lifecycle
+from flows.engine.tick import tick
 from flows.models import NodePass, Run
-from flows.tick import tick
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from flows.entry import start_flow_for_segment
+from flows.engine.entry import start_flow_for_segment
+from flows.engine.tick import tick
 from flows.models import ABAssignment, NodePass, Run
-from flows.tick import tick
 from tests.flows.engine_kit import (
     at,
     bulk_customers,

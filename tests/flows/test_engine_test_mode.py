@@ -10,11 +10,11 @@ import pytest
 
 from channels.models import Message
 from customers.models import PointsEntry
-from flows import entry
-from flows.engine import EngineContext
-from flows.entry import fire_schedules
+from flows.engine.batch import EngineContext
+from flows.engine.tick import tick
 from flows.models import ABAssignment, FlowVersion, LaunchRecord, NodeStat, Run
-from flows.tick import tick
+from flows.nodes.schedule import firing
+from flows.nodes.schedule.firing import fire_schedules
 from tests.flows.engine_kit import (
     at,
     bulk_customers,
@@ -169,7 +169,7 @@ def test_ab_acts_as_a_plain_splitter_without_sticky_assignments(welcome):
 
 @pytest.mark.django_db
 def test_a_scheduled_test_runs_once_on_at_most_10000_customers(welcome):
-    assert entry.TEST_AUDIENCE_LIMIT == 10_000
+    assert firing.TEST_AUDIENCE_LIMIT == 10_000
     bulk_customers(10_001, segment="everyone")
     doc = document(
         [

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from flows.engine.tick import tick
 from flows.models import Flow, FlowVersion, NodePass, Run
-from flows.tick import tick
 from tests.flows.engine_kit import (
     at,
     chain,
@@ -158,8 +158,8 @@ def test_events_matched_while_a_new_version_is_launching_enter_the_live_one(wait
     """Between the launch request and its completion the live version still
     runs: an event matched then starts a run, which then moves on in the new version."""
     from flows import lifecycle
-    from flows.engine import EngineContext
-    from flows.entry import match_events
+    from flows.engine.batch import EngineContext
+    from flows.nodes.event import match_events
 
     flow, run = waiting_run
     with at(JUN_1 + timedelta(hours=2)):

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from customers.models import Customer
+from flows.engine.tick import tick
 from flows.models import Run
-from flows.tick import tick
 from tests.flows.engine_kit import (
     at,
     chain,
@@ -152,6 +152,22 @@ def test_a_dynamic_wait_reads_the_trigger_event_payload(welcome):
 
 
 @pytest.mark.django_db
+def test_a_dynamic_wait_reads_its_path_as_the_rule_language_does(welcome):
+    """One path reader (customers.rules.read_path) for conditions and waits: a
+    name never indexes into a list, so "event.dates.0" finds no date in a list
+    of dates (and a key "0" of an object is just a name)."""
+    now = utc(2026, 7, 1, 12, 0)
+    with at(now):
+        flow = launch(waiting(wait(mode="dynamic", field="event.dates.0"), timezone="UTC"))
+        ann = customer("ann")
+        bob = customer("bob")
+    listed = enter(flow, ann, now=now, payload={"dates": ["2026-07-03T09:30:00Z"]})
+    named = enter(flow, bob, now=now, payload={"dates": {"0": "2026-07-03T09:30:00Z"}})
+    assert (listed.status, listed.stop_reason) == (Run.Status.STOPPED, "dynamic_wait_value_missing")
+    assert named.due_at == utc(2026, 7, 3, 9, 30)
+
+
+@pytest.mark.django_db
 def test_a_dynamic_wait_without_offset_waits_for_the_date_itself(welcome):
     now = utc(2026, 7, 1, 12, 0)
     with at(now):
@@ -210,7 +226,7 @@ def test_a_missing_or_unreadable_date_stops_the_run(welcome, fields):
 @pytest.mark.django_db
 def test_an_event_path_without_a_trigger_event_stops_the_run(welcome):
     """A run entered from a segment has no trigger event to read a date from."""
-    from flows.entry import start_flow_for_segment
+    from flows.engine.entry import start_flow_for_segment
     from tests.flows.engine_kit import static_segment
 
     now = utc(2026, 7, 1, 12, 0)

@@ -19,9 +19,9 @@ from channels.models import Message
 from customers.models import Customer, Subscription
 from customers.services import store_events, upsert_customers
 from flows import lifecycle
+from flows.engine.tick import tick
 from flows.models import NodePass, NodeStat, Run
 from flows.privacy import erase_customers, export_customer
-from flows.tick import tick
 from maestra.api.models import ApiKey
 from maestra.audit.models import AuditEntry
 

@@ -13,9 +13,9 @@ from channels.models import Message
 from customers.models import Customer
 from customers.services import upsert_customers
 from flows import lifecycle
+from flows.engine.tick import tick
 from flows.models import NodePass, NodeStat, Run
 from flows.retention import prune_activity, prune_task
-from flows.tick import tick
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

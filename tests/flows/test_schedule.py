@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.schedule import (
+from flows.nodes.schedule.recurrence import (
     WEEKDAYS,
     describe,
     fires_between,

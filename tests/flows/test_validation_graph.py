@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from channels.models import Template
 from customers.models import PromoPool, Segment
 from flows.document import FORMAT, parse_document
+from flows.document.validate import MAX_NODES, validate_document
 from flows.nodes.base import ValidationContext
-from flows.validation import MAX_NODES, validate_document
 from tests.flows.document_strategies import CONTEXT, documents, every_variant_documents
 
 SPEC_EXAMPLE = Path(__file__).parent / "fixtures" / "spec_example.json"

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.nodes import REGISTRY, get_kind
-from flows.schedule import next_fire
+from flows.nodes.schedule.recurrence import next_fire
 from tests.flows.document_strategies import CONTEXT
 
 RULE = {"field": "customer.fields.tier", "op": "eq", "value": "gold"}
@@ -688,7 +688,7 @@ def test_ab_test_ports_are_the_variant_names():
             "window": with_(WINDOW, weekdays=list(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))),
         },
         {"mode": "window", "window": with_(WINDOW, **{"from": "00:00", "to": "23:59"})},
-        # The engine's windows (flows/windows.py) run overnight and whole-day
+        # The engine's windows (flows/nodes/wait/windows.py) run overnight and whole-day
         # windows; the node's validation refused them before.
         {"mode": "window", "window": with_(WINDOW, **{"from": "22:00", "to": "06:00"})},
         {"mode": "window", "window": with_(WINDOW, **{"from": "10:00", "to": "10:00"})},

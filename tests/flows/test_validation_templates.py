@@ -8,8 +8,8 @@ import pytest
 from channels import rendering
 from channels.models import Template
 from flows import lifecycle
+from flows.document.validate import validate_document
 from flows.models import Flow
-from flows.validation import validate_document
 from tests.channels.test_template_checks import NESTED_LOOPS
 from tests.flows.conftest import steps_document
 

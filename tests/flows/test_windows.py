@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.schedule import WEEKDAYS
-from flows.windows import dynamic_target, is_open, next_open, resolve_window_tz, validate_window
+from flows.nodes.schedule.recurrence import WEEKDAYS
+from flows.nodes.wait.windows import dynamic_target, is_open, next_open, resolve_window_tz, validate_window
 from maestra.durations import parse_duration
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from flows.tick import error_count, tick
+from flows.engine.tick import error_count, tick
 
 
 class Command(BaseCommand):

@@ -1,5 +1,5 @@
 """import_events FILE: send events from CSV or JSONL through the one
-ingestion service (flows.ingestion.ingest_events), like POST /api/v1/events.
+ingestion service (flows.engine.ingestion.ingest_events), like POST /api/v1/events.
 
 JSONL: one object per line {"id", "customer", "type", "occurred_at",
 "payload"?}; blank lines are skipped.
@@ -24,7 +24,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from flows.ingestion import MAX_EVENTS, ingest_events
+from flows.engine.ingestion import MAX_EVENTS, ingest_events
 from maestra.importing import BadLine, Rows, csv_records, import_file, read_header
 
 REQUIRED_COLUMNS = ("id", "customer", "type", "occurred_at")

@@ -3,8 +3,9 @@ from collections import Counter
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from flows.engine import EngineContext, process_due_runs
-from flows.entry import start_flow_for_segment
+from flows.engine.batch import EngineContext
+from flows.engine.entry import start_flow_for_segment
+from flows.engine.move import process_due_runs
 from flows.models import Flow, Run
 
 

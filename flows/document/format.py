@@ -4,7 +4,7 @@ and storage (SPEC §11).
 Two layers of checking, on purpose:
 - `parse_document` refuses a *malformed* document (not JSON, wrong JSON types,
   unknown format). Such a document cannot be stored at all (API: 400).
-- `flows.validation.validate_document` finds *semantic* errors in a well-formed
+- `flows.document.validate.validate_document` finds *semantic* errors in a well-formed
   document (missing start node, unknown template, ...). Such a document is saved
   as an invalid draft with its errors.
 
@@ -12,10 +12,7 @@ The document is never rewritten: defaults are applied when reading it
 (`document_settings`, `graph_rows`), so export returns exactly what came in.
 
 The small value formats the document uses (durations, time zones, ISO
-datetimes) are checked by the `*_problem` helpers below; node kinds and the
-settings check share them. Each returns a message or None. Recurrences and
-exit windows (with their "HH:MM" times and weekdays) are judged by
-flows/schedule.py and flows/windows.py, the modules the engine runs them with.
+datetimes) are checked by the `*_problem` helpers of flows/document/fields.py.
 """
 
 from __future__ import annotations
@@ -27,11 +24,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flows.document.fields import (
+    LAUNCH_LIMIT_MODES,
+    MAX_PORT_LENGTH,
+    datetime_problem,
+    duration_problem,
+    is_int,
+    timezone_problem,
+)
 from flows.errors import DocumentError
 from maestra.durations import parse_duration
 from maestra.jsonvalues import json_problems
 from maestra.sql import MAX_INT
-from maestra.zones import known_zones
 
 FORMAT = "maestra.flow/1"
 
@@ -41,11 +45,8 @@ MAX_NAME_LENGTH = 200
 MAX_KEY_LENGTH = 100
 MAX_KIND_LENGTH = 20
 MAX_TITLE_LENGTH = 200
-MAX_PORT_LENGTH = 100
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-LAUNCH_LIMIT_MODES = ("once", "every_time", "periodic")
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_LAUNCH_LIMIT_MODE = "every_time"
 
@@ -225,11 +226,6 @@ def _parse_edge(edge: Any, prefix: str, add) -> None:
         _check_string(edge["port"], f"{prefix}.port", add, max_length=MAX_PORT_LENGTH)
 
 
-def is_int(value: Any) -> bool:
-    """A JSON integer (bool is an int in Python, not in JSON)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_number(value: Any) -> bool:
     return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
@@ -305,57 +301,6 @@ def dump_document(doc: dict, *, indent: int | None = None) -> str:
     """Canonical JSON text of a document (key order preserved): what
     FlowVersion.document_json stores and export prints."""
     return json.dumps(doc, ensure_ascii=False, indent=indent)
-
-
-# --- Value formats -----------------------------------------------------------
-
-
-def duration_problem(value: Any, *, positive: bool = True) -> str | None:
-    """An ISO 8601 duration (at most 100 years either way: parse_duration
-    refuses longer ones); `positive` refuses zero and negative ones."""
-    try:
-        length = parse_duration(value).approximate()
-    except ValueError as error:
-        return str(error)
-    if positive and length <= timedelta(0):
-        return "must be a positive duration"
-    return None
-
-
-def port_name_problem(value: Any) -> str | None:
-    """Branch and variant names are port names: edges refer to them."""
-    if not isinstance(value, str) or not value.strip():
-        return "must be a non-empty string"
-    if len(value) > MAX_PORT_LENGTH:
-        return f"must be at most {MAX_PORT_LENGTH} characters"
-    return None
-
-
-def timezone_names() -> list[str]:
-    """The IANA names timezone_problem accepts, sorted: the choices of the
-    canvas's time zone pickers."""
-    return sorted(known_zones())
-
-
-def timezone_problem(value: Any, *, also: tuple[str, ...] = ()) -> str | None:
-    """An IANA time zone name, or one of the words in `also` ("flow", "customer")."""
-    if isinstance(value, str) and (value in also or value in known_zones()):
-        return None
-    words = " or ".join(f'"{word}"' for word in also)
-    return f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)" + (f" nor {words}" if words else "")
-
-
-def datetime_problem(value: Any) -> str | None:
-    """An ISO 8601 date and time with a UTC offset."""
-    if not isinstance(value, str):
-        return "must be an ISO 8601 date and time string"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return f"{value!r} is not an ISO 8601 date and time (e.g. 2025-06-01T10:00:00+02:00)"
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        return "needs a UTC offset (e.g. +02:00 or Z)"
-    return None
 
 
 def _read_datetime(value: Any) -> datetime | None:

@@ -22,307 +22,30 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import OperationalError, transaction
-from django.utils import timezone
 
-from flows.models import Flow, FlowVersion, NodePass, Run
+from flows.engine.batch import (
+    ENGINE_ERROR,
+    IN_FLIGHT,
+    RUN_COLUMNS,
+    Batch,
+    BatchData,
+    Complete,
+    EngineContext,
+    Exit,
+    RunState,
+    Stop,
+    Wait,
+)
+from flows.models import NodePass, Run
+from flows.nodes import get_kind
+from flows.nodes.limitation import release_reservations
 from maestra import sql
 from maestra.faults import error_text, is_system_error
 
 log = logging.getLogger(__name__)
-
-# Flow statuses whose runs move. Paused flows keep their runs where they are;
-# archived flows have stopped theirs.
-MOVING_STATUSES = (Flow.Status.ACTIVE, Flow.Status.TESTING, Flow.Status.LAUNCHING)
-# The stop reason of a run the engine could not process (Run.error says why).
-ENGINE_ERROR = "engine_error"
-IN_FLIGHT = (Run.Status.ACTIVE, Run.Status.WAITING)
-
-
-def hour_of(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
-# --- Outcomes a node gives a run ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class Exit:
-    port: str
-
-
-@dataclass(frozen=True)
-class Wait:
-    until: datetime
-
-
-@dataclass(frozen=True)
-class Stop:
-    reason: str
-
-
-@dataclass(frozen=True)
-class Complete:
-    """End the run successfully without following an edge (A/B control)."""
-
-    port: str
-
-
-@dataclass(slots=True)
-class RunState:
-    """A run as plain data for the length of one batch."""
-
-    id: int
-    flow_id: int
-    version_id: int
-    customer_id: int
-    trigger_event_id: int | None
-    is_test: bool
-    status: str
-    node_key: str
-    due_at: datetime | None
-    clock: datetime
-    node_clock: datetime | None
-    node_entered_at: datetime
-    seq: int
-    launched: bool
-    stop_reason: str = ""
-    ended_at: datetime | None = None
-    outcome: object = None
-    changed: bool = False
-
-    FIELDS = (
-        "id",
-        "flow_id",
-        "version_id",
-        "customer_id",
-        "trigger_event_id",
-        "is_test",
-        "status",
-        "node_key",
-        "due_at",
-        "clock",
-        "node_clock",
-        "node_entered_at",
-        "seq",
-        "launched",
-    )
-    # claim_due_runs builds a RunState from these columns by position.
-
-
-# --- The graph of one version, loaded once per tick --------------------------
-
-
-@dataclass
-class NodeSpec:
-    key: str
-    kind: str
-    title: str
-    config: dict
-
-
-@dataclass
-class Graph:
-    version_id: int
-    flow_id: int
-    flow_name: str
-    number: int
-    is_test: bool
-    timezone: str
-    start_at: datetime | None
-    end_at: datetime | None
-    launch_limit: dict
-    nodes: dict[str, NodeSpec]
-    edges: dict[tuple[str, str], str]
-
-    @cached_property
-    def tz(self) -> ZoneInfo:
-        try:
-            return ZoneInfo(self.timezone)
-        except Exception:  # validated on save; a broken zone must not stop the engine
-            return ZoneInfo("UTC")
-
-    @classmethod
-    def load(cls, version_id: int) -> Graph:
-        version = FlowVersion.objects.select_related("flow").get(pk=version_id)
-        nodes = {
-            row["key"]: NodeSpec(row["key"], row["kind"], row["title"], row["config"] or {})
-            for row in version.nodes.values("key", "kind", "title", "config")
-        }
-        edges = {
-            (e["from_key"], e["port"]): e["to_key"]
-            for e in version.edges.values("from_key", "port", "to_key")
-        }
-        return cls(
-            version_id=version.pk,
-            flow_id=version.flow_id,
-            flow_name=version.flow.name,
-            number=version.number,
-            is_test=version.is_test,
-            timezone=version.timezone,
-            start_at=version.start_at,
-            end_at=version.end_at,
-            launch_limit={
-                "launch_limit_mode": version.launch_limit_mode,
-                "launch_limit_period": version.launch_limit_period,
-                "launch_limit_max_total": version.launch_limit_max_total,
-            },
-            nodes=nodes,
-            edges=edges,
-        )
-
-
-class EngineContext:
-    """What one worker knows during one pass: the time, the graphs, the flows."""
-
-    def __init__(self, *, now: datetime | None = None, flow_ids: list[int] | None = None):
-        self.now = now or timezone.now()
-        # Only these flows' runs move (run_flow); None: every flow's.
-        self.only_flow_ids = None if flow_ids is None else set(flow_ids)
-        self._graphs: dict[int, Graph] = {}
-        # Runs this tick leaves alone from now on (see BatchResult.capped).
-        self.capped: set[int] = set()
-        # Batches the database rolled back to break a deadlock, done again.
-        self.retried = 0
-        # Runs stopped with engine_error in this pass.
-        self.errors = 0
-
-    @cached_property
-    def hour(self) -> datetime:
-        """The hourly statistics bucket of `now` (asked once per node pass)."""
-        return hour_of(self.now)
-
-    def graph(self, version_id: int) -> Graph:
-        if version_id not in self._graphs:
-            self._graphs[version_id] = Graph.load(version_id)
-        return self._graphs[version_id]
-
-    @cached_property
-    def flows(self) -> dict[int, dict]:
-        """Flows whose runs may move now, with their live version."""
-        return {
-            row["id"]: row
-            for row in Flow.objects.filter(status__in=MOVING_STATUSES).values(
-                "id", "status", "live_version_id"
-            )
-        }
-
-    def movable_flow_ids(self) -> list[int]:
-        ids = []
-        for flow_id, row in self.flows.items():
-            if row["live_version_id"] is None:
-                continue
-            if self.only_flow_ids is not None and flow_id not in self.only_flow_ids:
-                continue
-            live = self.graph(row["live_version_id"])
-            # After end_at the flow behaves as stopped: runs stay where they are
-            # and execute nothing; moving end_at later lets them continue.
-            if not live.is_test and live.end_at is not None and live.end_at <= self.now:
-                continue
-            ids.append(flow_id)
-        return ids
-
-
-# --- The batch a node kind processes -----------------------------------------
-
-
-class Batch:
-    """The runs standing at one node of one version, handed to its kind."""
-
-    def __init__(
-        self, *, ctx: EngineContext, graph: Graph, node: NodeSpec, runs: list[RunState], shared: BatchData
-    ):
-        self.ctx = ctx
-        self.graph = graph
-        self.node = node
-        self.runs = runs
-        self.shared = shared
-
-    @property
-    def now(self) -> datetime:
-        return self.ctx.now
-
-    @property
-    def config(self) -> dict:
-        return self.node.config
-
-    def exit(self, run: RunState, port: str, *, clock: datetime | None = None) -> None:
-        if clock is not None:
-            run.clock = clock
-        run.outcome = Exit(port)
-
-    def wait(self, run: RunState, until: datetime, *, clock: datetime | None = None) -> None:
-        if clock is not None:
-            run.clock = clock
-        run.outcome = Wait(until)
-
-    def stop(self, run: RunState, reason: str) -> None:
-        run.outcome = Stop(reason)
-
-    def complete(self, run: RunState, port: str) -> None:
-        run.outcome = Complete(port)
-
-    def customers(self) -> dict[int, dict]:
-        return self.shared.customers()
-
-    def event_of(self, run: RunState) -> dict | None:
-        if run.trigger_event_id is None:
-            return None
-        return self.shared.events().get(run.trigger_event_id)
-
-
-class BatchData:
-    """Rows shared by every node of a batch, loaded on first use in one query each."""
-
-    CUSTOMER_COLUMNS = (
-        "id",
-        "external_id",
-        "email",
-        "phone",
-        "first_name",
-        "last_name",
-        "timezone",
-        "fields",
-    )
-
-    def __init__(self, runs: list[RunState]):
-        self._runs = runs
-        self._customers: dict[int, dict] | None = None
-        self._events: dict[int, dict] | None = None
-
-    def customers(self) -> dict[int, dict]:
-        if self._customers is None:
-            from customers.models import Customer
-
-            ids = {run.customer_id for run in self._runs}
-            self._customers = {
-                row["id"]: row
-                for row in Customer.objects.filter(id__in=sql.in_values(ids)).values(*self.CUSTOMER_COLUMNS)
-            }
-        return self._customers
-
-    def forget_customers(self) -> None:
-        """A steps group may have changed profiles (set_field): later nodes of
-        the same batch read them afresh."""
-        self._customers = None
-
-    def events(self) -> dict[int, dict]:
-        """Trigger events by id: {"type", "occurred_at", "payload", "depth"}."""
-        if self._events is None:
-            from customers.models import Event
-
-            ids = {run.trigger_event_id for run in self._runs if run.trigger_event_id}
-            self._events = {
-                row["id"]: row
-                for row in Event.objects.filter(id__in=sql.in_values(ids)).values(
-                    "id", "type", "occurred_at", "payload", "depth"
-                )
-            }
-        return self._events
 
 
 # --- Claiming and moving -----------------------------------------------------
@@ -417,8 +140,6 @@ def move_batch(runs: list[RunState], *, ctx: EngineContext) -> BatchResult:
     Each round hands every node its group of runs at once. Groups are taken
     in a fixed order (flow, node key, version), so two workers whose batches
     meet at the same limitation nodes lock their counters in the same order."""
-    from flows.nodes import get_kind
-
     result = BatchResult()
     shared = BatchData(runs)
     cap = settings.MAESTRA_MAX_PASSES_PER_TICK
@@ -552,21 +273,6 @@ def _apply_outcome(run: RunState, *, ctx: EngineContext, result: BatchResult, ca
     return True
 
 
-RUN_COLUMNS = {
-    "version_id": "int",
-    "status": "text",
-    "node_key": "text",
-    "due_at": "ts",
-    "clock": "ts",
-    "node_clock": "ts",
-    "node_entered_at": "ts",
-    "seq": "int",
-    "launched": "bool",
-    "ended_at": "ts",
-    "stop_reason": "text",
-}
-
-
 def write_batch(runs: list[RunState], result: BatchResult) -> None:
     """Write a processed batch back: a fixed number of statements whatever its
     size. Stats go last: once a worker holds a stats bucket it only commits,
@@ -585,8 +291,6 @@ def write_batch(runs: list[RunState], result: BatchResult) -> None:
         returning=("run_id", "pass_no"),
     )
     if result.ended_run_ids:
-        from flows.nodes.limitation import release_reservations
-
         ended = set(result.ended_run_ids)
         release_reservations(
             run_ids=result.ended_run_ids, flow_ids={run.flow_id for run in runs if run.id in ended}

@@ -1,6 +1,8 @@
-"""The two periodic django-q2 tasks: one sweep of due engine work and one of
-the outbox. One Schedule row each (never one per customer: django-q2 polls
-schedules with a Python loop, fine for two rows, not for millions).
+"""The django-q2 Schedule rows of the periodic tasks (not to be confused with
+a schedule start node, flows/nodes/schedule/, nor with a flow's start/end
+dates): one sweep of due engine work and one of the outbox. One Schedule
+row each (never one per customer: django-q2 polls schedules with a Python
+loop, fine for two rows, not for millions).
 
 Registered on every migrate (flows/apps.py), so a deploy keeps them in step
 with the code: the function path and the interval are reset to what the code
@@ -9,10 +11,11 @@ are not unique) is removed, so a task never runs twice per interval."""
 
 from django.conf import settings
 from django.db import transaction
+from django_q.models import Schedule
 
 PERIODIC_TASKS = {
-    "maestra-sweep": "flows.tick.sweep_task",
-    "maestra-deliver": "flows.tick.deliver_task",
+    "maestra-sweep": "flows.tasks.sweep_task",
+    "maestra-deliver": "channels.tasks.deliver_task",
 }
 # Tasks that run with the sweep, apart so PERIODIC_TASKS stays the engine's two.
 ALERT_TASKS = {
@@ -27,8 +30,6 @@ DAILY_TASKS = {
 
 
 def ensure_periodic_tasks(*, using: str = "default") -> None:
-    from django_q.models import Schedule
-
     minutes = max(1, settings.MAESTRA_SWEEP_SECONDS // 60)
     with transaction.atomic(using=using):
         every = {name: minutes for name in PERIODIC_TASKS | ALERT_TASKS} | {

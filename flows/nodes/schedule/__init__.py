@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flows.document import timezone_problem
-from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+from flows.document.fields import timezone_problem
+from flows.nodes.base import Problem, StartKind, ValidationContext, register
 from flows.nodes.condition import rule_problems
-from flows.schedule import validate_recurrence
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine import Batch
+from flows.nodes.schedule.recurrence import validate_recurrence
 
 FIELDS = ("recurrence", "timezone", "audience")
 # The schedule's own time zone; "flow" (the default) means the flow's.
@@ -18,10 +15,9 @@ DEFAULT_TIMEZONE = "flow"
 
 
 @register
-class ScheduleStart(NodeKind):
+class ScheduleStart(StartKind):
     kind = "schedule"
     label = "Schedule"
-    is_start = True
 
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
         problems = [Problem(key, "unknown field") for key in config if key not in FIELDS]
@@ -31,17 +27,9 @@ class ScheduleStart(NodeKind):
         problems += _audience_problems(config.get("audience"), ctx)
         return problems
 
-    def ports(self, config: dict) -> list[str]:
-        return ["next"]
-
-    def process(self, batch: Batch) -> None:
-        # Entry checks (type, filter, age, limits) happen when the run is created.
-        for run in batch.runs:
-            batch.exit(run, "next")
-
 
 def recurrence_problems(recurrence: Any) -> list[Problem]:
-    """The recurrence judged by flows.schedule.validate_recurrence, the very
+    """The recurrence judged by recurrence.validate_recurrence, the very
     function the engine arms and fires schedules with: a recurrence that saves
     as valid can always be launched, and one that can never fire (a weekly
     interval of 53, a cron such as "0 10 31 2 *") is an error on the node."""

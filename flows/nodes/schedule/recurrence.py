@@ -31,7 +31,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flows.document import WEEKDAYS, is_int
+from cronsim import CronSim, CronSimError
+
+from flows.document.fields import WEEKDAYS, is_int, parse_time_of_day, validate_weekdays
 from maestra.durations import localize
 
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -45,37 +47,12 @@ MAX_WEEK_INTERVAL = 52
 # that never fires, so a walk this long without a fire is a bug, not an input.
 HORIZON_DAYS = 13 * 366 + 7
 
-# "HH:MM", 00:00 to 23:59, exactly as the document format writes times.
-_TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])\Z")
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _FULL_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _ORDINALS = {1: "1st", 2: "2nd", 3: "3rd", 4: "4th", 5: "5th", -1: "last"}
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def parse_time_of_day(text: object) -> int:
-    """ "HH:MM" (00:00–23:59) → minutes after midnight. Raises ValueError."""
-    match = _TIME.match(text) if isinstance(text, str) else None
-    if not match:
-        raise ValueError('must be a time "HH:MM" between 00:00 and 23:59, such as 09:30')
-    return int(match.group(1)) * 60 + int(match.group(2))
-
-
-def validate_weekdays(value: object, path: str) -> list[tuple[str, str]]:
-    """A non-empty list of distinct weekday names ("mon" … "sun")."""
-    if not isinstance(value, list) or not value:
-        return [(path, "must be a non-empty list of weekdays (mon, tue, …, sun)")]
-    problems = []
-    seen = set()
-    for index, name in enumerate(value):
-        if name not in WEEKDAYS:
-            problems.append((f"{path}.{index}", f"{name!r} is not a weekday (mon, tue, …, sun)"))
-        elif name in seen:
-            problems.append((f"{path}.{index}", f"{name!r} is listed twice"))
-        seen.add(name)
-    return problems
 
 
 def _unknown_keys(recurrence: dict, allowed: set[str]) -> list[tuple[str, str]]:
@@ -86,7 +63,7 @@ def validate_recurrence(recurrence: object) -> list[tuple[str, str]]:
     """Every problem of a recurrence as (field path inside the recurrence,
     message); an empty list means it is valid and fires at least once in any
     HORIZON_DAYS. The one judge of a recurrence: the schedule node's
-    validation (flows/nodes/schedule.py) and every runtime function below call
+    validation (flows/nodes/schedule/__init__.py) and every runtime function below call
     it, so what saves as valid is exactly what the engine can arm and fire."""
     if not isinstance(recurrence, dict):
         return [("", 'must be an object such as {"every": "day", "at": "10:00"}')]
@@ -183,84 +160,84 @@ class _Cron:
 
 
 _CRON_FIELDS = (
-    # name, low, high, names (value of the first name)
-    ("minute", 0, 59, None),
-    ("hour", 0, 23, None),
-    ("day of month", 1, 31, None),
-    ("month", 1, 12, MONTHS),
-    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+    # name, values, names (value of the first name), cronsim's name of the field
+    ("minute", "0–59", None, "minute"),
+    ("hour", "0–23", None, "hour"),
+    ("day of month", "1–31", None, "day-of-month"),
+    ("month", "1–12", MONTHS, "month"),
+    ("day of week", "0–7", ("sun", "mon", "tue", "wed", "thu", "fri", "sat"), "day-of-week"),
 )
+# The five-field cron the document promises: *, 5, 1-5, */15, 1-31/2, lists,
+# month and weekday names. cronsim reads more (a seconds field, L, W, #, ?),
+# which the editor does not offer and the format does not allow.
 _CRON_ITEM = re.compile(r"^(?:(\*)|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/([0-9]+))?$")
-# Longest month length for each month (February in a leap year).
-_MAX_MONTH_DAYS = {month: calendar.monthrange(2000, month)[1] for month in range(1, 13)}
+# "fri-sun": Sunday (0) closes a weekday range; cronsim spells that 7.
+_SUNDAY_CLOSES = re.compile(r"^((?!0-|sun-)[0-9a-z]+)-(?:0|sun)(/[0-9]+)?$")
+# A moment only for cronsim's constructor: the fields are parsed, never iterated.
+_PARSE_AT = datetime(2000, 1, 1)
 
 
-def _cron_value(token: str, low: int, high: int, names: tuple[str, ...] | None, field: str) -> int:
-    if token.isdigit():
-        value = int(token)
-    elif names and token in names:
-        value = names.index(token) + (1 if field == "month" else 0)
-    else:
-        raise ValueError(f"{field}: {token!r} is not a number{' or a name' if names else ''}")
-    if not low <= value <= high:
-        raise ValueError(f"{field}: {value} is outside {low}–{high}")
-    return value
-
-
-def _parse_cron_field(text: str, low: int, high: int, names: tuple[str, ...] | None, field: str) -> set[int]:
-    values: set[int] = set()
-    for item in text.lower().split(","):
+def _dialect_problem(text: str, field: str, names: tuple[str, ...] | None) -> str | None:
+    for item in text.split(","):
         match = _CRON_ITEM.match(item)
         if not match:
-            raise ValueError(f"{field}: {item!r} is not a cron item (*, 5, 1-5, */15, 1-31/2, a list)")
-        star, start_text, end_text, step_text = match.groups()
-        step = int(step_text) if step_text else 1
-        if step < 1:
-            raise ValueError(f"{field}: a step must be at least 1")
-        if star:
-            start, end = low, high
-        else:
-            start = _cron_value(start_text, low, high, names, field)
-            if end_text:
-                end = _cron_value(end_text, low, high, names, field)
-                if field == "day of week" and end == 0 and start > 0:
-                    end = 7  # "fri-sun": Sunday closes the range
-            else:
-                # "5/10" means 5, 15, 25, … (as in most crons); a bare "5" is just 5.
-                end = high if step_text else start
-        if start > end:
-            raise ValueError(f"{field}: the range {item!r} runs backwards")
-        values.update(range(start, end + 1, step))
-    return values
+            return f"{field}: {item!r} is not a cron item (*, 5, 1-5, */15, 1-31/2, a list)"
+        for token in match.group(2, 3):
+            if token and not token.isdigit() and not (names and token in names):
+                return f"{field}: {token!r} is not a number{' or a name' if names else ''}"
+    return None
 
 
 def _parse_cron(expression: object) -> _Cron:
+    """A five-field cron, read by cronsim (fields, ranges, steps, names and
+    the day-of-month/day-of-week rule of Vixie cron). Only the walk over days
+    stays in this module: cronsim's iteration follows Debian cron's DST quirks,
+    not the rules of SPEC §8 (a time in the gap moves forward by the gap), and
+    the engine also walks backwards over missed fires."""
     if not isinstance(expression, str):
         raise ValueError('must be a cron string such as "0 10 * * 1-5"')
-    fields = expression.split()
+    fields = expression.lower().split()
     if len(fields) != 5:
         raise ValueError("must have 5 fields: minute hour day-of-month month day-of-week")
-    parsed = [
-        _parse_cron_field(text, low, high, names, name)
-        for text, (name, low, high, names) in zip(fields, _CRON_FIELDS)
-    ]
-    minutes, hours, days, months, weekdays = parsed
-    weekdays = {day % 7 for day in weekdays}  # 7 is Sunday too
-    cron = _Cron(
-        minutes=frozenset(minutes),
-        hours=frozenset(hours),
-        days=frozenset(days),
-        months=frozenset(months),
-        weekdays=frozenset(weekdays),
+    for text, (name, _values, names, _cronsim_name) in zip(fields, _CRON_FIELDS):
+        if problem := _dialect_problem(text, name, names):
+            raise ValueError(problem)
+    fields[4] = ",".join(_SUNDAY_CLOSES.sub(r"\1-7\2", item) for item in fields[4].split(","))
+    try:
+        parsed = CronSim(" ".join(fields), _PARSE_AT)
+    except CronSimError as error:
+        raise ValueError(_cron_error(str(error), fields)) from None
+    return _Cron(
+        minutes=frozenset(parsed.minutes),
+        hours=frozenset(parsed.hours),
+        days=frozenset(parsed.days),
+        months=frozenset(parsed.months),
+        weekdays=frozenset(day % 7 for day in parsed.weekdays),  # 7 is Sunday too
         days_star=fields[2].startswith("*"),
         weekdays_star=fields[4].startswith("*"),
     )
-    # The day of month can make a cron impossible (0 0 30 2 *) when both day
-    # fields must match; when both are restricted the weekday alone fires.
-    both_must_match = cron.days_star or cron.weekdays_star
-    if both_must_match and not any(min(cron.days) <= _MAX_MONTH_DAYS[month] for month in cron.months):
-        raise ValueError("never fires: none of its months has that day of the month (such as 31 February)")
-    return cron
+
+
+def _cron_error(message: str, fields: list[str]) -> str:
+    """cronsim's "Bad <field>" as a message naming the field and its values."""
+    for index, (name, values, names, cronsim_name) in enumerate(_CRON_FIELDS):
+        if message != f"Bad {cronsim_name}":
+            continue
+        if index == 2 and not fields[2].startswith("*"):
+            # cronsim also refuses a day of month no listed month has when both
+            # day fields must match; the same field alone, with a weekday
+            # (either one then matches), tells that apart from a bad value.
+            try:
+                CronSim(f"0 0 {fields[2]} * 1", _PARSE_AT)
+            except CronSimError:
+                pass
+            else:
+                return "never fires: none of its months has that day of the month (such as 31 February)"
+        spelled = f"{values}{' or a name' if names else ''}"
+        return (
+            f"{name}: {fields[index]!r} is not valid ({spelled}; a range runs forwards, a step is at least 1)"
+        )
+    return message
 
 
 # --------------------------------------------------------------------------- plans

@@ -26,8 +26,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flows.document import timezone_problem
-from flows.schedule import WEEKDAYS, parse_time_of_day, validate_weekdays
+from flows.document.fields import WEEKDAYS, parse_time_of_day, timezone_problem, validate_weekdays
 from maestra.durations import Duration
 from maestra.zones import localize, wall_moments, zone_or_none
 

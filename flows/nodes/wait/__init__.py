@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flows.document import duration_problem
+from customers.models import Customer
+from customers.rules import Path, RuleError, parse_path, read_path
+from flows.document.fields import duration_problem
+from flows.engine.batch import Batch
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
-from flows.windows import validate_window
+from flows.nodes.wait.windows import dynamic_target, next_open, resolve_window_tz, validate_window
 from maestra import sql
-
-if TYPE_CHECKING:  # pragma: no cover
-    from flows.engine import Batch
+from maestra.durations import parse_duration
 
 MODE_FIELDS = {
     "fixed": ("mode", "duration", "window"),
@@ -52,10 +53,6 @@ class Wait(NodeKind):
         return ["next"]
 
     def process(self, batch: Batch) -> None:
-        from flows.lookup import MISSING, lookup
-        from flows.windows import dynamic_target, next_open, resolve_window_tz
-        from maestra.durations import parse_duration
-
         config = batch.config
         mode = config["mode"]
         window = config.get("window")
@@ -64,6 +61,7 @@ class Wait(NodeKind):
         duration = parse_duration(config["duration"]) if mode == "fixed" else None
         offset = parse_duration(config["offset"]) if mode == "dynamic" and config.get("offset") else None
         attribute = _datetime_attribute_values(batch, config["field"]) if mode == "dynamic" else None
+        field = _readable_path(config["field"]) if mode == "dynamic" and attribute is None else None
         fixed_targets: dict = {}  # runs of an audience share their clock: add the duration once
         for run in batch.runs:
             if run.status == "waiting":
@@ -79,12 +77,17 @@ class Wait(NodeKind):
                     target = fixed_targets[run.clock] = duration.add_to(run.clock, batch.graph.tz)
             elif mode == "dynamic":
                 if attribute is not None:
-                    value = attribute.get(run.customer_id, MISSING)
+                    value = attribute.get(run.customer_id)
                 else:
-                    value = lookup(
-                        config["field"], customer=customers.get(run.customer_id), event=batch.event_of(run)
+                    # The rule language's reader: the same path means the same
+                    # value here as in a condition (a name never indexes a list).
+                    event = batch.event_of(run)
+                    value = field and read_path(
+                        field,
+                        customer=customers.get(run.customer_id),
+                        event=(event or {}).get("payload") if event else None,
                     )
-                target = None if value is MISSING else dynamic_target(value, offset=offset, tz=batch.graph.tz)
+                target = None if value is None else dynamic_target(value, offset=offset, tz=batch.graph.tz)
                 if target is None:
                     batch.stop(run, "dynamic_wait_value_missing")
                     continue
@@ -105,13 +108,21 @@ class Wait(NodeKind):
                 batch.wait(run, leave_at, clock=target)
 
 
+def _readable_path(field: str) -> Path | None:
+    """The dynamic wait's path when it is read from the loaded rows (a custom
+    field or the event); None for one no validator let through, so its runs
+    stop with dynamic_wait_value_missing rather than fail the batch."""
+    try:
+        path = parse_path(field)
+    except RuleError:
+        return None
+    return path if path.kind == "json" else None
+
+
 def _datetime_attribute_values(batch: Batch, field: str) -> dict[int, Any] | None:
     """customer.created_at and its like are columns the batch's customer rows
     do not carry: read them for the whole batch in one query. None for any
     other path (custom fields and the event are read from the loaded rows)."""
-    from customers.models import Customer
-    from customers.rules import RuleError, parse_path
-
     try:
         path = parse_path(field)
     except RuleError:
@@ -126,8 +137,6 @@ def _datetime_attribute_values(batch: Batch, field: str) -> dict[int, Any] | Non
 def date_field_problem(field: Any) -> str | None:
     """The date a dynamic wait waits for: a path of the rule language that can
     hold a date (customer.created_at, customer.fields.<name>, event.<name>)."""
-    from customers.rules import RuleError, parse_path
-
     hint = "must name a date: customer.fields.<name>, customer.created_at or event.<name>"
     try:
         path = parse_path(field)
@@ -139,7 +148,7 @@ def date_field_problem(field: Any) -> str | None:
 
 
 def window_problems(window: Any) -> list[Problem]:
-    """The exit window judged by flows.windows.validate_window, the function
+    """The exit window judged by flows.nodes.wait.windows.validate_window, the function
     the engine opens windows with (overnight windows such as 22:00–06:00 and
     whole days, from equal to to, included)."""
     return [

@@ -56,16 +56,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 
+from channels.models import Message
+from channels.outbox import SendRequest, queue_messages
+from channels.rendering import RenderError, build_context, render_string
+from customers.errors import InvalidInput, SegmentNotStatic, UnknownPromoPool, UnknownSegment
+from customers.services.events import store_events
+from customers.services.fields import set_field_values
+from customers.services.points import grant_points
+from customers.services.promo_codes import issue_promo_codes
+from customers.services.segments import add_to_segment, remove_from_segment
+from flows.engine.batch import Batch, RunState
 from maestra.durations import parse_duration
-
-if TYPE_CHECKING:  # pragma: no cover
-    from datetime import datetime
-
-    from flows.engine import Batch, RunState
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +174,6 @@ def _hold_back_messages_of_failed_groups(*, batch: Batch, runs: list[RunState], 
     reach the customer: messages queued by its earlier steps (still in this
     transaction, so never sent) are recorded as not sent. Otherwise a `once`
     flow with an empty promo pool would e-mail the customer on every event."""
-    from channels.models import Message
 
     failed = [run for run in runs if run.id in result.failed]
     if not failed:
@@ -183,8 +188,6 @@ def _hold_back_messages_of_failed_groups(*, batch: Batch, runs: list[RunState], 
 
 
 def _run_step(handler: Callable[[StepCall], None], call: StepCall) -> None:
-    from customers.services import InvalidInput, SegmentNotStatic, UnknownPromoPool, UnknownSegment
-
     try:
         with transaction.atomic():
             handler(call)
@@ -218,8 +221,6 @@ def _template_context(call: StepCall, run: RunState) -> dict:
 
 
 def _send(call: StepCall) -> None:
-    from channels.outbox import SendRequest, queue_messages
-
     batch, step = call.batch, call.step
     requests = [
         SendRequest(
@@ -247,8 +248,6 @@ def _send(call: StepCall) -> None:
 
 
 def _issue_promo_code(call: StepCall) -> None:
-    from customers.services import issue_promo_codes
-
     issued = issue_promo_codes(
         pool_slug=call.step["pool"], requests=[(run.customer_id, call.key(run)) for run in call.runs]
     )
@@ -261,8 +260,6 @@ def _issue_promo_code(call: StepCall) -> None:
 
 
 def _points(call: StepCall) -> None:
-    from customers.services import grant_points
-
     batch, step = call.batch, call.step
     expires_at = None
     if step.get("expires_in"):
@@ -283,9 +280,6 @@ def _points(call: StepCall) -> None:
 
 
 def _set_field(call: StepCall) -> None:
-    from channels.rendering import RenderError, build_context, render_string
-    from customers.services import InvalidInput, set_field_values
-
     field_name, value = call.step["field"], call.step.get("value")
     runs_of: dict[int, list[RunState]] = {}
     for run in call.runs:
@@ -332,20 +326,14 @@ def _set_field(call: StepCall) -> None:
 
 
 def _add_to_segment(call: StepCall) -> None:
-    from customers.services import add_to_segment
-
     add_to_segment(slug=call.step["segment"], customer_ids=call.customer_ids())
 
 
 def _remove_from_segment(call: StepCall) -> None:
-    from customers.services import remove_from_segment
-
     remove_from_segment(slug=call.step["segment"], customer_ids=call.customer_ids())
 
 
 def _emit_event(call: StepCall) -> None:
-    from customers.services import store_events
-
     # Chains between flows are capped by depth (SPEC §8): the new event is one
     # deeper than the event that started the run. One call per depth present
     # in the batch, at most MAESTRA_MAX_EVENT_DEPTH + 1 of them. One event per
