@@ -220,7 +220,11 @@ def test_a_segment_rule_through_the_builder(sized, live_server, marketer, shop, 
     row.locator("select.rb-event-op").select_option("count_gte")
     row.get_by_label("Times").fill("2")
     row.get_by_label("Amount").fill("14")
-    builder.get_by_role("button", name="Add condition").last.click()
+    # From the keyboard: Enter on "Add condition" adds one and focus stays on the button.
+    builder.get_by_role("button", name="Add condition").last.focus()
+    page.keyboard.press("Enter")
+    expect(builder.locator(".rb-leaf")).to_have_count(1)
+    assert page.evaluate("() => document.activeElement.textContent") == "Add condition"
     # The catalogue arrived: the custom fields of the data are offered.
     expect(builder.locator("select.rb-field option[value='customer.fields.tier']")).to_have_count(1)
     builder.locator("select.rb-field").last.select_option("customer.email")

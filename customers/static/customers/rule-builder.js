@@ -272,9 +272,13 @@ export function ruleBuilder(rule, onChange, { allowEvent = true, optional = fals
     onChange(value);
   };
   const redraw = () => {
-    const focused = document.activeElement && root.contains(document.activeElement) ? document.activeElement.id : null;
+    const focused = document.activeElement && root.contains(document.activeElement) ? controlKey(document.activeElement) : null;
+    // A read-only host (a launched version on the canvas) disabled the controls: keep them so.
+    const disabled = root.querySelector("input:disabled, select:disabled, textarea:disabled, button:disabled") !== null;
     draw();
-    if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
+    if (disabled) for (const control of root.querySelectorAll("input, select, textarea, button")) control.disabled = true;
+    // Keyboard users stay where they were: the same control of the same condition.
+    if (focused) [...root.querySelectorAll("input, select, textarea, button")].find((c) => controlKey(c) === focused)?.focus();
   };
 
   function leafRow(node, rowAt, group, inWhere) {
@@ -469,6 +473,13 @@ export function ruleBuilder(rule, onChange, { allowEvent = true, optional = fals
   root.setRule = (value) => { tree = value === null || value === undefined ? { kind: "group", comb: "all", negated: false, children: [] } : asGroup(fromRule(value)); redraw(); };
   draw();
   return root;
+}
+
+// A control's identity across redraws: its condition's rule path, its kind and its name.
+function controlKey(control) {
+  const holder = control.closest("[data-rule-path]");
+  const name = (control.labels && control.labels[0] && control.labels[0].textContent) || control.textContent || control.className;
+  return `${holder ? holder.dataset.rulePath : ""}|${control.tagName}|${name}`;
 }
 
 function ensureEventList() {
