@@ -35,7 +35,10 @@ function mount(area) {
   area.hidden = !broken;
   label();
   loadCatalogue().then(label); // the words come translated with the catalogue
-  area.before(builder, toggle);
+  const host = document.createElement("div");
+  host.className = "rb-host";
+  host.append(builder, toggle);
+  area.before(host);
 }
 
 function mountAll() {
