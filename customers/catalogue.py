@@ -6,7 +6,8 @@ pools, channels and the ops per value type.
 Computed from samples, never from a full scan: the most recent
 `CUSTOMER_SAMPLE` customers and `EVENT_SAMPLE` events (by primary key, an
 index walk), and cached for `CACHE_SECONDS` so that the builders of many
-open pages cost one computation. A name seen only in older rows is missing
+open pages cost one computation (segments and pools, small tables, are
+read each time). A name seen only in older rows is missing
 from the lists; the builder still takes any path typed by hand."""
 
 from __future__ import annotations
@@ -135,11 +136,22 @@ def _attributes() -> list[dict[str, str]]:
     ]
 
 
-def compute_rule_catalogue() -> dict[str, Any]:
+def compute_samples() -> dict[str, Any]:
+    """The sampled part of the catalogue (what the cache holds)."""
+    return {"fields": custom_fields(), "events": event_types()}
+
+
+def rule_catalogue(*, fresh: bool = False) -> dict[str, Any]:
+    """The catalogue. The sampled names come from the cache when a computation
+    younger than CACHE_SECONDS is there (`fresh` recomputes them); segments and
+    pools are read each time (small tables: a new segment shows at once)."""
+    samples = None if fresh else cache.get(CACHE_KEY)
+    if samples is None:
+        samples = compute_samples()
+        cache.set(CACHE_KEY, samples, CACHE_SECONDS)
     return {
         "attributes": _attributes(),
-        "fields": custom_fields(),
-        "events": event_types(),
+        **samples,
         "channels": list(CHANNELS),
         "statuses": list(SUBSCRIPTION_STATUSES),
         "segments": list(Segment.objects.order_by("slug").values("slug", "name", "kind")[:LIST_LIMIT]),
@@ -148,15 +160,3 @@ def compute_rule_catalogue() -> dict[str, Any]:
         "event_ops": list(EVENT_OPS),
         "sample": {"customers": CUSTOMER_SAMPLE, "events": EVENT_SAMPLE},
     }
-
-
-def rule_catalogue(*, fresh: bool = False) -> dict[str, Any]:
-    """The catalogue, from the cache when a computation younger than
-    CACHE_SECONDS is there (`fresh` recomputes it)."""
-    if not fresh:
-        cached = cache.get(CACHE_KEY)
-        if cached is not None:
-            return cached
-    catalogue = compute_rule_catalogue()
-    cache.set(CACHE_KEY, catalogue, CACHE_SECONDS)
-    return catalogue

@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -40,7 +41,9 @@ def sized(request, page):
 
 @pytest.fixture
 def shop(transactional_db):
-    """Customers with custom fields and orders, so the catalogue has names to offer."""
+    """Customers with custom fields and orders, so the catalogue has names to offer
+    (the live server shares this process's cache: an earlier test's catalogue goes)."""
+    cache.clear()
     now = timezone.now()
     ann = Customer.objects.create(
         external_id="ann", email="ann@example.com", fields={"tier": "gold", "vip": True}
