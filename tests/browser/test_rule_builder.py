@@ -182,6 +182,9 @@ def test_an_event_start_filter_and_the_json_view(sized, live_server, superuser, 
     page.goto(f"/admin/flows/flow/{flow.pk}/change/")
     node(page, "start").click()
     form = page.locator(".fc-form")
+    # The event type box suggests the event types received.
+    expect(form.locator('[data-field="event_type"] input')).to_have_attribute("list", "rb-event-types")
+    expect(page.locator("#rb-event-types option[value='page_view']")).to_have_count(1)
     form.get_by_role("button", name="Add a filter").click()
     form.get_by_role("button", name="Add condition").click()
     form.locator("select.rb-field").select_option("event.total")

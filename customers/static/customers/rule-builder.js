@@ -482,6 +482,13 @@ function controlKey(control) {
   return `${holder ? holder.dataset.rulePath : ""}|${control.tagName}|${name}`;
 }
 
+// The id of a <datalist> of the event types received (for an event start's
+// type box); filled when the catalogue arrives.
+export function eventTypeList() {
+  loadCatalogue().then(ensureEventList);
+  return ensureEventList();
+}
+
 function ensureEventList() {
   let list = document.getElementById("rb-event-types");
   if (!list) {

@@ -2,7 +2,7 @@
 // node's `config` in the maestra.flow/1 shapes (SPEC §5). The server
 // validates every save; these widgets only make the right shapes easy.
 
-import { ruleBuilder } from "../customers/rule-builder.js";
+import { eventTypeList, ruleBuilder } from "../customers/rule-builder.js";
 
 export const KIND_ORDER = ["event", "schedule", "condition", "steps", "splitter", "wait", "ab_test", "limitation"];
 export const START_KINDS = ["event", "schedule"];
@@ -223,7 +223,7 @@ function shareList(items, onChange, { path, withControl = false, max = 50, label
 
 function eventForm(config, ctx, changed) {
   return [
-    field("Event type", textInput(config.event_type, (v) => { config.event_type = v; changed(); }, { list: "nf-event-types", placeholder: "order_created" }), "event_type"),
+    field("Event type", textInput(config.event_type, (v) => { config.event_type = v; changed(); }, { list: eventTypeList(), placeholder: "order_created" }), "event_type"),
     h("div", { className: "nf-group" }, h("div", { className: "nf-group-title" }, "Filter (optional)"),
       ruleEditor(config.filter ?? null, (v) => { if (v === null) delete config.filter; else config.filter = v; changed(); }, "filter", { optional: true })),
     field("Ignore events older than", durationInput(config.max_age ?? "P7D", (v) => { config.max_age = v; changed(); }), "max_age"),
