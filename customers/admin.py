@@ -4,9 +4,10 @@ show, so a page of 100 rows costs the same few queries as a page of one."""
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
+from customers.admin_catalogue import RuleBuilderWidget, rule_catalogue_view
 from customers.errors import CustomerServiceError
 from customers.models import (
     Customer,
@@ -107,6 +108,11 @@ class CustomerAdmin(admin.ModelAdmin):
         ("Data", {"fields": ["fields", "points_balance", "created_at", "updated_at", "activity"]}),
     ]
 
+    def get_urls(self):
+        # The rule builder's data (customers/admin_catalogue.py); JSON 401/403 itself.
+        catalogue = path("rule-catalogue/", rule_catalogue_view, name="customers_rule_catalogue")
+        return [catalogue, *super().get_urls()]
+
     @admin.display(description="activity")
     def activity(self, obj: Customer) -> str:
         url = activity_url(obj.pk) if obj.pk else ""
@@ -163,6 +169,7 @@ class SegmentForm(forms.ModelForm):
     class Meta:
         model = Segment
         fields = ["slug", "name", "kind", "rule"]
+        widgets = {"rule": RuleBuilderWidget()}  # the rule builder, JSON as "advanced"
 
     def clean(self):
         cleaned = super().clean()

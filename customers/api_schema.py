@@ -6,12 +6,16 @@ hook, listed in settings.SPECTACULAR_SETTINGS."""
 
 from __future__ import annotations
 
-from customers.rules import OPS
+from customers.rules import EVENT_OPS, OPS
 from maestra.api.schema import add_component, apply_examples
 
 _RULE = {
-    "description": "A rule of the rule language (SPEC §5): {all: [...]}, {any: [...]}, {not: RULE} or a "
-    "leaf {field, op, value}.",
+    "description": "A rule of the rule language (SPEC §5, docs/rules.md): {all: [...]}, {any: [...]}, "
+    "{not: RULE}, a leaf {field, op, value}, or an event-history leaf {event, where, within, op, value} "
+    "counting the customer's events of one type (op count_gte|count_lte|count_eq|exists|not_exists; "
+    "within an ISO 8601 duration back from the evaluation time, at most 100 years, or null for all; "
+    "where a rule on the counted event's payload, event.<key> paths only, or null; value a whole "
+    "number 0..2147483647 for the count ops).",
     "type": "object",
     "example": {"field": "subscription.email", "op": "eq", "value": "requires_confirmation"},
     "additionalProperties": True,
@@ -22,9 +26,12 @@ _RULE = {
         "field": {"type": "string", "example": "customer.fields.tier"},
         "op": {
             "type": "string",
-            "enum": list(OPS),
+            "enum": list(dict.fromkeys([*OPS, *EVENT_OPS])),
         },
         "value": {},
+        "event": {"type": "string", "maxLength": 100, "example": "order_created"},
+        "where": {"type": "object", "nullable": True},
+        "within": {"type": "string", "nullable": True, "example": "P30D"},
     },
 }
 

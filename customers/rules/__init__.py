@@ -6,8 +6,10 @@ A rule is JSON::
     {"any": [RULE, ...]}      at least one sub-rule matches (non-empty list)
     {"not": RULE}             the sub-rule does not match
     {"field": PATH, "op": OP, "value": V}
+    {"event": TYPE, "where": RULE|null, "within": DURATION|null, "op": OP, "value": N}
 
-Nesting is limited to 10 levels (a lone leaf is level 1).
+Nesting is limited to 10 levels (a lone leaf is level 1; an event leaf's
+`where` nests inside it and counts too).
 
 One rule has two implementations that must agree row for row: `evaluate()` on
 facts loaded in Python (`load_facts`) and `to_q()`, a `Q` for a `Customer`
@@ -74,6 +76,22 @@ thing: "no value".
   [now - D, now] (both ends inclusive, one-second precision; months and years
   counted on the UTC calendar). ``now`` is `django.utils.timezone.now()`.
 
+Event history
+-------------
+``{"event": TYPE, "where": RULE|null, "within": D|null, "op": OP, "value": N}``
+counts the customer's events of type TYPE that occurred in [at - D, at]
+(both ends inclusive, one-second precision like ``within_last``; without
+``within`` every event up to ``at``) and match ``where``, a rule on the
+counted event's payload (``event.<key>`` paths only, no event leaf inside).
+OP is count_gte, count_lte, count_eq (``value`` a whole number 0..2**31-1),
+exists or not_exists (``value`` ignored). ``at`` is the evaluation time:
+``RuleFacts.clock`` when set (a run's clock in flows: conditions pass it,
+start filters the trigger event's time), else ``now``. An event later than
+``at`` never counts. Allowed everywhere, segments and audiences included (it
+does not read the trigger event). SQL: a correlated EXISTS / COUNT subquery
+on the (customer, type, occurred_at) index; Python: `load_facts` loads the
+events of the counted types in the needed window, one query per type.
+
 Date strings (values and stored fields)::
 
     YYYY-MM-DD                                   midnight UTC
@@ -110,6 +128,7 @@ from customers.rules.paths import (
     CHANNELS,
     CUSTOMER_DATETIME_ATTRS,
     CUSTOMER_STRING_ATTRS,
+    EVENT_OPS,
     OPS,
     Path,
     parse_duration,
@@ -125,6 +144,7 @@ __all__ = [
     "CHANNELS",
     "CUSTOMER_DATETIME_ATTRS",
     "CUSTOMER_STRING_ATTRS",
+    "EVENT_OPS",
     "OPS",
     "Path",
     "RuleError",

@@ -6,18 +6,19 @@ loaded facts."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
 
 from customers import queries
 from customers.errors import RuleError
-from customers.models import Customer, Segment
-from customers.rules.paths import parse_path, read_keys, read_path
+from customers.models import Customer, Event, Segment
+from customers.rules.paths import parse_duration, parse_path, read_keys, read_path, truncate, within_bounds
 from customers.rules.predicate import RuleFacts, compile_predicate
 from customers.rules.validate import require_valid, require_valid_segment_rule
 from maestra import sql
+from maestra.durations import Duration
 
 
 def _leaves(node: Any):
@@ -26,6 +27,8 @@ def _leaves(node: Any):
             yield from _leaves(child)
     elif "not" in node:
         yield from _leaves(node["not"])
+    elif "event" in node:
+        yield None, node  # an event-history leaf (its where reads the counted events only)
     else:
         yield parse_path(node["field"]), node
 
@@ -37,12 +40,17 @@ class _Needs:
     channels: set[str] = field(default_factory=set)
     points: bool = False
     pools: set[str] = field(default_factory=set)
+    # Event history: type -> HistoryNeed (the window and whether payloads are read).
+    events: dict[str, HistoryNeed] = field(default_factory=dict)
 
     def add_rule(self, rule: Any) -> set[str]:
         """Record what `rule` reads; returns the segment slugs it names."""
         named: set[str] = set()
         for path, node in _leaves(rule):
-            if path.source == "customer":
+            if path is None:
+                need = self.events.setdefault(node["event"], HistoryNeed())
+                need.add(node)
+            elif path.source == "customer":
                 self.attrs.add(path.name)
             elif path.source == "fields":
                 self.fields = True
@@ -55,6 +63,30 @@ class _Needs:
             elif path.source == "segment":
                 named.update(node["value"])
         return named
+
+
+@dataclass
+class HistoryNeed:
+    """The events of one type a rule counts: the windows back from the
+    evaluation time (`unbounded`: one leaf counts all of them) and whether a
+    where reads payloads."""
+
+    windows: list[Duration] = field(default_factory=list)
+    unbounded: bool = False
+    payload: bool = False
+
+    def add(self, node: dict) -> None:
+        self.payload = self.payload or node.get("where") is not None
+        if node.get("within") is None:
+            self.unbounded = True
+        else:
+            self.windows.append(parse_duration(node["within"]))
+
+    def since(self, earliest: datetime) -> datetime | None:
+        """The first moment an evaluation at or after `earliest` counts from."""
+        if self.unbounded or not self.windows:
+            return None
+        return min(within_bounds(window, earliest)[0] for window in self.windows)
 
 
 @dataclass(frozen=True)
@@ -100,7 +132,7 @@ def _rule_segment_order(segments: dict[str, SegmentRow]) -> list[SegmentRow]:
             raise RuleError("segments refer to each other: " + " -> ".join([*trail, slug]))
         state[slug] = "visiting"
         for _, node in _leaves(row.rule):
-            if node["field"] == "segment":
+            if node.get("field") == "segment":
                 for inner in node["value"]:
                     visit(inner, [*trail, slug])
         state[slug] = "done"
@@ -112,20 +144,32 @@ def _rule_segment_order(segments: dict[str, SegmentRow]) -> list[SegmentRow]:
 
 
 def load_facts(
-    rule: Any, customer_ids: list[int], *, events: dict[int, dict] | None = None
+    rule: Any,
+    customer_ids: list[int],
+    *,
+    events: dict[int, dict] | None = None,
+    clocks: list[datetime] | None = None,
 ) -> dict[int, RuleFacts]:
     """RuleFacts for each id in `customer_ids`, loading only what `rule` (and the
     rule segments it names) reads, in a fixed number of queries: one for the
     segments per level of segment nesting, then at most one each for customer
     columns, subscriptions, static memberships, points and promo pools.
     `events` maps customer id -> trigger event payload. Ids without a customer
-    row are left out of the result."""
+    row are left out of the result. Event-history leaves add one query per
+    event type counted: `clocks` are the evaluation times the facts will be
+    used at (the runs' clocks, set per run as RuleFacts.clock), now by default;
+    the events of the counted windows around them are loaded."""
     require_valid(rule)
-    return _load_facts(rule, customer_ids, events=events, now=timezone.now())
+    return _load_facts(rule, customer_ids, events=events, now=timezone.now(), clocks=clocks)
 
 
 def _load_facts(
-    rule: Any, customer_ids: list[int], *, events: dict[int, dict] | None, now: datetime
+    rule: Any,
+    customer_ids: list[int],
+    *,
+    events: dict[int, dict] | None,
+    now: datetime,
+    clocks: list[datetime] | None = None,
 ) -> dict[int, RuleFacts]:
     ids = list(dict.fromkeys(customer_ids))
     if not ids:
@@ -165,6 +209,8 @@ def _load_facts(
         available = {slug: free.get(slug, 0) for slug in needs.pools}
         for one in facts.values():
             one.pool_available = available
+    if needs.events:
+        _load_history(facts, needs.events, clocks=[*(clocks or ()), now])
     # Rule segments after the segments they depend on, so nested ones are known.
     for row in segment_order:
         matches = compile_predicate(row.rule, allow_event=False)
@@ -172,6 +218,28 @@ def _load_facts(
             if matches(one, now):  # segment rules never read the event (validated)
                 one.segments.add(row.slug)
     return facts
+
+
+def _load_history(
+    facts: dict[int, RuleFacts], needs: dict[str, HistoryNeed], *, clocks: list[datetime]
+) -> None:
+    """The counted events of every customer in `facts`: one query per event
+    type, served by the (customer, type, occurred_at) index."""
+    ids = list(facts)
+    until = truncate(max(clocks)) + timedelta(seconds=1)
+    for event_type, need in needs.items():
+        rows = Event.objects.filter(
+            customer_id__in=sql.in_values(ids), type=event_type, occurred_at__lt=until
+        )
+        since = need.since(min(clocks))
+        if since is not None:
+            rows = rows.filter(occurred_at__gte=since)
+        columns = (
+            ("customer_id", "occurred_at", "payload") if need.payload else ("customer_id", "occurred_at")
+        )
+        for row in rows.order_by().values_list(*columns):
+            payload = row[2] if need.payload else None
+            facts[row[0]].history.setdefault(event_type, []).append((truncate(row[1]), payload))
 
 
 def evaluate_many(rule: Any, customer_ids: list[int], *, events: dict[int, dict] | None = None) -> set[int]:

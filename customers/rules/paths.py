@@ -44,6 +44,13 @@ NUMERIC_OPS = ("gt", "gte", "lt", "lte")
 LIST_OPS = ("in", "not_in")
 PRESENCE_OPS = ("exists", "not_exists")
 MOMENT_OPS = ("before", "after")
+# The event-history leaf {"event", "where", "within", "op", "value"}: how many
+# of the customer's events of one type (matching `where`, inside `within`).
+EVENT_LEAF_KEYS = ("event", "where", "within", "op", "value")
+EVENT_OPS = ("count_gte", "count_lte", "count_eq", "exists", "not_exists")
+COUNT_OPS = ("count_gte", "count_lte", "count_eq")
+MAX_COUNT = 2**31 - 1  # a PostgreSQL integer: counts compare with it in SQL
+MAX_EVENT_TYPE_LENGTH = 100  # customers.Event.type
 # The ops whose SQL and Python forms are the negation of another op.
 NEGATED = {"ne": "eq", "not_in": "in", "not_exists": "exists"}
 
@@ -129,6 +136,11 @@ def _json_keys(names: list[str], text: str) -> tuple[str, ...]:
         if not _NAME.match(name):
             raise RuleError(f"{text!r}: names are letters, digits, '_' or '-', separated by dots")
     return tuple(names)
+
+
+def is_event_leaf(node: Any) -> bool:
+    """Is `node` an event-history leaf (rather than a field leaf or a group)?"""
+    return isinstance(node, dict) and "event" in node
 
 
 # --- values ----------------------------------------------------------------

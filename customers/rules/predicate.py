@@ -36,6 +36,12 @@ class RuleFacts:
     segments: set[str] = field(default_factory=set)  # slugs the customer is a member of
     points: int = 0
     pool_available: dict[str, int] = field(default_factory=dict)  # pool slug -> free codes
+    # Event history: type -> [(occurred_at truncated to the second, payload)],
+    # the events of the types the rule counts, loaded for the window it needs.
+    history: dict[str, list[tuple[datetime, Any]]] = field(default_factory=dict)
+    # The evaluation time of event-history leaves (a run's clock in flows);
+    # None: the `now` the predicate is called with.
+    clock: datetime | None = None
 
 
 _MISSING = object()
@@ -130,6 +136,44 @@ def _or_missing(value: Any) -> Any:
     return _MISSING if value is None else value
 
 
+def _compile_event_leaf(node: dict) -> Predicate:
+    """Count the customer's events of one type inside [clock - within, clock]
+    (one-second precision, both ends inclusive; no `within`: every event up to
+    the clock) that match `where`, then compare the count."""
+    event_type, op = node["event"], node["op"]
+    expected = node.get("value")
+    within = parse_duration(node["within"]) if node.get("within") is not None else None
+    where = _compile_node(node["where"]) if node.get("where") is not None else None
+    # How many matches decide the answer: counting stops there.
+    enough = {"exists": 1, "not_exists": 1, "count_gte": expected}.get(op)
+    if enough is None:
+        enough = expected + 1  # count_lte, count_eq: one more than the value says no
+
+    def count(facts: RuleFacts, now: datetime) -> int:
+        at = facts.clock or now
+        low, high = within_bounds(within, at) if within is not None else (None, truncate(at))
+        found = 0
+        for moment, payload in facts.history.get(event_type, ()):
+            if moment > high or (low is not None and moment < low):
+                continue
+            if where is not None and not where(RuleFacts(event=payload), at):
+                continue
+            found += 1
+            if found >= enough:
+                break
+        return found
+
+    if op == "exists":
+        return lambda facts, now: count(facts, now) >= 1
+    if op == "not_exists":
+        return lambda facts, now: count(facts, now) == 0
+    if op == "count_gte":
+        return lambda facts, now: count(facts, now) >= expected
+    if op == "count_lte":
+        return lambda facts, now: count(facts, now) <= expected
+    return lambda facts, now: count(facts, now) == expected
+
+
 def _compile_node(node: dict) -> Predicate:
     if "all" in node:
         parts = [_compile_node(child) for child in node["all"]]
@@ -140,6 +184,8 @@ def _compile_node(node: dict) -> Predicate:
     if "not" in node:
         inner = _compile_node(node["not"])
         return lambda facts, now: not inner(facts, now)
+    if "event" in node:
+        return _compile_event_leaf(node)
     return _compile_leaf(node)
 
 

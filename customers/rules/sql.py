@@ -12,12 +12,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import BooleanField, Exists, Expression, F, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Count, Exists, Expression, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact, GreaterThanOrEqual, LessThanOrEqual
 from django.utils import timezone
 
 from customers import queries
 from customers.errors import RuleError
-from customers.models import Customer, Segment, SegmentMembership, Subscription
+from customers.models import Customer, Event, Segment, SegmentMembership, Subscription
 from customers.rules.facts import SegmentRow
 from customers.rules.paths import (
     DATE_PATTERN,
@@ -28,6 +30,7 @@ from customers.rules.paths import (
     parse_duration,
     parse_moment,
     parse_path,
+    truncate,
     within_bounds,
 )
 from customers.rules.validate import require_valid, require_valid_segment_rule
@@ -293,6 +296,8 @@ def to_q(rule: Any) -> Q:
 class _SqlCompiler:
     now: datetime
     segments: dict[str, SegmentRow | None] = field(default_factory=dict)
+    # Compiling an event-history leaf's where: event paths read Event.payload.
+    payload: bool = False
 
     def node(self, node: dict, *, trail: tuple[str, ...]) -> Q:
         if "all" in node or "any" in node:
@@ -303,13 +308,41 @@ class _SqlCompiler:
             return combined
         if "not" in node:
             return ~self.node(node["not"], trail=trail)
+        if "event" in node:
+            return self.event_history(node)
         return self.leaf(node, trail=trail)
+
+    def event_history(self, node: dict) -> Q:
+        """A correlated subquery on the customer's events of one type inside
+        [now - within, now] (one-second precision, like within_last) matching
+        the where: EXISTS for exists/not_exists, COUNT(*) for the counts."""
+        events = Event.objects.filter(
+            customer_id=OuterRef("pk"),
+            type=node["event"],
+            occurred_at__lt=truncate(self.now) + timedelta(seconds=1),
+        )
+        if node.get("within") is not None:
+            events = events.filter(
+                occurred_at__gte=within_bounds(parse_duration(node["within"]), self.now)[0]
+            )
+        if node.get("where") is not None:
+            events = events.filter(_SqlCompiler(now=self.now, payload=True).node(node["where"], trail=()))
+        op = node["op"]
+        if op in ("exists", "not_exists"):
+            found = Q(Exists(events))
+            return found if op == "exists" else ~found
+        counted = events.order_by().values("customer_id").annotate(total=Count("pk")).values("total")
+        total = Coalesce(Subquery(counted), 0)
+        compare = {"count_gte": GreaterThanOrEqual, "count_lte": LessThanOrEqual, "count_eq": Exact}[op]
+        return Q(compare(total, node["value"]))
 
     def leaf(self, node: dict, *, trail: tuple[str, ...]) -> Q:
         path = parse_path(node["field"])
         op, expected = node["op"], node.get("value")
         if op in NEGATED:
             return ~self.leaf({**node, "op": NEGATED[op]}, trail=trail)
+        if path.source == "event" and self.payload:
+            return Q(_Predicate(_JsonSpec(path.keys, op, self.json_values(op, expected)), F("payload")))
         if path.source == "event":
             raise RuleError(
                 f"{node['field']}: event fields only exist for a trigger event, not in a customer query"

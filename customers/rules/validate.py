@@ -10,8 +10,13 @@ from typing import Any
 
 from customers.errors import RuleError
 from customers.rules.paths import (
+    COUNT_OPS,
+    EVENT_LEAF_KEYS,
+    EVENT_OPS,
     LIST_OPS,
+    MAX_COUNT,
     MAX_DEPTH,
+    MAX_EVENT_TYPE_LENGTH,
     MAX_NUMBER,
     MOMENT_OPS,
     NUMERIC_OPS,
@@ -43,7 +48,11 @@ def _join(prefix: str, name: str | int) -> str:
     return f"{prefix}.{name}" if prefix else str(name)
 
 
-def _validate_node(node: Any, at: str, depth: int, errors: list, allow_event: bool) -> None:
+def _validate_node(
+    node: Any, at: str, depth: int, errors: list, allow_event: bool, in_where: bool = False
+) -> None:
+    """`in_where`: inside an event-history leaf's `where`, which reads the
+    counted event's payload only (event.<path>), whatever `allow_event` says."""
     if depth > MAX_DEPTH:
         errors.append((at, f"rules nest at most {MAX_DEPTH} levels deep"))
         return
@@ -58,18 +67,59 @@ def _validate_node(node: Any, at: str, depth: int, errors: list, allow_event: bo
         key = combinators[0]
         inner = node[key]
         if key == "not":
-            _validate_node(inner, _join(at, "not"), depth + 1, errors, allow_event)
+            _validate_node(inner, _join(at, "not"), depth + 1, errors, allow_event, in_where)
             return
         if not isinstance(inner, list) or not inner:
             errors.append((_join(at, key), f"{key!r} needs a non-empty list of rules"))
             return
         for index, child in enumerate(inner):
-            _validate_node(child, _join(_join(at, key), index), depth + 1, errors, allow_event)
+            _validate_node(child, _join(_join(at, key), index), depth + 1, errors, allow_event, in_where)
         return
-    _validate_leaf(node, at, errors, allow_event)
+    if "event" in node:
+        if in_where:
+            errors.append((_join(at, "event"), "an event's where cannot count other events"))
+            return
+        _validate_event_leaf(node, at, depth, errors)
+        return
+    _validate_leaf(node, at, errors, allow_event or in_where, in_where)
 
 
-def _validate_leaf(node: dict, at: str, errors: list, allow_event: bool) -> None:
+def _validate_event_leaf(node: dict, at: str, depth: int, errors: list) -> None:
+    """{"event": TYPE, "where": RULE|null, "within": DURATION|null, "op": OP, "value": N}."""
+    unknown = sorted(str(key) for key in node if key not in EVENT_LEAF_KEYS)
+    if unknown:
+        errors.append(
+            (_join(at, unknown[0]), f"unknown key {unknown[0]!r} (use event, where, within, op, value)")
+        )
+    event = node["event"]
+    if not isinstance(event, str) or not event.strip():
+        errors.append((_join(at, "event"), "needs the event type to count (e.g. order_created)"))
+    elif len(event) > MAX_EVENT_TYPE_LENGTH:
+        errors.append((_join(at, "event"), f"must be at most {MAX_EVENT_TYPE_LENGTH} characters"))
+    elif problem := text_problem(event):
+        errors.append((_join(at, "event"), problem))
+    within = node.get("within")
+    if within is not None:
+        try:
+            parse_duration(within)
+        except RuleError as exc:
+            errors.append((_join(at, "within"), str(exc)))
+    op = node.get("op")
+    if op not in EVENT_OPS:
+        errors.append((_join(at, "op"), f"unknown op {op!r} for events: use one of {', '.join(EVENT_OPS)}"))
+    elif op in COUNT_OPS:
+        value = node.get("value")
+        if not isinstance(value, int) or isinstance(value, bool):
+            errors.append((_join(at, "value"), f"op {op!r} needs a whole number of events"))
+        elif not 0 <= value <= MAX_COUNT:
+            errors.append((_join(at, "value"), f"must be between 0 and {MAX_COUNT}"))
+    where = node.get("where")
+    if where is not None:
+        # The where rule nests inside the leaf: it counts towards MAX_DEPTH.
+        _validate_node(where, _join(at, "where"), depth + 1, errors, True, True)
+
+
+def _validate_leaf(node: dict, at: str, errors: list, allow_event: bool, in_where: bool = False) -> None:
     unknown = sorted(str(key) for key in node if key not in ("field", "op", "value"))
     if unknown:
         errors.append((_join(at, unknown[0]), f"unknown key {unknown[0]!r} (use field, op, value)"))
@@ -83,6 +133,9 @@ def _validate_leaf(node: dict, at: str, errors: list, allow_event: bool) -> None
         return
     if path.source == "event" and not allow_event:
         errors.append((_join(at, "field"), "event fields are not available here (no trigger event)"))
+        return
+    if in_where and path.source != "event":
+        errors.append((_join(at, "field"), "a where reads the counted event: use event.<payload key>"))
         return
     op = node.get("op")
     if op not in OPS:

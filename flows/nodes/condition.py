@@ -40,6 +40,8 @@ def _missing_references(rule: dict, at: str, ctx: ValidationContext) -> list[tup
                 for index, child in enumerate(rule[combinator])
                 for problem in _missing_references(child, f"{prefix}{combinator}.{index}", ctx)
             ]
+    if "event" in rule:  # an event-history leaf names no segment or pool
+        return []
     field = rule["field"]
     if field == "segment":
         return [
@@ -97,7 +99,9 @@ class Condition(NodeKind):
             fallback = OTHER_PORT
         # One load for every rule of the node: facts for the whole batch at once.
         facts = load_facts(
-            {"any": [rule for _, rule in tests]}, sorted({run.customer_id for run in batch.runs})
+            {"any": [rule for _, rule in tests]},
+            sorted({run.customer_id for run in batch.runs}),
+            clocks=[run.clock for run in batch.runs],  # event history counts back from the run's clock
         )
         # Validated and compiled once for the batch, not once per customer.
         predicates = [(name, compile_predicate(rule)) for name, rule in tests]
@@ -109,7 +113,7 @@ class Condition(NodeKind):
                 continue
             event = batch.event_of(run)
             customer_facts = dataclasses.replace(
-                customer_facts, event=(event or {}).get("payload") if event else None
+                customer_facts, event=(event or {}).get("payload") if event else None, clock=run.clock
             )
             port = next((name for name, matches in predicates if matches(customer_facts, now)), fallback)
             batch.exit(run, port)

@@ -187,12 +187,17 @@ def _entries_of(start: LiveEventStart, events: list[dict], *, now: datetime) -> 
         return [], counts
     failed_filter: set[int] = set()
     if start.filter:
-        facts = load_facts(start.filter, sorted({e["customer_id"] for e in candidates}))
+        facts = load_facts(
+            start.filter,
+            sorted({e["customer_id"] for e in candidates}),
+            clocks=[e["occurred_at"] for e in candidates],  # a run's clock starts at its event
+        )
         matches = compile_predicate(start.filter)  # once per batch, not per event
         for event in candidates:
             customer_facts = facts.get(event["customer_id"])
             if customer_facts is None or not matches(
-                dataclasses.replace(customer_facts, event=event["payload"] or {}), now
+                dataclasses.replace(customer_facts, event=event["payload"] or {}, clock=event["occurred_at"]),
+                now,
             ):
                 failed_filter.add(event["id"])
     blocked: set[int] = set()

@@ -79,9 +79,10 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     drop(page, "wait", 640, 60, key="day")
     expect(page.locator('.fc-form [data-field="duration"] .nf-amount')).to_have_value("1")
     drop(page, "condition", 340, 300, key="still")
-    page.locator('.fc-form [data-field="rule.field"] input').fill("subscription.email")
+    # The rule builder: a field from the picker, a status from the list (no typing).
+    page.locator('.fc-form [data-field="rule.field"] select').select_option("subscription.email")
     page.locator('.fc-form [data-field="rule.op"] select').select_option("eq")
-    page.locator('.fc-form [data-field="rule.value"] input').fill("requires_confirmation")
+    page.locator('.fc-form [data-field="rule.value"] select').select_option("requires_confirmation")
     drop(page, "steps", 640, 300, key="remind")  # its template is left unfilled
     connect(page, "start", "ask")
     connect(page, "ask", "day")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from customers.models import (
     Customer,
+    Event,
     PointsEntry,
     PromoCode,
     PromoPool,
@@ -67,6 +68,7 @@ DURATIONS = ["P0D", "PT1H", "P1D", "P1W", "P1M", "P3M", "PT0S", "P1Y"]
 CHANNELS = ["email", "sms"]
 STATUSES = ["subscribed", "requires_confirmation", "unsubscribed"]
 SEGMENTS = ["s1", "s2", "r1", "r2", "missing"]
+EVENT_TYPES = ["order_created", "page_view", "never_seen"]
 
 scalars = st.one_of(
     st.sampled_from(STRINGS),
@@ -127,6 +129,15 @@ customers = st.fixed_dictionaries(
         "static": st.sets(st.sampled_from(["s1", "s2"])),
         "points": st.lists(
             st.tuples(st.integers(-50, 100), st.sampled_from([None, "past", "now", "future"])), max_size=3
+        ),
+        # Event history: (type, occurred_at, payload); a moment after NOW must never count.
+        "events": st.lists(
+            st.tuples(
+                st.sampled_from(EVENT_TYPES[:2]),
+                st.one_of(moments, st.just(NOW + timedelta(seconds=1))),
+                fields_strategy,
+            ),
+            max_size=4,
         ),
     }
 )
@@ -246,9 +257,47 @@ def _date_leaf(draw, paths):
     return _leaf_with_value("customer.fields.d", op, draw, None, None, bounds)
 
 
+def _event_paths(people):
+    """{event.<key>: [values seen in the payloads]}, like _paths_and_values."""
+    found = {f"event.{key}": [] for key in [*KEYS, "d"]}
+    for person in people:
+        for _type, _moment, payload in person["events"]:
+            for key, value in payload.items():
+                if key in found or f"event.{key}" in found:
+                    found[f"event.{key}"].append(value)
+    return found
+
+
+@st.composite
+def _event_leaf(draw, event_paths):
+    where_leaves = _json_leaf(event_paths)
+    where = st.one_of(
+        st.none(),
+        where_leaves,
+        where_leaves.map(lambda leaf: {"not": leaf}),
+        st.lists(where_leaves, min_size=1, max_size=2).map(lambda items: {"any": items}),
+    )
+    op = draw(st.sampled_from(["count_gte", "count_lte", "count_eq", "exists", "not_exists"]))
+    leaf = {
+        "event": draw(st.sampled_from(EVENT_TYPES)),
+        "where": draw(where),
+        "within": draw(st.one_of(st.none(), st.sampled_from(DURATIONS))),
+        "op": op,
+    }
+    if op.startswith("count_"):
+        leaf["value"] = draw(st.integers(0, 3))
+    return leaf
+
+
 def rules_for(people):
     paths = _paths_and_values(people)
-    leaves = st.one_of(_json_leaf(paths), _json_leaf(paths), _date_leaf(paths), _other_leaf())
+    leaves = st.one_of(
+        _json_leaf(paths),
+        _json_leaf(paths),
+        _date_leaf(paths),
+        _other_leaf(),
+        _event_leaf(_event_paths(people)),
+    )
     return st.recursive(
         leaves,
         lambda children: st.one_of(
@@ -262,6 +311,8 @@ def rules_for(people):
 
 def _subrules(rule):
     yield rule
+    if "event" in rule:  # a where is checked through its leaf (it reads the counted events)
+        return
     for child in rule.get("all") or rule.get("any") or ([rule["not"]] if "not" in rule else []):
         yield from _subrules(child)
 
@@ -325,6 +376,11 @@ def _create_population(people, free_codes):
         PointsEntry(customer_id=ids[index], amount=amount, expires_at=expiries[expiry])
         for index, person in enumerate(people)
         for amount, expiry in person["points"]
+    )
+    Event.objects.bulk_create(
+        Event(customer_id=ids[index], type=event_type, occurred_at=moment, payload=payload)
+        for index, person in enumerate(people)
+        for event_type, moment, payload in person["events"]
     )
     return ids
 

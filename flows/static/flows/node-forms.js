@@ -2,11 +2,11 @@
 // node's `config` in the maestra.flow/1 shapes (SPEC §5). The server
 // validates every save; these widgets only make the right shapes easy.
 
+import { eventTypeList, ruleBuilder } from "../customers/rule-builder.js";
+
 export const KIND_ORDER = ["event", "schedule", "condition", "steps", "splitter", "wait", "ab_test", "limitation"];
 export const START_KINDS = ["event", "schedule"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-const RULE_OPS = ["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists", "not_exists",
-  "before", "after", "within_last"];
 const ACTIONS = {
   send: "Send a message",
   issue_promo_code: "Issue a promo code",
@@ -188,37 +188,11 @@ function windowEditor(win, onChange, path) {
       "flow, customer, or an IANA name such as Europe/Berlin"));
 }
 
-// A rule: one leaf {field, op, value} edited as fields; anything larger as JSON.
+// A rule: the rule builder (customers/static/customers/rule-builder.js):
+// groups with AND / OR / NOT, fields from the data, event history; JSON as
+// "advanced". Audiences have no trigger event, so no event.* fields there.
 function ruleEditor(rule, onChange, path, { optional = false } = {}) {
-  const wrap = h("div", { className: "nf-rule" });
-  const isLeaf = (r) => r && typeof r === "object" && !Array.isArray(r) && "field" in r && !("all" in r || "any" in r || "not" in r);
-  const draw = (asJson) => {
-    wrap.replaceChildren();
-    if (optional && !asJson && (rule === null || rule === undefined)) {
-      wrap.append(h("button", { type: "button", className: "nf-small", onclick: () => { rule = { field: "", op: "eq", value: "" }; onChange(rule); draw(false); } }, "Add a filter"));
-      return;
-    }
-    if (!asJson && (isLeaf(rule) || rule === null || rule === undefined)) {
-      rule = rule || { field: "", op: "eq", value: "" };
-      wrap.append(
-        field("Field", textInput(rule.field, (v) => { rule.field = v; onChange(rule); }, { placeholder: "customer.fields.tier, subscription.email, event.total…", list: "nf-rule-fields" }), `${path}.field`),
-        field("Operator", select(RULE_OPS.map((o) => [o, o]), rule.op, (v) => {
-          rule.op = v;
-          if (v === "exists" || v === "not_exists") delete rule.value; else if (!("value" in rule)) rule.value = "";
-          onChange(rule); draw(false);
-        }), `${path}.op`),
-        rule.op === "exists" || rule.op === "not_exists" ? null :
-          field("Value", textInput(looseText(rule.value), (v) => { rule.value = looseValue(v); onChange(rule); }), `${path}.value`,
-            "Text, a number, true/false, or a JSON list for in / not_in"));
-      wrap.append(h("button", { type: "button", className: "nf-small", onclick: () => draw(true) }, "Edit as JSON (all / any / not)"));
-      if (optional) wrap.append(h("button", { type: "button", className: "nf-small", onclick: () => { rule = null; onChange(null); draw(false); } }, "Remove the filter"));
-    } else {
-      wrap.append(field("Rule (JSON)", jsonArea(rule, (v) => { rule = v; onChange(v); }), path));
-      wrap.append(h("button", { type: "button", className: "nf-small", onclick: () => draw(!isLeaf(rule) && rule !== null) }, "Back to fields"));
-    }
-  };
-  draw(false);
-  return wrap;
+  return ruleBuilder(rule, onChange, { path, optional, allowEvent: !path.startsWith("audience") });
 }
 
 // A list of {name, percent[, control]} rows (splitter branches, A/B variants).
@@ -249,7 +223,7 @@ function shareList(items, onChange, { path, withControl = false, max = 50, label
 
 function eventForm(config, ctx, changed) {
   return [
-    field("Event type", textInput(config.event_type, (v) => { config.event_type = v; changed(); }, { list: "nf-event-types", placeholder: "order_created" }), "event_type"),
+    field("Event type", textInput(config.event_type, (v) => { config.event_type = v; changed(); }, { list: eventTypeList(), placeholder: "order_created" }), "event_type"),
     h("div", { className: "nf-group" }, h("div", { className: "nf-group-title" }, "Filter (optional)"),
       ruleEditor(config.filter ?? null, (v) => { if (v === null) delete config.filter; else config.filter = v; changed(); }, "filter", { optional: true })),
     field("Ignore events older than", durationInput(config.max_age ?? "P7D", (v) => { config.max_age = v; changed(); }), "max_age"),
