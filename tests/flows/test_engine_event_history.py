@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from flows.models import Run
-from flows.tick import tick
+from flows.engine.tick import tick
 from tests.flows.engine_kit import (
     at,
     customer,
