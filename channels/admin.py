@@ -37,7 +37,17 @@ class TemplateForm(forms.ModelForm):
         model = Template
         # TemplateAdmin.fieldsets decide the form's fields; these are the ones
         # the check reads.
-        fields = ["channel", "subject", "text", "html", "url", "headers"]
+        fields = ["channel", "purpose", "subject", "text", "html", "track", "translations", "url", "headers"]
+        help_texts = {
+            "track": 'Email: {"opens": true, "clicks": true}; empty: marketing templates are tracked, '
+            "service ones not. MAESTRA_EMAIL_TRACKING=false turns tracking off everywhere.",
+            "translations": '{"de": {"subject": "…", "text": "…", "html": "…"}}: the text for customers '
+            "of that locale (exact, else its language, else the default text above).",
+        }
+
+    def clean_translations(self):
+        # An emptied box means no translations (the column holds {}, never null).
+        return self.cleaned_data.get("translations") or {}
 
     def clean(self):
         cleaned = super().clean()
@@ -88,6 +98,7 @@ class TemplateAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["slug", "name", "channel", "purpose"]}),
         ("Content", {"fields": ["subject", "text", "html"]}),
+        ("Tracking and translations", {"fields": ["track", "translations"]}),
         (
             "Webhook",
             {
@@ -171,6 +182,8 @@ class TemplateAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request, template):
             raise PermissionDenied
         query = (request.GET.get("customer") or "").strip()
+        # "" or absent: the customer's own locale; "default": the default text.
+        locale = (request.GET.get("locale") or "").strip()
         customer, problem = None, ""
         if query:
             if not request.user.has_perm("customers.view_customer"):
@@ -179,12 +192,17 @@ class TemplateAdmin(admin.ModelAdmin):
         rendered, render_error = None, ""
         if not problem:
             try:
-                rendered = preview(template=template, customer=customer if customer else SAMPLE_CUSTOMER)
+                rendered = preview(
+                    template=template,
+                    customer=customer if customer else SAMPLE_CUSTOMER,
+                    locale=None if not locale else "" if locale == "default" else locale,
+                )
             except RenderError as error:
                 render_error = str(error)
         return {
             "template": template,
             "query": query,
+            "locale": locale,
             "customer": customer,
             "problem": problem,
             "rendered": rendered,
@@ -199,8 +217,9 @@ class TemplateAdmin(admin.ModelAdmin):
         result = self._preview(request, object_id)
         template, query, customer = result["template"], result["query"], result["customer"]
         html_url = reverse("admin:channels_template_preview_html", args=[template.pk])
-        if query:
-            html_url += "?" + urlencode({"customer": query})
+        chosen = {"customer": query, "locale": result["locale"]}
+        if any(chosen.values()):
+            html_url += "?" + urlencode({k: v for k, v in chosen.items() if v})
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -209,6 +228,8 @@ class TemplateAdmin(admin.ModelAdmin):
             "original": template,
             "template_obj": template,
             "query": query,
+            "locale": result["locale"],
+            "locales": sorted(template.translations or {}),
             # Not "customer": the rendered template's own context has one too.
             "chosen_customer": customer,
             "sample": SAMPLE_CUSTOMER if customer is None and not result["problem"] else None,

@@ -83,6 +83,7 @@ def erase_customers(*, customer_ids: list[int], user=None) -> int:
             first_name="",
             last_name="",
             timezone="",
+            locale="",
             fields={},
             push_tokens={},
             updated_at=now,
