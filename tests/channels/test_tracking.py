@@ -39,6 +39,7 @@ def api_client_factory(db):
 
     return make
 
+
 HTML = (
     '<html><body><p>Hi {{ customer.first_name }}, <a href="https://shop.example/sale?a=1&amp;b=2">sale</a>'
     " <a href='https://shop.example/faq'>faq</a> <a href=\"https://shop.example/sale?a=1&amp;b=2\">again</a>"
@@ -98,7 +99,10 @@ def test_a_click_redirects_to_the_link_and_records_the_event_once(sent, client):
     assert client.get(again).status_code == 302  # the same URL is the same link
     assert client.get(faq)["Location"] == "https://shop.example/faq"
     events = list(Event.objects.filter(type="email_clicked").order_by("id"))
-    assert [e.payload["url"] for e in events] == ["https://shop.example/sale?a=1&b=2", "https://shop.example/faq"]
+    assert [e.payload["url"] for e in events] == [
+        "https://shop.example/sale?a=1&b=2",
+        "https://shop.example/faq",
+    ]
     assert events[0].payload == {
         "message": row.pk,
         "flow": None,
@@ -214,7 +218,13 @@ def test_the_template_api_shows_and_checks_track(api_client_factory):
 
 
 def test_email_events_start_flows_and_the_statistics_count_unique_opens_and_clicks(
-    smtp_server, make_template, make_customer, launched, client, settings, api_client_factory
+    smtp_server,
+    make_template,
+    make_customer,
+    launched,  # noqa: F811
+    client,
+    settings,
+    api_client_factory,
 ):
     from flows.tick import tick
     from tests.flows.conftest import steps_document
