@@ -4,7 +4,6 @@ message outbox."""
 import json
 from urllib.parse import urlencode
 
-from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -12,11 +11,12 @@ from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from channels.admin_forms import TemplateForm
 from channels.models import Message, Template
 from channels.preview import preview
 from channels.rendering import SAMPLE_CUSTOMER, RenderError
 from channels.sendtest import SendTestError, send_test
-from channels.templates import delete_templates, save_template, template_problems
+from channels.templates import delete_templates, save_template
 from customers.admin import ReadOnlyAdminMixin
 from customers.models import Customer
 
@@ -27,36 +27,6 @@ PREVIEW_HTML_POLICY = (
     "default-src 'none'; img-src * data:; style-src * 'unsafe-inline'; font-src * data:; "
     "frame-ancestors 'self'; sandbox"
 )
-
-
-class TemplateForm(forms.ModelForm):
-    """The check on save (channels.templates.template_problems, which the API
-    runs too), each problem on its field."""
-
-    class Meta:
-        model = Template
-        # TemplateAdmin.fieldsets decide the form's fields; these are the ones
-        # the check reads.
-        fields = ["channel", "purpose", "subject", "text", "html", "track", "translations", "url", "headers"]
-        help_texts = {
-            "track": 'Email: {"opens": true, "clicks": true}; empty: marketing templates are tracked, '
-            "service ones not. MAESTRA_EMAIL_TRACKING=false turns tracking off everywhere.",
-            "translations": '{"de": {"subject": "…", "text": "…", "html": "…"}}: the text for customers '
-            "of that locale (exact, else its language, else the default text above).",
-        }
-
-    def clean_translations(self):
-        # An emptied box means no translations (the column holds {}, never null).
-        return self.cleaned_data.get("translations") or {}
-
-    def clean(self):
-        cleaned = super().clean()
-        for field, message in template_problems(cleaned).items():
-            name, _, header = field.partition(".")
-            self.add_error(
-                name if name in self.fields else None, f"{header}: {message}" if header else message
-            )
-        return cleaned
 
 
 def find_customer(query: str) -> tuple[Customer | None, str]:
@@ -98,7 +68,8 @@ class TemplateAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["slug", "name", "channel", "purpose"]}),
         ("Content", {"fields": ["subject", "text", "html"]}),
-        ("Tracking and translations", {"fields": ["track", "translations"]}),
+        ("Engagement tracking", {"fields": ["track_opens", "track_clicks"]}),
+        ("Translations", {"fields": ["translations"]}),
         (
             "Webhook",
             {

@@ -261,7 +261,7 @@ def _decide(
     except RenderError as exc:
         return Message.Status.FAILED, f"{exc.code}: {exc}", {}
     track = effective_track(track=template.track, purpose=template.purpose, channel=template.channel)
-    if any(track.values()):
+    if rendered.get("html") and any(track.values()):
         # Applied by the delivery worker, which knows the row's id (channels/tracking.py).
         rendered["track"] = track
     if request.is_test:

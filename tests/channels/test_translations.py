@@ -195,13 +195,65 @@ def test_the_admin_preview_renders_each_locale(admin_client, make_template, make
     assert "Hallo Alex" in page  # the sample customer
 
 
-def test_the_admin_form_checks_translations(admin_client):
+def _rows(*rows) -> dict:
+    """The admin form's translation rows (channels.admin_forms.TranslationsWidget)."""
+    data = {"translations-count": str(len(rows))}
+    for index, row in enumerate(rows):
+        data.update({f"translations-{index}-{key}": value for key, value in row.items()})
+    return data
+
+
+def test_the_admin_form_edits_translations_as_rows_and_checks_them(admin_client):
+    from channels.models import Template
     from tests.channels.conftest import ADMIN_FORM
 
-    form = {**ADMIN_FORM, "track": "", "translations": json.dumps({"de": {"subject": "{% if %}"}})}
+    form = {**ADMIN_FORM, **_rows({"locale": "de", "subject": "{% if %}", "text": "Hallo"})}
     response = admin_client.post("/admin/channels/template/add/", form)
     assert response.status_code == 200
-    assert "translations.de.subject" in response.content.decode() or "de.subject" in response.content.decode()
-    form["translations"] = json.dumps({"de": {"subject": "Hallo"}})
+    page = response.content.decode()
+    assert "de.subject: template syntax error" in page
+    assert 'value="{% if %}"' in page  # the rows come back as typed
+
+    form = {**ADMIN_FORM, **_rows({"locale": "pt-br", "subject": "Olá"}, {"locale": "PT-BR", "text": "x"})}
+    response = admin_client.post("/admin/channels/template/add/", form)
+    assert "pt-BR is there twice" in response.content.decode()
+
+    form = {
+        **ADMIN_FORM,
+        **_rows(
+            {"locale": "pt-br", "subject": "Olá", "text": "Oi", "html": ""}, {"locale": "", "subject": ""}
+        ),
+    }
     response = admin_client.post("/admin/channels/template/add/", form)
     assert response.status_code == 302, response.content.decode()[-2000:]
+    template = Template.objects.get(slug="news")
+    assert template.translations == {"pt-BR": {"subject": "Olá", "text": "Oi", "html": ""}}
+    page = admin_client.get(f"/admin/channels/template/{template.pk}/change/").content.decode()
+    assert 'name="translations-0-locale" value="pt-BR"' in page
+    assert 'name="translations-count" value="3"' in page  # the stored one and two empty rows
+
+    # Emptying the row removes the translation.
+    form = {**ADMIN_FORM, **_rows({"locale": "", "subject": "", "text": "", "html": ""})}
+    assert admin_client.post(f"/admin/channels/template/{template.pk}/change/", form).status_code == 302
+    template.refresh_from_db()
+    assert template.translations == {}
+
+
+def test_the_admin_form_sets_tracking_with_choices(admin_client):
+    from channels.models import Template
+    from tests.channels.conftest import ADMIN_FORM
+
+    response = admin_client.post(
+        "/admin/channels/template/add/", {**ADMIN_FORM, "track_opens": "no", "track_clicks": ""}
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    template = Template.objects.get(slug="news")
+    assert template.track == {"opens": False}
+    page = admin_client.get(f"/admin/channels/template/{template.pk}/change/").content.decode()
+    assert '<option value="no" selected>' in page
+    response = admin_client.post(
+        "/admin/channels/template/add/",
+        {**ADMIN_FORM, "slug": "sms1", "channel": "sms", "track_clicks": "yes"},
+    )
+    assert response.status_code == 200
+    assert "only email templates can be tracked" in response.content.decode()
