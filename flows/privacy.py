@@ -177,6 +177,7 @@ def export_customer(*, customer: Customer) -> dict[str, Any]:
             "first_name": customer.first_name,
             "last_name": customer.last_name,
             "timezone": customer.timezone,
+            "locale": customer.locale,
             "fields": customer.fields,
             "push_tokens": customer.push_tokens,
             "created_at": _iso(customer.created_at),
