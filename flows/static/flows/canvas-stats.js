@@ -65,7 +65,7 @@ export class StatsOverlay {
       if (node.kind === "wait" || stats.waiting_now) box.append(h("div", { className: "fc-stat-waiting" }, `waiting now ${stats.waiting_now}`));
       const messages = Object.entries(stats.messages || {});
       if (messages.length) box.append(h("div", { className: "fc-stat-messages" }, messages.map(([s, n]) => `${s} ${n}`).join(" · ")));
-      if (stats.email) {
+      if (stats.email && stats.email.sent) {
         const e = stats.email;
         box.append(h("div", { className: "fc-stat-email" }, `opened ${e.opened} · clicked ${e.clicked} of ${e.sent} sent`));
       }
