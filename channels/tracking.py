@@ -57,7 +57,8 @@ _OPEN_SALT = "maestra.tracking.open"
 _CLICK_SALT = "maestra.tracking.click"
 # A transparent 1×1 GIF.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-_ANCHOR_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+# The href of an <a> tag, quoted (an attribute such as data-href is not it).
+_ANCHOR_HREF = re.compile(r"""(<a\s[^>]*?(?<![\w-])href\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
