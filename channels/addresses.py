@@ -25,6 +25,7 @@ CUSTOMER_COLUMNS = (
     "first_name",
     "last_name",
     "timezone",
+    "locale",
     "fields",
     "push_tokens",
 )

@@ -4,7 +4,6 @@ message outbox."""
 import json
 from urllib.parse import urlencode
 
-from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -12,11 +11,12 @@ from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from channels.admin_forms import TemplateForm
 from channels.models import Message, Template
 from channels.preview import preview
 from channels.rendering import SAMPLE_CUSTOMER, RenderError
 from channels.sendtest import SendTestError, send_test
-from channels.templates import delete_templates, save_template, template_problems
+from channels.templates import delete_templates, save_template
 from customers.admin import ReadOnlyAdminMixin
 from customers.models import Customer
 
@@ -27,26 +27,6 @@ PREVIEW_HTML_POLICY = (
     "default-src 'none'; img-src * data:; style-src * 'unsafe-inline'; font-src * data:; "
     "frame-ancestors 'self'; sandbox"
 )
-
-
-class TemplateForm(forms.ModelForm):
-    """The check on save (channels.templates.template_problems, which the API
-    runs too), each problem on its field."""
-
-    class Meta:
-        model = Template
-        # TemplateAdmin.fieldsets decide the form's fields; these are the ones
-        # the check reads.
-        fields = ["channel", "subject", "text", "html", "url", "headers"]
-
-    def clean(self):
-        cleaned = super().clean()
-        for field, message in template_problems(cleaned).items():
-            name, _, header = field.partition(".")
-            self.add_error(
-                name if name in self.fields else None, f"{header}: {message}" if header else message
-            )
-        return cleaned
 
 
 def find_customer(query: str) -> tuple[Customer | None, str]:
@@ -88,6 +68,8 @@ class TemplateAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["slug", "name", "channel", "purpose"]}),
         ("Content", {"fields": ["subject", "text", "html"]}),
+        ("Engagement tracking", {"fields": ["track_opens", "track_clicks"]}),
+        ("Translations", {"fields": ["translations"]}),
         (
             "Webhook",
             {
@@ -171,6 +153,8 @@ class TemplateAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request, template):
             raise PermissionDenied
         query = (request.GET.get("customer") or "").strip()
+        # "" or absent: the customer's own locale; "default": the default text.
+        locale = (request.GET.get("locale") or "").strip()
         customer, problem = None, ""
         if query:
             if not request.user.has_perm("customers.view_customer"):
@@ -179,12 +163,17 @@ class TemplateAdmin(admin.ModelAdmin):
         rendered, render_error = None, ""
         if not problem:
             try:
-                rendered = preview(template=template, customer=customer if customer else SAMPLE_CUSTOMER)
+                rendered = preview(
+                    template=template,
+                    customer=customer if customer else SAMPLE_CUSTOMER,
+                    locale=None if not locale else "" if locale == "default" else locale,
+                )
             except RenderError as error:
                 render_error = str(error)
         return {
             "template": template,
             "query": query,
+            "locale": locale,
             "customer": customer,
             "problem": problem,
             "rendered": rendered,
@@ -199,8 +188,9 @@ class TemplateAdmin(admin.ModelAdmin):
         result = self._preview(request, object_id)
         template, query, customer = result["template"], result["query"], result["customer"]
         html_url = reverse("admin:channels_template_preview_html", args=[template.pk])
-        if query:
-            html_url += "?" + urlencode({"customer": query})
+        chosen = {"customer": query, "locale": result["locale"]}
+        if any(chosen.values()):
+            html_url += "?" + urlencode({k: v for k, v in chosen.items() if v})
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -209,6 +199,8 @@ class TemplateAdmin(admin.ModelAdmin):
             "original": template,
             "template_obj": template,
             "query": query,
+            "locale": result["locale"],
+            "locales": sorted(template.translations or {}),
             # Not "customer": the rendered template's own context has one too.
             "chosen_customer": customer,
             "sample": SAMPLE_CUSTOMER if customer is None and not result["problem"] else None,

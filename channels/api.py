@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
@@ -13,6 +13,7 @@ from channels.api_schema import SEND_TEST_EXAMPLES, TEMPLATE_EXAMPLES
 from channels.models import Template
 from channels.sendtest import SendTestError, send_test
 from channels.templates import delete_templates, save_template, template_problems
+from channels.tracking import effective_track
 from customers.models import Customer
 from maestra.api.errors import ApiError, error
 from maestra.api.models import ApiKey
@@ -20,7 +21,28 @@ from maestra.api.serializers import StrictMixin, require_object
 from maestra.api.views import ApiMixin, ApiView, get_or_404
 
 # What a template's body has, in and out (a webhook's secret only goes in).
-FIELDS = ["slug", "name", "channel", "purpose", "subject", "text", "html", "method", "url", "headers"]
+FIELDS = [
+    "slug",
+    "name",
+    "channel",
+    "purpose",
+    "subject",
+    "text",
+    "html",
+    "track",
+    "translations",
+    "method",
+    "url",
+    "headers",
+]
+TRACK_HELP = (
+    'email: {"opens": bool, "clicks": bool}; null or a part left out: tracked for marketing, '
+    "not for service (docs/channels.md)"
+)
+TRANSLATIONS_HELP = (
+    '{"de": {"subject", "text", "html"}, "pt-BR": {…}}: the text for customers of that locale '
+    "(exact, else its language, else the default text)"
+)
 
 
 class TemplateInputSerializer(StrictMixin, serializers.ModelSerializer):
@@ -34,6 +56,8 @@ class TemplateInputSerializer(StrictMixin, serializers.ModelSerializer):
     headers = serializers.DictField(
         child=serializers.CharField(allow_blank=True), required=False, help_text="webhooks: header templates"
     )
+    track = serializers.JSONField(required=False, allow_null=True, help_text=TRACK_HELP)
+    translations = serializers.JSONField(required=False, help_text=TRANSLATIONS_HELP)
 
     class Meta:
         model = Template
@@ -52,6 +76,17 @@ class TemplateInputSerializer(StrictMixin, serializers.ModelSerializer):
 
 
 class TemplateOutputSerializer(serializers.ModelSerializer):
+    track = serializers.SerializerMethodField(help_text="what is tracked (the purpose's default filled in)")
+    translations = serializers.JSONField(help_text=TRANSLATIONS_HELP)
+
+    @extend_schema_field(
+        inline_serializer(
+            "TemplateTrack", {"opens": serializers.BooleanField(), "clicks": serializers.BooleanField()}
+        )
+    )
+    def get_track(self, template: Template) -> dict[str, bool]:
+        return effective_track(track=template.track, purpose=template.purpose, channel=template.channel)
+
     class Meta:
         model = Template
         fields = [*FIELDS, "created_at", "updated_at"]

@@ -18,6 +18,14 @@ _EMAIL = {
     "subject": "Please confirm, {{ customer.first_name }}",
     "text": "Click to confirm.",
     "html": "<p>Click to confirm.</p>",
+    "track": {"opens": False, "clicks": False},
+    "translations": {
+        "de": {
+            "subject": "Bitte bestätigen, {{ customer.first_name }}",
+            "text": "Zum Bestätigen klicken.",
+            "html": "<p>Zum Bestätigen klicken.</p>",
+        }
+    },
 }
 _TEMPLATE = {**_EMAIL, "method": "POST", "url": "", "headers": {}}
 

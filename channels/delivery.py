@@ -60,6 +60,7 @@ from channels.links import link_url
 from channels.models import Message, Template
 from channels.outbox import consent_problem
 from channels.policy import PERSONAL_CHANNELS, current_policy, enforce
+from channels.tracking import tracked_rendered
 from customers.models import Customer, Subscription
 
 logger = logging.getLogger(__name__)
@@ -368,7 +369,8 @@ def _send(row: dict, *, backends: dict[str, Backend | Exception], secret: str) -
     backend = _backend_for(row["channel"], backends)
     if isinstance(backend, Exception):
         return SendResult(outcome=Outcome.RETRY, reason=f"backend_misconfigured: {backend}"[:300])
-    message = Outgoing(id=row["id"], channel=row["channel"], rendered=row["rendered"] or {}, secret=secret)
+    rendered = tracked_rendered(message_id=row["id"], rendered=row["rendered"] or {})
+    message = Outgoing(id=row["id"], channel=row["channel"], rendered=rendered, secret=secret)
     return send_one(message, backend=backend)
 
 

@@ -31,6 +31,13 @@ class Template(models.Model):
     subject = models.CharField(max_length=300, blank=True, default="")
     text = models.TextField(blank=True, default="")
     html = models.TextField(blank=True, default="")
+    # Email engagement tracking (channels/tracking.py): {"opens": bool,
+    # "clicks": bool}; null = the purpose's default (marketing tracks both,
+    # service neither).
+    track = models.JSONField(null=True, blank=True)
+    # {"de": {"subject", "text", "html"}, "pt-BR": {…}}: the text a customer
+    # with that locale gets (channels/translations.py); {} = one language.
+    translations = models.JSONField(default=dict, blank=True)
     # Webhook templates only.
     method = models.CharField(max_length=6, choices=Method.choices, default=Method.POST)
     url = models.CharField(max_length=1000, blank=True, default="")
@@ -93,6 +100,10 @@ class Message(models.Model):
     response_body = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # The first open and the first click of a link (channels/tracking.py):
+    # set once, they make the unique opens and clicks of the statistics.
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

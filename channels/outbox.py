@@ -19,6 +19,8 @@ from channels.addresses import CUSTOMER_COLUMNS, recipient
 from channels.links import links_for, template_uses_links
 from channels.models import Message, Template
 from channels.rendering import RENDER_ERROR, TEMPLATE_ERROR, RenderError, build_context, render_template
+from channels.tracking import effective_track
+from channels.translations import localized
 from customers.models import Channel, Customer, Subscription
 from maestra import sql
 
@@ -252,9 +254,16 @@ def _decide(
     if template_uses_links(template):
         extra = {**extra, "links": links_for(customer_id=customer["id"], channel=request.channel)}
     try:
-        rendered = render_template(template=template, context=build_context(customer=customer, extra=extra))
+        rendered = render_template(
+            template=localized(template, customer.get("locale"))[0],
+            context=build_context(customer=customer, extra=extra),
+        )
     except RenderError as exc:
         return Message.Status.FAILED, f"{exc.code}: {exc}", {}
+    track = effective_track(track=template.track, purpose=template.purpose, channel=template.channel)
+    if rendered.get("html") and any(track.values()):
+        # Applied by the delivery worker, which knows the row's id (channels/tracking.py).
+        rendered["track"] = track
     if request.is_test:
         # Rendered for the tester to read; what a live send would have done is
         # kept beside it ("would_send" or the reason it would not).

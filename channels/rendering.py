@@ -445,6 +445,7 @@ def customer_context(customer: Any) -> dict:
         "last_name": last,
         "full_name": f"{first} {last}".strip(),
         "timezone": get("timezone"),
+        "locale": get("locale"),
         "fields": get("fields", None) or {},
     }
 
@@ -570,9 +571,15 @@ def sample_render_problem(template: Any) -> tuple[str, str] | None:
     checks of the assembled message (an empty SMS, a webhook URL) and values
     missing from the data (MissingValue) do not: they depend on data the
     sample customer does not have."""
+    return sources_render_problem(template_sources(template))
+
+
+def sources_render_problem(sources: list[tuple[str, Any, bool]]) -> tuple[str, str] | None:
+    """sample_render_problem of (field, source, is_html) sources rendered
+    together on one budget (a template's, or one of its translations)."""
     budget = RenderBudget()
     frozen = freeze(build_context(customer=SAMPLE_CUSTOMER, extra=PREVIEW_EXTRA))
-    for field, source, html in template_sources(template):
+    for field, source, html in sources:
         if not isinstance(source, str):
             return field, "must be text"
         try:

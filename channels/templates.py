@@ -19,7 +19,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from channels.models import Template
-from channels.rendering import sample_render_problem, template_sources, template_syntax_problem
+from channels.rendering import (
+    sample_render_problem,
+    sources_render_problem,
+    template_sources,
+    template_syntax_problem,
+)
+from channels.tracking import track_problems
+from channels.translations import translation_sources, translations_shape_problems
 from maestra.audit import log as audit
 from maestra.errors import ApplicationError
 
@@ -36,6 +43,8 @@ AUDITED_FIELDS = (
     "url",
     "headers",
     "secret",
+    "track",
+    "translations",
 )
 
 
@@ -66,6 +75,17 @@ def template_problems(template: Any) -> dict[str, str]:
             problems[field] = "must be text"
         elif problem := template_syntax_problem(source, html=html):
             problems[field] = f"template syntax error: {problem}"
+    problems.update(track_problems(get("track"), channel=get("channel")))
+    translations = get("translations")
+    problems.update(translations_shape_problems(translations))
+    if translations and get("channel") == "webhook":
+        problems.setdefault("translations", "webhook templates have no translations")
+    for _locale, sources in translation_sources(translations):
+        for field, source, html in sources:
+            if not isinstance(source, str):
+                problems.setdefault(field, "must be text")
+            elif problem := template_syntax_problem(source, html=html):
+                problems.setdefault(field, f"template syntax error: {problem}")
     channel = get("channel")
     if channel == "webhook" and not (get("url") or "").strip():
         problems.setdefault("url", "a webhook template needs a url")
@@ -76,6 +96,11 @@ def template_problems(template: Any) -> dict[str, str]:
     if not problems and (found := sample_render_problem(template)):
         field, problem = found
         problems[field] = f"does not render for a sample customer: {problem}"
+    # Each translation on a budget of its own: a message renders one of them.
+    for _locale, sources in translation_sources(translations) if not problems else []:
+        if found := sources_render_problem(sources):
+            field, problem = found
+            problems[field] = f"does not render for a sample customer: {problem}"
     return problems
 
 

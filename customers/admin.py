@@ -9,6 +9,7 @@ from django.utils.html import format_html
 
 from customers.admin_catalogue import RuleBuilderWidget, rule_catalogue_view
 from customers.errors import CustomerServiceError
+from customers.locales import normalize_locale
 from customers.models import (
     Customer,
     Event,
@@ -91,8 +92,28 @@ def activity_url(customer_id: int) -> str:
         return ""
 
 
+class CustomerForm(forms.ModelForm):
+    """The locale checked and written in canonical case by the validator the
+    API and the import use (customers.locales.normalize_locale)."""
+
+    class Meta:
+        model = Customer
+        # The admin's fieldsets add the rest.
+        fields = ["locale"]
+        help_texts = {
+            "locale": "BCP 47 language tag, e.g. de or pt-BR; empty: templates send their default text"
+        }
+
+    def clean_locale(self):
+        try:
+            return normalize_locale(self.cleaned_data.get("locale"))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
+    form = CustomerForm
     list_display = ["external_id", "email", "phone", "name", "created_at", "activity"]
     list_filter = [EmailSubscriptionFilter, "email_valid", "created_at"]
     search_fields = ["external_id", "email", "phone", "first_name", "last_name"]
@@ -103,7 +124,7 @@ class CustomerAdmin(admin.ModelAdmin):
     inlines = [SubscriptionInline]
     readonly_fields = ["created_at", "updated_at", "points_balance", "activity"]
     fieldsets = [
-        (None, {"fields": ["external_id", ("first_name", "last_name"), "timezone"]}),
+        (None, {"fields": ["external_id", ("first_name", "last_name"), ("timezone", "locale")]}),
         ("Contacts", {"fields": ["email", "email_valid", "phone", "push_tokens"]}),
         ("Data", {"fields": ["fields", "points_balance", "created_at", "updated_at", "activity"]}),
     ]

@@ -41,6 +41,13 @@ class CustomerInputSerializer(serializers.Serializer):
     timezone = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, help_text="IANA name, e.g. Europe/Berlin"
     )
+    locale = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=35,
+        help_text="BCP 47 language tag, e.g. de or pt-BR: templates use its translation",
+    )
     fields = serializers.DictField(required=False, help_text="merged into the stored custom fields")
     subscriptions = inline_serializer(
         "CustomerSubscriptionsInput",
@@ -61,6 +68,7 @@ class CustomerOutputSerializer(serializers.Serializer):
     first_name = serializers.CharField()
     last_name = serializers.CharField()
     timezone = serializers.CharField()
+    locale = serializers.CharField()
     fields = serializers.DictField()
     subscriptions = serializers.DictField(child=serializers.ChoiceField(choices=Subscription.Status.choices))
     points = serializers.IntegerField(help_text="current balance (entries not expired)")

@@ -44,6 +44,7 @@ _CUSTOMER = {
     "first_name": "Ada",
     "last_name": "Lovelace",
     "timezone": "Europe/Berlin",
+    "locale": "de",
     "fields": {"tier": "gold"},
     "subscriptions": {"email": "subscribed"},
     "points": 150,

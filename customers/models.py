@@ -24,6 +24,9 @@ class Customer(models.Model):
     last_name = models.CharField(max_length=150, blank=True, default="")
     # IANA name; empty means "use the flow's time zone".
     timezone = models.CharField(max_length=64, blank=True, default="")
+    # BCP 47 language tag in canonical case (customers/locales.py); empty:
+    # templates send their default text.
+    locale = models.CharField(max_length=35, blank=True, default="", db_default="")
     fields = models.JSONField(default=dict, blank=True)
     # Device tokens / web push subscriptions, keyed by channel.
     push_tokens = models.JSONField(default=dict, blank=True)

@@ -44,6 +44,7 @@ def customer_profile(customer: Customer) -> dict[str, Any]:
         "first_name": customer.first_name,
         "last_name": customer.last_name,
         "timezone": customer.timezone,
+        "locale": customer.locale,
         "fields": customer.fields if isinstance(customer.fields, dict) else {},
         "subscriptions": dict(
             Subscription.objects.filter(customer=customer)

@@ -21,6 +21,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
+from channels.engagement import EngagementSerializer
 from customers.models import Customer
 from flows import activity, lifecycle, stats
 from flows.api_schema import DOCUMENT_REF, SPEC_EXAMPLE
@@ -138,6 +139,7 @@ class NodeStatsSerializer(serializers.Serializer):
     stops = StopCountSerializer(many=True)
     waiting_now = serializers.IntegerField()
     messages = serializers.DictField(child=serializers.IntegerField(), help_text="{status: count}")
+    email = EngagementSerializer(allow_null=True, help_text="email steps: sent, unique opens and clicks")
 
 
 class StatsSerializer(serializers.Serializer):

@@ -257,6 +257,7 @@ EXAMPLES = {
                 "stops": [{"reason": "launch_limit", "count": 10, "percent": 5.0}],
                 "waiting_now": 0,
                 "messages": {},
+                "email": None,
             },
             {
                 "key": "ask",
@@ -268,6 +269,7 @@ EXAMPLES = {
                 "stops": [{"reason": "relevance_expired", "count": 5, "percent": 2.5}],
                 "waiting_now": 0,
                 "messages": {"sent": 180, "failed": 5},
+                "email": {"sent": 180, "opened": 81, "clicked": 27, "open_rate": 45.0, "click_rate": 15.0},
             },
         ],
     },

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db.models import Count, Sum
 
+from channels.engagement import engagement_by_node
 from channels.models import Message
 from flows.engine import hour_of
 from flows.models import Flow, FlowVersion, Node, NodeStat, Run
@@ -78,6 +79,11 @@ def flow_stats(*, flow: Flow, since: datetime, until: datetime, is_test: bool = 
     )
     for row in messages:
         node(row["node_key"])["messages"][row["status"]] = row["total"]
+    # Unique opens and clicks of email steps (channels/engagement.py).
+    for key, figures in engagement_by_node(
+        flow_id=flow.pk, since=since, until=until, is_test=is_test
+    ).items():
+        node(key)["email"] = figures
 
     version = _graph_version(flow)
     graph = (
@@ -111,6 +117,7 @@ def flow_stats(*, flow: Flow, since: datetime, until: datetime, is_test: bool = 
                 ],
                 "waiting_now": counts["waiting_now"],
                 "messages": dict(sorted(counts["messages"].items())),
+                "email": counts.get("email"),
             }
         )
     return {

@@ -365,6 +365,9 @@ SPECTACULAR_SETTINGS = {
 # this many seconds, on public pages under this base URL.
 MAESTRA_LINK_MAX_AGE = env_int("MAESTRA_LINK_MAX_AGE", 60 * 24 * 3600)
 MAESTRA_PUBLIC_BASE_URL = env_str("MAESTRA_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+# Email engagement tracking (channels/tracking.py, docs/channels.md): off,
+# no email gets tracked links or the open pixel, whatever its template says.
+MAESTRA_EMAIL_TRACKING = env_bool("MAESTRA_EMAIL_TRACKING", True)
 # Shared secret of POST /api/v1/inbound/provider-events (header
 # X-Maestra-Inbound-Secret); empty: the endpoint refuses everything.
 MAESTRA_INBOUND_SECRET = env_str("MAESTRA_INBOUND_SECRET", "")

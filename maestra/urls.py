@@ -10,4 +10,6 @@ urlpatterns = [
     path("api/", include("maestra.api.urls")),
     # Public pages of the links in messages (confirm, unsubscribe, preferences).
     path("p/", include("channels.links")),
+    # Email engagement tracking: the open pixel and the click redirects.
+    path("t/", include("channels.tracking")),
 ]

@@ -19,7 +19,7 @@ from maestra.durations import Duration
 MAX_DEPTH = 10
 MAX_NUMBER = 2**53
 
-CUSTOMER_STRING_ATTRS = ("external_id", "email", "phone", "first_name", "last_name", "timezone")
+CUSTOMER_STRING_ATTRS = ("external_id", "email", "phone", "first_name", "last_name", "timezone", "locale")
 CUSTOMER_DATETIME_ATTRS = ("created_at",)
 CHANNELS = ("email", "sms", "mobile_push", "web_push", "webhook")
 SUBSCRIPTION_STATUSES = ("subscribed", "requires_confirmation", "unsubscribed")

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from customers.errors import CustomerServiceError, InvalidInput
+from customers.locales import normalize_locale
 from customers.models import Customer
 from customers.services._support import (
     CHANNELS,
@@ -34,7 +35,7 @@ from maestra.zones import known_zones
 
 # Profile attributes that upsert_customers and set_field write as columns;
 # every other name is a key of Customer.fields.
-PROFILE_ATTRIBUTES = ("email", "phone", "first_name", "last_name", "timezone")
+PROFILE_ATTRIBUTES = ("email", "phone", "first_name", "last_name", "timezone", "locale")
 
 
 _clean_email_text = text_cleaner(max_length(Customer, "email"))
@@ -65,6 +66,7 @@ PROFILE_CLEANERS: dict[str, Callable[[Any], str]] = {
     "first_name": text_cleaner(max_length(Customer, "first_name")),
     "last_name": text_cleaner(max_length(Customer, "last_name")),
     "timezone": _clean_timezone,
+    "locale": normalize_locale,
 }
 _clean_external_id = text_cleaner(max_length(Customer, "external_id"), required=True)
 
@@ -87,6 +89,7 @@ _CUSTOMER_INSERT_COLUMNS = {
     "first_name": "text",
     "last_name": "text",
     "timezone": "text",
+    "locale": "text",
     "fields": "json",
     "push_tokens": "json",
 }
@@ -107,6 +110,7 @@ def _insert_customers(profiles: list[dict[str, Any]], *, now: datetime) -> dict[
                 "first_name": "",
                 "last_name": "",
                 "timezone": "",
+                "locale": "",
                 "fields": {},
                 **profile,
                 "email_valid": True,
@@ -190,6 +194,7 @@ _CUSTOMER_UPDATE_COLUMNS = {
     "first_name": "text",
     "last_name": "text",
     "timezone": "text",
+    "locale": "text",
     "fields": "json",
 }
 
@@ -198,7 +203,7 @@ def upsert_customers(*, rows: list[dict[str, Any]], source: str = "api") -> Upse
     """Create or update customers by external id.
 
     A row is {"external_id", "email"?, "phone"?, "first_name"?, "last_name"?,
-    "timezone"? (IANA), "fields"?: {...}, "subscriptions"?: {channel: status}}.
+    "timezone"? (IANA), "locale"? (BCP 47), "fields"?: {...}, "subscriptions"?: {channel: status}}.
     Attributes left out stay as they are; None or "" clears one. `fields` is
     MERGED into the stored fields (given keys overwrite, others stay; a key set
     to null is stored as null) — so integrations can send only what changed.

@@ -1,7 +1,7 @@
 """import_customers FILE: create or update customers from CSV or JSONL.
 
 CSV: a header row naming `external_id` (required) and any of email, phone,
-first_name, last_name, timezone; a column `subscriptions.<channel>` sets that
+first_name, last_name, timezone, locale; a column `subscriptions.<channel>` sets that
 channel's status; every other column becomes a key of `fields` (as text —
 use JSONL for numbers, booleans or nested values). An empty cell leaves the
 attribute as it is.

@@ -65,6 +65,10 @@ export class StatsOverlay {
       if (node.kind === "wait" || stats.waiting_now) box.append(h("div", { className: "fc-stat-waiting" }, `waiting now ${stats.waiting_now}`));
       const messages = Object.entries(stats.messages || {});
       if (messages.length) box.append(h("div", { className: "fc-stat-messages" }, messages.map(([s, n]) => `${s} ${n}`).join(" · ")));
+      if (stats.email && stats.email.sent) {
+        const e = stats.email;
+        box.append(h("div", { className: "fc-stat-email" }, `opened ${e.opened} · clicked ${e.clicked} of ${e.sent} sent`));
+      }
       if (stats.limitation) {
         const l = stats.limitation;
         box.append(h("div", { className: "fc-stat-limitation" }, `used ${l.used}${l.max !== null ? ` / ${l.max} · ${l.remaining} left` : ""}`));
@@ -101,9 +105,17 @@ export class StatsOverlay {
       Object.keys(stats.messages || {}).length
         ? [h("h4", {}, "Messages"), h("table", {}, Object.entries(stats.messages).map(([s, n]) => h("tr", {}, h("td", {}, s), h("td", {}, n))))]
         : null,
+      stats.email ? this.email(stats.email) : null,
       stats.limitation ? this.limitation(stats.limitation) : null,
       stats.ab_test ? this.abTest(stats.ab_test) : null,
     ].flat().filter(Boolean));
+  }
+
+  email(e) {
+    // Unique opens and clicks: messages opened / clicked at least once (channels/tracking.py).
+    return [h("h4", {}, "Email engagement"), h("table", { className: "fc-email" },
+      h("tr", {}, ["sent", "opened", "clicked"].map((t) => h("th", {}, t))),
+      h("tr", {}, h("td", {}, e.sent), h("td", {}, `${e.opened} (${pct(e.open_rate)})`), h("td", {}, `${e.clicked} (${pct(e.click_rate)})`)))];
   }
 
   limitation(l) {
