@@ -18,7 +18,7 @@ from channels.models import Message, Template
 from customers.models import Customer, Event, Subscription
 from customers.services import store_events
 from flows import lifecycle
-from flows.tick import tick
+from flows.engine.tick import tick
 from tests.browser.conftest import log_in
 from tests.channels.conftest import smtp_server  # noqa: F401
 from tests.flows.conftest import steps_document

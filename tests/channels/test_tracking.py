@@ -226,7 +226,7 @@ def test_email_events_start_flows_and_the_statistics_count_unique_opens_and_clic
     settings,
     api_client_factory,
 ):
-    from flows.tick import tick
+    from flows.engine.tick import tick
     from tests.flows.conftest import steps_document
 
     settings.MAESTRA_PUBLIC_BASE_URL = "https://maestra.example"
