@@ -33,7 +33,7 @@ from django_fsm import TransitionNotAllowed
 from django_fsm.admin import FSMAdminMixin
 
 from customers.admin import CustomerAdmin, ReadOnlyAdminMixin
-from flows import admin_views, audience_admin, lifecycle, privacy_admin
+from flows import admin_views, audience_admin, dashboard, editor_views, lifecycle, privacy_admin
 from flows.document import dump_document, timezone_names
 from flows.forms import FlowAddForm, FlowChangeForm
 from flows.lifecycle import LifecycleError
@@ -230,7 +230,16 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
     form = FlowChangeForm
     add_form = FlowAddForm
 
-    list_display = ["name", "status", "live_version_number", "draft_info", "owner", "updated_at"]
+    list_display = [
+        "name",
+        "status",
+        "live_version_number",
+        "draft_info",
+        dashboard.entered_7d,
+        dashboard.sent_7d,
+        "owner",
+        "updated_at",
+    ]
     list_display_links = ["name"]
     list_select_related = ["live_version", "owner"]
     list_filter = ["status", DraftStateFilter]
@@ -251,7 +260,7 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
 
     # --- Querysets ------------------------------------------------------------
 
-    def get_queryset(self, request):
+    def _flow_queryset(self, request):
         drafts = FlowVersion.objects.filter(state=FlowVersion.State.DRAFT).only(
             "id", "flow_id", "number", "state", "errors"
         )
@@ -263,6 +272,17 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
             # One query for every row's draft, however many rows.
             .prefetch_related(Prefetch("versions", queryset=drafts, to_attr="draft_versions"))
         )
+
+    def get_changelist(self, request, **kwargs):
+        # The list's figures of the last 7 days, in its own query (flows/dashboard.py).
+        request._flow_list_figures = True
+        return super().get_changelist(request, **kwargs)
+
+    def get_queryset(self, request):
+        queryset = self._flow_queryset(request)
+        if getattr(request, "_flow_list_figures", False):
+            queryset = dashboard.with_list_figures(queryset)
+        return queryset
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -584,6 +604,7 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
         return [
             # Fixed paths first: "<path:object_id>/" would swallow them.
             path("monitoring/", view(admin_views.monitoring_view), name="flows_monitoring"),
+            *dashboard.urls(view),
             path("activity/", view(admin_views.activity_view), name="flows_customer_activity_search"),
             path(
                 "activity/<int:customer_id>/", view(admin_views.activity_view), name="flows_customer_activity"
@@ -598,6 +619,7 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
                 view(admin_views.canvas_stats_view),
                 name="flows_flow_canvas_stats",
             ),
+            *editor_views.urls(view),
             path(
                 "<path:object_id>/audience/",
                 view(audience_admin.audience_preview_view),
@@ -723,6 +745,8 @@ class FlowAdmin(FSMAdminMixin, admin.ModelAdmin):
             + "?"
             + urlencode({"version": version.number}),
             "change_url": reverse("admin:flows_flow_change", args=[flow.pk]),
+            # The version drawn read-only on the canvas (issue #14, item 6).
+            **editor_views.version_canvas_context(flow=flow, version=version),
         }
         return TemplateResponse(request, "admin/flows/flow/version.html", context)
 
@@ -787,7 +811,7 @@ class FlowVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Node)
-class NodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class NodeAdmin(dashboard.InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["key", "kind", "title", "version"]
     list_select_related = ["version__flow"]
     list_filter = [NodeKindFilter]
@@ -796,7 +820,7 @@ class NodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Edge)
-class EdgeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class EdgeAdmin(dashboard.InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["from_key", "port", "to_key", "version"]
     list_select_related = ["version__flow"]
     search_fields = ["from_key", "to_key", "version__flow__name"]
@@ -834,7 +858,7 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(NodePass)
-class NodePassAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class NodePassAdmin(dashboard.InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "run", "node_key", "kind", "pass_no", "at", "port", "exited_at", "stop_reason"]
     list_select_related = ["run"]
     list_filter = [NodeKindFilter]
@@ -844,7 +868,7 @@ class NodePassAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(LaunchRecord)
-class LaunchRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class LaunchRecordAdmin(dashboard.InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["flow", "customer", "launches", "first_launched_at", "last_step_at"]
     list_select_related = ["flow", "customer"]
     list_filter = ["flow"]
@@ -854,7 +878,7 @@ class LaunchRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(LimitationCounter)
-class LimitationCounterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class LimitationCounterAdmin(dashboard.InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["flow", "node_key", "signature", "window_start", "used", "alerted"]
     list_select_related = ["flow"]
     list_filter = ["flow", "alerted"]
@@ -863,7 +887,7 @@ class LimitationCounterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(LimitationGrant)
-class LimitationGrantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class LimitationGrantAdmin(dashboard.InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "counter_label", "run", "pass_no", "state", "granted_at"]
     list_select_related = ["counter__flow", "run"]
     list_filter = ["state"]
@@ -877,7 +901,7 @@ class LimitationGrantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ABAssignment)
-class ABAssignmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ABAssignmentAdmin(dashboard.InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["flow", "node_key", "customer", "variant", "assigned_at"]
     list_select_related = ["flow", "customer"]
     list_filter = ["flow"]
@@ -887,7 +911,7 @@ class ABAssignmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(NodeStat)
-class NodeStatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class NodeStatAdmin(dashboard.InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["flow", "node_key", "hour", "metric", "count", "is_test"]
     list_select_related = ["flow"]
     list_filter = ["is_test", "flow"]

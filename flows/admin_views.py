@@ -32,8 +32,11 @@ from flows.activity import customer_runs, describe_runs
 from flows.admin_stats import canvas_stats
 from flows.alerts import current_alerts
 from flows.document import DocumentError
+from flows.editor_views import POLL_SECONDS, TRANSIENT, conflict_response, editor_urls
 from flows.models import Flow, FlowVersion, NodePass, Run
+from flows.plain_language import stop_reason_text, with_texts
 from flows.validation import MAX_NODES
+from flows.version_diff import diff_against_live
 from maestra.api.errors import ApiError
 from maestra.api.parsers import parse_json, read_body
 
@@ -160,25 +163,32 @@ def canvas_config(*, flow: Flow, can_change: bool) -> dict:
         "flow": flow.pk,
         "status": flow.status,
         "document": version.document if version is not None else None,
-        "errors": version.errors if version is not None else [],
+        # Each error with its words for people (flows/plain_language.py); the code stays.
+        "errors": with_texts(version.errors) if version is not None else [],
         "version": (
             {"number": version.number, "state": version.state, "is_test": version.is_test}
             if version
             else None
         ),
         "editable": editable,
+        # Optimistic concurrency: sent back with each autosave (flows/editor_views.py).
+        "revision": version.revision if version is not None else 0,
+        "diff": diff_against_live(flow=flow, version=version),
+        "transient": flow.status in TRANSIENT,
+        "pollSeconds": POLL_SECONDS,
         "hasDraft": draft is not None,
         "isLive": flow.is_live,
         "urls": {
             "save": reverse("admin:flows_flow_canvas_save", args=[flow.pk]),
             "stats": reverse("admin:flows_flow_canvas_stats", args=[flow.pk]),
+            **editor_urls(flow=flow),
         },
         "kinds": [
             {"kind": kind, "label": node.label, "start": node.is_start} for kind, node in REGISTRY.items()
         ],
         "catalog": {
             "templates": list(
-                Template.objects.order_by("slug").values("slug", "name", "channel")[:CATALOG_LIMIT]
+                Template.objects.order_by("slug").values("id", "slug", "name", "channel")[:CATALOG_LIMIT]
             ),
             "segments": list(Segment.objects.order_by("slug").values("slug", "name", "kind")[:CATALOG_LIMIT]),
             "pools": list(PromoPool.objects.order_by("slug").values("slug", "name")[:CATALOG_LIMIT]),
@@ -215,10 +225,19 @@ def canvas_save_view(request, object_id, *, model_admin):
             {"message": "This version is launched and read-only: press Edit to change it through a draft."},
             status=409,
         )
+    revision = body.get("revision")
+    if revision is not None and (not isinstance(revision, int) or isinstance(revision, bool) or revision < 0):
+        return json_response(
+            {"errors": [{"field": "revision", "message": "Send a whole number."}]}, status=400
+        )
     try:
-        draft = lifecycle.save_draft(flow=flow, document=document, user=request.user)
+        draft = lifecycle.save_draft(
+            flow=flow, document=document, user=request.user, expected_revision=revision
+        )
     except DocumentError as error:
         return json_response({"errors": error.errors}, status=400)
+    except lifecycle.DraftConflict as error:
+        return conflict_response(error)
     except lifecycle.LifecycleError as error:
         return json_response({"message": error.message, "errors": error.errors}, status=409)
     flow = Flow.objects.select_related("live_version").get(pk=flow.pk)
@@ -232,8 +251,10 @@ def canvas_save_view(request, object_id, *, model_admin):
             "version": draft.number,
             "status": flow.status,
             "summary": " · ".join(summary),
-            "errors": draft.errors,
+            "errors": with_texts(draft.errors),
             "saved_at": draft.updated_at,
+            "revision": draft.revision,
+            "diff": diff_against_live(flow=flow, version=draft),
         }
     )
 
@@ -284,7 +305,11 @@ def canvas_stats_view(request, object_id, *, model_admin):
     except ValueError as error:
         return json_response({"errors": [{"field": "period", "message": str(error)}]}, status=400)
     is_test = request.GET.get("test") in ("1", "true", "yes")
-    return json_response(canvas_stats(flow=flow, since=since, until=until, is_test=is_test))
+    data = canvas_stats(flow=flow, since=since, until=until, is_test=is_test)
+    for node in (data.get("nodes") or {}).values():
+        for stop in node.get("stops") or []:
+            stop["text"] = stop_reason_text(stop.get("reason"))  # the code stays, as the tooltip
+    return json_response(data)
 
 
 # --- Monitoring ----------------------------------------------------------------

@@ -35,6 +35,15 @@ class LifecycleError(ApplicationError):
         return [error(self.message, field="status"), *self.errors]
 
 
+class DraftConflict(LifecycleError):
+    """The draft changed since the editor loaded it (another tab, another
+    marketer): its save is refused rather than overwriting that change."""
+
+    def __init__(self, message: str, *, revision: int):
+        super().__init__(message)
+        self.revision = revision
+
+
 class VersionNotFound(LifecycleError):
     """No such version of the flow (the API answers 404, not 409)."""
 

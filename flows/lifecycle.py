@@ -27,7 +27,11 @@ from django_q.tasks import async_task
 
 from flows.document import MAX_NAME_LENGTH, document_settings, dump_document, graph_rows, parse_document
 from flows.entry import arm_schedule
-from flows.errors import LifecycleError, VersionNotFound  # noqa: F401 (VersionNotFound: importable from here as before)
+from flows.errors import (  # noqa: F401 (VersionNotFound, DraftConflict: importable from here)
+    DraftConflict,
+    LifecycleError,
+    VersionNotFound,
+)
 from flows.models import Edge, Flow, FlowVersion, FrozenVersionError, Node, Run
 from flows.validation import validate_document
 from maestra.audit import log as audit
@@ -119,6 +123,7 @@ def _write_draft(version: FlowVersion, doc: dict, *, text: str | None = None) ->
     for name in SETTINGS_FIELDS:
         setattr(version, name, getattr(flow_settings, name))
     version.updated_at = now()
+    version.revision += 1
     version.save()
     _replace_graph(version, doc)
 
@@ -229,10 +234,13 @@ def create_flow(*, document: dict | str, user=None) -> Flow:
     return flow
 
 
-def save_draft(*, flow: Flow, document: dict | str, user=None) -> FlowVersion:
+def save_draft(
+    *, flow: Flow, document: dict | str, user=None, expected_revision: int | None = None
+) -> FlowVersion:
     """Autosave: replace the draft's document (creating the draft if the flow
     has none). A never-launched flow moves draft <-> ready with the draft's
-    validity; a live flow keeps its status."""
+    validity; a live flow keeps its status. With `expected_revision` (the
+    editor's), a draft written since is refused with DraftConflict."""
     doc = parse_document(document)
     user = _user_or_none(user)
     with transaction.atomic():
@@ -241,6 +249,11 @@ def save_draft(*, flow: Flow, document: dict | str, user=None) -> FlowVersion:
             raise _refusal("save a draft of", flow, DRAFT_WRITABLE)
         draft = flow.draft
         created = draft is None
+        if expected_revision is not None and (draft.revision if draft else 0) != expected_revision:
+            raise DraftConflict(
+                "The draft was changed elsewhere (another tab or person) since this page loaded it",
+                revision=draft.revision if draft else 0,
+            )
         if created:
             draft = FlowVersion(flow=flow, number=_next_number(flow), created_by=user)
         _write_draft(draft, doc)
@@ -259,11 +272,13 @@ def save_draft(*, flow: Flow, document: dict | str, user=None) -> FlowVersion:
 # --- Launch ------------------------------------------------------------------
 
 
-def launch_flow(*, flow: Flow, user=None, enqueue: bool = True) -> Flow:
+def launch_flow(*, flow: Flow, user=None, enqueue: bool = True, keep_paused: bool = False) -> Flow:
     """Request the launch of the draft: the flow goes to `launching` and a
     django-q2 task (flows.tasks.finish_launch_task) freezes the draft after
     commit. `enqueue=False` leaves the finishing to the caller (the import
-    command finishes in process) or to flows_tick (finish_pending_launches)."""
+    command finishes in process) or to flows_tick (finish_pending_launches).
+    `keep_paused` on a paused flow: the new version goes live paused (the
+    launch review asks; without it a launch resumes the flow)."""
     user = _user_or_none(user)
     refusal = None
     with transaction.atomic():
@@ -288,7 +303,11 @@ def launch_flow(*, flow: Flow, user=None, enqueue: bool = True) -> Flow:
                 user=user,
                 subject=flow,
                 # finish_launch returns here if the draft turns out invalid.
-                data={"version": draft.number, "back_to": back_to},
+                data={
+                    "version": draft.number,
+                    "back_to": back_to,
+                    **({"keep_paused": True} if keep_paused and back_to == Status.PAUSED else {}),
+                },
             )
             if enqueue:
                 flow_id, user_id = flow.pk, user.pk if user else None
@@ -400,6 +419,10 @@ def _finish_launch(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool]:
         _freeze(draft, user=user, at=at, is_test=False)
         flow.live_version = draft
         flow.complete_launch()
+        keep_paused = bool(request is not None and request.data.get("keep_paused"))
+        if keep_paused:
+            # Launched from paused and asked to stay so: no run starts in between.
+            flow.pause()
         _save_flow(flow, "live_version")
         # Runs in flight move to the new version in the engine, by node key.
         audit.log(
@@ -413,6 +436,8 @@ def _finish_launch(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool]:
                 .first()
                 if previous_id
                 else None,
+                # Launched from paused and kept paused, as the launch review chose.
+                **({"paused": True} if keep_paused else {}),
             },
         )
         # Inside the launch transaction: a version never goes live without

@@ -163,6 +163,10 @@ class FlowVersion(models.Model):
     document_json = models.TextField()
     # Validation errors of the document: [{"node", "field", "message"}].
     errors = models.JSONField(default=list, blank=True)
+    # Optimistic concurrency of drafts: +1 on every write of the document. An
+    # editor sends the revision it loaded with each autosave; a stale one is
+    # refused (flows.lifecycle.DraftConflict) instead of overwriting.
+    revision = models.PositiveIntegerField(default=0)
     # Settings projected from the document (queried by the engine).
     timezone = models.CharField(max_length=64, default="UTC")
     launch_limit_mode = models.CharField(
@@ -335,6 +339,7 @@ class NodePass(models.Model):
     stop_reason = models.CharField(max_length=40, blank=True, default="")
 
     class Meta:
+        verbose_name_plural = "node passes"  # not Django's "node passs"
         constraints = [
             # Re-processing a batch cannot record a pass twice.
             models.UniqueConstraint(fields=["run", "pass_no"], name="node_pass_once"),

@@ -164,7 +164,9 @@ def test_the_canvas_shows_run_statistics_and_ab_results(
     timer.lap("open with statistics")
 
     node(page, "mail").click()
-    expect(page.locator(".fc-stop-reasons")).to_contain_text("template_error")
+    # The reason in words, its code as the tooltip (flows/plain_language.py).
+    expect(page.locator(".fc-stop-reasons")).to_contain_text("The template could not be filled in")
+    expect(page.locator('.fc-stop-reasons td[title="template_error"]')).to_have_count(1)
     expect(page.locator(".fc-stop-reasons")).to_contain_text("25.0 %")
 
     node(page, "split").click()

@@ -96,7 +96,9 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     expect(remind).to_have_class(re.compile(r"\bfc-has-error\b"))
     expect(remind.locator(".fc-errors")).to_contain_text("1 error")
     open_tab(page, "Checks")
-    error_entry = page.locator(".fc-error-list button", has_text="remind · steps.0.template")
+    # In plain words; the code stays as the tooltip.
+    error_entry = page.locator(".fc-error-list button", has_text="remind · Step 1: choose a template to send")
+    expect(error_entry).to_have_attribute("title", re.compile(r"remind · steps\.0\.template: missing"))
     expect(error_entry).to_be_visible()
     for other in ("start", "ask", "day", "still"):
         expect(node(page, other)).not_to_have_class(re.compile(r"\bfc-has-error\b"))
@@ -174,6 +176,11 @@ def test_it_builds_launches_and_watches_the_seed_flow(
 
     # Launch from the canvas; the worker's part is done by a tick.
     page.locator('.fc-actions button[value="launch"]').click()
+    # The launch review asks first (flows/static/flows/launch-review.js).
+    review = page.get_by_role("dialog")
+    expect(review).to_contain_text("What starts it")
+    with page.expect_navigation():
+        review.get_by_role("button", name="Launch", exact=True).click()
     expect(page.locator(".messagelist")).to_contain_text("Launch started")
     tick()
     page.reload()

@@ -597,7 +597,10 @@ def test_the_settings_panel_writes_launch_limit_time_zone_and_dates(
         "start_at": "2030-01-15T09:30:00+01:00",
         "end_at": "2030-01-10T09:00:00+01:00",
     }
-    expect(panel.locator('[data-field="schedule.end_at"] .nf-error')).to_have_text("must be after start_at")
+    # In plain words (flows/plain_language.py), the code as the tooltip.
+    end_error = panel.locator('[data-field="schedule.end_at"] .nf-error')
+    expect(end_error).to_have_text("The end must be after the start")
+    expect(end_error).to_have_attribute("title", "schedule.end_at: must be after start_at")
     expect(page.locator(".fe-checks")).to_have_text("⚠ 1 problem")
     shoot(page, "settings-error", full_page=False)
     with saved(page):
@@ -622,11 +625,11 @@ def test_the_settings_panel_writes_launch_limit_time_zone_and_dates(
     # A cap of 0 is refused beside its control; the Checks list leads back to it.
     with saved(page):
         panel.get_by_label("At most, in total").fill("0")
-    expect(panel.locator('[data-field="launch_limit.max_total"] .nf-error')).to_contain_text(
-        "must be an integer"
-    )
+    cap_error = panel.locator('[data-field="launch_limit.max_total"] .nf-error')
+    expect(cap_error).to_contain_text("enter a whole number of 1 or more")
+    expect(cap_error).to_have_attribute("title", re.compile("must be an integer"))
     open_tab(page, "Checks")
-    page.locator(".fc-error-list button", has_text="launch_limit.max_total").click()
+    page.locator(".fc-error-list button", has_text="At most, in total: enter a whole number").click()
     expect(panel.get_by_label("At most, in total")).to_be_focused()
     with saved(page):
         panel.get_by_label("At most, in total").fill("")

@@ -183,7 +183,11 @@ def test_the_timeline_shows_nodes_settings_messages_and_the_stop_reason(
     assert [(m["template"], m["status"]) for m in old["messages"]] == [("confirm", "sent")]
     assert [(m["status"], m["reason"]) for m in new["messages"]] == [("not_sent", "unsubscribed")]
     page = response.content.decode()
-    assert "stopped: relevance_expired" in page
+    # The stop reason in words, its code as the tooltip (flows/plain_language.py).
+    assert (
+        'stopped: <span class="stop-reason" title="relevance_expired">The steps were no longer relevant'
+        in page
+    )
     assert "now at <strong>day</strong>" in page
     assert "&quot;relevance&quot;: &quot;P3D&quot;" in page
     assert "unsubscribed" in page

@@ -79,7 +79,10 @@ def test_a_never_launched_invalid_draft_still_gets_launch_buttons_to_enable_late
 
     assert 'value="launch" data-needs-valid' in page
     assert 'value="start_test" data-needs-valid' in page
-    assert canvas_config(admin_client, flow)["errors"] == flow.draft.errors != []
+    errors = canvas_config(admin_client, flow)["errors"]
+    # The draft's errors, each with its words for people (flows/plain_language.py).
+    assert [{k: v for k, v in e.items() if k != "text"} for e in errors] == flow.draft.errors != []
+    assert all(e["text"] for e in errors)
 
 
 @pytest.mark.django_db
@@ -326,7 +329,14 @@ def test_stats_count_the_period_per_node_with_percentages_of_the_start(admin_cli
     nodes = data["nodes"]
     assert nodes["ask"]["entered"] == 8 and nodes["ask"]["entered_percent"] == 80.0
     assert nodes["ask"]["exits"] == [{"port": "next", "count": 6, "percent": 60.0}]
-    assert nodes["ask"]["stops"] == [{"reason": "relevance_expired", "count": 2, "percent": 20.0}]
+    assert nodes["ask"]["stops"] == [
+        {
+            "reason": "relevance_expired",
+            "count": 2,
+            "percent": 20.0,
+            "text": "The steps were no longer relevant when their turn came, so nothing was sent.",
+        }
+    ]
     assert nodes["ask"]["messages"] == {"sent": 1}
     assert nodes["day"]["waiting_now"] == 1
     assert nodes["still"]["exits"] == [{"port": "yes", "count": 3, "percent": 30.0}]

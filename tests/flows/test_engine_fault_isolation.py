@@ -449,7 +449,8 @@ def test_the_monitoring_page_and_the_activity_show_the_error(admin_client):
         assert "engine_error" in html
         assert "OverflowError" in html and "at node &#x27;cap&#x27; (limitation)" in html
     activity = admin_client.get(reverse("admin:flows_customer_activity", args=[ada])).content.decode()
-    assert "stopped: engine_error" in activity
+    # The reason in words, its code as the tooltip (flows/plain_language.py).
+    assert 'stopped: <span class="stop-reason" title="engine_error">' in activity
     assert "The engine could not process this run" in activity and "OverflowError" in activity
 
 

@@ -5,6 +5,9 @@
 
 import { h } from "./node-forms.js";
 
+// Words through Django's JavaScript catalogue when the page loads it.
+const gettext = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
+
 const pct = (value) => (value === null || value === undefined ? "–" : `${Number(value).toFixed(1)} %`);
 const isoDay = (date) => new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
 
@@ -28,7 +31,7 @@ export class StatsOverlay {
   async show() {
     const query = new URLSearchParams({ from: this.from.value, to: this.to.value });
     if (this.test.checked) query.set("test", "1");
-    this.note.textContent = "Loading…";
+    this.note.textContent = gettext("Loading…");
     const response = await fetch(`${this.canvas.config.urls.stats}?${query}`, { credentials: "same-origin" });
     const data = await response.json().catch(() => ({}));
     if (!response.ok) {
@@ -94,16 +97,16 @@ export class StatsOverlay {
     box.hidden = !stats;
     if (!stats) { box.replaceChildren(); return; }
     const rows = (items, label) => items.length
-      ? h("table", {}, h("tr", {}, h("th", {}, label), h("th", {}, "runs"), h("th", {}, "% of start")),
-        items.map((i) => h("tr", {}, h("td", {}, i.port || i.reason), h("td", {}, i.count), h("td", {}, pct(i.percent)))))
-      : h("p", {}, "none");
+      ? h("table", {}, h("tr", {}, h("th", {}, label), h("th", {}, gettext("runs")), h("th", {}, gettext("% of start"))),
+        items.map((i) => h("tr", {}, h("td", { title: i.reason || "" }, i.port || i.text || i.reason), h("td", {}, i.count), h("td", {}, pct(i.percent)))))
+      : h("p", {}, gettext("none"));
     box.replaceChildren(...[
       h("h3", {}, `Statistics of ${key}`),
       h("p", {}, `Entered ${stats.entered} (${pct(stats.entered_percent)} of the start node) · waiting now ${stats.waiting_now}`),
-      h("h4", {}, "Exits"), rows(stats.exits || [], "exit"),
-      h("h4", {}, "Stopped, by reason"), h("div", { className: "fc-stop-reasons" }, rows(stats.stops || [], "reason")),
+      h("h4", {}, gettext("Exits")), rows(stats.exits || [], "exit"),
+      h("h4", {}, gettext("Stopped, by reason")), h("div", { className: "fc-stop-reasons" }, rows(stats.stops || [], "reason")),
       Object.keys(stats.messages || {}).length
-        ? [h("h4", {}, "Messages"), h("table", {}, Object.entries(stats.messages).map(([s, n]) => h("tr", {}, h("td", {}, s), h("td", {}, n))))]
+        ? [h("h4", {}, gettext("Messages")), h("table", {}, Object.entries(stats.messages).map(([s, n]) => h("tr", {}, h("td", {}, s), h("td", {}, n))))]
         : null,
       stats.email ? this.email(stats.email) : null,
       stats.limitation ? this.limitation(stats.limitation) : null,
@@ -120,7 +123,7 @@ export class StatsOverlay {
 
   limitation(l) {
     const span = l.window_start ? `window since ${new Date(l.window_start).toLocaleString()}` : l.rolling_since ? `rolling, since ${new Date(l.rolling_since).toLocaleString()}` : "all time";
-    return [h("h4", {}, "Capacity"), h("p", { className: "fc-limitation" }, `${l.used} used, ${l.remaining ?? "?"} remaining of ${l.max ?? "?"} (${span})`)];
+    return [h("h4", {}, gettext("Capacity")), h("p", { className: "fc-limitation" }, `${l.used} used, ${l.remaining ?? "?"} remaining of ${l.max ?? "?"} (${span})`)];
   }
 
   abTest(ab) {
@@ -149,7 +152,7 @@ function abChart(variants) {
   const top = Math.max(0.05, ...variants.map((v) => v.ci_high || 0));
   const scale = (value) => left + (width - left - right) * (value / top);
   const svg = el("svg", { width, height: rowHeight * variants.length + 20, class: "fc-ab-chart", role: "img",
-    "aria-label": "Conversion rate per variant with 95 % intervals" });
+    "aria-label": gettext("Conversion rate per variant with 95 % intervals") });
   variants.forEach((v, i) => {
     const y = 6 + i * rowHeight;
     svg.append(el("text", { x: 0, y: y + 13, class: "fc-ab-label" }, v.variant));

@@ -16,6 +16,10 @@ import { History } from "./canvas-history.js";
 import { CanvasView } from "./canvas-view.js";
 import { GAP, freeSpot, layered, union } from "./canvas-layout.js";
 import { FlowSettings, isSettingsError } from "./flow-settings.js";
+import { bindLaunchReview } from "./launch-review.js";
+import { paintDiff } from "./version-diff.js";
+import { LiveStatus } from "./live-status.js";
+import { attachTemplatePreviews } from "./template-preview.js";
 
 const SAVE_DELAY_MS = 300;
 const NODE_WIDTH = 220;
@@ -45,6 +49,10 @@ class FlowCanvas {
     this.labels = Object.fromEntries(config.kinds.map((k) => [k.kind, k.label]));
     this.doc = structuredClone(config.document || { format: "maestra.flow/1", name: "", nodes: [], edges: [] });
     this.errors = config.errors || [];
+    // Optimistic concurrency: the draft's revision this page last saw.
+    this.revision = config.revision || 0;
+    this.conflict = false;
+    this.diff = config.diff || null;
     this.nodes = new Map(); // drawflow id -> document node (the objects of this.doc.nodes)
     this.ports = new Map(); // drawflow id -> current port names
     this.strayEdges = []; // edges the drawing cannot show (unknown node or port); kept in the document
@@ -89,6 +97,8 @@ class FlowCanvas {
     // A live flow opens with its statistics of the last 7 days.
     if (config.isLive && !this.editable) this.stats.show();
     this.updateHistoryButtons();
+    bindLaunchReview(root, config);
+    this.liveStatus = new LiveStatus(root, config, { announce: (text) => this.announce(text) });
     performance.measure("flow-canvas-draw", "flow-canvas-start");
   }
 
@@ -184,6 +194,7 @@ class FlowCanvas {
     this.renderNodeList();
     this.renderStrayEdges();
     this.paintErrors();
+    paintDiff(this, this.diff);
     if (this.stats && this.stats.data) this.stats.paint();
     if (this.view) this.view.refresh();
   }
@@ -456,11 +467,11 @@ class FlowCanvas {
 
   async saveLoop() {
     try {
-      while (this.dirty) {
+      while (this.dirty && !this.conflict) {
         this.dirty = false;
         this.root.dataset.saveState = "saving";
         this.setStatus(this.t("saving"), "pending");
-        const body = JSON.stringify({ document: this.document() });
+        const body = JSON.stringify({ document: this.document(), revision: this.revision });
         const response = await fetch(this.config.urls.save, {
           method: "POST",
           headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
@@ -469,6 +480,8 @@ class FlowCanvas {
         });
         const result = await response.json().catch(() => ({}));
         if (response.ok) {
+          this.revision = result.revision ?? this.revision;
+          if ("diff" in result) { this.diff = result.diff; paintDiff(this, this.diff); }
           this.errors = result.errors || [];
           this.renderErrors();
           const count = this.errors.length;
@@ -480,6 +493,9 @@ class FlowCanvas {
           this.root.dataset.saves = String(Number(this.root.dataset.saves || 0) + 1);
           const summary = document.querySelector(".field-state_summary .readonly");
           if (summary && result.summary) summary.textContent = result.summary;
+        } else if (response.status === 409 && result.code === "draft_conflict") {
+          this.showConflict(result);
+          break;
         } else {
           const message = result.message || (result.errors || []).map((e) => `${e.field}: ${e.message}`).join("; ") || response.statusText;
           this.setStatus(this.t("not_saved", { message }), "error");
@@ -501,6 +517,21 @@ class FlowCanvas {
     clearTimeout(this.timer);
     if (this.saving) await this.saving;
     if (this.dirty) await this.save();
+  }
+
+  // Another tab or person saved this draft since it was loaded: stop
+  // saving (never overwrite their change) and offer to reload.
+  showConflict(result) {
+    this.conflict = true;
+    this.dirty = true;
+    this.root.dataset.saveState = "conflict";
+    this.setStatus(this.t("not_saved", { message: result.message }), "error");
+    const banner = this.root.querySelector(".fe-conflict");
+    if (banner) {
+      banner.querySelector(".fe-conflict-text").textContent = result.message;
+      banner.hidden = false;
+      banner.querySelector("button").focus({ preventScroll: true });
+    }
   }
 
   setStatus(text, level) {
@@ -678,6 +709,7 @@ class FlowCanvas {
       labels: this.labels,
       readOnly: !this.editable,
       errors: this.errors.filter((e) => e.node === node.key),
+      decorate: (body, shown) => attachTemplatePreviews(body, shown, this.config),
       onChange: (changedNode, { ports, renamedFrom }) => {
         if (renamedFrom !== undefined && renamedFrom !== changedNode.key) {
           for (const edge of this.strayEdges) {
@@ -730,7 +762,7 @@ class FlowCanvas {
       element.classList.toggle("fc-has-error", mine.length > 0);
       const slot = element.querySelector(".fc-errors");
       slot.textContent = mine.length ? `⚠ ${this.t(mine.length === 1 ? "node_error" : "node_errors", { count: mine.length })}` : "";
-      slot.title = mine.map((e) => `${e.field || "node"}: ${e.message}`).join("\n");
+      slot.title = mine.map((e) => e.text || `${e.field || "node"}: ${e.message}`).join("\n");
     }
   }
 
@@ -738,17 +770,22 @@ class FlowCanvas {
     const byKey = this.errorsByNode();
     this.paintErrors();
     this.errorList.replaceChildren(...this.errors.map((error) => {
-      const text = `${error.node ? `${error.node} · ` : ""}${error.field ? `${error.field}: ` : ""}${error.message}`;
+      // Plain words first (error.text, flows/plain_language.py); the code as the tooltip.
+      const node = error.node ? [...this.nodes.values()].find((n) => n.key === error.node) : null;
+      const text = error.text
+        ? `${node ? `${node.title || node.key} · ` : error.node ? `${error.node} · ` : ""}${error.text}`
+        : `${error.node ? `${error.node} · ` : ""}${error.field ? `${error.field}: ` : ""}${error.message}`;
+      const code = `${error.node ? `${error.node} · ` : ""}${error.field ? `${error.field}: ` : ""}${error.message}`;
       if (error.node && byKey.has(error.node) && this.nodes.size) {
-        return h("li", {}, h("button", { type: "button", className: "fc-error-link", onclick: () => this.selectByKey(error.node) }, text));
+        return h("li", { title: code }, h("button", { type: "button", className: "fc-error-link", title: code, onclick: () => this.selectByKey(error.node) }, text));
       }
       if (isSettingsError(error)) {
-        return h("li", {}, h("button", { type: "button", className: "fc-error-link", onclick: () => {
+        return h("li", { title: code }, h("button", { type: "button", className: "fc-error-link", title: code, onclick: () => {
           this.tabs.select("settings");
           this.settings.focusField(error.field);
         } }, text));
       }
-      return h("li", {}, text);
+      return h("li", { title: code }, text);
     }));
     const count = this.errors.length;
     const validity = this.root.querySelector(".fc-validity");
@@ -831,6 +868,7 @@ class FlowCanvas {
     on(".fe-fit", () => this.view.fit());
     on(".fe-layout", () => this.tidyUp());
     on(".fe-checks", () => this.tabs.select("checks", { focus: true }));
+    on(".fe-conflict-reload", () => { this.submitting = true; location.reload(); });
     const layout = this.root.querySelector(".fe-layout");
     if (layout) layout.disabled = !this.editable;
     window.addEventListener("resize", () => { this.sizeToWindow(); this.view.refresh(); });

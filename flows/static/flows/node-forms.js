@@ -4,6 +4,10 @@
 
 import { eventTypeList, ruleBuilder } from "../customers/rule-builder.js";
 
+// Words of the forms go through Django's JavaScript catalogue
+// (django.views.i18n.JavaScriptCatalog, loaded by the page) when it is there.
+const gettext = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
+
 export const KIND_ORDER = ["event", "schedule", "condition", "steps", "splitter", "wait", "ab_test", "limitation"];
 export const START_KINDS = ["event", "schedule"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -150,13 +154,13 @@ export function durationInput(value, onChange, { signed = false } = {}) {
     raw.value = amount === null ? "" : sign + unit.replace("{n}", Math.max(0, Math.round(amount)));
   };
   const number = numberInput(amount, (v) => { amount = v; emit(); }, { min: 0, step: 1, className: "nf-amount", "aria-label": "amount" });
-  const units = select([...DURATION_UNITS, ["custom", "ISO 8601…"]], unit, (v) => {
+  const units = select([...DURATION_UNITS, ["custom", gettext("ISO 8601…")]], unit, (v) => {
     unit = v; raw.hidden = unit !== "custom"; number.hidden = unit === "custom"; emit();
   }, { "aria-label": "unit" });
   raw.hidden = unit !== "custom";
   number.hidden = unit === "custom";
   if (signed) {
-    wrap.append(select([["", "after"], ["-", "before"]], sign, (v) => { sign = v; emit(); }, { "aria-label": "direction" }));
+    wrap.append(select([["", gettext("after")], ["-", gettext("before")]], sign, (v) => { sign = v; emit(); }, { "aria-label": "direction" }));
   }
   wrap.append(number, units, raw);
   return wrap;
@@ -181,10 +185,10 @@ function windowEditor(win, onChange, path) {
   win = win || { weekdays: ["mon", "tue", "wed", "thu", "fri"], from: "10:00", to: "18:00", timezone: "flow" };
   const set = (name, value) => { win[name] = value; onChange(win); };
   return h("fieldset", { className: "nf-window" }, h("legend", {}, "Exit window"),
-    field("Weekdays", weekdayBoxes(win.weekdays, (v) => set("weekdays", v)), `${path}.weekdays`),
-    field("From", timeInput(win.from, (v) => set("from", v)), `${path}.from`),
-    field("To", timeInput(win.to, (v) => set("to", v)), `${path}.to`),
-    field("Time zone", textInput(win.timezone, (v) => set("timezone", v), { list: "nf-timezones" }), `${path}.timezone`,
+    field(gettext("Weekdays"), weekdayBoxes(win.weekdays, (v) => set("weekdays", v)), `${path}.weekdays`),
+    field(gettext("From"), timeInput(win.from, (v) => set("from", v)), `${path}.from`),
+    field(gettext("To"), timeInput(win.to, (v) => set("to", v)), `${path}.to`),
+    field(gettext("Time zone"), textInput(win.timezone, (v) => set("timezone", v), { list: "nf-timezones" }), `${path}.timezone`,
       "flow, customer, or an IANA name such as Europe/Berlin"));
 }
 
@@ -223,10 +227,10 @@ function shareList(items, onChange, { path, withControl = false, max = 50, label
 
 function eventForm(config, ctx, changed) {
   return [
-    field("Event type", textInput(config.event_type, (v) => { config.event_type = v; changed(); }, { list: eventTypeList(), placeholder: "order_created" }), "event_type"),
+    field(gettext("Event type"), textInput(config.event_type, (v) => { config.event_type = v; changed(); }, { list: eventTypeList(), placeholder: "order_created" }), "event_type"),
     h("div", { className: "nf-group" }, h("div", { className: "nf-group-title" }, "Filter (optional)"),
       ruleEditor(config.filter ?? null, (v) => { if (v === null) delete config.filter; else config.filter = v; changed(); }, "filter", { optional: true })),
-    field("Ignore events older than", durationInput(config.max_age ?? "P7D", (v) => { config.max_age = v; changed(); }), "max_age"),
+    field(gettext("Ignore events older than"), durationInput(config.max_age ?? "P7D", (v) => { config.max_age = v; changed(); }), "max_age"),
   ];
 }
 
@@ -234,37 +238,37 @@ function scheduleForm(config, ctx, changed, redraw) {
   const rec = config.recurrence = config.recurrence && typeof config.recurrence === "object" ? config.recurrence : { every: "day", at: "10:00" };
   const audience = config.audience = config.audience && typeof config.audience === "object" ? config.audience : { segment: null, rule: null };
   const parts = [
-    field("Repeat", select([["day", "every day"], ["week", "chosen weekdays"], ["month", "chosen month days"]], rec.every, (v) => {
+    field(gettext("Repeat"), select([["day", gettext("every day")], ["week", gettext("chosen weekdays")], ["month", gettext("chosen month days")]], rec.every, (v) => {
       config.recurrence = v === "day" ? { every: "day", at: rec.at || "10:00" }
         : v === "week" ? { every: "week", interval: 1, weekdays: ["mon"], at: rec.at || "10:00" }
           : { every: "month", days: [1], at: rec.at || "10:00" };
       changed(true); redraw();
     }), "recurrence.every"),
-    field("At", timeInput(rec.at, (v) => { rec.at = v; changed(); }), "recurrence.at"),
+    field(gettext("At"), timeInput(rec.at, (v) => { rec.at = v; changed(); }), "recurrence.at"),
   ];
   if (rec.every === "week") {
-    parts.push(field("Every N weeks", numberInput(rec.interval ?? 1, (v) => { rec.interval = v; changed(); }, { min: 1, max: 52 }), "recurrence.interval"),
-      field("Weekdays", weekdayBoxes(rec.weekdays, (v) => { rec.weekdays = v; changed(); }), "recurrence.weekdays"));
+    parts.push(field(gettext("Every N weeks"), numberInput(rec.interval ?? 1, (v) => { rec.interval = v; changed(); }, { min: 1, max: 52 }), "recurrence.interval"),
+      field(gettext("Weekdays"), weekdayBoxes(rec.weekdays, (v) => { rec.weekdays = v; changed(); }), "recurrence.weekdays"));
   }
   if (rec.every === "month") {
     const byNth = rec.nth_weekday != null;
-    parts.push(field("Which days", select([["days", "days of the month"], ["nth", "n-th weekday"]], byNth ? "nth" : "days", (v) => {
+    parts.push(field(gettext("Which days"), select([["days", gettext("days of the month")], ["nth", gettext("n-th weekday")]], byNth ? "nth" : "days", (v) => {
       if (v === "nth") { delete rec.days; rec.nth_weekday = { n: 1, weekday: "mon" }; } else { delete rec.nth_weekday; rec.days = [1]; }
       changed(); redraw();
     }), "recurrence"));
     if (byNth) {
-      parts.push(field("n", select([["1", "1st"], ["2", "2nd"], ["3", "3rd"], ["4", "4th"], ["5", "5th"], ["-1", "last"]], String(rec.nth_weekday.n), (v) => { rec.nth_weekday.n = Number(v); changed(); }), "recurrence.nth_weekday.n"),
-        field("Weekday", select(WEEKDAYS.map((d) => [d, d]), rec.nth_weekday.weekday, (v) => { rec.nth_weekday.weekday = v; changed(); }), "recurrence.nth_weekday.weekday"));
+      parts.push(field(gettext("n"), select([["1", "1st"], ["2", "2nd"], ["3", "3rd"], ["4", "4th"], ["5", "5th"], ["-1", "last"]], String(rec.nth_weekday.n), (v) => { rec.nth_weekday.n = Number(v); changed(); }), "recurrence.nth_weekday.n"),
+        field(gettext("Weekday"), select(WEEKDAYS.map((d) => [d, d]), rec.nth_weekday.weekday, (v) => { rec.nth_weekday.weekday = v; changed(); }), "recurrence.nth_weekday.weekday"));
     } else {
-      parts.push(field("Days", textInput((rec.days || []).join(", "), (v) => {
+      parts.push(field(gettext("Days"), textInput((rec.days || []).join(", "), (v) => {
         rec.days = v.split(",").map((s) => s.trim()).filter(Boolean).map((s) => (s === "last" ? s : Number(s)));
         changed();
       }), "recurrence.days", 'e.g. 1, 15, last'));
     }
   }
   parts.push(
-    field("Time zone", textInput(config.timezone ?? "flow", (v) => { config.timezone = v; changed(); }, { list: "nf-timezones" }), "timezone", "flow or an IANA name"),
-    field("Audience segment", picker(ctx.catalog.segments, audience.segment, (v) => { audience.segment = v || null; changed(); }, { empty: "— none (use the rule) —" }), "audience.segment"),
+    field(gettext("Time zone"), textInput(config.timezone ?? "flow", (v) => { config.timezone = v; changed(); }, { list: "nf-timezones" }), "timezone", "flow or an IANA name"),
+    field(gettext("Audience segment"), picker(ctx.catalog.segments, audience.segment, (v) => { audience.segment = v || null; changed(); }, { empty: "— none (use the rule) —" }), "audience.segment"),
     h("div", { className: "nf-group" }, h("div", { className: "nf-group-title" }, "Audience rule (optional)"),
       ruleEditor(audience.rule ?? null, (v) => { audience.rule = v; changed(); }, "audience.rule", { optional: true })));
   return parts;
@@ -272,7 +276,7 @@ function scheduleForm(config, ctx, changed, redraw) {
 
 function conditionForm(config, ctx, changed, redraw) {
   const byBranches = "branches" in config;
-  const parts = [field("Decide by", select([["rule", "a rule (yes / no)"], ["branches", "branches on one attribute"]], byBranches ? "branches" : "rule", (v) => {
+  const parts = [field(gettext("Decide by"), select([["rule", gettext("a rule (yes / no)")], ["branches", gettext("branches on one attribute")]], byBranches ? "branches" : "rule", (v) => {
     for (const key of Object.keys(config)) delete config[key];
     if (v === "rule") config.rule = { field: "", op: "eq", value: "" };
     else Object.assign(config, { attribute: "", branches: [{ name: "branch1", values: [] }] });
@@ -282,7 +286,7 @@ function conditionForm(config, ctx, changed, redraw) {
     parts.push(ruleEditor(config.rule, (v) => { config.rule = v; changed(); }, "rule"));
     return parts;
   }
-  parts.push(field("Attribute", textInput(config.attribute, (v) => { config.attribute = v; changed(); }, { list: "nf-rule-fields" }), "attribute"));
+  parts.push(field(gettext("Attribute"), textInput(config.attribute, (v) => { config.attribute = v; changed(); }, { list: "nf-rule-fields" }), "attribute"));
   const list = h("div", { className: "nf-branches" });
   const draw = () => {
     list.replaceChildren(...config.branches.map((branch, index) => h("div", { className: "nf-branch", "data-field": `branches.${index}` },
@@ -302,21 +306,21 @@ function actionFields(step, index, ctx, changed, redraw) {
   const set = (name) => (v) => { step[name] = v; changed(); };
   switch (step.action) {
     case "send": return [
-      field("Channel", select(ctx.catalog.channels.map((c) => [c.value, c.label]), step.channel, (v) => { step.channel = v; changed(); redraw(); }), `${path}.channel`),
-      field("Template", picker(ctx.catalog.templates, step.template, set("template"), { filter: (t) => t.channel === step.channel }), `${path}.template`)];
-    case "issue_promo_code": return [field("Promo pool", picker(ctx.catalog.pools, step.pool, set("pool")), `${path}.pool`)];
+      field(gettext("Channel"), select(ctx.catalog.channels.map((c) => [c.value, c.label]), step.channel, (v) => { step.channel = v; changed(); redraw(); }), `${path}.channel`),
+      field(gettext("Template"), picker(ctx.catalog.templates, step.template, set("template"), { filter: (t) => t.channel === step.channel }), `${path}.template`)];
+    case "issue_promo_code": return [field(gettext("Promo pool"), picker(ctx.catalog.pools, step.pool, set("pool")), `${path}.pool`)];
     case "points": return [
-      field("Amount", numberInput(step.amount, set("amount"), { step: 1 }), `${path}.amount`, "negative to take points"),
-      field("Expire after", durationInput(step.expires_in || "", (v) => { step.expires_in = v || null; changed(); }), `${path}.expires_in`, "empty: never"),
-      field("Reason", textInput(step.reason, set("reason")), `${path}.reason`)];
+      field(gettext("Amount"), numberInput(step.amount, set("amount"), { step: 1 }), `${path}.amount`, "negative to take points"),
+      field(gettext("Expire after"), durationInput(step.expires_in || "", (v) => { step.expires_in = v || null; changed(); }), `${path}.expires_in`, "empty: never"),
+      field(gettext("Reason"), textInput(step.reason, set("reason")), `${path}.reason`)];
     case "set_field": return [
-      field("Field", textInput(step.field, set("field")), `${path}.field`),
-      field("Value", textInput(looseText(step.value), (v) => { step.value = looseValue(v); changed(); }), `${path}.value`)];
+      field(gettext("Field"), textInput(step.field, set("field")), `${path}.field`),
+      field(gettext("Value"), textInput(looseText(step.value), (v) => { step.value = looseValue(v); changed(); }), `${path}.value`)];
     case "add_to_segment":
-    case "remove_from_segment": return [field("Segment", picker(ctx.catalog.segments, step.segment, set("segment"), { filter: (s) => s.kind === "static" }), `${path}.segment`, "static segments")];
+    case "remove_from_segment": return [field(gettext("Segment"), picker(ctx.catalog.segments, step.segment, set("segment"), { filter: (s) => s.kind === "static" }), `${path}.segment`, "static segments")];
     case "emit_event": return [
-      field("Event type", textInput(step.event_type, set("event_type")), `${path}.event_type`),
-      field("Payload (JSON)", jsonArea(step.payload ?? {}, (v) => { step.payload = v ?? {}; changed(); }), `${path}.payload`)];
+      field(gettext("Event type"), textInput(step.event_type, set("event_type")), `${path}.event_type`),
+      field(gettext("Payload (JSON)"), jsonArea(step.payload ?? {}, (v) => { step.payload = v ?? {}; changed(); }), `${path}.payload`)];
     default: return [];
   }
 }
@@ -334,24 +338,24 @@ function newAction(action) {
 
 function stepsForm(config, ctx, changed, redraw) {
   if (!Array.isArray(config.steps)) config.steps = [];
-  const parts = [field("Relevant for", durationInput(config.relevance, (v) => { config.relevance = v; changed(); }), "relevance",
+  const parts = [field(gettext("Relevant for"), durationInput(config.relevance, (v) => { config.relevance = v; changed(); }), "relevance",
     "Steps not executed within this time after the run arrived are dropped.")];
   config.steps.forEach((step, index) => {
     parts.push(h("fieldset", { className: "nf-step", "data-field": `steps.${index}` },
-      h("legend", {}, `Step ${index + 1}`),
-      field("Action", select(Object.entries(ACTIONS), step.action, (v) => { config.steps[index] = newAction(v); changed(); redraw(); }), `steps.${index}.action`),
+      h("legend", {}, `${gettext("Step")} ${index + 1}`),
+      field(gettext("Action"), select(Object.entries(ACTIONS), step.action, (v) => { config.steps[index] = newAction(v); changed(); redraw(); }), `steps.${index}.action`),
       ...actionFields(step, index, ctx, changed, redraw),
       h("div", { className: "nf-row" },
-        index > 0 ? h("button", { type: "button", className: "nf-small", onclick: () => { config.steps.splice(index - 1, 0, ...config.steps.splice(index, 1)); changed(); redraw(); } }, "↑ up") : null,
-        h("button", { type: "button", className: "nf-small", onclick: () => { config.steps.splice(index, 1); changed(); redraw(); } }, "Remove step"))));
+        index > 0 ? h("button", { type: "button", className: "nf-small", onclick: () => { config.steps.splice(index - 1, 0, ...config.steps.splice(index, 1)); changed(); redraw(); } }, gettext("↑ up")) : null,
+        h("button", { type: "button", className: "nf-small", onclick: () => { config.steps.splice(index, 1); changed(); redraw(); } }, gettext("Remove step")))));
   });
-  parts.push(h("button", { type: "button", className: "nf-small", onclick: () => { config.steps.push(newAction("send")); changed(); redraw(); } }, "Add step"));
+  parts.push(h("button", { type: "button", className: "nf-small", onclick: () => { config.steps.push(newAction("send")); changed(); redraw(); } }, gettext("Add step")));
   return parts;
 }
 
 function waitForm(config, ctx, changed, redraw) {
   const mode = config.mode;
-  const parts = [field("Wait", select([["fixed", "a fixed time"], ["dynamic", "until a date (customer or event)"], ["window", "only for the exit window"]], mode, (v) => {
+  const parts = [field(gettext("Wait"), select([["fixed", gettext("a fixed time")], ["dynamic", gettext("until a date (customer or event)")], ["window", gettext("only for the exit window")]], mode, (v) => {
     const keep = config.window;
     for (const key of Object.keys(config)) delete config[key];
     config.mode = v;
@@ -360,13 +364,13 @@ function waitForm(config, ctx, changed, redraw) {
     if (v === "window" || keep) config.window = keep || { weekdays: ["mon", "tue", "wed", "thu", "fri"], from: "10:00", to: "18:00", timezone: "flow" };
     changed(); redraw();
   }), "mode")];
-  if (mode === "fixed") parts.push(field("Duration", durationInput(config.duration, (v) => { config.duration = v; changed(); }), "duration"));
+  if (mode === "fixed") parts.push(field(gettext("Duration"), durationInput(config.duration, (v) => { config.duration = v; changed(); }), "duration"));
   if (mode === "dynamic") {
-    parts.push(field("Date field", textInput(config.field, (v) => { config.field = v; changed(); }, { placeholder: "customer.fields.birthday or event.delivery_date" }), "field"),
-      field("Offset", durationInput(config.offset || "", (v) => { config.offset = v || "P0D"; changed(); }, { signed: true }), "offset"));
+    parts.push(field(gettext("Date field"), textInput(config.field, (v) => { config.field = v; changed(); }, { placeholder: "customer.fields.birthday or event.delivery_date" }), "field"),
+      field(gettext("Offset"), durationInput(config.offset || "", (v) => { config.offset = v || "P0D"; changed(); }, { signed: true }), "offset"));
   }
   if (mode !== "window") {
-    parts.push(field("Only leave inside a window", h("input", { type: "checkbox", checked: !!config.window, onchange: (e) => {
+    parts.push(field(gettext("Only leave inside a window"), h("input", { type: "checkbox", checked: !!config.window, onchange: (e) => {
       if (e.target.checked) config.window = { weekdays: ["mon", "tue", "wed", "thu", "fri"], from: "10:00", to: "18:00", timezone: "flow" };
       else delete config.window;
       changed(); redraw();
@@ -379,12 +383,12 @@ function waitForm(config, ctx, changed, redraw) {
 function limitationForm(config, ctx, changed, redraw) {
   const period = config.period;
   return [
-    field("At most (passes)", numberInput(config.max, (v) => { config.max = v; changed(); }, { min: 1 }), "max"),
-    field("Per", select([["", "all time"], ["hours", "hours (rolling)"], ["days", "days (rolling)"], ["calendar_days", "calendar days"], ["weeks", "calendar weeks"]], period ? period.unit : "", (v) => {
+    field(gettext("At most (passes)"), numberInput(config.max, (v) => { config.max = v; changed(); }, { min: 1 }), "max"),
+    field(gettext("Per"), select([["", gettext("all time")], ["hours", gettext("hours (rolling)")], ["days", gettext("days (rolling)")], ["calendar_days", gettext("calendar days")], ["weeks", gettext("calendar weeks")]], period ? period.unit : "", (v) => {
       config.period = v ? { unit: v, every: period ? period.every : 1 } : null; changed(); redraw();
     }), "period.unit"),
-    period ? field("Every", numberInput(period.every, (v) => { period.every = v; changed(); }, { min: 1 }), "period.every") : null,
-    field("Alert below (places left)", numberInput(config.alert_below ?? null, (v) => { if (v === null) delete config.alert_below; else config.alert_below = v; changed(); }, { min: 0 }), "alert_below"),
+    period ? field(gettext("Every"), numberInput(period.every, (v) => { period.every = v; changed(); }, { min: 1 }), "period.every") : null,
+    field(gettext("Alert below (places left)"), numberInput(config.alert_below ?? null, (v) => { if (v === null) delete config.alert_below; else config.alert_below = v; changed(); }, { min: 0 }), "alert_below"),
   ];
 }
 
@@ -401,7 +405,7 @@ const FORMS = {
   ab_test: (config, ctx, changed) => {
     if (!Array.isArray(config.variants)) config.variants = [];
     return [shareList(config.variants, (items, ports) => { config.variants = items; changed(ports); }, { path: "variants", label: "Variant", withControl: true, max: 5 }),
-      h("div", { className: "nf-hint" }, "A customer keeps their variant in every later pass. The control variant gets no interactions.")];
+      h("div", { className: "nf-hint" }, gettext("A customer keeps their variant in every later pass. The control variant gets no interactions."))];
   },
   limitation: limitationForm,
 };
@@ -414,20 +418,24 @@ export function renderNodeForm(root, node, ctx) {
   const form = FORMS[node.kind];
   root.replaceChildren(
     h("h3", {}, `${ctx.labels[node.kind] || node.kind} node`),
-    field("Key", textInput(node.key, (v) => { const old = node.key; node.key = v.trim(); ctx.onChange(node, { renamedFrom: old }); }, { pattern: "[A-Za-z0-9_\\-]+", required: true }), "key",
+    field(gettext("Key"), textInput(node.key, (v) => { const old = node.key; node.key = v.trim(); ctx.onChange(node, { renamedFrom: old }); }, { pattern: "[A-Za-z0-9_\\-]+", required: true }), "key",
       "Letters, digits, _ and -; the same key in a later version is the same node."),
-    field("Title", textInput(node.title, (v) => { node.title = v; ctx.onChange(node, { title: true }); }), "title"),
-    ...(form ? form(node.config, ctx, changed, redraw) : [h("p", {}, `Unknown kind ${node.kind}: edit the document as JSON.`)]),
+    field(gettext("Title"), textInput(node.title, (v) => { node.title = v; ctx.onChange(node, { title: true }); }), "title"),
+    // A form leaves out a field it does not show as null: never as the text "null".
+    ...(form ? form(node.config, ctx, changed, redraw) : [h("p", {}, `Unknown kind ${node.kind}: edit the document as JSON.`)])
+      .filter((part) => part !== null && part !== undefined && part !== false),
   );
   if (ctx.readOnly) {
     for (const el of root.querySelectorAll("input, select, textarea, button")) el.disabled = true;
   }
+  // Extras beside the fields (template-preview.js), drawn again with the form.
+  if (ctx.decorate) ctx.decorate(root, node);
   showFieldErrors(root, ctx.errors || []);
 }
 
 // Puts each validation error of the node under its field (or at the top).
 export function showFieldErrors(root, errors) {
-  for (const el of root.querySelectorAll(".nf-error")) el.textContent = "";
+  for (const el of root.querySelectorAll(".nf-error")) { el.textContent = ""; el.title = ""; }
   for (const el of root.querySelectorAll(".nf-has-error")) el.classList.remove("nf-has-error");
   let top = root.querySelector(".nf-errors-top");
   if (top) top.remove();
@@ -442,11 +450,13 @@ export function showFieldErrors(root, errors) {
     if (target) {
       target.classList.add("nf-has-error");
       const slot = target.querySelector(".nf-error");
-      slot.textContent = [slot.textContent, error.message].filter(Boolean).join("; ");
+      // Plain words (error.text from the server); the code as the tooltip.
+      slot.textContent = [slot.textContent, error.text || error.message].filter(Boolean).join("; ");
+      slot.title = [slot.title, `${path}: ${error.message}`].filter(Boolean).join("\n");
     } else rest.push(error);
   }
   if (rest.length) {
-    top = h("ul", { className: "nf-errors-top" }, rest.map((e) => h("li", {}, `${e.field || "node"}: ${e.message}`)));
+    top = h("ul", { className: "nf-errors-top" }, rest.map((e) => h("li", { title: `${e.field || "node"}: ${e.message}` }, e.text || `${e.field || "node"}: ${e.message}`)));
     root.querySelector("h3").after(top);
   }
 }
