@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from flows.models import Run
 from flows.engine.tick import tick
+from flows.models import Run
 from tests.flows.engine_kit import (
     at,
     customer,
