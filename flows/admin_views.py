@@ -28,13 +28,13 @@ from django.utils.translation import gettext_lazy as _
 from channels.models import Message, Template
 from customers.models import Channel, Customer, PromoPool, Segment
 from flows import lifecycle
-from flows.activity import customer_runs, describe_runs
-from flows.admin_stats import canvas_stats
 from flows.alerts import current_alerts
 from flows.document import DocumentError
 from flows.editor_views import POLL_SECONDS, TRANSIENT, conflict_response, editor_urls
 from flows.models import Flow, FlowVersion, NodePass, Run
 from flows.plain_language import stop_reason_text, with_texts
+from flows.selectors.activity import customer_runs, describe_runs
+from flows.selectors.canvas_stats import canvas_stats
 from flows.validation import MAX_NODES
 from flows.version_diff import diff_against_live
 from maestra.api.errors import ApiError

@@ -23,16 +23,18 @@ from rest_framework.response import Response
 
 from channels.engagement import EngagementSerializer
 from customers.models import Customer
-from flows import activity, lifecycle, stats
+from flows import lifecycle
 from flows.api_schema import DOCUMENT_REF, SPEC_EXAMPLE
 from flows.document import MAX_NAME_LENGTH, parse_document
 from flows.ingestion import MAX_EVENTS, ingest_events
 from flows.models import Flow, FlowVersion
 from flows.selectors import (
     AUDIENCE_SAMPLE_SIZE,
+    activity,
     audience_preview,
     get_version,
     rule_audience,
+    stats,
     version_history,
 )
 from maestra.api.errors import ApiError, error

@@ -5,7 +5,7 @@ figures of the flow list. A fixed number of aggregate queries however many
 flows there are: one per figure, grouped by flow and day.
 
 Goal conversions are the site-wide conversion events of the A/B statistics
-(settings.MAESTRA_CONVERSION_EVENT_TYPES, flows/admin_stats.py) made by
+(settings.MAESTRA_CONVERSION_EVENT_TYPES, flows/selectors/canvas_stats.py) made by
 customers after they entered the flow (a run started in the period or the
 attribution window before it), counted on the day of the event."""
 
@@ -26,8 +26,8 @@ from django.utils.translation import gettext_lazy as _
 
 from channels.models import Message
 from customers.models import Event
-from flows.admin_stats import attribution_window, conversion_event_types
 from flows.models import Flow, Run
+from flows.selectors.canvas_stats import attribution_window, conversion_event_types
 from maestra.durations import parse_duration
 
 DAYS = 7

@@ -155,7 +155,7 @@ def _zone(name: str):
 def describe_audience(version: FlowVersion) -> dict[str, Any]:
     """Who would enter now, counted by the audience preview (the rule of real
     entry: same selector as the API's audience-preview)."""
-    from flows.selectors import audience_preview
+    from flows.selectors.audience import audience_preview
 
     try:
         preview = audience_preview(version=version, now=timezone.now())

@@ -8,7 +8,7 @@ import json
 from django import forms
 
 from flows.document import FORMAT, MAX_NAME_LENGTH, DocumentError, dump_document, parse_document
-from flows.lifecycle import DRAFT_WRITABLE
+from flows.lifecycle.state import DRAFT_WRITABLE
 from flows.models import Flow
 
 # An uploaded document larger than this is refused before it is read: the

@@ -12,7 +12,7 @@ from customers.models import Customer, SegmentMembership
 from flows.engine.tick import tick
 from flows.models import LaunchRecord, Run
 from flows.nodes.schedule.firing import fire_schedules
-from flows.selectors import audience_preview
+from flows.selectors.audience import audience_preview
 from tests.flows.engine_kit import (
     at,
     customer,
