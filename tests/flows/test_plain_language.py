@@ -96,7 +96,7 @@ def test_every_stop_reason_of_the_engine_has_a_sentence():
         "The template could not be filled in (an error in the template). (unknown tag)"
     )
     assert stop_reason_text("something_new") == "something_new"
-    from flows.admin_views import STEP_FAILURE_REASONS
+    from flows.selectors.monitoring import STEP_FAILURE_REASONS
 
     assert set(STEP_FAILURE_REASONS) <= set(STOP_REASONS)
     assert REGISTRY  # the kinds are loaded; their reasons are in STOP_REASONS (grep-checked above)
