@@ -113,7 +113,7 @@ class FlowAdmin(LifecycleTransitionsMixin, admin.ModelAdmin):
         )
 
     def get_changelist(self, request, **kwargs):
-        # The list's figures of the last 7 days, in its own query (flows/dashboard.py).
+        # The list's figures of the last 7 days, in its own query (flows/admin/dashboard.py).
         request._flow_list_figures = True
         return super().get_changelist(request, **kwargs)
 

@@ -1,5 +1,5 @@
 """Admin forms for flows. They only check input; every write goes through
-flows/lifecycle.py (create_flow, save_draft), called by the admin."""
+flows/lifecycle/drafts.py (create_flow, save_draft), called by the admin."""
 
 from __future__ import annotations
 
