@@ -9,10 +9,10 @@ import json
 import pytest
 from django.urls import reverse
 
+from flows.document.validate import validate_document
 from flows.models import Flow
 from flows.nodes import REGISTRY
 from flows.plain_language import STOP_REASONS, explain, stop_reason_text, where
-from flows.document.validate import validate_document
 
 S = Flow.Status
 
