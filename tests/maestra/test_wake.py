@@ -103,6 +103,7 @@ def test_a_pending_run_never_claimed_counts_as_lost_after_the_window(settings, q
 def test_switched_off_nothing_is_woken(settings, queued):
     settings.MAESTRA_WAKE = False
     wake(ENGINE)
+    assert core.wake_all() == 0
     assert queued == []
     assert not WakeFlag.objects.exists()
 
