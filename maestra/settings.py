@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "django_q",
     # The audit log every app writes (maestra/audit/): part of the kernel.
     "maestra.audit",
+    # Wake-ups of background work (maestra/wake/): part of the kernel too.
+    "maestra.wake",
     "customers",
     "channels",
     "flows",
@@ -207,8 +209,19 @@ LOGGING = {
 MAESTRA_BATCH_SIZE = env_int("MAESTRA_BATCH_SIZE", 2000)
 MAESTRA_MAX_PASSES_PER_TICK = env_int("MAESTRA_MAX_PASSES_PER_TICK", 50)
 MAESTRA_MAX_EVENT_DEPTH = env_int("MAESTRA_MAX_EVENT_DEPTH", 5)
-# Seconds between sweeps of the periodic django-q2 task.
+# Seconds between sweeps of the periodic django-q2 task: the safety net of
+# the wake-ups below.
 MAESTRA_SWEEP_SECONDS = env_int("MAESTRA_SWEEP_SECONDS", 60)
+# Wake-ups (maestra/wake/, docs/flows-core.md): an event, a customer change
+# or a launch wakes the engine, a queued message wakes delivery, right after
+# the commit (a django-q2 task; on PostgreSQL also NOTIFY to a listener thread
+# in the cluster). Off: only the periodic sweeps run the work.
+MAESTRA_WAKE = env_bool("MAESTRA_WAKE", True)
+# PostgreSQL only: each qcluster worker runs a LISTEN thread (one holds the lock).
+MAESTRA_WAKE_LISTENER = env_bool("MAESTRA_WAKE_LISTENER", True)
+# While a queued run is pending, more wakes queue nothing; after this many
+# seconds unclaimed it counts as lost and the next wake queues another.
+MAESTRA_WAKE_COALESCE_SECONDS = env_int("MAESTRA_WAKE_COALESCE_SECONDS", 10)
 # A/B statistics: which events are conversions (revenue from payload "total" or
 # "revenue"), counted within this window after the run passed the A/B node.
 MAESTRA_CONVERSION_EVENT_TYPES = env_list("MAESTRA_CONVERSION_EVENT_TYPES", ["order_created", "order"])

@@ -31,6 +31,7 @@ from flows.models import Flow, FlowVersion
 from flows.nodes.schedule.firing import arm_schedule
 from maestra.audit import log as audit
 from maestra.faults import error_text, is_system_error
+from maestra.wake import ENGINE, wake
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,8 @@ def _finish_launch(*, flow_id: int, user_id: int | None) -> tuple[Flow, bool]:
         # Inside the launch transaction: a version never goes live without
         # the first fire of its schedule start (strictly after the launch).
         arm_schedule(version=draft, now=now())
+        # Runs may start now (events waiting, a due schedule): sweep at once.
+        wake(ENGINE)
     return flow, True
 
 

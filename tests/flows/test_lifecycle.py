@@ -229,7 +229,8 @@ def test_it_leaves_launching_through_the_task(
         result = lifecycle.launch_flow(flow=flow, user=ann)
         assert result.status == S.LAUNCHING
 
-    assert len(callbacks) == 1
+    # The launch task, then the engine's wake-up (maestra/wake/) once it finished.
+    assert [getattr(callback, "target", "launch task") for callback in callbacks] == ["launch task", "engine"]
     flow = fresh(flow)
     assert flow.status == S.ACTIVE
     live = flow.live_version
