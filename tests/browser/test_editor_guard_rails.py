@@ -215,3 +215,36 @@ def test_a_drafts_changes_are_marked_and_old_versions_open_on_the_canvas(
     page.goto(f"/admin/flows/flow/{flow.pk}/versions/2/")
     expect(node(page, "later")).to_have_attribute("data-diff", "added")
     assert page.problems == []
+
+
+def test_the_launch_review_counts_the_audience_now(sized, live_server, superuser, templates, shoot):
+    """A scheduled flow's review shows who would enter now (the audience
+    preview's count), its recurrence, limit and schedule; Cancel launches nothing."""
+    from customers.models import Customer
+
+    for n in range(3):
+        Customer.objects.create(external_id=f"g{n}", email=f"g{n}@example.com", fields={"tier": "gold"})
+    Customer.objects.create(external_id="s", email="s@example.com", fields={"tier": "silver"})
+    document = json.loads(SPEC_EXAMPLE.read_text())
+    document["nodes"][0] = {
+        "key": "start",
+        "kind": "schedule",
+        "config": {
+            "recurrence": {"every": "day", "at": "10:00"},
+            "audience": {"rule": {"field": "customer.fields.tier", "op": "eq", "value": "gold"}},
+        },
+    }
+    flow = lifecycle.create_flow(document=document)
+    page = sized
+    log_in(page, username="boss")
+    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    page.get_by_role("button", name="Launch…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator(".lr-audience")).to_have_text("3 customers would enter now.")
+    expect(dialog).to_contain_text("every day at 10:00")
+    expect(dialog).to_contain_text("at most once every 1 week")
+    shoot(page, "launch-review-audience", full_page=False)
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert Flow.objects.get(pk=flow.pk).status == S.READY
+    assert page.problems == []
