@@ -138,3 +138,48 @@ def test_an_events_payload_keys_come_with_their_types(sized, live_server, superu
     assert rule == {"field": "event.total", "op": "gte", "value": 100}
     shoot(page, "payload-number", full_page=False)
     assert page.problems == []
+
+
+def test_a_condition_on_branches_suggests_the_field_paths_of_the_data(
+    sized, live_server, superuser, data, shoot
+):
+    """The branches' attribute box suggests the paths the catalogue knows (the
+    custom field names in the data, event payload keys), not a bare
+    "customer.fields." to complete by hand."""
+    page = sized
+    flow = lifecycle.create_flow(
+        document={
+            "format": "maestra.flow/1",
+            "name": "Branches",
+            "nodes": [
+                {"key": "start", "kind": "event", "config": {"event_type": "order_created"}},
+                {"key": "tiers", "kind": "condition", "config": {"rule": {"all": []}}},
+            ],
+            "edges": [{"from": "start", "to": "tiers"}],
+        }
+    )
+    log_in(page, username="boss")
+    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    node(page, "tiers").click()
+    form = page.locator(".fc-form")
+    with saved(page):
+        form.get_by_label("Decide by").select_option("branches")
+    attribute = form.get_by_label("Attribute")
+    expect(attribute).to_have_attribute("list", "rb-field-paths")
+    paths = page.locator("#rb-field-paths option")
+    expect(page.locator("#rb-field-paths option[value='customer.fields.tier']")).to_have_count(1)
+    expect(page.locator("#rb-field-paths option[value='customer.fields.birthday']")).to_have_count(1)
+    expect(page.locator("#rb-field-paths option[value='event.total']")).to_have_count(1)
+    expect(page.locator("#rb-field-paths option[value='customer.email']")).to_have_count(1)
+    assert "customer.fields." not in paths.evaluate_all("(options) => options.map((o) => o.value)")
+    with saved(page):
+        attribute.fill("customer.fields.tier")
+        attribute.blur()
+    with saved(page):
+        form.get_by_label("branch 1 values").fill("gold, platinum")
+        form.get_by_label("branch 1 values").blur()
+    config = next(n for n in draft(flow)["nodes"] if n["key"] == "tiers")["config"]
+    assert config["attribute"] == "customer.fields.tier"
+    assert config["branches"][0]["values"] == ["gold", "platinum"]
+    shoot(page, "branches-attribute", full_page=False)
+    assert page.problems == []

@@ -489,6 +489,28 @@ export function eventTypeList() {
   return ensureEventList();
 }
 
+// A datalist of every field path the catalogue knows (customer attributes,
+// the custom fields of the data, subscriptions, points, event payload keys)
+// for a text box that takes a path (a condition's branches attribute); its id.
+export function fieldPathList() {
+  loadCatalogue().then(ensureFieldList);
+  return ensureFieldList();
+}
+
+function ensureFieldList() {
+  let list = document.getElementById("rb-field-paths");
+  if (!list) {
+    list = el("datalist", { id: "rb-field-paths" });
+    document.body.append(list);
+  }
+  const paths = fieldGroups({ allowEvent: true }).flatMap(([, items]) => items.map(([value, text]) => [value, text]))
+    .filter(([value]) => value !== "segment");
+  if (list.options.length !== paths.length) {
+    list.replaceChildren(...paths.map(([value, text]) => el("option", { value }, text === value ? "" : text)));
+  }
+  return "rb-field-paths";
+}
+
 function ensureEventList() {
   let list = document.getElementById("rb-event-types");
   if (!list) {

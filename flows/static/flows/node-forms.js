@@ -2,7 +2,7 @@
 // node's `config` in the maestra.flow/1 shapes (SPEC §5). The server
 // validates every save; these widgets only make the right shapes easy.
 
-import { eventTypeList, ruleBuilder } from "../customers/rule-builder.js";
+import { eventTypeList, fieldPathList, ruleBuilder } from "../customers/rule-builder.js";
 
 // Words of the forms go through Django's JavaScript catalogue
 // (django.views.i18n.JavaScriptCatalog, loaded by the page) when it is there.
@@ -286,7 +286,7 @@ function conditionForm(config, ctx, changed, redraw) {
     parts.push(ruleEditor(config.rule, (v) => { config.rule = v; changed(); }, "rule"));
     return parts;
   }
-  parts.push(field(gettext("Attribute"), textInput(config.attribute, (v) => { config.attribute = v; changed(); }, { list: "nf-rule-fields" }), "attribute"));
+  parts.push(field(gettext("Attribute"), textInput(config.attribute, (v) => { config.attribute = v; changed(); }, { list: fieldPathList() }), "attribute"));
   const list = h("div", { className: "nf-branches" });
   const draw = () => {
     list.replaceChildren(...config.branches.map((branch, index) => h("div", { className: "nf-branch", "data-field": `branches.${index}` },
