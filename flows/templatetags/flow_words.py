@@ -1,10 +1,12 @@
 """Template words of flows: `{{ run.stop_reason|stop_reason }}` shows a
-stop reason in plain language with its code as the tooltip."""
+stop reason in plain language with its code as the tooltip;
+`{{ step.settings|settings_words }}` a node's settings in words."""
 
 from django import template
 from django.utils.html import format_html
 
 from flows.plain_language import stop_reason_text
+from flows.settings_words import settings_html
 
 register = template.Library()
 
@@ -14,3 +16,9 @@ def stop_reason(reason: str | None) -> str:
     if not reason:
         return ""
     return format_html('<span class="stop-reason" title="{}">{}</span>', reason, stop_reason_text(reason))
+
+
+@register.filter(name="settings_words")
+def settings_words(settings) -> str:
+    """A node's settings as labelled values and sentences (flows/settings_words.py)."""
+    return settings_html(settings) if settings is not None else ""
