@@ -5,8 +5,9 @@ test_flow_editor.py checks the canvas section (#flow-canvas) while nodes are
 added; this walks the whole DOM of each page a marketer meets around the
 editor — the editor of a draft with its "Details, JSON and versions" form
 opened, every side-panel tab, the launch review and the archive dialog, an
-old version on the canvas, the audience page, the dashboard and the
-template form with its preview — and lists each visible input, select,
+old version on the canvas, the audience page, the dashboard, the flow list,
+monitoring, the customer activity search and the template form with its
+preview — and lists each visible input, select,
 textarea and button (and each element with a role of a control) that has
 neither a <label>, aria-label, aria-labelledby naming text, a button's
 text nor a title. A control that loses its name fails the test with its HTML.
@@ -159,6 +160,12 @@ def test_every_control_around_the_editor_has_a_name(sized, live_server, superuse
     expect(page.get_by_role("heading", name="Flows by status")).to_be_visible()
     assert unnamed(page) == []
     page.goto("/admin/flows/flow/")
+    assert unnamed(page) == []
+
+    # Monitoring and the customer activity search.
+    page.goto(reverse("admin:flows_monitoring"))
+    assert unnamed(page) == []
+    page.goto(reverse("admin:flows_customer_activity_search"))
     assert unnamed(page) == []
 
     # The template form with its preview beside it.
