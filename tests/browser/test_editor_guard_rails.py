@@ -248,3 +248,23 @@ def test_the_launch_review_counts_the_audience_now(sized, live_server, superuser
     expect(dialog).to_be_hidden()
     assert Flow.objects.get(pk=flow.pk).status == S.READY
     assert page.problems == []
+
+
+def test_a_paused_flows_draft_launched_with_resume_goes_active(sized, live_server, superuser, templates):
+    """The other answer of the resume question: the flow comes back active."""
+    page = sized
+    flow = live_flow_with_draft(paused=True)
+    log_in(page, username="boss")
+    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    page.get_by_role("button", name="Launch draft…").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("resume it: customers start entering again").check()
+    with page.expect_navigation():
+        dialog.get_by_role("button", name="Launch", exact=True).click()
+    expect(page.locator(".fe-state")).to_have_text("Launching")
+    lifecycle.finish_launch(flow_id=flow.pk)
+    expect(page.locator(".fe-state")).to_have_text("Active", timeout=10_000)
+    expect(page.get_by_role("button", name="Pause")).to_be_visible()
+    flow = Flow.objects.get(pk=flow.pk)
+    assert (flow.status, flow.live_version.number) == (S.ACTIVE, 2)
+    assert page.problems == []
