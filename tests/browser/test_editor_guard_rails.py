@@ -116,8 +116,9 @@ def test_the_launch_review_and_a_paused_flow_launched_paused_live(
 
 
 def test_launching_a_never_launched_flow_shows_active_without_a_reload(
-    page, live_server, superuser, templates
+    sized, live_server, superuser, templates, shoot
 ):
+    page = sized
     flow = lifecycle.create_flow(document=json.loads(SPEC_EXAMPLE.read_text()))
     log_in(page, username="boss")
     page.goto(f"/admin/flows/flow/{flow.pk}/change/")
@@ -133,6 +134,7 @@ def test_launching_a_never_launched_flow_shows_active_without_a_reload(
     expect(page.locator(".fe-state")).to_have_text("Active", timeout=10_000)
     expect(page.locator(".fc-version")).to_contain_text("v1 is launched and read-only")
     assert page.evaluate("() => window.__sameDocument") is True
+    shoot(page, "active-without-reload", full_page=False)
     assert page.problems == []
 
 
