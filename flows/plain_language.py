@@ -49,25 +49,6 @@ STOP_REASONS = {
     "audience_missing": gettext_lazy("The schedule's audience could not be selected."),
 }
 
-# Why a message was not sent or failed (Message.reason: "code" or "code: detail"),
-# for people; codes the engine shares with stop reasons fall back to those.
-MESSAGE_REASONS = {
-    "frequency_cap": gettext_lazy("The customer already got as many messages as the frequency cap allows."),
-    "quiet_hours": gettext_lazy(
-        "It was quiet hours, and the message was no longer relevant when they ended."
-    ),
-    "unsubscribed": gettext_lazy("The customer unsubscribed from the channel."),
-    "no_address": gettext_lazy("The customer has no address for this channel."),
-    "invalid_address": gettext_lazy("The customer's address for this channel is not valid."),
-    "no_token": gettext_lazy("The customer has no device token for push messages."),
-    "test_mode": gettext_lazy("A test run: the message was recorded, not sent."),
-    "unknown_outcome": gettext_lazy(
-        "The provider's answer was lost: the message may or may not have gone out."
-    ),
-    "backend_misconfigured": gettext_lazy("The channel's sending service is not set up correctly."),
-    "provider_error": gettext_lazy("The provider refused the message."),
-}
-
 FIELD_LABELS = {
     "name": gettext_lazy("Name"),
     "timezone": gettext_lazy("Time zone"),
@@ -327,18 +308,6 @@ def stop_reason_text(reason: str | None) -> str:
         return ""
     code, _sep, detail = reason.partition(":")
     text = STOP_REASONS.get(code.strip())
-    if text is None:
-        return reason
-    return f"{text} ({detail.strip()})" if detail.strip() else str(text)
-
-
-def message_reason_text(reason: str | None) -> str:
-    """'frequency_cap' -> a sentence; 'provider_error: 550 …' keeps its
-    detail in brackets; an unknown code stays as it is."""
-    if not reason:
-        return ""
-    code, _sep, detail = reason.partition(":")
-    text = MESSAGE_REASONS.get(code.strip()) or STOP_REASONS.get(code.strip())
     if text is None:
         return reason
     return f"{text} ({detail.strip()})" if detail.strip() else str(text)

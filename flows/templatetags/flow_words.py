@@ -6,7 +6,8 @@ stop reason in plain language with its code as the tooltip;
 from django import template
 from django.utils.html import format_html
 
-from flows.plain_language import MESSAGE_REASONS, message_reason_text, stop_reason_text
+from flows.message_reasons import MESSAGE_REASONS, message_reason_text
+from flows.plain_language import stop_reason_text
 from flows.settings_words import settings_html
 
 register = template.Library()

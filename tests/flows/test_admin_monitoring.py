@@ -214,25 +214,3 @@ def test_monitoring_needs_the_message_and_run_view_permissions(world, django_use
     staff = django_user_model.objects.get(pk=staff.pk)  # fresh permission cache
     client.force_login(staff)
     assert client.get(URL).status_code == 200
-
-
-@pytest.mark.django_db
-def test_message_reasons_read_as_words_with_the_code_as_the_tooltip(admin_client, world):
-    with time_machine.travel(NOW, tick=False):
-        page = admin_client.get(URL).content.decode()
-    assert 'title="no_address">The customer has no address for this channel.</span>' in page
-    assert (
-        'title="provider_error: 550 mailbox unavailable">The provider refused the message.'
-        " (550 mailbox unavailable)</span>"
-    ) in page
-    # The reason filter's suggestions name each code in words.
-    assert '<option value="frequency_cap">The customer already got as many messages' in page
-
-
-def test_every_message_reason_code_of_the_outbox_has_words():
-    from channels.admin import ReasonFilter
-    from flows.plain_language import message_reason_text
-
-    for code, _label in ReasonFilter.CODES:
-        assert message_reason_text(code) != code, code
-    assert message_reason_text("something_new: detail") == "something_new: detail"
