@@ -183,3 +183,34 @@ def test_a_condition_on_branches_suggests_the_field_paths_of_the_data(
     assert config["branches"][0]["values"] == ["gold", "platinum"]
     shoot(page, "branches-attribute", full_page=False)
     assert page.problems == []
+
+
+def test_a_dynamic_waits_date_field_suggests_the_date_paths_of_the_data(sized, live_server, superuser, data):
+    """The wait's "Date field" box offers the paths whose values are dates (a
+    custom field holding dates, the customer's creation date), not text ones."""
+    page = sized
+    flow = lifecycle.create_flow(
+        document={
+            "format": "maestra.flow/1",
+            "name": "Birthday",
+            "nodes": [{"key": "until", "kind": "wait", "config": {"mode": "fixed", "duration": "P1D"}}],
+            "edges": [],
+        }
+    )
+    log_in(page, username="boss")
+    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    node(page, "until").click()
+    form = page.locator(".fc-form")
+    with saved(page):
+        form.locator('[data-field="mode"] select').select_option("dynamic")
+    box = form.locator('[data-field="field"] input')
+    expect(box).to_have_attribute("list", "rb-date-paths")
+    expect(page.locator("#rb-date-paths option[value='customer.fields.birthday']")).to_have_count(1)
+    expect(page.locator("#rb-date-paths option[value='customer.created_at']")).to_have_count(1)
+    expect(page.locator("#rb-date-paths option[value='customer.fields.tier']")).to_have_count(0)
+    with saved(page):
+        box.fill("customer.fields.birthday")
+        box.blur()
+    config = next(n for n in draft(flow)["nodes"] if n["key"] == "until")["config"]
+    assert config["field"] == "customer.fields.birthday"
+    assert page.problems == []

@@ -366,7 +366,7 @@ function waitForm(config, ctx, changed, redraw) {
   }), "mode")];
   if (mode === "fixed") parts.push(field(gettext("Duration"), durationInput(config.duration, (v) => { config.duration = v; changed(); }), "duration"));
   if (mode === "dynamic") {
-    parts.push(field(gettext("Date field"), textInput(config.field, (v) => { config.field = v; changed(); }, { placeholder: "customer.fields.birthday or event.delivery_date" }), "field"),
+    parts.push(field(gettext("Date field"), textInput(config.field, (v) => { config.field = v; changed(); }, { list: fieldPathList("date"), placeholder: "customer.fields.birthday or event.delivery_date" }), "field"),
       field(gettext("Offset"), durationInput(config.offset || "", (v) => { config.offset = v || "P0D"; changed(); }, { signed: true }), "offset"));
   }
   if (mode !== "window") {
