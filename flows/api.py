@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from channels.engagement import EngagementSerializer
 from customers.models import Customer
 from flows import activity, lifecycle, stats
+from flows.ab_winner_stats import ABWinnerSerializer  # HOOK(ab-winner)
 from flows.api_schema import DOCUMENT_REF, SPEC_EXAMPLE
 from flows.document import MAX_NAME_LENGTH, parse_document
 from flows.ingestion import MAX_EVENTS, ingest_events
@@ -140,6 +141,8 @@ class NodeStatsSerializer(serializers.Serializer):
     waiting_now = serializers.IntegerField()
     messages = serializers.DictField(child=serializers.IntegerField(), help_text="{status: count}")
     email = EngagementSerializer(allow_null=True, help_text="email steps: sent, unique opens and clicks")
+    # HOOK(ab-winner): the recorded winner of an A/B node (SPEC §13)
+    ab_winner = ABWinnerSerializer(allow_null=True, help_text="A/B nodes: the winner, once picked; else null")
 
 
 class StatsSerializer(serializers.Serializer):
