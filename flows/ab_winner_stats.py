@@ -23,7 +23,9 @@ class WinnerCountSerializer(serializers.Serializer):
     variant = serializers.CharField()
     control = serializers.BooleanField()
     entered = serializers.IntegerField()
-    converted = serializers.IntegerField(help_text="passes followed by the metric's event in the attribution window")
+    converted = serializers.IntegerField(
+        help_text="passes followed by the metric's event in the attribution window"
+    )
     rate = serializers.FloatField(allow_null=True, help_text="converted / entered (0..1)")
     p_value = serializers.FloatField(allow_null=True, help_text="two-sided p-value against the winner")
 

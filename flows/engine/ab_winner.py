@@ -158,7 +158,9 @@ def variant_figures(*, flow_id: int, node_key: str, variants: list[dict], metric
     passes = NodePass.objects.filter(
         run__flow_id=flow_id, run__is_test=False, node_key=node_key, exited_at__isnull=False
     ).exclude(port="")
-    window_end = ExpressionWrapper(OuterRef("exited_at") + Value(attribution_window()), output_field=DateTimeField())
+    window_end = ExpressionWrapper(
+        OuterRef("exited_at") + Value(attribution_window()), output_field=DateTimeField()
+    )
     # A later pass of the same customer at this node, before the event: the
     # event then belongs to that pass.
     later = passes.filter(

@@ -83,7 +83,8 @@ class ABTest(NodeKind):
             # Auto winner: the draw still decides the control's share; every
             # other fresh customer goes to the winner.
             fresh = {
-                customer_id: variant if variant in control else winner for customer_id, variant in fresh.items()
+                customer_id: variant if variant in control else winner
+                for customer_id, variant in fresh.items()
             }
         if fresh:
             gone = [customer_id for customer_id in fresh if customer_id in stored]

@@ -18,7 +18,17 @@ from flows.models import ABAssignment, ABWinner, Node
 from flows.nodes.ab_winner_config import WinnerSetting
 from flows.stats import flow_stats
 from maestra.audit.models import AuditEntry
-from tests.flows.engine_kit import at, bulk_customers, document, edge, event_start, launch, node, relaunch, utc
+from tests.flows.engine_kit import (
+    at,
+    bulk_customers,
+    document,
+    edge,
+    event_start,
+    launch,
+    node,
+    relaunch,
+    utc,
+)
 
 NOW = utc(2026, 6, 1, 9, 0)
 LATER = NOW + timedelta(days=2)
@@ -236,7 +246,9 @@ def test_the_counts_are_the_canvas_statistics_counts():
     convert(everyone[::2], NOW + timedelta(days=1, hours=2))
     convert(everyone[::5], NOW + timedelta(days=1, hours=3))
     nodes = list(Node.objects.filter(version=flow.live_version).values("key", "kind", "config"))
-    expected = ab_test_stats(flow=flow, nodes=nodes, since=NOW - timedelta(days=1), until=NOW + timedelta(days=30))
+    expected = ab_test_stats(
+        flow=flow, nodes=nodes, since=NOW - timedelta(days=1), until=NOW + timedelta(days=30)
+    )
     figures = variant_figures(flow_id=flow.pk, node_key="ab", variants=VARIANTS, metric="goal")
     assert {f.variant: (f.entered, f.converted) for f in figures} == {
         row["variant"]: (row["entered"], row["conversions"]) for row in expected["ab"]["variants"]
@@ -278,9 +290,7 @@ def test_with_auto_new_customers_go_to_the_winner_and_the_control_keeps_its_shar
     ports = Counter(
         NodePass.objects.filter(
             run__customer_id__in=groups["B"], run__clock__gte=LATER, node_key="ab"
-        ).values_list(
-            "port", flat=True
-        )
+        ).values_list("port", flat=True)
     )
     assert ports == {"B": len(groups["B"])}
 
