@@ -923,3 +923,6 @@ class NodeStatAdmin(dashboard.InternalTableMixin, ReadOnlyAdminMixin, admin.Mode
 # Erase / export on the customer list: the services touch runs (flows'
 # records) and customers never imports flows, so they are attached from here.
 privacy_admin.attach_to(CustomerAdmin)
+
+# HOOK(ab-winner): the recorded A/B winners' admin (flows/ab_winner_admin.py).
+from flows import ab_winner_admin  # noqa: E402, F401

@@ -328,3 +328,19 @@ def test_the_winner_is_in_the_flow_and_canvas_statistics():
     assert next(n for n in stats["nodes"] if n["key"] == "start")["ab_winner"] is None
     canvas = canvas_stats(flow=flow, since=NOW - timedelta(days=1), until=LATER + timedelta(days=1))
     assert canvas["nodes"]["ab"]["ab_winner"]["variant"] == "A"
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_the_winner_read_only(client, django_user_model):
+    from django.urls import reverse
+
+    _decided_flow(auto=True)
+    client.force_login(
+        django_user_model.objects.create_superuser("admin", "admin@example.com", password=None)
+    )
+    listing = client.get(reverse("admin:flows_abwinner_changelist"))
+    assert listing.status_code == 200 and b"0.95" in listing.content
+    winner = ABWinner.objects.get()
+    page = client.get(reverse("admin:flows_abwinner_change", args=[winner.pk]))
+    assert page.status_code == 200 and b"Save" not in page.content
+    assert client.get(reverse("admin:flows_abwinner_add")).status_code == 403
