@@ -444,6 +444,7 @@ class ABWinner(models.Model):
     decided_at = models.DateTimeField(default=now)
 
     class Meta:
+        verbose_name = "A/B winner"
         constraints = [
             models.UniqueConstraint(fields=["flow", "node_key"], name="ab_winner_once"),
         ]
