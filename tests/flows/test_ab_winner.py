@@ -344,3 +344,41 @@ def test_the_admin_lists_the_winner_read_only(client, django_user_model):
     page = client.get(reverse("admin:flows_abwinner_change", args=[winner.pk]))
     assert page.status_code == 200 and b"Save" not in page.content
     assert client.get(reverse("admin:flows_abwinner_add")).status_code == 403
+
+
+PARALLEL = 4
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_workers_deciding_at_the_same_moment_record_one_winner():
+    """Real threads, each with its own PostgreSQL connection, all seeing no
+    winner yet: the unique constraint lets one insert win; the others'
+    insert and audit entry roll back together."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from flows.engine.ab_winner import decide_winners
+
+    with at(NOW):
+        flow = launch(ab_doc())
+    groups = enter(flow, "first-", 300, NOW)
+    convert(share(groups["A"], 0.6), NOW + timedelta(hours=5))
+    convert(share(groups["B"], 0.1), NOW + timedelta(hours=5))
+    barrier = threading.Barrier(PARALLEL)
+
+    def work(_):
+        try:
+            barrier.wait()
+            return decide_winners()
+        finally:
+            connection.close()
+
+    # time-machine patches the clock process-wide: the threads see LATER too.
+    with at(LATER), ThreadPoolExecutor(PARALLEL) as pool:
+        results = list(pool.map(work, range(PARALLEL)))
+    assert sum(result["decided"] for result in results) == 1
+    assert ABWinner.objects.filter(flow=flow).count() == 1
+    assert winner_entries().count() == 1
