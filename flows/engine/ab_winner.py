@@ -4,7 +4,8 @@ For each A/B node of a live version whose config has a `winner` setting and
 no recorded winner yet:
 1. one query for all of them reads the hourly exit counters (NodeStat) and
    skips the nodes where a non-control variant has fewer than
-   `min_per_variant` entered (the common case costs nothing more);
+   `min_per_variant` entered (the common case costs nothing more), and a
+   node tested less than MAESTRA_AB_WINNER_CHECK_SECONDS ago is skipped too;
 2. one aggregate query per remaining node counts, per variant, the passes
    (entered) and the passes followed by a conversion (converted), in SQL:
    no row per customer comes back to Python;
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import (
     Count,
@@ -58,6 +60,7 @@ DEFAULT_CONVERSION_TYPES = ("order_created", "order")
 DEFAULT_ATTRIBUTION_WINDOW = "P7D"
 CLICK_EVENT = "email_clicked"
 AUDIT_ACTION = "flow.ab_winner"
+DEFAULT_CHECK_SECONDS = 300
 
 
 # --- the test ------------------------------------------------------------------
@@ -252,6 +255,18 @@ def _sample_reached(found: list[Candidate]) -> list[Candidate]:
     ]
 
 
+def _due(candidate: Candidate) -> bool:
+    """Whether this worker should test the node now: at most once per
+    MAESTRA_AB_WINNER_CHECK_SECONDS across the workers (cache.add is atomic
+    in Redis), so frequent sweeps (one per ingested batch) do not repeat the
+    aggregate query. The cache is only a throttle: losing it costs one more
+    test, never a second winner (the unique constraint sees to that)."""
+    seconds = getattr(settings, "MAESTRA_AB_WINNER_CHECK_SECONDS", DEFAULT_CHECK_SECONDS)
+    if seconds <= 0:
+        return True
+    return cache.add(f"maestra:ab-winner-check:{candidate.flow_id}:{candidate.node_key}", 1, timeout=seconds)
+
+
 def record(candidate: Candidate, verdict: Verdict) -> ABWinner | None:
     """Record the winner and its audit entry together; None when a winner
     was already recorded (by another worker, or before a crash)."""
@@ -294,6 +309,8 @@ def decide_winners() -> dict[str, int]:
     """The tick step: {"checked": nodes tested, "decided": winners recorded}."""
     checked = decided = 0
     for candidate in _sample_reached(candidates()):
+        if not _due(candidate):
+            continue
         checked += 1
         figures = variant_figures(
             flow_id=candidate.flow_id,

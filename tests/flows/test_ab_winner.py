@@ -40,6 +40,17 @@ VARIANTS = [
 WINNER = {"metric": "goal", "min_per_variant": 50, "confidence": 0.95, "auto": True}
 
 
+@pytest.fixture(autouse=True)
+def fresh_check_throttle():
+    # The throttle between tests lives in the (process-wide) cache and
+    # time-machine moves the clock back and forth between tests.
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def ab_doc(winner=WINNER, variants=VARIANTS) -> dict:
     """visit → A/B (variants unwired: the runs end there)."""
     config = {"variants": variants}
@@ -351,7 +362,7 @@ PARALLEL = 4
 
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_workers_deciding_at_the_same_moment_record_one_winner():
+def test_workers_deciding_at_the_same_moment_record_one_winner(settings):
     """Real threads, each with its own PostgreSQL connection, all seeing no
     winner yet: the unique constraint lets one insert win; the others'
     insert and audit entry roll back together."""
@@ -368,6 +379,8 @@ def test_workers_deciding_at_the_same_moment_record_one_winner():
     convert(share(groups["A"], 0.6), NOW + timedelta(hours=5))
     convert(share(groups["B"], 0.1), NOW + timedelta(hours=5))
     barrier = threading.Barrier(PARALLEL)
+    # No throttle: every worker makes the test and tries to record.
+    settings.MAESTRA_AB_WINNER_CHECK_SECONDS = 0
 
     def work(_):
         try:
@@ -379,6 +392,23 @@ def test_workers_deciding_at_the_same_moment_record_one_winner():
     # time-machine patches the clock process-wide: the threads see LATER too.
     with at(LATER), ThreadPoolExecutor(PARALLEL) as pool:
         results = list(pool.map(work, range(PARALLEL)))
+    assert [result["checked"] for result in results] == [1] * PARALLEL
     assert sum(result["decided"] for result in results) == 1
     assert ABWinner.objects.filter(flow=flow).count() == 1
     assert winner_entries().count() == 1
+
+
+@pytest.mark.django_db
+def test_a_node_is_tested_at_most_once_per_check_interval(settings):
+    settings.MAESTRA_AB_WINNER_CHECK_SECONDS = 600
+    with at(NOW):
+        flow = launch(ab_doc())
+    groups = enter(flow, "first-", 300, NOW)  # that tick tested it: nothing converted yet
+    convert(share(groups["A"], 0.6), NOW + timedelta(minutes=2))
+    convert(share(groups["B"], 0.1), NOW + timedelta(minutes=2))
+    with at(NOW + timedelta(minutes=5)):
+        assert "ab_winners.checked" not in tick(deliver=False)
+    assert not ABWinner.objects.exists()
+    with at(NOW + timedelta(minutes=11)):
+        assert tick(deliver=False)["ab_winners.decided"] == 1
+    assert ABWinner.objects.get().decided_at == NOW + timedelta(minutes=11)
