@@ -424,6 +424,32 @@ class ABAssignment(models.Model):
         ]
 
 
+class ABWinner(models.Model):
+    """The winner of an A/B node (SPEC §13), picked by the two-proportion
+    test (flows/engine/ab_winner.py) and recorded once per (flow, node key):
+    the unique constraint keeps a crash or a second worker from recording
+    another. `counts` holds every variant's figures at that moment
+    [{variant, control, entered, converted, rate, p_value}], the p-value
+    being the comparison with the winner."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="ab_winners")
+    node_key = models.CharField(max_length=100)
+    version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="+")
+    variant = models.CharField(max_length=100)
+    metric = models.CharField(max_length=10)
+    confidence = models.FloatField()
+    # The largest p-value of the winner's comparisons (each below 1 - confidence).
+    p_value = models.FloatField()
+    counts = models.JSONField(default=list)
+    decided_at = models.DateTimeField(default=now)
+
+    class Meta:
+        verbose_name = "A/B winner"
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "node_key"], name="ab_winner_once"),
+        ]
+
+
 class NodeStat(models.Model):
     """Hourly counters per node (entered, exit:<port>, stop:<reason>, ...).
     Test runs count apart."""

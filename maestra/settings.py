@@ -226,6 +226,10 @@ MAESTRA_WAKE_COALESCE_SECONDS = env_int("MAESTRA_WAKE_COALESCE_SECONDS", 10)
 # "revenue"), counted within this window after the run passed the A/B node.
 MAESTRA_CONVERSION_EVENT_TYPES = env_list("MAESTRA_CONVERSION_EVENT_TYPES", ["order_created", "order"])
 MAESTRA_AB_ATTRIBUTION_WINDOW = env_str("MAESTRA_AB_ATTRIBUTION_WINDOW", "P7D")
+# A/B winner (flows/engine/ab_winner.py): an undecided node whose variants
+# reached their minimum sample is tested at most once per this many seconds
+# (shared by the workers through the cache); 0 tests it on every tick.
+MAESTRA_AB_WINNER_CHECK_SECONDS = env_int("MAESTRA_AB_WINNER_CHECK_SECONDS", 300)
 
 # --- Channels ----------------------------------------------------------------
 # Delivery of the outbox (channels/). The defaults keep every message on this

@@ -102,6 +102,26 @@ class StopCountSerializer(serializers.Serializer):
     percent = serializers.FloatField(allow_null=True)
 
 
+class WinnerCountSerializer(serializers.Serializer):
+    variant = serializers.CharField()
+    control = serializers.BooleanField()
+    entered = serializers.IntegerField()
+    converted = serializers.IntegerField(
+        help_text="passes followed by the metric's event in the attribution window"
+    )
+    rate = serializers.FloatField(allow_null=True, help_text="converted / entered (0..1)")
+    p_value = serializers.FloatField(allow_null=True, help_text="two-sided p-value against the winner")
+
+
+class ABWinnerSerializer(serializers.Serializer):
+    variant = serializers.CharField(help_text="the winning variant")
+    metric = serializers.ChoiceField(choices=["goal", "click"])
+    confidence = serializers.FloatField()
+    p_value = serializers.FloatField(help_text="the largest p-value of the winner's comparisons")
+    decided_at = serializers.DateTimeField()
+    counts = WinnerCountSerializer(many=True, help_text="every variant's figures when the winner was picked")
+
+
 class NodeStatsSerializer(serializers.Serializer):
     key = serializers.CharField()
     kind = serializers.CharField(allow_null=True)
@@ -113,6 +133,7 @@ class NodeStatsSerializer(serializers.Serializer):
     waiting_now = serializers.IntegerField()
     messages = serializers.DictField(child=serializers.IntegerField(), help_text="{status: count}")
     email = EngagementSerializer(allow_null=True, help_text="email steps: sent, unique opens and clicks")
+    ab_winner = ABWinnerSerializer(allow_null=True, help_text="A/B nodes: the winner, once picked; else null")
 
 
 class StatsSerializer(serializers.Serializer):

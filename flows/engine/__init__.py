@@ -13,6 +13,7 @@
 - move.py: claim (SKIP LOCKED), move through the node kinds, write back in
   bulk, fault isolation;
 - ingestion.py: events from outside, stored and handed to the sweep;
+- ab_winner.py: the A/B winner, tested and recorded on every tick;
 - tick.py: one pass of everything that is due.
 
 batch, launch_limits, entry and actions sit below the node kinds (the kinds

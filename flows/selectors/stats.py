@@ -17,6 +17,7 @@ from channels.engagement import engagement_by_node
 from channels.models import Message
 from flows.engine.batch import hour_of
 from flows.models import Flow, FlowVersion, Node, NodeStat, Run
+from flows.selectors.ab_winner import winners_by_node
 
 START_KINDS = ("event", "schedule")
 
@@ -91,6 +92,7 @@ def flow_stats(*, flow: Flow, since: datetime, until: datetime, is_test: bool = 
         if version is not None
         else []
     )
+    winners = winners_by_node(flow_id=flow.pk)
     start = next((row["key"] for row in graph if row["kind"] in START_KINDS), None)
     base = counters.get(start, {}).get("entered", 0) if start else 0
     ordered = [(row["key"], row["kind"], row["title"]) for row in graph]
@@ -118,6 +120,7 @@ def flow_stats(*, flow: Flow, since: datetime, until: datetime, is_test: bool = 
                 "waiting_now": counts["waiting_now"],
                 "messages": dict(sorted(counts["messages"].items())),
                 "email": counts.get("email"),
+                "ab_winner": winners.get(key),
             }
         )
     return {

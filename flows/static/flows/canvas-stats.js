@@ -4,6 +4,7 @@
 // details (stop reasons, A/B variants with a Wilson interval chart) beside it.
 
 import { h } from "./node-forms.js";
+import { abWinner } from "./canvas-ab-winner.js"; // HOOK(ab-winner)
 
 // Words through Django's JavaScript catalogue when the page loads it.
 const gettext = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
@@ -113,6 +114,7 @@ export class StatsOverlay {
       stats.email ? this.email(stats.email) : null,
       stats.limitation ? this.limitation(stats.limitation) : null,
       stats.ab_test ? this.abTest(stats.ab_test) : null,
+      stats.ab_winner ? abWinner(stats.ab_winner) : null, // HOOK(ab-winner)
     ].flat().filter(Boolean));
   }
 

@@ -392,6 +392,27 @@ function limitationForm(config, ctx, changed, redraw) {
   ];
 }
 
+// The A/B node's `winner` setting (SPEC §13): off, or the metric, the
+// minimum sample per variant, the confidence and whether later customers go
+// to the winner automatically. Missing numbers take the engine's defaults.
+function winnerForm(config, changed, redraw) {
+  const w = config.winner;
+  const toggle = select([["", gettext("no (report only the figures)")], ["goal", gettext("yes, by conversions")], ["click", gettext("yes, by email clicks")]],
+    w ? w.metric : "", (v) => {
+      config.winner = v ? { metric: v, min_per_variant: w?.min_per_variant ?? 100, confidence: w?.confidence ?? 0.95, auto: w?.auto ?? false } : null;
+      changed(); redraw();
+    });
+  if (!w) return [field(gettext("Pick a winner"), toggle, "winner")];
+  return [
+    field(gettext("Pick a winner"), toggle, "winner.metric"),
+    field(gettext("Customers per variant first"), numberInput(w.min_per_variant ?? 100, (v) => { w.min_per_variant = v; changed(); }, { min: 10, step: 1 }), "winner.min_per_variant",
+      gettext("Every variant but the control needs this many before the test is made.")),
+    field(gettext("Confidence"), select([["0.9", "90 %"], ["0.95", "95 %"], ["0.99", "99 %"]], String(w.confidence ?? 0.95), (v) => { w.confidence = Number(v); changed(); }), "winner.confidence"),
+    field(gettext("Then send new customers to the winner"), h("input", { type: "checkbox", checked: !!w.auto, onchange: (e) => { w.auto = e.target.checked; changed(); } }), "winner.auto",
+      gettext("The control keeps its share; customers already in a variant stay there.")),
+  ];
+}
+
 const FORMS = {
   event: eventForm,
   schedule: scheduleForm,
@@ -402,10 +423,11 @@ const FORMS = {
     return [shareList(config.branches, (items, ports) => { config.branches = items; changed(ports); }, { path: "branches", label: "Branch" })];
   },
   wait: waitForm,
-  ab_test: (config, ctx, changed) => {
+  ab_test: (config, ctx, changed, redraw) => {
     if (!Array.isArray(config.variants)) config.variants = [];
     return [shareList(config.variants, (items, ports) => { config.variants = items; changed(ports); }, { path: "variants", label: "Variant", withControl: true, max: 5 }),
-      h("div", { className: "nf-hint" }, gettext("A customer keeps their variant in every later pass. The control variant gets no interactions."))];
+      h("div", { className: "nf-hint" }, gettext("A customer keeps their variant in every later pass. The control variant gets no interactions.")),
+      ...winnerForm(config, changed, redraw)];
   },
   limitation: limitationForm,
 };
