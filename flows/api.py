@@ -24,8 +24,10 @@ from rest_framework.response import Response
 from channels.engagement import EngagementSerializer
 from customers.models import Customer
 from flows import activity, lifecycle, stats
+from flows.api_goals import GoalStatsSerializer  # goal hook
 from flows.api_schema import DOCUMENT_REF, SPEC_EXAMPLE
 from flows.document import MAX_NAME_LENGTH, parse_document
+from flows.goal_stats import goal_stats  # goal hook
 from flows.ingestion import MAX_EVENTS, ingest_events
 from flows.models import Flow, FlowVersion
 from flows.selectors import (
@@ -150,6 +152,9 @@ class StatsSerializer(serializers.Serializer):
     start_node = serializers.CharField(allow_null=True)
     start_entered = serializers.IntegerField()
     nodes = NodeStatsSerializer(many=True)
+    goal = GoalStatsSerializer(
+        allow_null=True, help_text="the flow's goal (SPEC §13); null without one"
+    )  # goal hook
 
 
 class AudienceQuerySerializer(StrictMixin, serializers.Serializer):
@@ -501,6 +506,9 @@ class FlowStatsView(ApiView):
         query.is_valid(raise_exception=True)
         data = query.validated_data
         result = stats.flow_stats(flow=flow, since=data["start"], until=data["end"], is_test=data["test"])
+        result["goal"] = goal_stats(
+            flow=flow, since=data["start"], until=data["end"], is_test=data["test"]
+        )  # goal hook
         return Response(StatsSerializer(result).data)
 
 
