@@ -4,6 +4,7 @@
 // details (stop reasons, A/B variants with a Wilson interval chart) beside it.
 
 import { h } from "./node-forms.js";
+import { goalBadge, goalDetails, goalNote } from "./canvas-goal-stats.js"; // goal hook
 
 // Words through Django's JavaScript catalogue when the page loads it.
 const gettext = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
@@ -41,6 +42,7 @@ export class StatsOverlay {
     this.data = data;
     this.canvas.root.classList.add("fc-with-stats");
     this.note.textContent = `${data.start_entered} entered the start node in this period${data.test ? " (test runs)" : ""}.`;
+    this.note.textContent += goalNote(data.goal); // goal hook
     this.paint();
     const selected = this.canvas.selected;
     this.renderDetails(selected === null ? null : this.canvas.nodes.get(selected).key);
@@ -76,6 +78,8 @@ export class StatsOverlay {
         const l = stats.limitation;
         box.append(h("div", { className: "fc-stat-limitation" }, `used ${l.used}${l.max !== null ? ` / ${l.max} · ${l.remaining} left` : ""}`));
       }
+      const goal = goalBadge(stats.goal); // goal hook
+      if (goal) box.append(goal);
       const stops = (stats.stops || []).reduce((sum, s) => sum + s.count, 0);
       if (stops) box.append(h("div", { className: "fc-stat-stops" }, `stopped ${stops} (click for reasons)`));
       const exits = new Map((stats.exits || []).map((e) => [e.port, e]));
@@ -111,6 +115,7 @@ export class StatsOverlay {
       stats.email ? this.email(stats.email) : null,
       stats.limitation ? this.limitation(stats.limitation) : null,
       stats.ab_test ? this.abTest(stats.ab_test) : null,
+      goalDetails(stats.goal), // goal hook
     ].flat().filter(Boolean));
   }
 
