@@ -37,7 +37,7 @@ def purchase(customer, at, **payload):
 
 
 @pytest.mark.django_db
-def test_a_flow_with_a_goal_counts_it_on_the_ab_variants_and_the_nodes(goal_flow, customers):
+def test_a_flow_with_a_goal_counts_it_on_the_ab_variants_and_the_nodes(goal_flow, customers):  # noqa: F811
     day = datetime(2025, 6, 5, tzinfo=UTC)
     for customer in customers[:4]:
         run = passed(goal_flow, customer, "A", day)
@@ -65,7 +65,7 @@ def test_a_flow_with_a_goal_counts_it_on_the_ab_variants_and_the_nodes(goal_flow
 
 
 @pytest.mark.django_db
-def test_without_a_goal_the_canvas_has_no_goal_figures(live_flow):
+def test_without_a_goal_the_canvas_has_no_goal_figures(live_flow):  # noqa: F811
     with time_machine.travel(NOW, tick=False):
         stats = canvas_stats(flow=live_flow, since=SINCE, until=UNTIL)
     assert stats["goal"] is None
