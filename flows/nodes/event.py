@@ -27,6 +27,7 @@ from flows.models import FlowVersion, NodePass, Run
 from flows.nodes.base import Problem, StartKind, ValidationContext, register
 from flows.nodes.condition import rule_problems
 from flows.nodes.limitation import release_reservations
+from flows.nodes.wait_event import wake_waiting
 from maestra import sql
 from maestra.durations import parse_duration
 from maestra.faults import error_text, split_until_alone
@@ -139,6 +140,9 @@ def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict
         if exited:
             release_reservations(run_ids=exited, flow_ids=exit_flows)
             counts["runs_exited"] = len(exited)
+        # Runs waiting for these events (wait_event nodes) are due now: flows/nodes/wait_event.py.
+        if woken := wake_waiting(events, now=now):
+            counts["runs_woken"] = woken
         by_type: dict[str, list[dict]] = defaultdict(list)
         for event in events:
             by_type[event["type"]].append(event)
