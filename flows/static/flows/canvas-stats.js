@@ -67,7 +67,7 @@ export class StatsOverlay {
       if (!stats) continue;
       box.append(h("div", { className: "fc-stat-entered" }, `entered ${stats.entered}`,
         stats.entered_percent !== null ? ` · ${pct(stats.entered_percent)}` : ""));
-      if (node.kind === "wait" || stats.waiting_now) box.append(h("div", { className: "fc-stat-waiting" }, `waiting now ${stats.waiting_now}`));
+      if (node.kind === "wait" || node.kind === "wait_event" || stats.waiting_now) box.append(h("div", { className: "fc-stat-waiting" }, `waiting now ${stats.waiting_now}`));
       const messages = Object.entries(stats.messages || {});
       if (messages.length) box.append(h("div", { className: "fc-stat-messages" }, messages.map(([s, n]) => `${s} ${n}`).join(" · ")));
       if (stats.email && stats.email.sent) {
