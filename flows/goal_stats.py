@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, DateTimeField, ExpressionWrapper, OuterRef, Q, Subquery, Value
+from django.db.models import Count, DateTimeField, ExpressionWrapper, F, OuterRef, Q, Subquery, Value
 
 from customers.models import Event
 from flows.engine.goals import Goal, read_goal
@@ -160,3 +160,40 @@ def goal_stats(*, flow: Flow, since: datetime, until: datetime, is_test: bool = 
         **_figures(entered, len(converted), value(set(converted))),
         "nodes": nodes,
     }
+
+
+def dashboard_conversions_q(
+    *, flow_ids: list[int] | None, since: datetime, site_types: list[str], site_window: timedelta
+) -> Q:
+    """The dashboard's conversions (flows/dashboard.py), as a `Q` on Event
+    joined to the customer's runs (`customer__runs__…`): flows with a goal
+    count its event type, filter and window, the others the site-wide
+    conversion types and attribution window. One query reads the goals of
+    the live versions, whatever the number of flows; the caller puts the
+    `Q` in the same filter() as its other run conditions (one join)."""
+    versions = FlowVersion.objects.filter(flow__live_version_id=F("id"))
+    if flow_ids is not None:
+        versions = versions.filter(flow_id__in=flow_ids)
+    goals = {}
+    for flow_id, text in versions.values_list("flow_id", "document_json"):
+        goal = read_goal(json.loads(text))
+        if goal is not None:
+            goals[flow_id] = goal
+    site = Q(type__in=site_types, customer__runs__entered_at__gte=since - site_window)
+    if flow_ids is not None:
+        site &= Q(customer__runs__flow_id__in=[fid for fid in flow_ids if fid not in goals])
+    elif goals:
+        site &= ~Q(customer__runs__flow_id__in=list(goals))
+    combined = site
+    for flow_id, goal in sorted(goals.items()):
+        own = Q(
+            customer__runs__flow_id=flow_id,
+            type=goal.event_type,
+            customer__runs__entered_at__gte=since - goal.window.approximate(),
+        )
+        if goal.filter is not None:
+            from customers.rules import payload_q
+
+            own &= payload_q(goal.filter)
+        combined |= own
+    return combined
