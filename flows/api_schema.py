@@ -160,7 +160,7 @@ _DOCUMENT = {
                     "kind": {
                         "type": "string",
                         "maxLength": MAX_KIND_LENGTH,
-                        "description": "event, schedule, condition, steps, splitter, wait, ab_test or limitation",
+                        "description": "event, schedule, condition, steps, splitter, wait, wait_event, ab_test or limitation",
                     },
                     "title": {"type": "string", "maxLength": MAX_TITLE_LENGTH},
                     "config": {"type": "object", "description": "the kind's settings (SPEC §5)"},
