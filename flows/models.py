@@ -31,7 +31,7 @@ class Flow(FSMModelMixin, models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     # protected: the status only moves through the transitions below, which the
-    # services in flows/lifecycle.py call (with an audit entry each).
+    # services in flows/lifecycle/ call (with an audit entry each).
     status = FSMField(max_length=20, choices=Status.choices, default=Status.DRAFT, protected=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="flows"
@@ -55,7 +55,7 @@ class Flow(FSMModelMixin, models.Model):
         log must outlive its subjects."""
         return AuditEntry.objects.about(self)
 
-    # --- Transitions (state only; side effects live in flows/lifecycle.py) ----
+    # --- Transitions (state only; side effects live in flows/lifecycle/) ----
     # Every transition carries a label for the admin buttons; `admin=False`
     # hides the ones the system performs by itself.
 

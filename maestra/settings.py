@@ -351,7 +351,7 @@ SPECTACULAR_SETTINGS = {
         # Each app's own components and examples (the kernel imports no app).
         "customers.api_schema.add_schema",
         "channels.api_schema.add_schema",
-        "flows.api_schema.add_schema",
+        "flows.api.schema.add_schema",
     ],
     "ENUM_NAME_OVERRIDES": {
         "FlowStatusEnum": "flows.models.Flow.Status",

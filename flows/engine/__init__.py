@@ -19,6 +19,3 @@ batch, launch_limits, entry and actions sit below the node kinds (the kinds
 call them); move and tick sit above (they call the kinds). The contract in
 .importlinter says so, module by module.
 """
-
-# flows/stats.py (wp-d-edges) imports hour_of from flows.engine.
-from flows.engine.batch import hour_of  # noqa: F401

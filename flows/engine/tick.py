@@ -16,7 +16,7 @@ from flows.engine.batch import EngineContext
 from flows.engine.move import process_due_runs
 
 # Above the lifecycle: a tick first finishes the launches that are due.
-from flows.lifecycle import finish_pending_launches_counted
+from flows.lifecycle.launch import finish_pending_launches_counted
 from flows.nodes.event import match_events
 from flows.nodes.schedule.firing import fire_schedules
 from maestra.faults import error_text, is_system_error

@@ -9,7 +9,7 @@ import pytest
 import time_machine
 
 from flows import lifecycle
-from flows.admin_stats import canvas_stats
+from flows.selectors.canvas_stats import canvas_stats
 from tests.flows.test_admin_stats import AB_DOCUMENT, NOW, SINCE, UNTIL, customers, live_flow, order, passed  # noqa: F401
 
 GOAL = {

@@ -1,15 +1,17 @@
 """A customer's activity (SPEC §10, §11): their runs, each node passed with
 the settings in force at the time, and each message. Loaded for a page of
 runs in a fixed number of queries (runs, passes, node settings, messages),
-however many runs, passes and messages there are."""
+however many runs, passes and messages there are. And the customer search
+the activity page starts from."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from channels.models import Message
+from customers.models import Customer
 from flows.models import Node, NodePass, Run
 
 RUN_FIELDS = (
@@ -116,3 +118,27 @@ def describe_runs(*, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for run in runs
     ]
+
+
+def search_customers(*, query: str, limit: int = 50) -> list[Customer]:
+    """Customers whose external id, email or phone is the query (exact, the
+    indexed columns first), else whose email or name contains it."""
+    query = query.strip()
+    if not query:
+        return []
+    exact = list(
+        Customer.objects.filter(Q(external_id=query) | Q(email__iexact=query) | Q(phone=query)).order_by(
+            "pk"
+        )[:limit]
+    )
+    if exact:
+        return exact
+    words = query.split()
+    by_name = Q()
+    for word in words:
+        by_name &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
+    return list(
+        Customer.objects.filter(Q(email__icontains=query) | Q(phone__contains=query) | by_name).order_by(
+            "pk"
+        )[:limit]
+    )

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from flows import lifecycle
 from flows.errors import AudienceUnavailable, DraftConflict, LifecycleError
+from flows.lifecycle.launch import launch_flow
 from flows.models import Flow, FlowVersion
-from flows.plain_language import describe_exit, describe_goal, with_texts
+from flows.plain_language import describe_exit, describe_goal  # goal hook
+from flows.selectors.audience import audience_preview
 from flows.version_diff import diff_against_live
 
 # Statuses a flow passes through on its own (a worker finishes them): the
@@ -144,8 +146,6 @@ def describe_schedule(version: FlowVersion) -> str:
 
 
 def _zone(name: str):
-    from zoneinfo import ZoneInfo
-
     try:
         return ZoneInfo(name or "UTC")
     except (ValueError, KeyError, OSError):
@@ -155,8 +155,6 @@ def _zone(name: str):
 def describe_audience(version: FlowVersion) -> dict[str, Any]:
     """Who would enter now, counted by the audience preview (the rule of real
     entry: same selector as the API's audience-preview)."""
-    from flows.selectors import audience_preview
-
     try:
         preview = audience_preview(version=version, now=timezone.now())
     except AudienceUnavailable as unavailable:
@@ -258,7 +256,7 @@ def launch_view(request, object_id, *, model_admin):
     flow = _flow_for(request, object_id, model_admin, change=True)
     keep_paused = flow.status == Flow.Status.PAUSED and request.POST.get("resume") != "1"
     try:
-        lifecycle.launch_flow(flow=flow, user=request.user, keep_paused=keep_paused)
+        launch_flow(flow=flow, user=request.user, keep_paused=keep_paused)
     except LifecycleError as error:
         model_admin.message_user(request, error.message, messages.ERROR)
     else:
@@ -300,8 +298,6 @@ def status_view(request, object_id, *, model_admin):
 def urls(view) -> list:
     """The URL patterns of this module; `view` wraps a function with the
     admin's login check and model_admin (FlowAdmin.get_urls)."""
-    from django.urls import path
-
     return [
         path(
             "<path:object_id>/canvas/launch-review/",
@@ -311,38 +307,3 @@ def urls(view) -> list:
         path("<path:object_id>/canvas/launch/", view(launch_view), name="flows_flow_launch"),
         path("<path:object_id>/canvas/status/", view(status_view), name="flows_flow_status"),
     ]
-
-
-# --- Versions on the canvas -----------------------------------------------------------
-
-
-def version_canvas_context(*, flow: Flow, version: FlowVersion) -> dict[str, Any]:
-    """What the version page needs to show `version` read-only on the canvas
-    (FlowAdmin.version_view adds it to its context): the canvas
-    configuration of that version, with what it changes against the live
-    version, and the editor's words."""
-    from flows.admin_views import EDITOR_STRINGS, canvas_config
-    from flows.document import timezone_names
-
-    config = canvas_config(flow=flow, can_change=False)
-    config.update(
-        document=version.document,
-        errors=with_texts(version.errors),
-        version={"number": version.number, "state": version.state, "is_test": version.is_test},
-        editable=False,
-        revision=version.revision,
-        diff=diff_against_live(flow=flow, version=version),
-        isLive=False,
-        transient=False,
-        versionPage=True,
-    )
-    return {
-        "canvas_config": config,
-        "editor_strings": EDITOR_STRINGS,
-        "timezones": timezone_names(),
-        "canvas_transitions": [],
-        "flow_tools": {"export_live": flow.live_version_id is not None},
-        "original": flow,
-        "is_nav_sidebar_enabled": False,
-        "version_page": True,
-    }

@@ -1,5 +1,5 @@
 """Erase / export actions on the customer list. They call flows/privacy.py,
-which customers may not import, so flows/admin.py attaches them to
+which customers may not import, so flows/admin/__init__.py attaches them to
 customers.admin.CustomerAdmin."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ figures of the flow list. A fixed number of aggregate queries however many
 flows there are: one per figure, grouped by flow and day.
 
 Goal conversions are the site-wide conversion events of the A/B statistics
-(settings.MAESTRA_CONVERSION_EVENT_TYPES, flows/admin_stats.py) made by
+(settings.MAESTRA_CONVERSION_EVENT_TYPES, flows/selectors/canvas_stats.py) made by
 customers after they entered the flow (a run started in the period or the
 attribution window before it), counted on the day of the event."""
 
@@ -26,9 +26,9 @@ from django.utils.translation import gettext_lazy as _
 
 from channels.models import Message
 from customers.models import Event
-from flows.admin_stats import attribution_window, conversion_event_types
-from flows.goal_stats import dashboard_conversions_q  # goal hook
 from flows.models import Flow, Run
+from flows.selectors.canvas_stats import attribution_window, conversion_event_types
+from flows.selectors.goals import dashboard_conversions_q  # goal hook
 from maestra.durations import parse_duration
 
 DAYS = 7
@@ -65,7 +65,7 @@ def daily_figures(*, flow_ids: list[int] | None, since: datetime, until: datetim
         created_at__lt=until,
     )
     # A conversion counts for runs that entered up to one attribution window
-    # before the period; a flow with a goal counts its goal (goal hook, flows/goal_stats.py).
+    # before the period; a flow with a goal counts its goal (goal hook, flows/selectors/goals.py).
     which = dashboard_conversions_q(
         flow_ids=flow_ids,
         since=since,

@@ -1,83 +1,26 @@
-"""Read-side queries about flows (HackSoft selectors): the version history,
-one version and the audience preview, for the admin, the API and the
-commands."""
+"""The audience preview: how many customers a flow's schedule start (or a
+rule typed into the preview) selects, how many its launch limit keeps out and
+who would enter, counted by the rules of real entry (flows.engine.entry)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from customers.errors import RuleError
 from customers.models import Customer, Segment
 from customers.rules import to_q, validate_rule
-from flows.entry import audience_q, entering_customers
-from flows.errors import AudienceUnavailable, VersionNotFound
+from flows.engine.entry import entering_customers
+from flows.errors import AudienceUnavailable
 from flows.models import Flow, FlowVersion, Node
+from flows.nodes.schedule.firing import audience_q
+from flows.selectors.versions import get_version
+from maestra.api.parsers import parse_json
 from maestra.errors import error
 
 AUDIENCE_SAMPLE_SIZE = 20
-
-
-def version_history(*, flow: Flow) -> list[dict]:
-    """Every version of the flow, newest first (one query)."""
-    username = f"launched_by__{get_user_model().USERNAME_FIELD}"
-    rows = flow.versions.order_by("-number").values(
-        "id",
-        "number",
-        "state",
-        "is_test",
-        "created_at",
-        "launched_at",
-        "stopped_at",
-        username,
-        "errors",
-    )
-    return [
-        {
-            "id": row["id"],
-            "number": row["number"],
-            "state": row["state"],
-            "is_test": row["is_test"],
-            "is_live": row["id"] == flow.live_version_id,
-            "created_at": row["created_at"],
-            "launched_at": row["launched_at"],
-            "stopped_at": row["stopped_at"],
-            "launched_by": row[username],
-            "errors": len(row["errors"] or []),
-        }
-        for row in rows
-    ]
-
-
-def get_version(*, flow: Flow, number: str | int) -> FlowVersion:
-    """One version of the flow: "live", "draft" or its number (an int or a
-    string of digits, as commands and query strings pass it)."""
-    if number == "live":
-        version = (
-            FlowVersion.objects.filter(pk=flow.live_version_id).first() if flow.live_version_id else None
-        )
-        if version is None:
-            raise VersionNotFound(f"Flow {flow.pk} has no live version")
-        return version
-    if number == "draft":
-        version = flow.draft
-        if version is None:
-            raise VersionNotFound(f"Flow {flow.pk} has no draft")
-        return version
-    if isinstance(number, str) and number.isascii() and number.isdigit():
-        number = int(number)
-    if not isinstance(number, int) or isinstance(number, bool):
-        raise VersionNotFound(f"Unknown version {number!r}: use live, draft or a version number")
-    version = flow.versions.filter(number=number).first()
-    if version is None:
-        raise VersionNotFound(f"Flow {flow.pk} has no version {number}")
-    return version
-
-
-# --- Audience preview -------------------------------------------------------------
 
 
 def rule_audience(rule: Any) -> Q:
@@ -147,3 +90,28 @@ def audience_preview(
         # One indexed query: a marketer sees who would enter, not just how many.
         preview["sample"] = list(entering.order_by("id").values_list("external_id", flat=True)[:sample_size])
     return preview
+
+
+def flow_audience_preview(
+    *,
+    flow: Flow,
+    now: datetime,
+    version: str | int | None = None,
+    rule: str | None = None,
+    sample: bool = False,
+) -> dict[str, Any]:
+    """The audience preview of one flow as the API and the admin's Audience
+    page show it: `version` "live", "draft" or a number (default: the draft,
+    else the live version); `rule` a rule as JSON text to count instead of
+    the schedule start's audience. VersionNotFound (404), a JSON or rule
+    error (400) or AudienceUnavailable (409) otherwise."""
+    number = version or ("draft" if flow.draft else "live")
+    chosen = get_version(flow=flow, number=number)
+    audience = None
+    if rule is not None:
+        # The API's JSON reader: NaN, NUL and lone surrogates are refused
+        # here like in a request body, not at the database.
+        audience = rule_audience(parse_json(rule, field="rule"))
+    return audience_preview(
+        version=chosen, now=now, audience=audience, sample_size=AUDIENCE_SAMPLE_SIZE if sample else 0
+    )

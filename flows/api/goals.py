@@ -1,6 +1,6 @@
 """The goal statistics in the flow stats API (SPEC §13): serializers of the
-`goal` member of GET /api/v1/flows/{id}/stats, filled by flows/goal_stats.py.
-Kept apart from flows/api.py so the stats view needs one line for them."""
+`goal` member of GET /api/v1/flows/{id}/stats, filled by flows/selectors/goals.py.
+Kept apart from serializers.py so the stats serializer needs one line for them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Admin forms for flows. They only check input; every write goes through
-flows/lifecycle.py (create_flow, save_draft), called by the admin."""
+flows/lifecycle/drafts.py (create_flow, save_draft), called by the admin."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 from django import forms
 
 from flows.document import FORMAT, MAX_NAME_LENGTH, DocumentError, dump_document, parse_document
-from flows.lifecycle import DRAFT_WRITABLE
+from flows.lifecycle.state import DRAFT_WRITABLE
 from flows.models import Flow
 
 # An uploaded document larger than this is refused before it is read: the

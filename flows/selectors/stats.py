@@ -15,7 +15,7 @@ from django.db.models import Count, Sum
 
 from channels.engagement import engagement_by_node
 from channels.models import Message
-from flows.engine import hour_of
+from flows.engine.batch import hour_of
 from flows.models import Flow, FlowVersion, Node, NodeStat, Run
 
 START_KINDS = ("event", "schedule")

@@ -1,4 +1,4 @@
-"""Read-side statistics the canvas shows on top of flows.stats.flow_stats
+"""Read-side statistics the canvas shows on top of flows.selectors.stats.flow_stats
 (SPEC §10): used/remaining places of limitation nodes and, per A/B variant,
 entered, conversions (Wilson interval) and revenue. A fixed number of queries
 per flow: one for the graph, one or two per limitation node (a flow has few),
@@ -24,11 +24,11 @@ from django.conf import settings
 from django.utils.timezone import now as current_time
 
 from customers.models import Event
-from flows.goal_stats import conversion_rules, goal_stats  # goal hook
 from flows.models import Flow, LimitationCounter, LimitationGrant, Node, NodePass
 from flows.nodes.base import ValidationContext
 from flows.nodes.limitation import Limitation, counter_key
-from flows.stats import flow_stats
+from flows.selectors.goals import conversion_rules, goal_stats  # goal hook
+from flows.selectors.stats import flow_stats
 from maestra.durations import parse_duration
 
 DEFAULT_CONVERSION_TYPES = ("order_created", "order")
@@ -135,7 +135,7 @@ def ab_test_stats(
 ) -> dict:
     """Per A/B node and variant (runs that left the node in the period):
     entered, conversions, rate with its Wilson 95 % interval, revenue."""
-    # goal hook: a flow with a goal counts it instead of the site-wide types (flows/goal_stats.py).
+    # goal hook: a flow with a goal counts it instead of the site-wide types (flows/selectors/goals.py).
     rules = conversion_rules(
         flow, site_types=conversion_event_types(), site_window=attribution_window(), site_value_of=revenue_of
     )
@@ -221,7 +221,7 @@ def ab_test_stats(
 
 
 def canvas_stats(*, flow: Flow, since: datetime, until: datetime, is_test: bool = False) -> dict:
-    """flows.stats.flow_stats, keyed by node for the canvas, with limitation
+    """flows.selectors.stats.flow_stats, keyed by node for the canvas, with limitation
     usage and A/B results added to their nodes."""
     base = flow_stats(flow=flow, since=since, until=until, is_test=is_test)
     special = _graph_nodes(flow, ("limitation", "ab_test"))
