@@ -80,6 +80,12 @@ class Lines:
                 return line
 
 
+S1_GOAL_AND_EXIT = {
+    "goal": {"event_type": "order_created", "filter": None, "window": "P7D", "value_field": "event.total"},
+    "exit": {"event_type": "unsubscribed", "filter": {"field": "event.list", "op": "eq", "value": "all"}},
+}
+
+
 def send(child: Child, text: str) -> None:
     child.proc.stdin.write(f"{text}\n".encode())
     child.proc.stdin.flush()
@@ -394,6 +400,9 @@ class Bench:
                 {"from": "day", "to": "gold"},
                 {"from": "gold", "port": "yes", "to": "offer"},
             ],
+            # BENCH_S1_GOAL=1: the same flow with a goal and exit criteria
+            # (SPEC §13), to measure what the exit check costs each wake.
+            **(S1_GOAL_AND_EXIT if os.environ.get("BENCH_S1_GOAL") == "1" else {}),
         }
 
     def reset_flow_tables(self) -> None:
@@ -404,6 +413,8 @@ class Bench:
         from flows.models import Flow, FlowVersion
 
         label = f"S1@{n:,}" if not full else "S1"
+        if os.environ.get("BENCH_S1_GOAL") == "1":
+            label += " goal+exit"
         slug = f"bench-s1-{week}"
         segment_id = self.make_segment(slug, n)
         launch_at = S1_WEEK0_LAUNCH + timedelta(days=7 * week)

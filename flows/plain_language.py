@@ -58,6 +58,15 @@ FIELD_LABELS = {
     "launch_limit.max_total": gettext_lazy("At most, in total"),
     "schedule.start_at": gettext_lazy("Starts"),
     "schedule.end_at": gettext_lazy("Ends"),
+    "goal": gettext_lazy("Goal"),
+    "goal.event_type": gettext_lazy("Goal event"),
+    "goal.filter": gettext_lazy("Goal filter"),
+    "goal.window": gettext_lazy("Goal window"),
+    "goal.value_field": gettext_lazy("Goal value"),
+    "exit": gettext_lazy("Exit criteria"),
+    "exit.event_type": gettext_lazy("Exit event"),
+    "exit.filter": gettext_lazy("Exit filter"),
+    "timeout": gettext_lazy("Wait at most"),
     "key": gettext_lazy("Key"),
     "kind": gettext_lazy("Kind"),
     "title": gettext_lazy("Title"),
@@ -115,7 +124,7 @@ def where(field: str) -> str:
         return str(FIELD_LABELS[field])
     parts = field.split(".")
     # Inside a rule the path is the rule builder's business: name the rule.
-    for rule_field in ("audience.rule", "rule", "filter"):
+    for rule_field in ("audience.rule", "rule", "filter", "goal.filter", "exit.filter"):
         if field.startswith(rule_field + "."):
             return str(FIELD_LABELS[rule_field])
     words: list[str] = []
@@ -154,7 +163,11 @@ RULES: list[Rule] = [
     (r"steps\.(\d+)\.segment", r"^missing", lambda m, w: _("Step %(n)s: choose a segment") % _n(m)),
     (r"steps", r"non-empty list", lambda m, w: _("Add at least one step (send a message, set a field…)")),
     (r"relevance", r"^missing", lambda m, w: _("Say how long the steps stay relevant (e.g. 1 day)")),
+    (r"event_type", r"waits for", lambda m, w: _("Choose the event the customer waits for")),
     (r"event_type", r"", lambda m, w: _("Choose the event that starts the flow")),
+    (r"goal\.event_type", r"^missing", lambda m, w: _("Goal: choose the event that counts as a conversion")),
+    (r"exit\.event_type", r"^missing", lambda m, w: _("Exit: choose the event that takes customers out")),
+    (r"timeout", r"^missing", lambda m, w: _("Say how long to wait for the event at most (e.g. 3 days)")),
     (r"recurrence(\..*)?", r"^missing", lambda m, w: _("Choose when the schedule runs")),
     (
         r"audience",
@@ -317,3 +330,32 @@ def stop_reason_text(reason: str | None) -> str:
     if text is None:
         return reason
     return f"{text} ({detail.strip()})" if detail.strip() else str(text)
+
+
+# --- Goal and exit criteria in words (SPEC §13) -----------------------------------------
+
+
+def describe_exit(document: dict) -> str:
+    """'Customers leave the flow at once when an event “order_created” arrives.'"""
+    criteria = document.get("exit")
+    if not isinstance(criteria, dict):
+        return _("No exit criteria: customers go through to the end.")
+    text = _("A customer leaves the flow at once when an event “%(type)s” arrives") % {
+        "type": criteria.get("event_type") or "?"
+    }
+    return text + (_(" that matches its filter.") if criteria.get("filter") else ".")
+
+
+def describe_goal(document: dict) -> str:
+    """'A customer converts with an event “order_created” within 7 days (value: event.total).'"""
+    goal = document.get("goal")
+    if not isinstance(goal, dict):
+        return _("No goal: the statistics count the site-wide conversion events.")
+    text = _("A customer converts with an event “%(type)s”%(filtered)s within %(window)s of entering") % {
+        "type": goal.get("event_type") or "?",
+        "filtered": _(" matching its filter") if goal.get("filter") else "",
+        "window": _plain(str(goal.get("window") or "P7D")),
+    }
+    if goal.get("value_field"):
+        text += " " + _("(value: %(field)s)") % {"field": goal["value_field"]}
+    return text + "."

@@ -52,7 +52,7 @@ def diff_documents(*, before: dict | None, after: dict | None) -> dict[str, Any]
             changed.append({"key": key, "what": what})
     settings = [
         name
-        for name in ("name", "timezone", "launch_limit", "schedule", "description")
+        for name in ("name", "timezone", "launch_limit", "schedule", "description", "goal", "exit")
         if (before or {}).get(name) != (after or {}).get(name)
     ]
     return {

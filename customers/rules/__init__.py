@@ -137,7 +137,7 @@ from customers.rules.paths import (
     read_path,
 )
 from customers.rules.predicate import RuleFacts, compile_predicate, evaluate
-from customers.rules.sql import segment_customer_ids_queryset, segment_q, to_q
+from customers.rules.sql import payload_q, segment_customer_ids_queryset, segment_q, to_q
 from customers.rules.validate import validate_rule
 
 __all__ = [
@@ -154,6 +154,7 @@ __all__ = [
     "evaluate_many",
     "load_facts",
     "parse_duration",
+    "payload_q",
     "parse_moment",
     "parse_path",
     "read_path",

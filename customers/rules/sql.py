@@ -33,7 +33,7 @@ from customers.rules.paths import (
     truncate,
     within_bounds,
 )
-from customers.rules.validate import require_valid, require_valid_segment_rule
+from customers.rules.validate import require_valid, require_valid_segment_rule, validate_rule
 
 
 @dataclass(frozen=True)
@@ -290,6 +290,18 @@ def to_q(rule: Any) -> Q:
     segments that refer to each other."""
     require_valid(rule)
     return _SqlCompiler(now=timezone.now()).node(rule, trail=())
+
+
+def payload_q(rule: Any) -> Q:
+    """A `Q` on an `Event` queryset: the events whose payload matches `rule`,
+    a rule of `event.<payload key>` paths only (the `where` of an
+    event-history leaf; flow goals and exit criteria filter with it). Raises
+    RuleError for anything else."""
+    errors = validate_rule({"event": "x", "where": rule, "op": "exists"})
+    if errors:
+        path, message = errors[0]
+        raise RuleError(f"{path.removeprefix('where.')}: {message}")
+    return _SqlCompiler(now=timezone.now(), payload=True).node(rule, trail=())
 
 
 @dataclass

@@ -28,6 +28,7 @@ from channels.models import Message
 from customers.models import Event
 from flows.models import Flow, Run
 from flows.selectors.canvas_stats import attribution_window, conversion_event_types
+from flows.selectors.goals import dashboard_conversions_q  # goal hook
 from maestra.durations import parse_duration
 
 DAYS = 7
@@ -63,20 +64,24 @@ def daily_figures(*, flow_ids: list[int] | None, since: datetime, until: datetim
         created_at__gte=since,
         created_at__lt=until,
     )
-    # A conversion counts for runs that entered up to one attribution window before the period.
-    earliest_entry = since - _as_timedelta(parse_duration(attribution_window()))
+    # A conversion counts for runs that entered up to one attribution window
+    # before the period; a flow with a goal counts its goal (goal hook, flows/selectors/goals.py).
+    which = dashboard_conversions_q(
+        flow_ids=flow_ids,
+        since=since,
+        site_types=conversion_event_types(),
+        site_window=_as_timedelta(parse_duration(attribution_window())),
+    )
     conversions = Event.objects.filter(
-        type__in=conversion_event_types(),
+        which,
         occurred_at__gte=since,
         occurred_at__lt=until,
         customer__runs__is_test=False,
-        customer__runs__entered_at__gte=earliest_entry,
         customer__runs__entered_at__lte=F("occurred_at"),
     )
     if flow_ids is not None:
         runs = runs.filter(flow_id__in=flow_ids)
         messages = messages.filter(flow_id__in=flow_ids)
-        conversions = conversions.filter(customer__runs__flow_id__in=flow_ids)
     return {
         "entered": _by_flow_and_day(
             runs.annotate(day=TruncDate("entered_at", tzinfo=zone))

@@ -23,6 +23,7 @@ from django.utils.translation import ngettext
 from flows.errors import AudienceUnavailable, DraftConflict, LifecycleError
 from flows.lifecycle.launch import launch_flow
 from flows.models import Flow, FlowVersion
+from flows.plain_language import describe_exit, describe_goal  # goal hook
 from flows.selectors.audience import audience_preview
 from flows.version_diff import diff_against_live
 
@@ -210,6 +211,8 @@ def launch_review(*, flow: Flow) -> dict[str, Any]:
         "audience": describe_audience(draft),
         "launch_limit": describe_limit(draft),
         "schedule": describe_schedule(draft),
+        "goal": describe_goal(draft.document),  # goal hook (flows/plain_language.py)
+        "exit": describe_exit(draft.document),  # goal hook
         "live_version": diff["against"] if diff else None,
         "diff": diff,
         "changes": describe_changes(diff),

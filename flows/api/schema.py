@@ -110,6 +110,44 @@ _DOCUMENT = {
                 "end_at": {"type": "string", "nullable": True, "description": "ISO 8601 with a UTC offset"},
             },
         },
+        # Goal and exit criteria (SPEC §13); their meaning is judged by validation.
+        "goal": {
+            "type": "object",
+            "nullable": True,
+            "required": ["event_type"],
+            "additionalProperties": False,
+            "description": "a run converts when its customer has a matching event within `window` after entering",
+            "properties": {
+                "event_type": {"type": "string", "example": "order_created"},
+                "filter": {
+                    "type": "object",
+                    "nullable": True,
+                    "description": "a rule on event.<payload key>",
+                },
+                "window": {
+                    "type": "string",
+                    "nullable": True,
+                    "example": "P7D",
+                    "description": "default P7D",
+                },
+                "value_field": {"type": "string", "nullable": True, "example": "event.total"},
+            },
+        },
+        "exit": {
+            "type": "object",
+            "nullable": True,
+            "required": ["event_type"],
+            "additionalProperties": False,
+            "description": "a run in flight stops (exit_criteria) when its customer gets a matching event",
+            "properties": {
+                "event_type": {"type": "string", "example": "order_created"},
+                "filter": {
+                    "type": "object",
+                    "nullable": True,
+                    "description": "a rule on event.<payload key>",
+                },
+            },
+        },
         "nodes": {
             "type": "array",
             "description": "at most 150",
@@ -122,7 +160,7 @@ _DOCUMENT = {
                     "kind": {
                         "type": "string",
                         "maxLength": MAX_KIND_LENGTH,
-                        "description": "event, schedule, condition, steps, splitter, wait, ab_test or limitation",
+                        "description": "event, schedule, condition, steps, splitter, wait, wait_event, ab_test or limitation",
                     },
                     "title": {"type": "string", "maxLength": MAX_TITLE_LENGTH},
                     "config": {"type": "object", "description": "the kind's settings (SPEC §5)"},
@@ -272,6 +310,24 @@ EXAMPLES = {
                 "email": {"sent": 180, "opened": 81, "clicked": 27, "open_rate": 45.0, "click_rate": 15.0},
             },
         ],
+        "goal": {
+            "event_type": "order_created",
+            "window": "P7D",
+            "value_field": "event.total",
+            "entered": 200,
+            "converted": 30,
+            "rate": 0.15,
+            "value": 1520.5,
+            "nodes": {
+                "ask": {
+                    "entered": 190,
+                    "converted": 29,
+                    "rate": 0.1526,
+                    "value": 1490.5,
+                    "ports": {"next": {"entered": 185, "converted": 29, "rate": 0.1568, "value": 1490.5}},
+                }
+            },
+        },
     },
     "AudiencePreview": {
         "source": "schedule",

@@ -10,6 +10,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from channels.engagement import EngagementSerializer
+from flows.api.goals import GoalStatsSerializer  # goal hook
 from flows.document import MAX_NAME_LENGTH
 from flows.engine.ingestion import MAX_EVENTS
 from flows.models import Flow, FlowVersion
@@ -144,6 +145,9 @@ class StatsSerializer(serializers.Serializer):
     start_node = serializers.CharField(allow_null=True)
     start_entered = serializers.IntegerField()
     nodes = NodeStatsSerializer(many=True)
+    goal = GoalStatsSerializer(
+        allow_null=True, help_text="the flow's goal (SPEC §13); null without one"
+    )  # goal hook
 
 
 class AudienceQuerySerializer(StrictMixin, serializers.Serializer):

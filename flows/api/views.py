@@ -42,6 +42,7 @@ from flows.lifecycle import delete, drafts, launch, transitions
 from flows.models import Flow, FlowVersion
 from flows.selectors import activity, stats
 from flows.selectors.audience import flow_audience_preview
+from flows.selectors.goals import goal_stats  # goal hook
 from flows.selectors.versions import version_history
 from maestra.api.errors import ApiError, error
 from maestra.api.schema import ERRORS_REF
@@ -301,6 +302,9 @@ class FlowStatsView(ApiView):
         query.is_valid(raise_exception=True)
         data = query.validated_data
         result = stats.flow_stats(flow=flow, since=data["start"], until=data["end"], is_test=data["test"])
+        result["goal"] = goal_stats(
+            flow=flow, since=data["start"], until=data["end"], is_test=data["test"]
+        )  # goal hook
         return Response(StatsSerializer(result).data)
 
 

@@ -51,12 +51,26 @@ DEFAULT_TIMEZONE = "UTC"
 DEFAULT_LAUNCH_LIMIT_MODE = "every_time"
 
 _TOP_LEVEL_KEYS = frozenset(
-    {"format", "name", "description", "timezone", "launch_limit", "schedule", "nodes", "edges"}
+    {
+        "format",
+        "name",
+        "description",
+        "timezone",
+        "launch_limit",
+        "schedule",
+        "goal",
+        "exit",
+        "nodes",
+        "edges",
+    }
 )
 _NODE_KEYS = frozenset({"key", "kind", "title", "config", "position"})
 _EDGE_KEYS = frozenset({"from", "to", "port"})
 _LAUNCH_LIMIT_KEYS = frozenset({"mode", "period", "max_total"})
 _SCHEDULE_KEYS = frozenset({"start_at", "end_at"})
+# Goal and exit criteria (SPEC §13); their meaning is judged by flows/engine/goals.py.
+_GOAL_KEYS = frozenset({"event_type", "filter", "window", "value_field"})
+_EXIT_KEYS = frozenset({"event_type", "filter"})
 
 
 # --- Parsing ---------------------------------------------------------------------
@@ -100,6 +114,8 @@ def parse_document(data: dict | str | bytes) -> dict:
 
     _parse_launch_limit(data.get("launch_limit"), add)
     _parse_schedule(data.get("schedule"), add)
+    _parse_criteria(data.get("goal"), "goal", _GOAL_KEYS, add)
+    _parse_criteria(data.get("exit"), "exit", _EXIT_KEYS, add)
 
     nodes = data.get("nodes", [])
     if not isinstance(nodes, list):
@@ -181,6 +197,26 @@ def _parse_schedule(value: Any, add) -> None:
     for name in ("start_at", "end_at"):
         if value.get(name) is not None:
             _check_string(value[name], f"schedule.{name}", add)
+
+
+def _parse_criteria(value: Any, name: str, keys: frozenset, add) -> None:
+    """The JSON shape of `goal` / `exit`: an object of known keys with
+    values of the right types, or null."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        add(name, "must be an object {" + ", ".join(sorted(keys)) + "} or null")
+        return
+    _check_unknown_keys(value, keys, name, add)
+    if "event_type" not in value:
+        add(f"{name}.event_type", "missing")
+    else:
+        _check_string(value["event_type"], f"{name}.event_type", add)
+    if value.get("filter") is not None and not isinstance(value["filter"], dict):
+        add(f"{name}.filter", "must be a rule (an object) or null")
+    for text_key in ("window", "value_field"):
+        if text_key in keys and value.get(text_key) is not None:
+            _check_string(value[text_key], f"{name}.{text_key}", add)
 
 
 def _parse_node(node: Any, prefix: str, add) -> None:

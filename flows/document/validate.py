@@ -21,6 +21,7 @@ from flows.document.fields import (
     timezone_problem,
 )
 from flows.document.format import document_settings, graph_rows
+from flows.engine.goals import document_problems as goal_problems
 from flows.nodes import get_kind
 from flows.nodes.base import NodeKind, ValidationContext
 from maestra.sql import MAX_INT
@@ -40,6 +41,7 @@ def validate_document(doc: dict, ctx: ValidationContext | None = None) -> list[d
         errors.append({"node": node, "field": field, "message": message})
 
     _settings_errors(doc, add)
+    errors += goal_problems(doc)  # goal and exit (SPEC §13): the validator the engine reads them with
     nodes, edges = graph_rows(doc)
     if len(nodes) > MAX_NODES:
         add(None, "nodes", f"a flow can have at most {MAX_NODES} nodes, this one has {len(nodes)}")

@@ -26,6 +26,7 @@ Metric `goal`: the site-wide conversion event types
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -42,13 +43,15 @@ from django.db.models import (
     F,
     OuterRef,
     Q,
+    QuerySet,
     Sum,
     Value,
 )
 from django.utils import timezone
 
 from customers.models import Event
-from flows.models import ABWinner, Flow, Node, NodePass, NodeStat
+from flows.engine.goals import Goal, read_goal
+from flows.models import ABWinner, Flow, FlowVersion, Node, NodePass, NodeStat
 from flows.nodes.ab_winner_config import WinnerSetting, winner_setting
 from maestra.audit.log import log as audit_log
 from maestra.durations import parse_duration
@@ -149,10 +152,26 @@ def attribution_window() -> timedelta:
     return timedelta(days=duration.weeks * 7 + duration.days) + duration.exact_part
 
 
-def _matching_events(flow_id: int, metric: str):
+def _flow_goal(flow_id: int) -> Goal | None:
+    """The goal of the flow's live version (SPEC §13), None without one."""
+    text = (
+        FlowVersion.objects.filter(flow_id=flow_id, flow__live_version_id=F("pk"))
+        .values_list("document_json", flat=True)
+        .first()
+    )
+    return read_goal(json.loads(text)) if text else None
+
+
+def _conversions(flow_id: int, metric: str) -> tuple[QuerySet, timedelta]:
+    """The events that count as a conversion and the window after the pass:
+    clicks of this flow's emails; for `goal`, the flow's own goal when it has
+    one (as the canvas statistics count it), else the site-wide types."""
     if metric == "click":
-        return Event.objects.filter(type=CLICK_EVENT, payload__flow=flow_id)
-    return Event.objects.filter(type__in=conversion_event_types())
+        return Event.objects.filter(type=CLICK_EVENT, payload__flow=flow_id), attribution_window()
+    goal = _flow_goal(flow_id)
+    if goal is not None:
+        return goal.events(), goal.window.approximate()
+    return Event.objects.filter(type__in=conversion_event_types()), attribution_window()
 
 
 def variant_figures(*, flow_id: int, node_key: str, variants: list[dict], metric: str) -> list[Figures]:
@@ -161,9 +180,8 @@ def variant_figures(*, flow_id: int, node_key: str, variants: list[dict], metric
     passes = NodePass.objects.filter(
         run__flow_id=flow_id, run__is_test=False, node_key=node_key, exited_at__isnull=False
     ).exclude(port="")
-    window_end = ExpressionWrapper(
-        OuterRef("exited_at") + Value(attribution_window()), output_field=DateTimeField()
-    )
+    matching, window = _conversions(flow_id, metric)
+    window_end = ExpressionWrapper(OuterRef("exited_at") + Value(window), output_field=DateTimeField())
     # A later pass of the same customer at this node, before the event: the
     # event then belongs to that pass.
     later = passes.filter(
@@ -171,7 +189,7 @@ def variant_figures(*, flow_id: int, node_key: str, variants: list[dict], metric
         exited_at__gt=OuterRef(OuterRef("exited_at")),
         exited_at__lte=OuterRef("occurred_at"),
     )
-    converting = _matching_events(flow_id, metric).filter(
+    converting = matching.filter(
         customer_id=OuterRef("run__customer_id"),
         occurred_at__gte=OuterRef("exited_at"),
         occurred_at__lte=window_end,

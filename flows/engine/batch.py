@@ -137,6 +137,9 @@ class Graph:
     launch_limit: dict
     nodes: dict[str, NodeSpec]
     edges: dict[tuple[str, str], str]
+    # The version's document text, for the flow-level settings read where
+    # they are used (goal and exit: flows/engine/goals.py).
+    document_json: str = "{}"
 
     @cached_property
     def tz(self) -> ZoneInfo:
@@ -172,6 +175,7 @@ class Graph:
             },
             nodes=nodes,
             edges=edges,
+            document_json=version.document_json,
         )
 
 

@@ -39,6 +39,7 @@ from flows.engine.batch import (
     Stop,
     Wait,
 )
+from flows.engine.goals import EXIT_CRITERIA, exiting_runs
 from flows.models import NodePass, Run
 from flows.nodes import get_kind
 from flows.nodes.limitation import release_reservations
@@ -146,6 +147,8 @@ def move_batch(runs: list[RunState], *, ctx: EngineContext) -> BatchResult:
     for run in runs:
         run.outcome = None
         _migrate_to_live_version(run, ctx, result)
+    for run in exiting_runs(runs, ctx=ctx):  # exit criteria met (SPEC §13): stopped before any further node
+        run.outcome = Stop(EXIT_CRITERIA)
     pending = list(runs)
     while pending:
         groups: dict[tuple[int, str], list[RunState]] = defaultdict(list)

@@ -17,6 +17,7 @@ from flows.nodes import (
     splitter,
     steps,
     wait,
+    wait_event,
 )
 from flows.nodes.base import REGISTRY, NodeKind, Problem, ValidationContext, register
 
@@ -28,6 +29,7 @@ KINDS: dict[str, ModuleType] = {
     "splitter": splitter,
     "ab_test": ab_test,
     "wait": wait,
+    "wait_event": wait_event,
     "steps": steps,
     "limitation": limitation,
 }

@@ -22,9 +22,12 @@ from customers.rules import compile_predicate, load_facts
 from flows.document.fields import duration_problem
 from flows.engine.batch import ENGINE_ERROR, RUN_COLUMNS, EngineContext, hour_of
 from flows.engine.entry import ENTERING_STATUSES, after_start, blocked_customer_ids, within_schedule
+from flows.engine.goals import exit_on_events
 from flows.models import FlowVersion, NodePass, Run
 from flows.nodes.base import Problem, StartKind, ValidationContext, register
 from flows.nodes.condition import rule_problems
+from flows.nodes.limitation import release_reservations
+from flows.nodes.wait_event import wake_waiting
 from maestra import sql
 from maestra.durations import parse_duration
 from maestra.faults import error_text, split_until_alone
@@ -132,6 +135,14 @@ def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict
         if not events:
             return {}
         counts["events"] = len(events)
+        # Exit criteria (SPEC §13), before new runs enter: flows/engine/goals.py.
+        exited, exit_flows = exit_on_events(events, ctx=ctx)
+        if exited:
+            release_reservations(run_ids=exited, flow_ids=exit_flows)
+            counts["runs_exited"] = len(exited)
+        # Runs waiting for these events (wait_event nodes) are due now: flows/nodes/wait_event.py.
+        if woken := wake_waiting(events, now=now):
+            counts["runs_woken"] = woken
         by_type: dict[str, list[dict]] = defaultdict(list)
         for event in events:
             by_type[event["type"]].append(event)

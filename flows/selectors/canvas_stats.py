@@ -27,6 +27,7 @@ from customers.models import Event
 from flows.models import Flow, LimitationCounter, LimitationGrant, Node, NodePass
 from flows.nodes.base import ValidationContext
 from flows.nodes.limitation import Limitation, counter_key
+from flows.selectors.goals import conversion_rules, goal_stats  # goal hook
 from flows.selectors.stats import flow_stats
 from maestra.durations import parse_duration
 
@@ -134,8 +135,11 @@ def ab_test_stats(
 ) -> dict:
     """Per A/B node and variant (runs that left the node in the period):
     entered, conversions, rate with its Wilson 95 % interval, revenue."""
-    window = parse_duration(attribution_window())
-    types = conversion_event_types()
+    # goal hook: a flow with a goal counts it instead of the site-wide types (flows/selectors/goals.py).
+    rules = conversion_rules(
+        flow, site_types=conversion_event_types(), site_window=attribution_window(), site_value_of=revenue_of
+    )
+    window, types = parse_duration(rules.window_text), rules.event_types
     result = {}
     for node in nodes:
         if node["kind"] != "ab_test":
@@ -170,8 +174,8 @@ def ab_test_stats(
         if by_customer:
             latest_end = window.add_to(until, UTC)
             events = Event.objects.filter(
+                rules.events_q,  # goal hook (was type__in=types)
                 customer_id__in=passes.values("run__customer_id"),
-                type__in=types,
                 occurred_at__gte=since,
                 occurred_at__lt=latest_end,
             ).values_list("customer_id", "occurred_at", "payload")
@@ -187,7 +191,7 @@ def ab_test_stats(
                 if occurred_at > window.add_to(passed_at, UTC):
                     continue
                 converted.add((customer_id, index))
-                revenue[port] = revenue.get(port, Decimal(0)) + revenue_of(payload)
+                revenue[port] = revenue.get(port, Decimal(0)) + rules.value_of(payload)  # goal hook
         conversions: dict[str, int] = {}
         for customer_id, index in converted:
             port = by_customer[customer_id][index][1]
@@ -210,7 +214,7 @@ def ab_test_stats(
             )
         result[node["key"]] = {
             "variants": rows,
-            "window": attribution_window(),
+            "window": rules.window_text,  # goal hook
             "event_types": types,
         }
     return result
@@ -223,10 +227,12 @@ def canvas_stats(*, flow: Flow, since: datetime, until: datetime, is_test: bool 
     special = _graph_nodes(flow, ("limitation", "ab_test"))
     limitation = limitation_usage(flow=flow, nodes=special, is_test=is_test)
     ab = ab_test_stats(flow=flow, nodes=special, since=since, until=until, is_test=is_test)
+    goal = goal_stats(flow=flow, since=since, until=until, is_test=is_test)  # goal hook
     nodes = {}
     for node in base["nodes"]:
         key = node["key"]
         nodes[key] = {**node, "limitation": limitation.get(key), "ab_test": ab.get(key)}
+        nodes[key]["goal"] = goal["nodes"].get(key) if goal else None  # goal hook
     return {
         "from": since,
         "to": until,
@@ -234,4 +240,5 @@ def canvas_stats(*, flow: Flow, since: datetime, until: datetime, is_test: bool 
         "start_node": base["start_node"],
         "start_entered": base["start_entered"],
         "nodes": nodes,
+        "goal": goal,  # goal hook
     }

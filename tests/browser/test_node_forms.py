@@ -31,6 +31,7 @@ PORT_CASES = [
     ("wait", {"mode": "window"}),
     ("ab_test", {"variants": [{"name": "A"}, {"name": "B"}, {"name": "control", "control": True}]}),
     ("limitation", {"max": 3}),
+    ("wait_event", {}),
 ]
 # What a freshly dropped node still needs from the marketer.
 UNFILLED = {
@@ -38,6 +39,7 @@ UNFILLED = {
     "schedule": {"audience"},
     "condition": {"rule.field"},
     "steps": {"steps.0.template"},
+    "wait_event": {"event_type"},
 }
 
 

@@ -412,3 +412,29 @@ def test_a_node_is_tested_at_most_once_per_check_interval(settings):
     with at(NOW + timedelta(minutes=11)):
         assert tick(deliver=False)["ab_winners.decided"] == 1
     assert ABWinner.objects.get().decided_at == NOW + timedelta(minutes=11)
+
+
+@pytest.mark.django_db
+def test_a_flow_with_a_goal_is_judged_by_its_goal_not_the_site_wide_types():
+    doc = ab_doc()
+    doc["goal"] = {"event_type": "signed_up", "filter": {"field": "event.plan", "op": "eq", "value": "pro"}}
+    with at(NOW):
+        flow = launch(doc)
+    groups = enter(flow, "goal-", 300, NOW)
+    # Site-wide conversions favour A, the flow's goal favours B (only "pro" counts).
+    convert(share(groups["A"], 0.6), NOW + timedelta(hours=5))
+    convert(share(groups["A"], 0.6), NOW + timedelta(hours=5), "signed_up", {"plan": "free"})
+    convert(share(groups["B"], 0.5), NOW + timedelta(hours=5), "signed_up", {"plan": "pro"})
+    with at(LATER):
+        assert tick(deliver=False)["ab_winners.decided"] == 1
+    winner = ABWinner.objects.get(flow=flow, node_key="ab")
+    by_variant = {row["variant"]: row for row in winner.counts}
+    assert winner.variant == "B"
+    assert by_variant["A"]["converted"] == 0
+    assert by_variant["B"]["converted"] == len(share(groups["B"], 0.5))
+    # The canvas statistics count the same conversions.
+    nodes = list(Node.objects.filter(version=flow.live_version).values("key", "kind", "config"))
+    stats = ab_test_stats(flow=flow, nodes=nodes, since=NOW - timedelta(days=1), until=LATER)
+    assert {row["variant"]: row["conversions"] for row in stats["ab"]["variants"]} == {
+        row["variant"]: row["converted"] for row in winner.counts
+    }

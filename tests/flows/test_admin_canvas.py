@@ -63,7 +63,7 @@ def test_the_flow_page_embeds_the_draft_for_an_editable_canvas(admin_client, flo
     assert config["urls"]["save"] == save_url(flow)
     assert {t["slug"] for t in config["catalog"]["templates"]} == {"confirm", "reminder"}
     assert sorted(k["kind"] for k in config["kinds"]) == sorted(
-        ["event", "schedule", "condition", "steps", "splitter", "wait", "ab_test", "limitation"]
+        ["event", "schedule", "condition", "steps", "splitter", "wait", "wait_event", "ab_test", "limitation"]
     )
     assert 'id="flow-canvas-config"' in page
     assert "flows/vendor/drawflow/drawflow.min.js" in page

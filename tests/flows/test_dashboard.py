@@ -162,3 +162,26 @@ def test_the_marketer_menu_hides_the_internal_tables(django_user_model):
     page = root.get(reverse("admin:index")).content.decode()
     for name in INTERNAL:
         assert f">{name}<" in page, name
+
+
+@pytest.mark.django_db
+def test_a_flow_with_a_goal_counts_its_goal_on_the_dashboard(flow_in):
+    """SPEC §13: the goal's event type and filter instead of the site-wide types."""
+    import json
+
+    site = flow_in(S.ACTIVE, with_draft=False)
+    goal_flow = flow_in(S.ACTIVE, with_draft=False)
+    version = goal_flow.live_version
+    document = json.loads(version.document_json)
+    document["goal"] = {"event_type": "purchase", "filter": {"field": "event.total", "op": "gt", "value": 5}}
+    type(version).objects.filter(pk=version.pk).update(document_json=json.dumps(document))
+    activity(site, customers=2, day_offset=1, converted=2)  # order_created: counts for the site flow
+    activity(goal_flow, customers=3, day_offset=1, converted=3)  # order_created: not this flow's goal
+    at = NOW - timedelta(days=1)
+    for n, total in enumerate((10, 1)):
+        customer = Customer.objects.get(external_id=f"{goal_flow.pk}-1-{n}")
+        Event.objects.create(customer=customer, type="purchase", occurred_at=at, payload={"total": total})
+    with time_machine.travel(NOW, tick=False):
+        rows = {row["id"]: row for row in dashboard()["flows"]}
+    assert rows[site.pk]["conversions"]["total"] == 2
+    assert rows[goal_flow.pk]["conversions"]["total"] == 1

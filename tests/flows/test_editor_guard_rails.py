@@ -257,3 +257,32 @@ def test_a_version_opens_read_only_on_the_canvas_with_its_diff(admin_client, flo
 
     live = admin_client.get(reverse("admin:flows_flow_version", args=[flow.pk, 1])).context["canvas_config"]
     assert live["diff"] is None and live["editable"] is False
+
+
+@pytest.mark.django_db
+def test_the_launch_review_says_the_goal_and_exit_and_the_diff_names_them(admin_client, flow_in):
+    flow = flow_in(S.ACTIVE)
+    document = Flow.objects.get(pk=flow.pk).draft.document
+    status, body = review(admin_client, flow)
+    assert body["goal"].startswith("No goal") and body["exit"].startswith("No exit criteria")
+    document["goal"] = {
+        "event_type": "order_created",
+        "filter": None,
+        "window": "P7D",
+        "value_field": "event.total",
+    }
+    document["exit"] = {
+        "event_type": "unsubscribed",
+        "filter": {"field": "event.list", "op": "eq", "value": "all"},
+    }
+    assert save(admin_client, flow, document)[0] == 200
+    status, body = review(admin_client, flow)
+    assert status == 200
+    assert body["goal"] == (
+        "A customer converts with an event “order_created” within 7 days of entering (value: event.total)."
+    )
+    assert (
+        body["exit"]
+        == "A customer leaves the flow at once when an event “unsubscribed” arrives that matches its filter."
+    )
+    assert body["diff"]["settings"] == ["goal", "exit"]

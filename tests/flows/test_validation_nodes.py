@@ -39,9 +39,10 @@ def test_the_registry_has_every_kind_with_its_traits():
         "wait",
         "ab_test",
         "limitation",
+        "wait_event",
     }
     assert {kind for kind, node in REGISTRY.items() if node.is_start} == {"event", "schedule"}
-    assert {kind for kind, node in REGISTRY.items() if node.breaks_cycles} == {"wait"}
+    assert {kind for kind, node in REGISTRY.items() if node.breaks_cycles} == {"wait", "wait_event"}
     assert all(node.label and node.kind == kind for kind, node in REGISTRY.items())
     assert get_kind("teleport") is None
 

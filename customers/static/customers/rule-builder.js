@@ -259,7 +259,10 @@ function durationControls(value, onChange, at) {
 
 // --- drawing ----------------------------------------------------------------------------
 
-export function ruleBuilder(rule, onChange, { allowEvent = true, optional = false, path = "rule", jsonTarget = null } = {}) {
+// `payloadOf`: a rule on one event's payload only (event.<key> paths: the
+// filter of a flow's goal or exit, of a wait_event node), a function giving
+// that event's type for the field picker.
+export function ruleBuilder(rule, onChange, { allowEvent = true, optional = false, path = "rule", jsonTarget = null, payloadOf = null } = {}) {
   const root = el("div", { className: "rb" });
   let tree = rule === null || rule === undefined ? { kind: "group", comb: "all", negated: false, children: [] } : asGroup(fromRule(rule));
   let present = !(optional && (rule === null || rule === undefined));
@@ -464,7 +467,7 @@ export function ruleBuilder(rule, onChange, { allowEvent = true, optional = fals
         el("button", { type: "button", className: "rb-small rb-builder", onclick: () => { asJson = false; redraw(); } }, t("back_to_builder")));
       return;
     }
-    root.append(groupBox(tree, path, null, undefined));
+    root.append(groupBox(tree, path, null, payloadOf ? payloadOf() || null : undefined));
     root.append(el("div", { className: "rb-foot" },
       jsonTarget ? null : el("button", { type: "button", className: "rb-small rb-advanced", onclick: () => { asJson = true; redraw(); } }, t("advanced")),
       optional ? el("button", { type: "button", className: "rb-small rb-remove-filter", onclick: () => { present = false; emit(); redraw(); } }, t("remove_filter")) : null));

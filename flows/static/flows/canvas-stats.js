@@ -5,6 +5,7 @@
 
 import { h } from "./node-forms.js";
 import { abWinner } from "./canvas-ab-winner.js"; // HOOK(ab-winner)
+import { goalBadge, goalDetails, goalNote } from "./canvas-goal-stats.js"; // goal hook
 
 // Words through Django's JavaScript catalogue when the page loads it.
 const gettext = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
@@ -44,6 +45,7 @@ export class StatsOverlay {
     this.data = data;
     this.canvas.root.classList.add("fc-with-stats");
     this.note.textContent = `${data.start_entered} entered the start node in this period${data.test ? " (test runs)" : ""}.`;
+    this.note.textContent += goalNote(data.goal); // goal hook
     this.paint();
     const selected = this.canvas.selected;
     this.renderDetails(selected === null ? null : this.canvas.nodes.get(selected).key);
@@ -68,7 +70,7 @@ export class StatsOverlay {
       if (!stats) continue;
       box.append(h("div", { className: "fc-stat-entered" }, `entered ${stats.entered}`,
         stats.entered_percent !== null ? ` · ${pct(stats.entered_percent)}` : ""));
-      if (node.kind === "wait" || stats.waiting_now) box.append(h("div", { className: "fc-stat-waiting" }, `waiting now ${stats.waiting_now}`));
+      if (node.kind === "wait" || node.kind === "wait_event" || stats.waiting_now) box.append(h("div", { className: "fc-stat-waiting" }, `waiting now ${stats.waiting_now}`));
       const messages = Object.entries(stats.messages || {});
       if (messages.length) box.append(h("div", { className: "fc-stat-messages" }, messages.map(([s, n]) => `${s} ${n}`).join(" · ")));
       if (stats.email && stats.email.sent) {
@@ -79,6 +81,8 @@ export class StatsOverlay {
         const l = stats.limitation;
         box.append(h("div", { className: "fc-stat-limitation" }, `used ${l.used}${l.max !== null ? ` / ${l.max} · ${l.remaining} left` : ""}`));
       }
+      const goal = goalBadge(stats.goal); // goal hook
+      if (goal) box.append(goal);
       const stops = (stats.stops || []).reduce((sum, s) => sum + s.count, 0);
       if (stops) box.append(h("div", { className: "fc-stat-stops" }, `stopped ${stops} (click for reasons)`));
       const exits = new Map((stats.exits || []).map((e) => [e.port, e]));
@@ -115,6 +119,7 @@ export class StatsOverlay {
       stats.limitation ? this.limitation(stats.limitation) : null,
       stats.ab_test ? this.abTest(stats.ab_test) : null,
       stats.ab_winner ? abWinner(stats.ab_winner) : null, // HOOK(ab-winner)
+      goalDetails(stats.goal), // goal hook
     ].flat().filter(Boolean));
   }
 

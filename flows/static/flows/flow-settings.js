@@ -6,13 +6,14 @@
 // these fields come back beside their controls.
 
 import { showFieldErrors } from "./node-forms.js";
+import { GoalExitSettings } from "./flow-goal-settings.js"; // goal hook
 
 const MODES = ["every_time", "once", "periodic"];
 // ISO 8601 periods the panel writes as number + unit; anything else is kept
 // and edited as text ("other").
 const PERIOD = /^P(?:(\d+)M|(\d+)W|(\d+)D|T(\d+)H)$/;
 const UNITS = ["PT{n}H", "P{n}D", "P{n}W", "P{n}M"];
-export const SETTINGS_FIELDS = ["name", "timezone", "launch_limit", "schedule"];
+export const SETTINGS_FIELDS = ["name", "timezone", "launch_limit", "schedule", "goal", "exit"];
 
 export function isSettingsError(error) {
   const field = (error && !error.node && error.field) || "";
@@ -90,6 +91,7 @@ export class FlowSettings {
     this.start = $("#fe-start-at");
     this.end = $("#fe-end-at");
     this.pageName = document.getElementById("id_name");
+    this.goalExit = new GoalExitSettings(root, canvas); // goal hook
     this.bind();
     this.render(canvas.doc);
     if (!canvas.editable) {
@@ -176,6 +178,7 @@ export class FlowSettings {
     this.end.value = isoToWall(schedule.end_at, zone);
     for (const hint of this.root.querySelectorAll(".fe-zone-name")) hint.textContent = zone;
     this.showModeFields();
+    this.goalExit.render(doc); // goal hook
   }
 
   showModeFields() {

@@ -27,6 +27,8 @@ export function reviewBody(review) {
   row(t("Audience now"), el("span", { className: "lr-audience" }, review.audience.text));
   row(t("Launch limit"), review.launch_limit);
   row(t("Schedule"), review.schedule);
+  if (review.goal) row(t("Goal"), review.goal); // goal hook
+  if (review.exit) row(t("Exit criteria"), review.exit); // goal hook
   if (review.live_version !== null) {
     const changes = el("ul", { className: "lr-changes" }, ...review.changes.map((line) => el("li", {}, line)));
     row(interpolate(t("Changes against live v%s"), [review.live_version]), changes);

@@ -8,7 +8,7 @@ import { eventTypeList, fieldPathList, ruleBuilder } from "../customers/rule-bui
 // (django.views.i18n.JavaScriptCatalog, loaded by the page) when it is there.
 const gettext = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
 
-export const KIND_ORDER = ["event", "schedule", "condition", "steps", "splitter", "wait", "ab_test", "limitation"];
+export const KIND_ORDER = ["event", "schedule", "condition", "steps", "splitter", "wait", "wait_event", "ab_test", "limitation"];
 export const START_KINDS = ["event", "schedule"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const ACTIONS = {
@@ -30,6 +30,7 @@ export function defaultConfig(kind) {
     case "steps": return { relevance: "P1D", steps: [{ action: "send", channel: "email", template: "" }] };
     case "splitter": return { branches: [{ name: "a", percent: 50 }, { name: "b", percent: 50 }] };
     case "wait": return { mode: "fixed", duration: "P1D" };
+    case "wait_event": return { event_type: "", filter: null, timeout: "P3D" };
     case "ab_test": return { variants: [{ name: "A", percent: 50 }, { name: "B", percent: 50 }] };
     case "limitation": return { max: 1000, period: null };
     default: return {};
@@ -48,6 +49,7 @@ export function portsOf(kind, config) {
     case "splitter": return names(config.branches);
     case "ab_test": return names(config.variants);
     case "limitation": return ["within", "beyond"];
+    case "wait_event": return ["done", "timeout"];
     default: return ["next"];
   }
 }
@@ -380,6 +382,32 @@ function waitForm(config, ctx, changed, redraw) {
   return parts;
 }
 
+// An event and a filter on its payload (SPEC §13): the wait_event node, and
+// the flow's goal and exit in the settings panel (flow-goal-settings.js).
+// `prefix` is where the fields sit in the document ("" in a node's config,
+// "goal." / "exit." at the flow level), so errors land beside their control.
+export function criteriaFields(config, changed, { prefix = "", typeLabel = gettext("Event type"), placeholder = "order_created" } = {}) {
+  // payloadOf is read at each redraw of the builder: its field picker offers
+  // the payload keys of the event type chosen by then.
+  const filter = ruleBuilder(config.filter ?? null, (v) => { config.filter = v; changed(); },
+    { path: `${prefix}filter`, optional: true, payloadOf: () => config.event_type });
+  return [
+    field(typeLabel, textInput(config.event_type, (v) => { config.event_type = v; changed(); }, { list: eventTypeList(), placeholder }),
+      `${prefix}event_type`),
+    h("div", { className: "nf-field nf-group", "data-field": `${prefix}filter` },
+      h("div", { className: "nf-group-title" }, gettext("Only events matching (optional)")), filter,
+      h("div", { className: "nf-error" })),
+  ];
+}
+
+function waitEventForm(config, ctx, changed) {
+  return [
+    ...criteriaFields(config, changed, { typeLabel: gettext("Wait for the event"), placeholder: "email_clicked" }),
+    field(gettext("Wait at most"), durationInput(config.timeout, (v) => { config.timeout = v; changed(); }), "timeout",
+      gettext('Leaves by "done" when the event comes, by "timeout" after this time.')),
+  ];
+}
+
 function limitationForm(config, ctx, changed, redraw) {
   const period = config.period;
   return [
@@ -423,6 +451,7 @@ const FORMS = {
     return [shareList(config.branches, (items, ports) => { config.branches = items; changed(ports); }, { path: "branches", label: "Branch" })];
   },
   wait: waitForm,
+  wait_event: waitEventForm,
   ab_test: (config, ctx, changed, redraw) => {
     if (!Array.isArray(config.variants)) config.variants = [];
     return [shareList(config.variants, (items, ports) => { config.variants = items; changed(ports); }, { path: "variants", label: "Variant", withControl: true, max: 5 }),
