@@ -156,18 +156,25 @@ class HttpAnswer:
 
 
 def http_request(
-    client: httpx.Client, *, method: str, url: str, headers: dict, content: bytes | None
+    client: httpx.Client,
+    *,
+    method: str,
+    url: str,
+    headers: dict,
+    content: bytes | None,
+    limit: int = RESPONSE_BODY_LIMIT,
 ) -> HttpAnswer:
-    """Send one request and read at most RESPONSE_BODY_LIMIT bytes of the
-    answer: a provider (or a hostile endpoint) cannot make us buffer more."""
+    """Send one request and read at most `limit` bytes of the answer
+    (RESPONSE_BODY_LIMIT; more for a batch's per-item answers): a provider
+    (or a hostile endpoint) cannot make us buffer more."""
     with client.stream(method, url, headers=headers, content=content) as response:
         chunks, size = [], 0
         for chunk in response.iter_bytes():
             chunks.append(chunk)
             size += len(chunk)
-            if size >= RESPONSE_BODY_LIMIT:
+            if size >= limit:
                 break
-        body = b"".join(chunks)[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace")
+        body = b"".join(chunks)[:limit].decode("utf-8", errors="replace")
         return HttpAnswer(status=response.status_code, body=body, headers=response.headers)
 
 
