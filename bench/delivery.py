@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import signal
 import socket
 import subprocess
@@ -106,7 +107,15 @@ Message.objects.bulk_create(
     )
 
 
-def drain(env: dict, *, workers: int) -> tuple[float, list[dict]]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drain(env: dict, *, workers: int) -> tuple[float, list[dict], float]:
+    """Run the workers to their end: seconds, their counts, their CPU seconds."""
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     procs = [
         subprocess.Popen(
@@ -125,7 +134,10 @@ def drain(env: dict, *, workers: int) -> tuple[float, list[dict]]:
         if proc.returncode:
             raise RuntimeError(f"a delivery worker failed: {err[-2000:]}")
         counts.append(dict(item.split("=") for item in out.split()))
-    return time.perf_counter() - started, counts
+    seconds = time.perf_counter() - started
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = cpu.ru_utime + cpu.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
+    return seconds, counts, used
 
 
 def start_child(cmd: list[str], env: dict) -> subprocess.Popen:
@@ -157,9 +169,11 @@ def run_smtp(url: str, args, tmp: Path) -> dict:
     )
     load = os.getloadavg()[0]
     try:
-        seconds, counts = drain(env, workers=args.workers)
+        seconds, counts, cpu = drain(env, workers=args.workers)
+        server_cpu = cpu_seconds(sink.pid)
     finally:
         server = stop_child(sink, sink_out)
+    server.update(worker_cpu=cpu, server_cpu=server_cpu)
     return result("SMTP (bench/smtp_sink.py)", args, seconds, counts, server, load)
 
 
@@ -184,9 +198,11 @@ def run_http(url: str, args, tmp: Path) -> dict:
     )
     load = os.getloadavg()[0]
     try:
-        seconds, counts = drain(env, workers=args.workers)
+        seconds, counts, cpu = drain(env, workers=args.workers)
+        server_cpu = cpu_seconds(stub.pid)
     finally:
         server = stop_child(stub, stub_out)
+    server.update(worker_cpu=cpu, server_cpu=server_cpu)
     return result(f"HTTP batch stub (batches of {args.batch_size})", args, seconds, counts, server, load)
 
 
@@ -209,6 +225,10 @@ def result(name: str, args, seconds: float, counts: list[dict], server: dict, lo
         "failed_or_retried": failed,
         "received": received,
         "per_worker": [int(c.get("sent", 0)) for c in counts],
+        # CPU seconds: all the workers together (start-up included), and the
+        # sink/stub: what a busy machine cannot stretch.
+        "worker_cpu": round(server["worker_cpu"], 1),
+        "server_cpu": round(server["server_cpu"], 1),
         "load_before": round(load, 2),
         "load_after": round(os.getloadavg()[0], 2),
     }
@@ -231,14 +251,15 @@ def append_results(rows: list[dict], args) -> None:
         " (load average in the table).",
         "",
         "| delivery | N | seconds (workers' start to end) | messages/s | at the server: first to last message |"
-        " sent / received | per worker | load 1 min before / after |",
-        "|---|---:|---:|---:|---|---|---|---|",
+        " sent / received | per worker | CPU s: workers / server | load 1 min before / after |",
+        "|---|---:|---:|---:|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['name']} | {row['n']:,} | {row['seconds']:.2f} | {row['rate']:,.0f} |"
             f" {row['server_seconds']:.2f} s, {row['server_rate']:,.0f}/s |"
             f" {row['sent']:,} / {row['received']:,} | {' + '.join(f'{w:,}' for w in row['per_worker'])} |"
+            f" {row['worker_cpu']} / {row['server_cpu']} |"
             f" {row['load_before']} / {row['load_after']} |"
         )
     lines.append("")

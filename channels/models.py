@@ -116,9 +116,11 @@ class Message(models.Model):
             ),
         ]
         indexes = [
-            # The delivery worker's claim: queued rows due now, oldest first.
+            # The delivery worker's claim: queued rows due now, oldest first
+            # (the claim's whole ORDER BY, id included: with next_attempt_at
+            # alone PostgreSQL sorts every due row to pick a chunk).
             models.Index(
-                fields=["next_attempt_at"],
+                fields=["next_attempt_at", "id"],
                 name="message_queued_idx",
                 condition=Q(status="queued"),
             ),
@@ -126,7 +128,7 @@ class Message(models.Model):
             # marketing) are claimed before marketing ones, however long the
             # marketing backlog (channels/delivery.py, docs/delivery.md).
             models.Index(
-                fields=["next_attempt_at"],
+                fields=["next_attempt_at", "id"],
                 name="message_service_queued_idx",
                 condition=Q(status="queued", marketing=False),
             ),

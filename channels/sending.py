@@ -235,9 +235,10 @@ def outcome(*, row: dict, result: SendResult, clock: datetime) -> Done:
 
 
 def advance(*, token: str, done: list[Done], start: list[int]) -> set[int]:
-    """Record the outcomes `done` and mark the rows `start` `sending`, in ONE
-    statement: one round trip and one commit per group, and atomic without a
-    transaction block, so a worker never has two groups `sending`. Returns
+    """Record the outcomes `done` and mark the rows `start` `sending`
+    together: one commit per group (on PostgreSQL two statements in one
+    transaction, elsewhere ONE statement, atomic without a transaction
+    block), so a worker never has two groups `sending`. Returns
     the ids of `start` that were still `claimed` under this claim.
 
     An outcome is written while its row is `sending` under this claim. If our
@@ -248,6 +249,8 @@ def advance(*, token: str, done: list[Done], start: list[int]) -> set[int]:
     claimed row given back unsent was never attempted."""
     if not done and not start:
         return set()
+    if connection.vendor == "postgresql":
+        return _advance_postgresql(token=token, done=done, start=start)
     q = connection.ops.quote_name
     adapt = connection.ops.adapt_datetimefield_value
 
@@ -291,6 +294,50 @@ def advance(*, token: str, done: list[Done], start: list[int]) -> set[int]:
         cursor.execute(sql, params)
         returned = {row_id for (row_id,) in cursor.fetchall()}
     return returned & set(start)
+
+
+def _advance_postgresql(*, token: str, done: list[Done], start: list[int]) -> set[int]:
+    """advance() on PostgreSQL: the outcomes as arrays unnested into rows
+    (eight parameters whatever the group's size, so neither the client nor
+    the server parses a statement that grows with the group), and the start
+    as a second UPDATE in the same transaction: one commit per group, so the
+    two still land together or not at all."""
+    q = connection.ops.quote_name
+    table = q(Message._meta.db_table)
+    lease_until = timezone.now() + timedelta(seconds=settings.MAESTRA_DELIVERY_LEASE)
+    started: set[int] = set()
+    with transaction.atomic(), connection.cursor() as cursor:
+        if done:
+            cursor.execute(
+                f"UPDATE {table} AS m SET status = v.status, reason = v.reason, lease_until = NULL,"
+                " response_status = v.response_status, response_body = v.response_body,"
+                " provider_id = v.provider_id, sent_at = v.sent_at, next_attempt_at = v.next_attempt_at"
+                " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::integer[], %s::text[], %s::text[],"
+                " %s::timestamptz[], %s::timestamptz[])"
+                " AS v(id, status, reason, response_status, response_body, provider_id, sent_at, next_attempt_at)"
+                " WHERE m.id = v.id AND m.claimed_by = %s"
+                " AND (m.status = 'sending' OR (m.status = 'failed' AND m.reason LIKE %s))",
+                [
+                    [d.id for d in done],
+                    [d.status for d in done],
+                    [d.reason for d in done],
+                    [d.values["response_status"] for d in done],
+                    [d.values["response_body"] for d in done],
+                    [d.values["provider_id"] for d in done],
+                    [d.values["sent_at"] for d in done],
+                    [d.values["next_attempt_at"] for d in done],
+                    token,
+                    f"{UNKNOWN_OUTCOME}%",
+                ],
+            )
+        if start:
+            cursor.execute(
+                f"UPDATE {table} SET status = 'sending', lease_until = %s, attempts = attempts + 1"
+                " WHERE id = ANY(%s) AND claimed_by = %s AND status = 'claimed' RETURNING id",
+                [lease_until, start, token],
+            )
+            started = {row_id for (row_id,) in cursor.fetchall()}
+    return started
 
 
 def _webhook_secrets(rows: list[dict]) -> dict[int, str]:
