@@ -729,11 +729,18 @@ class Bench:
             if self.args.profile:
                 args = [str(ROOT / ".venv/bin/py-spy"), "record", "-r", "100", "-f", "raw", "-o",
                         str(self.out / f"{child_name}.pyspy"), "--", *args]  # fmt: skip
+            env = self.env
+            if self.args.hosts:
+                # Scale-out: worker i runs "on" simulated host i mod H
+                # (scripts/netns.sh), reaching PostgreSQL and Redis over its veth.
+                host = index % self.args.hosts + 1
+                args = ["ip", "netns", "exec", f"maestra-host{host}", *args]
+                env = self.host_env(host)
             children.append(
                 Child.start(
                     args,
                     name=child_name,
-                    env=self.env,
+                    env=env,
                     log=self.out / f"{child_name}.log",
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
@@ -764,6 +771,17 @@ class Bench:
         peak = max(child.peak_rss_mb for child in children)
         rss = " / ".join(fmt_mb(child.peak_rss_mb) for child in children)
         return SimpleNamespace(peak_rss_mb=peak, rss_text=rss), combined
+
+    def host_env(self, host: int) -> dict:
+        """The environment of a process on simulated host `host`: the same
+        servers, addressed through that host's side of its veth pair."""
+        env = dict(self.env)
+        for name in ("DATABASE_URL", "REDIS_URL"):
+            if env.get(name):
+                env[name] = (
+                    env[name].replace("127.0.0.1", f"10.77.{host}.1").replace("localhost", f"10.77.{host}.1")
+                )
+        return env
 
     def s3_sweeps(self, n: int, workers: int, interval: int) -> dict:
         children = []
@@ -1218,6 +1236,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--s2-engine-workers", type=int, default=2, help="engine processes sweeping during S2 (default 2)"
+    )
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=0,
+        help="run S1's engine workers on this many simulated hosts (scripts/netns.sh up H first)",
     )
     parser.add_argument("--gunicorn-workers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=4, help="S2 client threads")

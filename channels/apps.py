@@ -4,6 +4,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from channels.audit import TEMPLATE_ACTIONS
 from maestra.audit.actions import register_actions
+from maestra.wake import DELIVERY, register
 
 
 class ChannelsConfig(AppConfig):
@@ -17,6 +18,8 @@ class ChannelsConfig(AppConfig):
         from channels.checks import check_policy
 
         register_actions(*TEMPLATE_ACTIONS)
+        # A wake-up of delivery (maestra/wake/, after a message is queued) drains the outbox.
+        register(DELIVERY, "channels.tasks.deliver_task")
         checks.register(check_policy)
         # gunicorn and qcluster never run system checks: a bad policy setting
         # must still stop the process at start, not the first delivery.

@@ -23,6 +23,7 @@ from channels.tracking import effective_track
 from channels.translations import localized
 from customers.models import Channel, Customer, Subscription
 from maestra import sql
+from maestra.wake import DELIVERY, wake
 
 MessageKey = tuple[int, str, int, int]  # (run_id, node_key, step_index, pass_no)
 
@@ -188,6 +189,8 @@ def queue_messages(*, requests: list[SendRequest]) -> dict[MessageKey, QueuedMes
         on_conflict_where="run_id IS NOT NULL",
         returning=("id", "run_id", "node_key", "step_index", "pass_no", "status", "reason"),
     )
+    if any(row[5] == Message.Status.QUEUED for row in inserted):
+        wake(DELIVERY)  # delivery starts once the engine's transaction commits
     for message_id, run_id, node_key, step_index, pass_no, status, reason in inserted:
         results[(run_id, node_key, step_index, pass_no)] = QueuedMessage(
             id=message_id, status=status, reason=reason

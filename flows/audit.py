@@ -24,4 +24,6 @@ FLOW_ACTIONS = (
     "customer.erased",
     "alert.promo_pool_low",
     "alert.limitation_low",
+    # An A/B node's winner, picked by the engine (flows/engine/ab_winner.py).
+    "flow.ab_winner",
 )

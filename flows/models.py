@@ -31,7 +31,7 @@ class Flow(FSMModelMixin, models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     # protected: the status only moves through the transitions below, which the
-    # services in flows/lifecycle.py call (with an audit entry each).
+    # services in flows/lifecycle/ call (with an audit entry each).
     status = FSMField(max_length=20, choices=Status.choices, default=Status.DRAFT, protected=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="flows"
@@ -55,7 +55,7 @@ class Flow(FSMModelMixin, models.Model):
         log must outlive its subjects."""
         return AuditEntry.objects.about(self)
 
-    # --- Transitions (state only; side effects live in flows/lifecycle.py) ----
+    # --- Transitions (state only; side effects live in flows/lifecycle/) ----
     # Every transition carries a label for the admin buttons; `admin=False`
     # hides the ones the system performs by itself.
 
@@ -421,6 +421,32 @@ class ABAssignment(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["flow", "node_key", "customer"], name="ab_assignment_unique"),
+        ]
+
+
+class ABWinner(models.Model):
+    """The winner of an A/B node (SPEC §13), picked by the two-proportion
+    test (flows/engine/ab_winner.py) and recorded once per (flow, node key):
+    the unique constraint keeps a crash or a second worker from recording
+    another. `counts` holds every variant's figures at that moment
+    [{variant, control, entered, converted, rate, p_value}], the p-value
+    being the comparison with the winner."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="ab_winners")
+    node_key = models.CharField(max_length=100)
+    version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="+")
+    variant = models.CharField(max_length=100)
+    metric = models.CharField(max_length=10)
+    confidence = models.FloatField()
+    # The largest p-value of the winner's comparisons (each below 1 - confidence).
+    p_value = models.FloatField()
+    counts = models.JSONField(default=list)
+    decided_at = models.DateTimeField(default=now)
+
+    class Meta:
+        verbose_name = "A/B winner"
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "node_key"], name="ab_winner_once"),
         ]
 
 

@@ -82,6 +82,12 @@ FIELD_LABELS = {
     "max": gettext_lazy("Maximum"),
     "period": gettext_lazy("Period"),
     "alert_below": gettext_lazy("Alert below"),
+    # The A/B winner setting (flows/nodes/ab_winner_config.py).
+    "winner": gettext_lazy("Pick a winner"),
+    "winner.metric": gettext_lazy("Pick a winner"),
+    "winner.min_per_variant": gettext_lazy("Customers per variant first"),
+    "winner.confidence": gettext_lazy("Confidence"),
+    "winner.auto": gettext_lazy("Send new customers to the winner"),
     "edges": gettext_lazy("Lines"),
     "nodes": gettext_lazy("Nodes"),
     # Inside a step.

@@ -41,6 +41,7 @@ from customers.models import (
     SegmentMembership,
     Subscription,
 )
+from customers.services.points import points_balances
 from flows.models import NodePass, Run
 from flows.nodes.limitation import release_reservations
 from maestra.audit import log as audit
@@ -149,8 +150,6 @@ def _iso(value) -> str | None:
 
 def export_customer(*, customer: Customer) -> dict[str, Any]:
     """Everything stored about one customer, as JSON-ready data."""
-    from customers.services import points_balances
-
     runs = list(
         Run.objects.filter(customer=customer)
         .select_related("flow")

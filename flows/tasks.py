@@ -5,7 +5,7 @@ Schedule rows that name them are kept by flows/periodic_tasks.py."""
 from __future__ import annotations
 
 from flows.engine.tick import tick
-from flows.lifecycle import finish_launch
+from flows.lifecycle.launch import finish_launch
 from flows.models import Flow
 
 

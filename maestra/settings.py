@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "django_q",
     # The audit log every app writes (maestra/audit/): part of the kernel.
     "maestra.audit",
+    # Wake-ups of background work (maestra/wake/): part of the kernel too.
+    "maestra.wake",
     "customers",
     "channels",
     "flows",
@@ -207,12 +209,27 @@ LOGGING = {
 MAESTRA_BATCH_SIZE = env_int("MAESTRA_BATCH_SIZE", 2000)
 MAESTRA_MAX_PASSES_PER_TICK = env_int("MAESTRA_MAX_PASSES_PER_TICK", 50)
 MAESTRA_MAX_EVENT_DEPTH = env_int("MAESTRA_MAX_EVENT_DEPTH", 5)
-# Seconds between sweeps of the periodic django-q2 task.
+# Seconds between sweeps of the periodic django-q2 task: the safety net of
+# the wake-ups below.
 MAESTRA_SWEEP_SECONDS = env_int("MAESTRA_SWEEP_SECONDS", 60)
+# Wake-ups (maestra/wake/, docs/flows-core.md): an event, a customer change
+# or a launch wakes the engine, a queued message wakes delivery, right after
+# the commit (a django-q2 task; on PostgreSQL also NOTIFY to a listener thread
+# in the cluster). Off: only the periodic sweeps run the work.
+MAESTRA_WAKE = env_bool("MAESTRA_WAKE", True)
+# PostgreSQL only: each qcluster worker runs a LISTEN thread (one holds the lock).
+MAESTRA_WAKE_LISTENER = env_bool("MAESTRA_WAKE_LISTENER", True)
+# While a queued run is pending, more wakes queue nothing; after this many
+# seconds unclaimed it counts as lost and the next wake queues another.
+MAESTRA_WAKE_COALESCE_SECONDS = env_int("MAESTRA_WAKE_COALESCE_SECONDS", 10)
 # A/B statistics: which events are conversions (revenue from payload "total" or
 # "revenue"), counted within this window after the run passed the A/B node.
 MAESTRA_CONVERSION_EVENT_TYPES = env_list("MAESTRA_CONVERSION_EVENT_TYPES", ["order_created", "order"])
 MAESTRA_AB_ATTRIBUTION_WINDOW = env_str("MAESTRA_AB_ATTRIBUTION_WINDOW", "P7D")
+# A/B winner (flows/engine/ab_winner.py): an undecided node whose variants
+# reached their minimum sample is tested at most once per this many seconds
+# (shared by the workers through the cache); 0 tests it on every tick.
+MAESTRA_AB_WINNER_CHECK_SECONDS = env_int("MAESTRA_AB_WINNER_CHECK_SECONDS", 300)
 
 # --- Channels ----------------------------------------------------------------
 # Delivery of the outbox (channels/). The defaults keep every message on this
@@ -367,7 +384,7 @@ SPECTACULAR_SETTINGS = {
         # Each app's own components and examples (the kernel imports no app).
         "customers.api_schema.add_schema",
         "channels.api_schema.add_schema",
-        "flows.api_schema.add_schema",
+        "flows.api.schema.add_schema",
     ],
     "ENUM_NAME_OVERRIDES": {
         "FlowStatusEnum": "flows.models.Flow.Status",

@@ -1,7 +1,6 @@
 """Product modules longer than MAX lines (migrations aside). Exits 1 when
-there is one, unless --report is given: then it only lists them. The
-issue-12 refactor runs it in report mode until its last step makes it
-enforcing (scripts/test.sh)."""
+there is one, unless --report is given: then it only lists them.
+scripts/test.sh (so CI) runs it enforcing."""
 
 import pathlib
 import sys

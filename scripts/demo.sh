@@ -41,6 +41,6 @@ start .venv/bin/python manage.py qcluster
 start .venv/bin/python manage.py runserver --noreload "127.0.0.1:$PORT"
 echo
 echo "==> Maestra flows: http://127.0.0.1:$PORT/admin/  (login admin / admin)"
-echo "==> worker (qcluster) pid ${children[0]}; run '.venv/bin/python manage.py flows_tick' to do due work at once"
+echo "==> worker (qcluster) pid ${children[0]}: an event or a customer change is handled at once (docs/realtime.md)"
 # Returns when either child ends (then the other is stopped too) or on a signal.
 wait -n

@@ -26,6 +26,7 @@ from customers.services._support import (
     text_cleaner,
 )
 from maestra import sql
+from maestra.wake import ENGINE, wake
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ def insert_events(events: list[dict[str, Any]], *, now: datetime) -> list[int]:
         """,
         [sql.db_value(now), rows.param],
     )
+    if returned:
+        # The engine matches them right after the commit (maestra/wake/):
+        # ingestion, customer upserts and their system events, emit steps.
+        wake(ENGINE)
     return sorted(row[0] for row in returned)
 
 

@@ -13,12 +13,10 @@
 - move.py: claim (SKIP LOCKED), move through the node kinds, write back in
   bulk, fault isolation;
 - ingestion.py: events from outside, stored and handed to the sweep;
+- ab_winner.py: the A/B winner, tested and recorded on every tick;
 - tick.py: one pass of everything that is due.
 
 batch, launch_limits, entry and actions sit below the node kinds (the kinds
 call them); move and tick sit above (they call the kinds). The contract in
 .importlinter says so, module by module.
 """
-
-# flows/stats.py (wp-d-edges) imports hour_of from flows.engine.
-from flows.engine.batch import hour_of  # noqa: F401

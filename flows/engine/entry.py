@@ -96,7 +96,7 @@ def after_start(version: FlowVersion, events: list[dict]) -> list[dict]:
 def entering_customers(*, version: FlowVersion, audience: Q, now: datetime) -> QuerySet[Customer]:
     """The customers of `audience` that the launch limit lets into `version`
     now: the one rule of audience entry (enter_audience) and of the audience
-    preview (flows.selectors.audience_preview), so the preview counts exactly
+    preview (flows.selectors.audience.audience_preview), so the preview counts exactly
     who then enters. A test version ignores the launch limit."""
     customers = Customer.objects.filter(audience)
     if version.is_test:

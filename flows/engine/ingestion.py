@@ -15,34 +15,29 @@ An item is {"id", "customer", "type", "occurred_at", "payload"?}:
 
 A batch is all or nothing: any invalid item -> customers.services.InvalidInput
 listing every problem as {"index", "field", "message"}, and nothing stored.
-After the batch commits, the engine's sweep task is enqueued on django-q2 so
-a running cluster matches the events at once (the periodic sweep and
-flows_tick would find them anyway).
+Storing the events wakes the engine (maestra/wake/, from
+customers.services.events): right after the batch commits, a running cluster
+matches them (the periodic sweep and flows_tick would find them anyway).
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from customers.errors import InvalidInput
 from customers.models import Customer, Event
 from customers.services.customers import ensure_customers
 from customers.services.events import store_events
 
-log = logging.getLogger(__name__)
-
 MAX_EVENTS = 1000
 # Clocks of clients and servers drift; an event from the far future is a bug.
 FUTURE_TOLERANCE = timedelta(hours=1)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 ITEM_KEYS = ("id", "customer", "type", "occurred_at", "payload")
-SWEEP_TASK = "flows.tasks.sweep_task"
 
 _MAX_ID = Event._meta.get_field("external_id").max_length
 _MAX_CUSTOMER = Customer._meta.get_field("external_id").max_length
@@ -164,18 +159,4 @@ def ingest_events(*, items: list[dict]) -> dict[str, int]:
                 for item in clean
             ]
         )
-        if result["accepted"]:
-            transaction.on_commit(enqueue_sweep)
     return {"accepted": result["accepted"], "duplicates": result["duplicates"]}
-
-
-def enqueue_sweep() -> None:
-    """Ask the cluster to match the new events now. The events are committed
-    already: if the broker is down they wait for the periodic sweep or
-    flows_tick, so this must not fail the request."""
-    try:
-        async_task(SWEEP_TASK)
-    except Exception:
-        log.warning(
-            "could not enqueue %s; the periodic sweep will pick the events up", SWEEP_TASK, exc_info=True
-        )

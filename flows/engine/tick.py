@@ -12,11 +12,12 @@ from collections.abc import Callable
 from django.conf import settings
 
 from channels.delivery import drain
+from flows.engine.ab_winner import decide_winners
 from flows.engine.batch import EngineContext
 from flows.engine.move import process_due_runs
 
 # Above the lifecycle: a tick first finishes the launches that are due.
-from flows.lifecycle import finish_pending_launches_counted
+from flows.lifecycle.launch import finish_pending_launches_counted
 from flows.nodes.event import match_events
 from flows.nodes.schedule.firing import fire_schedules
 from maestra.faults import error_text, is_system_error
@@ -63,6 +64,9 @@ def tick(*, deliver: bool = True) -> dict[str, int]:
         totals.update(_prefixed("runs", moved))
         if not matched and not moved.get("runs"):
             break
+    # A/B winners (SPEC §13): one aggregate query per undecided node whose
+    # variants reached their minimum sample.
+    totals.update(_prefixed("ab_winners", _guarded("ab_winners", decide_winners, totals)))
     if deliver:
         totals.update(_prefixed("messages", _guarded("messages", drain, totals)))
     return {key: value for key, value in totals.items() if value}

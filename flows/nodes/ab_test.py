@@ -1,9 +1,15 @@
-"""A/B test: a sticky variant per customer; the control variant gets no interactions."""
+"""A/B test: a sticky variant per customer; the control variant gets no interactions.
+
+With a `winner` setting (SPEC §13, flows/nodes/ab_winner_config.py) the engine
+picks a winner by significance (flows/engine/ab_winner.py); with `auto`, a
+customer without a stored assignment then goes to the winner, unless the draw
+puts them in the control (the control keeps its share)."""
 
 from __future__ import annotations
 
 from flows.engine.batch import Batch
-from flows.models import ABAssignment
+from flows.models import ABAssignment, ABWinner
+from flows.nodes.ab_winner_config import winner_problems, winner_setting
 from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from flows.nodes.splitter import draw, pick_share, share_ports, share_problems
 
@@ -16,7 +22,8 @@ class ABTest(NodeKind):
     label = "A/B test"
 
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = [Problem(key, "unknown field") for key in config if key != "variants"]
+        problems = [Problem(key, "unknown field") for key in config if key not in ("variants", "winner")]
+        problems += winner_problems(config.get("winner"))
         variants = config.get("variants")
         problems += share_problems(
             variants,
@@ -71,6 +78,14 @@ class ABTest(NodeKind):
             for customer_id in customer_ids
             if stored.get(customer_id) not in names
         }
+        winner = _auto_winner(batch, names - control) if fresh else None
+        if winner is not None:
+            # Auto winner: the draw still decides the control's share; every
+            # other fresh customer goes to the winner.
+            fresh = {
+                customer_id: variant if variant in control else winner
+                for customer_id, variant in fresh.items()
+            }
         if fresh:
             gone = [customer_id for customer_id in fresh if customer_id in stored]
             if gone:
@@ -91,6 +106,20 @@ class ABTest(NodeKind):
             stored.update(fresh)
         for run in live_runs:
             _leave(batch, run, stored[run.customer_id], control)
+
+
+def _auto_winner(batch: Batch, candidates: set[str]) -> str | None:
+    """The recorded winner of this node when its setting says `auto` and the
+    winner is still one of its (non-control) variants; one query per batch."""
+    setting = winner_setting(batch.config)
+    if setting is None or not setting.auto:
+        return None
+    variant = (
+        ABWinner.objects.filter(flow_id=batch.graph.flow_id, node_key=batch.node.key)
+        .values_list("variant", flat=True)
+        .first()
+    )
+    return variant if variant in candidates else None
 
 
 def _leave(batch: Batch, run, variant: str, control: set[str]) -> None:

@@ -2,7 +2,7 @@
 the error responses every operation can give, the Errors component, and the
 plumbing for examples. What belongs to an app (the flow document, the rule
 language, each body's example) is added by that app's own postprocessing
-hook (customers/api_schema.py, channels/api_schema.py, flows/api_schema.py,
+hook (customers/api_schema.py, channels/api_schema.py, flows/api/schema.py,
 listed in settings.SPECTACULAR_SETTINGS), so the kernel imports no app."""
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ from django.urls import include, path, re_path
 from channels import api as channels_api
 from channels import inbound_api as channels_inbound
 from customers import api as customers_api
-from flows import api as flows_api
-from flows import privacy_api
+from flows.api import privacy as privacy_api
+from flows.api import views as flows_api
 from maestra.api.views import DocsView, SchemaView, not_found
 
 v1 = [

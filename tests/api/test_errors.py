@@ -155,7 +155,7 @@ def test_it_answers_a_bad_page_with_a_json_404_and_a_bad_filter_with_400(api):
 
 @pytest.mark.django_db
 def test_it_answers_a_bug_with_a_json_500_not_html(api, monkeypatch):
-    from flows import api as flows_api
+    from flows.api import views as flows_api
 
     def broken(**kwargs):
         raise RuntimeError("a bug")

@@ -172,7 +172,7 @@ def test_it_keeps_the_events_when_the_broker_is_down(api, monkeypatch):
     def down(*args, **kwargs):
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr("flows.engine.ingestion.async_task", down)
+    monkeypatch.setattr("django_q.tasks.async_task", down)
     assert _post(api, [_event(1)]).status_code == 202
     assert Event.objects.filter(external_id="evt-1").exists()
 

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 
 from customers.models import Channel, PromoPool, Segment, Subscription
-from flows.api_schema import _DOCUMENT
+from flows.api.schema import _DOCUMENT
 from flows.document import DocumentError, parse_document
 
 

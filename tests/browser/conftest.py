@@ -118,13 +118,28 @@ def node(page, key: str):
 
 
 def connect(page, source: str, target: str, *, port: int = 1) -> None:
-    """Drag from the source's exit (port index, 1-based) to the target's input."""
-    output = node(page, source).locator(f".outputs .output_{port}").bounding_box()
-    entry = node(page, target).locator(".inputs .input_1").bounding_box()
-    page.mouse.move(output["x"] + output["width"] / 2, output["y"] + output["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(entry["x"] + entry["width"] / 2, entry["y"] + entry["height"] / 2, steps=12)
-    page.mouse.up()
+    """Drag from the source's exit (port index, 1-based) to the target's input,
+    and wait for the line. A node can grow while the pointer travels (its
+    checks badge appears after an autosave), moving the ports under it; the
+    drag is then made again from the new positions, as a user would."""
+    from playwright.sync_api import expect  # installed with the dev tools only
+
+    out_id = node(page, source).get_attribute("id")
+    in_id = node(page, target).get_attribute("id")
+    line = page.locator(f"svg.connection.node_out_{out_id}.node_in_{in_id}.output_{port}")
+    for _ in range(3):
+        output = node(page, source).locator(f".outputs .output_{port}").bounding_box()
+        entry = node(page, target).locator(".inputs .input_1").bounding_box()
+        page.mouse.move(output["x"] + output["width"] / 2, output["y"] + output["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(entry["x"] + entry["width"] / 2, entry["y"] + entry["height"] / 2, steps=12)
+        page.mouse.up()
+        try:
+            expect(line).to_have_count(1, timeout=2000)
+            return
+        except AssertionError:
+            continue
+    expect(line).to_have_count(1)
 
 
 def open_tab(page, name: str) -> None:

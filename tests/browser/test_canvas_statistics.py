@@ -203,7 +203,7 @@ def test_the_canvas_shows_run_statistics_and_ab_results(
     # Template preview for a chosen customer.
     template = Template.objects.get(slug="welcome")
     page.goto(f"/admin/channels/template/{template.pk}/change/")
-    page.get_by_role("link", name="Preview").click()
+    page.get_by_role("link", name="Preview", exact=True).click()
     page.fill("#preview-customer", "c1@example.com")
     page.get_by_role("button", name="Preview").click()
     expect(page.locator("pre.preview-subject")).to_have_text("Welcome Cus1")

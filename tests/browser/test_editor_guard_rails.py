@@ -116,8 +116,9 @@ def test_the_launch_review_and_a_paused_flow_launched_paused_live(
 
 
 def test_launching_a_never_launched_flow_shows_active_without_a_reload(
-    page, live_server, superuser, templates
+    sized, live_server, superuser, templates, shoot
 ):
+    page = sized
     flow = lifecycle.create_flow(document=json.loads(SPEC_EXAMPLE.read_text()))
     log_in(page, username="boss")
     page.goto(f"/admin/flows/flow/{flow.pk}/change/")
@@ -133,6 +134,7 @@ def test_launching_a_never_launched_flow_shows_active_without_a_reload(
     expect(page.locator(".fe-state")).to_have_text("Active", timeout=10_000)
     expect(page.locator(".fc-version")).to_contain_text("v1 is launched and read-only")
     assert page.evaluate("() => window.__sameDocument") is True
+    shoot(page, "active-without-reload", full_page=False)
     assert page.problems == []
 
 
@@ -214,4 +216,57 @@ def test_a_drafts_changes_are_marked_and_old_versions_open_on_the_canvas(
     # The draft (v2) on its version page is marked against live too.
     page.goto(f"/admin/flows/flow/{flow.pk}/versions/2/")
     expect(node(page, "later")).to_have_attribute("data-diff", "added")
+    assert page.problems == []
+
+
+def test_the_launch_review_counts_the_audience_now(sized, live_server, superuser, templates, shoot):
+    """A scheduled flow's review shows who would enter now (the audience
+    preview's count), its recurrence, limit and schedule; Cancel launches nothing."""
+    from customers.models import Customer
+
+    for n in range(3):
+        Customer.objects.create(external_id=f"g{n}", email=f"g{n}@example.com", fields={"tier": "gold"})
+    Customer.objects.create(external_id="s", email="s@example.com", fields={"tier": "silver"})
+    document = json.loads(SPEC_EXAMPLE.read_text())
+    document["nodes"][0] = {
+        "key": "start",
+        "kind": "schedule",
+        "config": {
+            "recurrence": {"every": "day", "at": "10:00"},
+            "audience": {"rule": {"field": "customer.fields.tier", "op": "eq", "value": "gold"}},
+        },
+    }
+    flow = lifecycle.create_flow(document=document)
+    page = sized
+    log_in(page, username="boss")
+    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    page.get_by_role("button", name="Launch…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator(".lr-audience")).to_have_text("3 customers would enter now.")
+    expect(dialog).to_contain_text("every day at 10:00")
+    expect(dialog).to_contain_text("at most once every 1 week")
+    shoot(page, "launch-review-audience", full_page=False)
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert Flow.objects.get(pk=flow.pk).status == S.READY
+    assert page.problems == []
+
+
+def test_a_paused_flows_draft_launched_with_resume_goes_active(sized, live_server, superuser, templates):
+    """The other answer of the resume question: the flow comes back active."""
+    page = sized
+    flow = live_flow_with_draft(paused=True)
+    log_in(page, username="boss")
+    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    page.get_by_role("button", name="Launch draft…").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("resume it: customers start entering again").check()
+    with page.expect_navigation():
+        dialog.get_by_role("button", name="Launch", exact=True).click()
+    expect(page.locator(".fe-state")).to_have_text("Launching")
+    lifecycle.finish_launch(flow_id=flow.pk)
+    expect(page.locator(".fe-state")).to_have_text("Active", timeout=10_000)
+    expect(page.get_by_role("button", name="Pause")).to_be_visible()
+    flow = Flow.objects.get(pk=flow.pk)
+    assert (flow.status, flow.live_version.number) == (S.ACTIVE, 2)
     assert page.problems == []

@@ -16,10 +16,11 @@ import re
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from channels.models import Message, Template
-from customers.models import Customer
+from customers.models import Customer, Event
 from flows import lifecycle
 from flows.models import Run
 from tests.browser.conftest import log_in, node, open_tab
@@ -160,6 +161,8 @@ def test_the_marketers_home_dashboard_and_list(sized, live_server, marketer, tem
             flow_id=flow.pk,
             run_id=run.pk,
         )
+        if n < 2:  # two of them ordered after entering: goal conversions
+            Event.objects.create(customer=customer, type="order_created", occurred_at=timezone.now())
 
     log_in(page, username="mia")
     # The Marketer's menu: the dashboard, and none of the engine's tables.
@@ -183,6 +186,10 @@ def test_the_marketers_home_dashboard_and_list(sized, live_server, marketer, tem
     row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name="Subscription confirmation"))
     expect(row.locator("td.fd-num").nth(0)).to_contain_text("3")
     expect(row.locator("td.fd-num").nth(1)).to_contain_text("3")
+    expect(row.locator("td.fd-num").nth(2)).to_contain_text("2")
+    expect(
+        row.get_by_role("img", name=re.compile(r"^conversions per day: 0, 0, 0, 0, 0, 0, 2$"))
+    ).to_be_visible()
     expect(row.get_by_role("img", name=re.compile(r"^entered per day: 0, 0, 0, 0, 0, 0, 3$"))).to_be_visible()
     expect(page.locator("svg.fd-spark polyline")).to_have_count(6)
     shoot(page, "dashboard", full_page=False)

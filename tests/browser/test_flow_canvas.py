@@ -228,7 +228,16 @@ def test_it_builds_launches_and_watches_the_seed_flow(
     expect(timeline.locator(".activity-node")).to_have_count(2)  # start and ask passed; day in progress
     expect(timeline.locator(".activity-message")).to_contain_text("confirm")
     expect(timeline.locator(".activity-message")).to_contain_text("sent")
-    expect(timeline).to_contain_text('"template": "confirm"')  # the settings in force then
+    # The settings in force then, in words (the JSON folded inside).
+    settings = timeline.locator("details.activity-settings").nth(1)
+    settings.locator("summary").first.click()
+    words = settings.locator("dl.settings-words").first
+    expect(words).to_be_visible()
+    expect(words).to_contain_text("Relevant for")
+    expect(words).to_contain_text("1 day")
+    expect(words.locator("dt", has_text="Template")).to_be_visible()
+    expect(settings.locator("pre")).to_be_hidden()
+    expect(settings.locator("pre")).to_contain_text('"template": "confirm"')
     shoot(page, "6-customer-activity")
     timer.lap("activity")
 

@@ -613,3 +613,59 @@ def test_the_add_page_renders(admin_client):
 
     assert response.status_code == 200
     assert 'enctype="multipart/form-data"' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_transition_url_runs_the_service_on_post_only_and_needs_change_permission(
+    admin_client, flow_in, django_user_model, client
+):
+    """LifecycleTransitionsMixin (flows/admin/transitions.py): the canvas's
+    buttons post here; the service runs (with its audit entry), a GET only
+    goes back to the page, and a viewer cannot press anything."""
+    from django.contrib.auth.models import Permission
+
+    flow = flow_in(S.ACTIVE, with_draft=False)
+    url = reverse("admin:flows_flow_transition", args=[flow.pk, "pause"])
+
+    assert admin_client.get(url).status_code == 302
+    assert Flow.objects.get(pk=flow.pk).status == S.ACTIVE
+
+    viewer = django_user_model.objects.create_user("viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_flow"))
+    client.force_login(viewer)
+    assert client.post(url).status_code == 403
+    assert Flow.objects.get(pk=flow.pk).status == S.ACTIVE
+
+    response = admin_client.post(url, follow=True)
+    assert Flow.objects.get(pk=flow.pk).status == S.PAUSED
+    assert actions_of(flow)[-1] == "flow.paused"
+    assert any("The flow is paused" in m for m in messages_of(response))
+
+
+@pytest.mark.django_db
+def test_the_buttons_offered_are_the_available_transitions_the_admin_runs(rf, admin_user, flow_in):
+    from django.contrib import admin
+
+    from flows.admin.transitions import TRANSITION_SERVICES
+
+    model_admin = admin.site._registry[Flow]
+    request = rf.get("/")
+    request.user = admin_user
+    live_with_draft = flow_in(S.ACTIVE, with_draft=True)
+    live_without = flow_in(S.ACTIVE, with_draft=False)
+    paused = flow_in(S.PAUSED, with_draft=False)
+
+    assert model_admin.available_transitions(request, live_with_draft) == [
+        ("launch", "Launch draft"),
+        ("pause", "Pause"),
+        ("archive", "Archive"),
+    ]
+    # Launching needs a draft.
+    assert [name for name, _ in model_admin.available_transitions(request, live_without)] == [
+        "pause",
+        "archive",
+    ]
+    assert [name for name, _ in model_admin.available_transitions(request, paused)] == ["resume", "archive"]
+    # Never a private method of django-fsm's admin: the buttons run our services.
+    assert not any(name.startswith("_fsm") or "fsm_transition" in name for name in dir(model_admin))
+    assert set(TRANSITION_SERVICES) == {"launch", "start_test", "stop_test", "pause", "resume", "archive"}

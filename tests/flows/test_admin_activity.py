@@ -12,8 +12,8 @@ from django.urls import reverse
 from channels.models import Message
 from customers.models import Customer
 from flows import lifecycle
-from flows.admin_views import search_customers
 from flows.models import Flow, NodePass, Run
+from flows.selectors.activity import search_customers
 
 S = Flow.Status
 SEARCH = reverse("admin:flows_customer_activity_search")

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from channels.models import Message
 from customers.models import Customer
-from flows.admin_views import parse_period
+from flows.admin.common import parse_period
 from flows.models import Flow, FlowVersion, NodeStat, Run
 from maestra.audit.models import AuditEntry
 

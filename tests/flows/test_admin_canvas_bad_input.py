@@ -90,12 +90,12 @@ def test_autosave_answers_a_wrong_method_with_a_json_405(admin_client, flow_in):
 
 @pytest.mark.django_db
 def test_autosave_answers_a_bug_with_a_json_500_not_html(admin_client, flow_in, spec_document, monkeypatch):
-    from flows import lifecycle
+    from flows.admin import canvas
 
     def broken(**kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(lifecycle, "save_draft", broken)
+    monkeypatch.setattr(canvas, "save_draft", broken)
     flow = flow_in(S.READY)
 
     response = admin_client.post(

@@ -214,3 +214,32 @@ def test_monitoring_needs_the_message_and_run_view_permissions(world, django_use
     staff = django_user_model.objects.get(pk=staff.pk)  # fresh permission cache
     client.force_login(staff)
     assert client.get(URL).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("flow", ["abc", "3.5", "-1", "0", str(2**70), ""])
+def test_a_flow_filter_that_is_no_flow_id_is_ignored_not_a_500(admin_client, world, flow):
+    # The filters are a django-filter FilterSet (flows/selectors/monitoring.py):
+    # a value its form refuses is dropped before it reaches the database.
+    with time_machine.travel(NOW, tick=False):
+        messages = admin_client.get(URL, {"flow": flow})
+        steps = admin_client.get(URL, {"flow": flow, "show": "steps"})
+
+    assert messages.status_code == steps.status_code == 200
+    assert messages.context["filters"]["flow"] is None
+    assert messages.context["message_count"] == 4 and messages.context["step_count"] == 2
+
+
+@pytest.mark.django_db
+def test_the_filters_apply_to_both_lists_as_the_selector_reads_them(world):
+    from django.http import QueryDict
+
+    from flows.selectors.monitoring import failures
+
+    params = QueryDict(mutable=True)
+    params.update({"flow": str(world["flow"].pk), "reason": " template_error ", "show": "nonsense"})
+    found = failures(params, since=datetime(2025, 6, 1, tzinfo=UTC), until=NOW)
+
+    assert found.flow == world["flow"].pk and found.reason == "template_error" and found.show == "messages"
+    assert [m.reason for m in found.messages] == ["template_error: subject: unknown filter 'shout'"]
+    assert [run.pk for run in found.steps] == [world["template_run"].pk]

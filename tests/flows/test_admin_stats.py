@@ -1,4 +1,4 @@
-"""The canvas's extra statistics (flows/admin_stats.py): A/B variants with
+"""The canvas's extra statistics (flows/selectors/canvas_stats.py): A/B variants with
 conversions, revenue and a Wilson interval; limitation places used and left."""
 
 from datetime import UTC, datetime, timedelta
@@ -8,9 +8,15 @@ import time_machine
 
 from customers.models import Customer, Event
 from flows import lifecycle
-from flows.admin_stats import ab_test_stats, canvas_stats, limitation_usage, revenue_of, wilson_interval
 from flows.models import Flow, LimitationCounter, LimitationGrant, Node, NodePass, Run
 from flows.nodes.limitation import EPOCH
+from flows.selectors.canvas_stats import (
+    ab_test_stats,
+    canvas_stats,
+    limitation_usage,
+    revenue_of,
+    wilson_interval,
+)
 
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
 SINCE = datetime(2025, 6, 1, tzinfo=UTC)

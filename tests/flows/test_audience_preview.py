@@ -7,12 +7,15 @@ customers who launched under an earlier `once` version out for good."""
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
 
 from customers.models import Customer, SegmentMembership
 from flows.engine.tick import tick
 from flows.models import LaunchRecord, Run
 from flows.nodes.schedule.firing import fire_schedules
-from flows.selectors import audience_preview
+from flows.selectors.audience import audience_preview, flow_audience_preview
+from maestra.api.models import ApiKey
 from tests.flows.engine_kit import (
     at,
     customer,
@@ -27,6 +30,14 @@ from tests.flows.engine_kit import (
     utc,
 )
 from tests.flows.engine_kit import launch_limit as limit
+
+
+def api_client() -> APIClient:
+    _record, key = ApiKey.objects.create_key(name="tests")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    return client
+
 
 DAY_0 = utc(2026, 6, 1, 9, 0)
 FIRE_0 = utc(2026, 6, 1, 10, 0)
@@ -89,3 +100,34 @@ def test_the_preview_counts_exactly_who_then_enters(first, then, days_later, wou
     assert sorted(Customer.objects.filter(id__in=entered).values_list("external_id", flat=True)) == sorted(
         preview["sample"]
     )
+
+
+@pytest.mark.django_db
+def test_the_api_and_the_admin_page_show_the_preview_of_who_then_enters(admin_client):
+    """flow_audience_preview is the one selector behind the API's
+    audience-preview and the admin's Audience page: both show the same
+    figures, and a fire at that moment starts exactly `would_enter` runs."""
+    with at(DAY_0):
+        email_templates("welcome")
+        ann, bob = customer("ann"), customer("bob")
+        everyone = static_segment("all", [ann, bob])
+        flow = launch(daily(limit("once")))
+    with at(FIRE_0):
+        tick(deliver=False)  # Ann and Bob enter and launch under `once`
+    SegmentMembership.objects.create(segment=everyone, customer_id=customer("carl"))
+    with at(DAY_0 + timedelta(days=1)):
+        flow = relaunch(flow, daily(limit("every_time")))
+
+    fire = FIRE_0 + timedelta(days=1)
+    with at(fire):
+        preview = flow_audience_preview(flow=flow, now=fire, sample=True)
+        page = admin_client.get(reverse("admin:flows_flow_audience", args=[flow.pk]))
+        answer = api_client().get(f"/api/v1/flows/{flow.pk}/audience-preview", {"sample": "true"})
+        started = fire_schedules()["runs_started"]
+
+    assert page.context["preview"] == preview
+    assert answer.status_code == 200 and answer.json() == preview
+    assert (preview["matching"], preview["blocked_by_launch_limit"], preview["would_enter"]) == (3, 2, 1)
+    assert started == preview["would_enter"]
+    entered = Run.objects.filter(version=flow.live_version).values_list("customer__external_id", flat=True)
+    assert sorted(entered) == preview["sample"] == ["carl"]

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from channels.models import Message
 from customers.models import Customer, Event
-from flows.dashboard import dashboard, sparkline
+from flows.admin.dashboard import dashboard, sparkline
 from flows.models import Flow, Run
 from tests import helpers
 

@@ -24,9 +24,9 @@ import flows.engine.tick
 from channels.models import Message, Template
 from customers.models import Customer, Event
 from flows import lifecycle
-from flows.activity import customer_runs, describe_runs
 from flows.engine.tick import tick
 from flows.models import Flow, FlowVersion, Node, Run
+from flows.selectors.activity import customer_runs, describe_runs
 from flows.tasks import sweep_task
 from maestra.audit.models import AuditEntry
 from tests.flows.engine_kit import (

@@ -114,7 +114,10 @@ def fire_now(name: str) -> str:
 @pytest.mark.slow
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_a_cluster_runs_the_periodic_sweep_and_delivery():
+def test_a_cluster_runs_the_periodic_sweep_and_delivery(settings):
+    # The periodic tasks alone (the safety net): no wake-up queued here
+    # (the customers' events would wake the engine) nor in the cluster.
+    settings.MAESTRA_WAKE = False
     flow = hello_flow()
     static_segment("everyone", make_customers(20))
     start_flow_for_segment(flow=flow, segment_slug="everyone")
@@ -124,7 +127,9 @@ def test_a_cluster_runs_the_periodic_sweep_and_delivery():
     cluster = manage(
         "qcluster",
         env=worker_env(
-            Q_WORKERS="1", MAESTRA_EMAIL_CHANNEL_BACKEND="channels.backends.console.ConsoleBackend"
+            Q_WORKERS="1",
+            MAESTRA_EMAIL_CHANNEL_BACKEND="channels.backends.console.ConsoleBackend",
+            MAESTRA_WAKE="false",
         ),
     )
     try:

@@ -9,6 +9,7 @@ import time_machine
 from django.db import transaction
 from django_q.conf import Conf
 
+import flows.lifecycle.launch
 from channels.models import Template
 from customers.models import Customer, Segment
 from flows import lifecycle
@@ -228,7 +229,8 @@ def test_it_leaves_launching_through_the_task(
         result = lifecycle.launch_flow(flow=flow, user=ann)
         assert result.status == S.LAUNCHING
 
-    assert len(callbacks) == 1
+    # The launch task, then the engine's wake-up (maestra/wake/) once it finished.
+    assert [getattr(callback, "target", "launch task") for callback in callbacks] == ["launch task", "engine"]
     flow = fresh(flow)
     assert flow.status == S.ACTIVE
     live = flow.live_version
@@ -252,7 +254,7 @@ def test_it_enqueues_the_task_only_after_commit(
     templates, spec_document, monkeypatch, django_capture_on_commit_callbacks
 ):
     enqueued = []
-    monkeypatch.setattr(lifecycle, "async_task", lambda *args: enqueued.append(args))
+    monkeypatch.setattr(flows.lifecycle.launch, "async_task", lambda *args: enqueued.append(args))
     flow = lifecycle.create_flow(document=spec_document)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -373,7 +375,7 @@ def test_a_launch_that_raises_returns_the_flow_to_where_it_was_with_the_error(
     flow = flow_in(start)
     live_before = flow.live_version_id
     lifecycle.launch_flow(flow=flow, user=ann, enqueue=False)
-    monkeypatch.setattr(lifecycle, "arm_schedule", hook)
+    monkeypatch.setattr(flows.lifecycle.launch, "arm_schedule", hook)
 
     flow = lifecycle.finish_launch(flow_id=flow.pk)
 
@@ -394,14 +396,14 @@ def test_one_failing_launch_does_not_stop_the_others(flow_in, monkeypatch):
     first, second, third = flow_in(S.READY), flow_in(S.READY), flow_in(S.READY)
     for flow in (first, second, third):
         lifecycle.launch_flow(flow=flow, enqueue=False)
-    arm_schedule = lifecycle.arm_schedule
+    arm_schedule = flows.lifecycle.launch.arm_schedule
 
     def hook(*, version, now):
         if version.flow_id == second.pk:
             raise OverflowError("date value out of range")
         arm_schedule(version=version, now=now)
 
-    monkeypatch.setattr(lifecycle, "arm_schedule", hook)
+    monkeypatch.setattr(flows.lifecycle.launch, "arm_schedule", hook)
 
     assert lifecycle.finish_pending_launches_counted() == {"finished": 3, "errors": 1}
     assert [fresh(flow).status for flow in (first, second, third)] == [S.ACTIVE, S.READY, S.ACTIVE]

@@ -9,10 +9,10 @@ import json
 import pytest
 from django.urls import reverse
 
+from flows.document.validate import validate_document
 from flows.models import Flow
 from flows.nodes import REGISTRY
 from flows.plain_language import STOP_REASONS, explain, stop_reason_text, where
-from flows.validation import validate_document
 
 S = Flow.Status
 
@@ -96,7 +96,7 @@ def test_every_stop_reason_of_the_engine_has_a_sentence():
         "The template could not be filled in (an error in the template). (unknown tag)"
     )
     assert stop_reason_text("something_new") == "something_new"
-    from flows.admin_views import STEP_FAILURE_REASONS
+    from flows.selectors.monitoring import STEP_FAILURE_REASONS
 
     assert set(STEP_FAILURE_REASONS) <= set(STOP_REASONS)
     assert REGISTRY  # the kinds are loaded; their reasons are in STOP_REASONS (grep-checked above)

@@ -9,6 +9,7 @@ import time_machine
 from django.db import IntegrityError, transaction
 
 from flows import lifecycle, selectors
+from flows.lifecycle.drafts import write_draft
 from flows.models import Edge, Flow, FlowVersion, FrozenVersionError, Node
 
 S = Flow.Status
@@ -121,7 +122,7 @@ def test_it_never_changes_a_launched_version(flow_in, spec_document):
         live.save(update_fields=["timezone", "stopped_at"])
     # Through the services' projection: nodes and edges of a launched version are not replaced.
     with pytest.raises(FrozenVersionError):
-        lifecycle._write_draft(FlowVersion.objects.get(pk=live.pk), spec_document)
+        write_draft(FlowVersion.objects.get(pk=live.pk), spec_document)
     # Autosave goes to a new draft, never to the live version.
     spec_document["nodes"].pop()
     spec_document["edges"].pop()

@@ -45,3 +45,8 @@ def test_the_size_check_lists_long_modules_and_fails_only_when_enforcing(tmp_pat
 
     (tmp_path / "flows" / "big.py").unlink()
     assert check.main([]) == 0
+
+
+def test_no_product_module_is_over_the_limit():
+    # Enforced since issue 12: a module that grows past MAX is split by concern.
+    assert load_size_check().long_modules() == []

@@ -489,6 +489,31 @@ export function eventTypeList() {
   return ensureEventList();
 }
 
+// A datalist of every field path the catalogue knows (customer attributes,
+// the custom fields of the data, subscriptions, points, event payload keys)
+// for a text box that takes a path (a condition's branches attribute); with
+// `only` "date", the paths whose values are dates (a dynamic wait's date
+// field). Returns the datalist's id.
+export function fieldPathList(only) {
+  loadCatalogue().then(() => ensureFieldList(only));
+  return ensureFieldList(only);
+}
+
+function ensureFieldList(only) {
+  const id = only === "date" ? "rb-date-paths" : "rb-field-paths";
+  let list = document.getElementById(id);
+  if (!list) {
+    list = el("datalist", { id });
+    document.body.append(list);
+  }
+  const paths = fieldGroups({ allowEvent: true }).flatMap(([, items]) => items)
+    .filter(([value, , type]) => value !== "segment" && (only !== "date" || type === "date" || type === "datetime_attr"));
+  if (list.options.length !== paths.length) {
+    list.replaceChildren(...paths.map(([value, text]) => el("option", { value }, text === value ? "" : text)));
+  }
+  return id;
+}
+
 function ensureEventList() {
   let list = document.getElementById("rb-event-types");
   if (!list) {

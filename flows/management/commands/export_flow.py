@@ -6,7 +6,8 @@ manage.py export_flow 12 [--version live|draft|N]
 from django.core.management.base import BaseCommand, CommandError
 
 from flows.document import dump_document
-from flows.lifecycle import VersionNotFound, export_document
+from flows.errors import VersionNotFound
+from flows.lifecycle.drafts import export_document
 from flows.models import Flow
 
 

@@ -14,7 +14,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from flows.document import DocumentError
-from flows.lifecycle import LifecycleError, create_flow, finish_launch, launch_flow
+from flows.errors import LifecycleError
+from flows.lifecycle.drafts import create_flow
+from flows.lifecycle.launch import finish_launch, launch_flow
 from flows.models import Flow
 
 

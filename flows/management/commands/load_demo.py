@@ -22,7 +22,9 @@ from django.utils.text import slugify
 from channels.models import Template
 from customers.models import Customer, PromoPool, Segment, Subscription
 from customers.services import CustomerServiceError, add_promo_codes, add_to_segment, upsert_customers
-from flows.lifecycle import LifecycleError, create_flow, finish_launch, launch_flow
+from flows.errors import LifecycleError
+from flows.lifecycle.drafts import create_flow
+from flows.lifecycle.launch import finish_launch, launch_flow
 from flows.models import Flow
 
 DEMO_DOCUMENT = Path(__file__).resolve().parents[2] / "demo" / "subscription_confirmation.json"

@@ -4,9 +4,12 @@
 // details (stop reasons, A/B variants with a Wilson interval chart) beside it.
 
 import { h } from "./node-forms.js";
+import { abWinner } from "./canvas-ab-winner.js"; // HOOK(ab-winner)
 
 // Words through Django's JavaScript catalogue when the page loads it.
 const gettext = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
+const interpolate = (text, values) => (typeof window.interpolate === "function"
+  ? window.interpolate(text, values) : text.replace(/%s/g, () => String(values.shift())));
 
 const pct = (value) => (value === null || value === undefined ? "–" : `${Number(value).toFixed(1)} %`);
 const isoDay = (date) => new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
@@ -101,8 +104,8 @@ export class StatsOverlay {
         items.map((i) => h("tr", {}, h("td", { title: i.reason || "" }, i.port || i.text || i.reason), h("td", {}, i.count), h("td", {}, pct(i.percent)))))
       : h("p", {}, gettext("none"));
     box.replaceChildren(...[
-      h("h3", {}, `Statistics of ${key}`),
-      h("p", {}, `Entered ${stats.entered} (${pct(stats.entered_percent)} of the start node) · waiting now ${stats.waiting_now}`),
+      h("h3", {}, gettext("Statistics of %s").replace("%s", key)),
+      h("p", {}, interpolate(gettext("Entered %s (%s of the start node) · waiting now %s"), [stats.entered, pct(stats.entered_percent), stats.waiting_now])),
       h("h4", {}, gettext("Exits")), rows(stats.exits || [], "exit"),
       h("h4", {}, gettext("Stopped, by reason")), h("div", { className: "fc-stop-reasons" }, rows(stats.stops || [], "reason")),
       Object.keys(stats.messages || {}).length
@@ -111,12 +114,13 @@ export class StatsOverlay {
       stats.email ? this.email(stats.email) : null,
       stats.limitation ? this.limitation(stats.limitation) : null,
       stats.ab_test ? this.abTest(stats.ab_test) : null,
+      stats.ab_winner ? abWinner(stats.ab_winner) : null, // HOOK(ab-winner)
     ].flat().filter(Boolean));
   }
 
   email(e) {
     // Unique opens and clicks: messages opened / clicked at least once (channels/tracking.py).
-    return [h("h4", {}, "Email engagement"), h("table", { className: "fc-email" },
+    return [h("h4", {}, gettext("Email engagement")), h("table", { className: "fc-email" },
       h("tr", {}, ["sent", "opened", "clicked"].map((t) => h("th", {}, t))),
       h("tr", {}, h("td", {}, e.sent), h("td", {}, `${e.opened} (${pct(e.open_rate)})`), h("td", {}, `${e.clicked} (${pct(e.click_rate)})`)))];
   }
@@ -134,7 +138,7 @@ export class StatsOverlay {
         h("td", {}, v.rate === null ? "–" : pct(100 * v.rate)),
         h("td", {}, v.ci_low === null ? "–" : `${pct(100 * v.ci_low)} – ${pct(100 * v.ci_high)}`),
         h("td", {}, v.revenue.toFixed(2)))));
-    return [h("h4", {}, "A/B test"), table, abChart(ab.variants),
+    return [h("h4", {}, gettext("A/B test")), table, abChart(ab.variants),
       h("p", { className: "fc-hint" }, `Conversion: ${ab.event_types.join(" or ")} within ${ab.window} after the split.`)];
   }
 }

@@ -1,5 +1,5 @@
 // The launch review: pressing Launch (or Launch draft) saves what is not
-// saved yet, asks the server what the launch would do (flows/editor_views.py
+// saved yet, asks the server what the launch would do (flows/admin/editor.py
 // launch_review: what starts the flow, who would enter now through the
 // audience preview, the launch limit, the schedule, what changes against the
 // live version) and shows it in the confirmation dialog (confirm.js). A

@@ -1,6 +1,6 @@
 // Live status on the flow page: while the flow is in a status a worker moves
 // it out of (launching, creating a draft), the page asks the status endpoint
-// (flows/editor_views.py status_view) every few seconds. When the status
+// (flows/admin/editor.py status_view) every few seconds. When the status
 // settles, the badge, the version line and the toolbar's buttons are
 // refreshed in place from a fresh copy of the page: no reload, the canvas
 // and its view stay as they are.

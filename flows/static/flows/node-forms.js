@@ -2,7 +2,7 @@
 // node's `config` in the maestra.flow/1 shapes (SPEC §5). The server
 // validates every save; these widgets only make the right shapes easy.
 
-import { eventTypeList, ruleBuilder } from "../customers/rule-builder.js";
+import { eventTypeList, fieldPathList, ruleBuilder } from "../customers/rule-builder.js";
 
 // Words of the forms go through Django's JavaScript catalogue
 // (django.views.i18n.JavaScriptCatalog, loaded by the page) when it is there.
@@ -184,7 +184,7 @@ function weekdayBoxes(selected, onChange) {
 function windowEditor(win, onChange, path) {
   win = win || { weekdays: ["mon", "tue", "wed", "thu", "fri"], from: "10:00", to: "18:00", timezone: "flow" };
   const set = (name, value) => { win[name] = value; onChange(win); };
-  return h("fieldset", { className: "nf-window" }, h("legend", {}, "Exit window"),
+  return h("fieldset", { className: "nf-window" }, h("legend", {}, gettext("Exit window")),
     field(gettext("Weekdays"), weekdayBoxes(win.weekdays, (v) => set("weekdays", v)), `${path}.weekdays`),
     field(gettext("From"), timeInput(win.from, (v) => set("from", v)), `${path}.from`),
     field(gettext("To"), timeInput(win.to, (v) => set("to", v)), `${path}.to`),
@@ -205,19 +205,19 @@ function shareList(items, onChange, { path, withControl = false, max = 50, label
   const draw = () => {
     const total = items.reduce((sum, i) => sum + (Number(i.percent) || 0), 0);
     wrap.replaceChildren(
-      h("table", {}, h("tr", {}, h("th", {}, "name"), h("th", {}, "%"), withControl ? h("th", {}, "control") : null, h("th", {})),
+      h("table", {}, h("tr", {}, h("th", {}, gettext("name")), h("th", {}, "%"), withControl ? h("th", {}, gettext("control")) : null, h("th", {})),
         items.map((item, index) => h("tr", { "data-field": `${path}.${index}` },
           h("td", {}, textInput(item.name, (v) => { item.name = v; onChange(items, true); }, { "aria-label": `${label} ${index + 1} name`, size: 8 })),
           h("td", {}, numberInput(item.percent, (v) => { item.percent = v; onChange(items); draw(); }, { min: 0, max: 100, "aria-label": `${label} ${index + 1} percent`, className: "nf-percent" })),
           withControl ? h("td", {}, h("input", { type: "checkbox", checked: !!item.control, "aria-label": `${label} ${index + 1} is the control`, onchange: (e) => { if (e.target.checked) item.control = true; else delete item.control; onChange(items); } })) : null,
           h("td", {}, h("button", { type: "button", className: "nf-small", "aria-label": `remove ${label} ${index + 1}`, onclick: () => { items.splice(index, 1); onChange(items, true); draw(); } }, "✕"))))),
-      h("div", { className: total === 100 ? "nf-total" : "nf-total nf-invalid-text" }, `Total: ${total} %`),
+      h("div", { className: total === 100 ? "nf-total" : "nf-total nf-invalid-text" }, gettext("Total: %s %").replace("%s", total)),
       items.length < max ? h("button", { type: "button", className: "nf-small", onclick: () => {
         const taken = new Set(items.map((i) => i.name));
         let n = items.length + 1; while (taken.has(withControl ? String.fromCharCode(64 + n) : String(n))) n++;
         items.push({ name: withControl ? String.fromCharCode(64 + n) : String(n), percent: 0 });
         onChange(items, true); draw();
-      } }, `Add ${label.toLowerCase()}`) : null);
+      } }, gettext("Add %s").replace("%s", gettext(label).toLowerCase())) : null);
   };
   draw();
   return wrap;
@@ -228,7 +228,7 @@ function shareList(items, onChange, { path, withControl = false, max = 50, label
 function eventForm(config, ctx, changed) {
   return [
     field(gettext("Event type"), textInput(config.event_type, (v) => { config.event_type = v; changed(); }, { list: eventTypeList(), placeholder: "order_created" }), "event_type"),
-    h("div", { className: "nf-group" }, h("div", { className: "nf-group-title" }, "Filter (optional)"),
+    h("div", { className: "nf-group" }, h("div", { className: "nf-group-title" }, gettext("Filter (optional)")),
       ruleEditor(config.filter ?? null, (v) => { if (v === null) delete config.filter; else config.filter = v; changed(); }, "filter", { optional: true })),
     field(gettext("Ignore events older than"), durationInput(config.max_age ?? "P7D", (v) => { config.max_age = v; changed(); }), "max_age"),
   ];
@@ -269,7 +269,7 @@ function scheduleForm(config, ctx, changed, redraw) {
   parts.push(
     field(gettext("Time zone"), textInput(config.timezone ?? "flow", (v) => { config.timezone = v; changed(); }, { list: "nf-timezones" }), "timezone", "flow or an IANA name"),
     field(gettext("Audience segment"), picker(ctx.catalog.segments, audience.segment, (v) => { audience.segment = v || null; changed(); }, { empty: "— none (use the rule) —" }), "audience.segment"),
-    h("div", { className: "nf-group" }, h("div", { className: "nf-group-title" }, "Audience rule (optional)"),
+    h("div", { className: "nf-group" }, h("div", { className: "nf-group-title" }, gettext("Audience rule (optional)")),
       ruleEditor(audience.rule ?? null, (v) => { audience.rule = v; changed(); }, "audience.rule", { optional: true })));
   return parts;
 }
@@ -286,14 +286,14 @@ function conditionForm(config, ctx, changed, redraw) {
     parts.push(ruleEditor(config.rule, (v) => { config.rule = v; changed(); }, "rule"));
     return parts;
   }
-  parts.push(field(gettext("Attribute"), textInput(config.attribute, (v) => { config.attribute = v; changed(); }, { list: "nf-rule-fields" }), "attribute"));
+  parts.push(field(gettext("Attribute"), textInput(config.attribute, (v) => { config.attribute = v; changed(); }, { list: fieldPathList() }), "attribute"));
   const list = h("div", { className: "nf-branches" });
   const draw = () => {
     list.replaceChildren(...config.branches.map((branch, index) => h("div", { className: "nf-branch", "data-field": `branches.${index}` },
       textInput(branch.name, (v) => { branch.name = v; changed(true); }, { "aria-label": `branch ${index + 1} name`, size: 10 }),
       textInput((branch.values || []).map(looseText).join(", "), (v) => { branch.values = v.split(",").map((s) => s.trim()).filter(Boolean).map(looseValue); changed(); }, { "aria-label": `branch ${index + 1} values`, placeholder: "values, comma separated" }),
       h("button", { type: "button", className: "nf-small", "aria-label": `remove branch ${index + 1}`, onclick: () => { config.branches.splice(index, 1); changed(true); draw(); } }, "✕"))),
-    config.branches.length < 50 ? h("button", { type: "button", className: "nf-small", onclick: () => { config.branches.push({ name: `branch${config.branches.length + 1}`, values: [] }); changed(true); draw(); } }, "Add branch") : null,
+    config.branches.length < 50 ? h("button", { type: "button", className: "nf-small", onclick: () => { config.branches.push({ name: `branch${config.branches.length + 1}`, values: [] }); changed(true); draw(); } }, gettext("Add branch")) : null,
     h("div", { className: "nf-hint" }, 'First match wins; customers matching none leave through "other".'));
   };
   draw();
@@ -366,7 +366,7 @@ function waitForm(config, ctx, changed, redraw) {
   }), "mode")];
   if (mode === "fixed") parts.push(field(gettext("Duration"), durationInput(config.duration, (v) => { config.duration = v; changed(); }), "duration"));
   if (mode === "dynamic") {
-    parts.push(field(gettext("Date field"), textInput(config.field, (v) => { config.field = v; changed(); }, { placeholder: "customer.fields.birthday or event.delivery_date" }), "field"),
+    parts.push(field(gettext("Date field"), textInput(config.field, (v) => { config.field = v; changed(); }, { list: fieldPathList("date"), placeholder: "customer.fields.birthday or event.delivery_date" }), "field"),
       field(gettext("Offset"), durationInput(config.offset || "", (v) => { config.offset = v || "P0D"; changed(); }, { signed: true }), "offset"));
   }
   if (mode !== "window") {
@@ -392,6 +392,27 @@ function limitationForm(config, ctx, changed, redraw) {
   ];
 }
 
+// The A/B node's `winner` setting (SPEC §13): off, or the metric, the
+// minimum sample per variant, the confidence and whether later customers go
+// to the winner automatically. Missing numbers take the engine's defaults.
+function winnerForm(config, changed, redraw) {
+  const w = config.winner;
+  const toggle = select([["", gettext("no (report only the figures)")], ["goal", gettext("yes, by conversions")], ["click", gettext("yes, by email clicks")]],
+    w ? w.metric : "", (v) => {
+      config.winner = v ? { metric: v, min_per_variant: w?.min_per_variant ?? 100, confidence: w?.confidence ?? 0.95, auto: w?.auto ?? false } : null;
+      changed(); redraw();
+    });
+  if (!w) return [field(gettext("Pick a winner"), toggle, "winner")];
+  return [
+    field(gettext("Pick a winner"), toggle, "winner.metric"),
+    field(gettext("Customers per variant first"), numberInput(w.min_per_variant ?? 100, (v) => { w.min_per_variant = v; changed(); }, { min: 10, step: 1 }), "winner.min_per_variant",
+      gettext("Every variant but the control needs this many before the test is made.")),
+    field(gettext("Confidence"), select([["0.9", "90 %"], ["0.95", "95 %"], ["0.99", "99 %"]], String(w.confidence ?? 0.95), (v) => { w.confidence = Number(v); changed(); }), "winner.confidence"),
+    field(gettext("Then send new customers to the winner"), h("input", { type: "checkbox", checked: !!w.auto, onchange: (e) => { w.auto = e.target.checked; changed(); } }), "winner.auto",
+      gettext("The control keeps its share; customers already in a variant stay there.")),
+  ];
+}
+
 const FORMS = {
   event: eventForm,
   schedule: scheduleForm,
@@ -402,10 +423,11 @@ const FORMS = {
     return [shareList(config.branches, (items, ports) => { config.branches = items; changed(ports); }, { path: "branches", label: "Branch" })];
   },
   wait: waitForm,
-  ab_test: (config, ctx, changed) => {
+  ab_test: (config, ctx, changed, redraw) => {
     if (!Array.isArray(config.variants)) config.variants = [];
     return [shareList(config.variants, (items, ports) => { config.variants = items; changed(ports); }, { path: "variants", label: "Variant", withControl: true, max: 5 }),
-      h("div", { className: "nf-hint" }, gettext("A customer keeps their variant in every later pass. The control variant gets no interactions."))];
+      h("div", { className: "nf-hint" }, gettext("A customer keeps their variant in every later pass. The control variant gets no interactions.")),
+      ...winnerForm(config, changed, redraw)];
   },
   limitation: limitationForm,
 };
@@ -422,7 +444,7 @@ export function renderNodeForm(root, node, ctx) {
       "Letters, digits, _ and -; the same key in a later version is the same node."),
     field(gettext("Title"), textInput(node.title, (v) => { node.title = v; ctx.onChange(node, { title: true }); }), "title"),
     // A form leaves out a field it does not show as null: never as the text "null".
-    ...(form ? form(node.config, ctx, changed, redraw) : [h("p", {}, `Unknown kind ${node.kind}: edit the document as JSON.`)])
+    ...(form ? form(node.config, ctx, changed, redraw) : [h("p", {}, gettext("Unknown kind %s: edit the document as JSON.").replace("%s", node.kind))])
       .filter((part) => part !== null && part !== undefined && part !== false),
   );
   if (ctx.readOnly) {
