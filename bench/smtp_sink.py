@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -20,8 +21,13 @@ class CountingHandler:
     def __init__(self) -> None:
         self.messages = 0
         self.bytes = 0
+        # Wall-clock times of the first and last message (bench/delivery.py's
+        # server-side rate, without the workers' start-up).
+        self.first = self.last = None
 
     async def handle_DATA(self, server, session, envelope):
+        self.last = time.time()
+        self.first = self.first or self.last
         self.messages += 1
         self.bytes += len(envelope.content or b"")
         return "250 Message accepted"
@@ -40,7 +46,16 @@ def main() -> None:
     print("ready", flush=True)
     stopped.wait()
     controller.stop()
-    Path(args.out).write_text(json.dumps({"messages": handler.messages, "bytes": handler.bytes}))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "messages": handler.messages,
+                "bytes": handler.bytes,
+                "first": handler.first,
+                "last": handler.last,
+            }
+        )
+    )
     sys.exit(0)
 
 

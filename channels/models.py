@@ -116,11 +116,21 @@ class Message(models.Model):
             ),
         ]
         indexes = [
-            # The delivery worker's claim: queued rows due now, oldest first.
+            # The delivery worker's claim: queued rows due now, oldest first
+            # (the claim's whole ORDER BY, id included: with next_attempt_at
+            # alone PostgreSQL sorts every due row to pick a chunk).
             models.Index(
-                fields=["next_attempt_at"],
+                fields=["next_attempt_at", "id"],
                 name="message_queued_idx",
                 condition=Q(status="queued"),
+            ),
+            # The priority lane: service messages (and anything not
+            # marketing) are claimed before marketing ones, however long the
+            # marketing backlog (channels/delivery.py, docs/delivery.md).
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                name="message_service_queued_idx",
+                condition=Q(status="queued", marketing=False),
             ),
             # The lease sweep: claims and sends whose worker is gone.
             models.Index(
@@ -141,3 +151,16 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel}:{self.template_slug} to {self.customer_id} ({self.status})"
+
+
+class RateBucket(models.Model):
+    """A provider's send-rate token bucket (channels/ratelimit.py), shared by
+    every delivery worker through the database when Redis is not configured."""
+
+    # "channel:limit/period": a changed limit starts a fresh bucket.
+    name = models.CharField(max_length=100, primary_key=True)
+    tokens = models.FloatField()
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.tokens:.2f}"

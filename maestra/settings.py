@@ -274,6 +274,15 @@ MAESTRA_HTTP_JSON = {
     "sms": _env_json("MAESTRA_SMS_HTTP_JSON", {}),
     "mobile_push": _env_json("MAESTRA_MOBILE_PUSH_HTTP_JSON", {}),
 }
+# BatchJsonBackend (a provider's batch API), per channel:
+# {"sms": {"url", "headers", "item", "envelope", "batch_size", "results", "id_field", "error_field", "timeout"}}
+# (channels/backends/batch_json.py, docs/delivery.md).
+MAESTRA_BATCH_JSON = _env_json("MAESTRA_BATCH_JSON", {})
+# Parallel SMTP sessions of one delivery worker (each reused for the whole drain).
+MAESTRA_SMTP_CONNECTIONS = env_int("MAESTRA_SMTP_CONNECTIONS", 4)
+# Per-provider send rates, "email=50/s,sms=10/s" (N/s, N/m or N/h; empty: none),
+# never exceeded across workers and machines (channels/ratelimit.py).
+MAESTRA_RATE_LIMITS = env_str("MAESTRA_RATE_LIMITS", "")
 
 # Provider errors (5xx, 429, timeouts): this many more tries, this far apart.
 MAESTRA_MAX_RETRIES = env_int("MAESTRA_MAX_RETRIES", 3)
@@ -282,7 +291,14 @@ MAESTRA_RETRY_DELAY = env_int("MAESTRA_RETRY_DELAY", 300)
 # unknown (failed, never re-sent). Claims are made in chunks small enough
 # that a chunk of slow sends fits inside one lease.
 MAESTRA_DELIVERY_LEASE = env_int("MAESTRA_DELIVERY_LEASE", 900)
-MAESTRA_DELIVERY_CHUNK = env_int("MAESTRA_DELIVERY_CHUNK", 20)
+MAESTRA_DELIVERY_CHUNK = env_int("MAESTRA_DELIVERY_CHUNK", 100)
+# At most this many messages of one channel are handed to a backend that sends
+# in parallel (email over MAESTRA_SMTP_CONNECTIONS) and marked `sending`
+# together: what a crash of the worker may leave with an unknown outcome.
+MAESTRA_DELIVERY_GROUP = env_int("MAESTRA_DELIVERY_GROUP", 20)
+# A drain task that finds a backlog of at least two chunks asks this many
+# django-q2 workers in all (itself included) to drain together.
+MAESTRA_DELIVERY_WORKERS = env_int("MAESTRA_DELIVERY_WORKERS", 2)
 
 # The communication policy across flows (channels/policy.py, docs/channels.md):
 # marketing messages wait while the customer's local time is inside the quiet

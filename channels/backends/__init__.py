@@ -1,15 +1,20 @@
 """Delivery backends: one class per way of sending, chosen per channel in
 settings.MAESTRA_CHANNEL_BACKENDS ({"email": "channels.backends.email.DjangoEmailBackend", …}).
 
-A backend is built once per delivery round, sends messages one by one and
-answers each with a SendResult; it never touches the database. The delivery
-worker (channels/delivery.py) turns results into row updates and retries.
+A backend is built once per drain (channels/delivery.py), sends messages
+and answers each with a SendResult; it never touches the database. The
+delivery worker (channels/sending.py) turns results into row updates and
+retries. A backend that can send several messages at once (parallel SMTP
+connections, a provider's batch API) sets `group_size` and overrides
+`send_many`: the worker then hands it up to that many messages of one channel
+at a time, and marks them `sending` together (docs/delivery.md).
 """
 
 from __future__ import annotations
 
 import email.utils
 import enum
+import logging
 from dataclasses import dataclass, field
 
 import httpx
@@ -19,6 +24,10 @@ from django.utils.module_loading import import_string
 
 from channels.netguard import DestinationNotAllowed
 
+logger = logging.getLogger(__name__)
+
+# The reason of a message whose provider call may or may not have happened.
+UNKNOWN_OUTCOME = "unknown_outcome"
 # How much of a provider's answer is kept on the row.
 RESPONSE_BODY_LIMIT = 4096
 
@@ -68,6 +77,10 @@ class Backend:
     # may set this to True: such a message is then queued again, with the
     # same key, while it has retries left (channels.delivery.expire_leases).
     resends_unknown_outcome: bool = False
+    # How many messages the worker hands to send_many at once, all marked
+    # `sending` together: what a crash of the worker may leave with an unknown
+    # outcome. 1: one by one, the default.
+    group_size: int = 1
 
     def __init__(self, *, channel: str) -> None:
         self.channel = channel
@@ -75,12 +88,32 @@ class Backend:
     def send(self, message: Outgoing) -> SendResult:
         raise NotImplementedError
 
+    def send_many(self, messages: list[Outgoing]) -> list[SendResult]:
+        """One result per message, in order. By default one send() after the
+        other, each isolated from the others' exceptions."""
+        return [send_one(message, backend=self) for message in messages]
+
     def close(self) -> None:
         """Release connections at the end of a delivery round."""
 
 
 class BackendMisconfigured(Exception):
     """Settings do not allow this backend to send (no URL, no VAPID key...)."""
+
+
+def unknown_outcome_result(exc: BaseException) -> SendResult:
+    """A backend raised: the request may have left already, so the outcome is
+    unknown, and an unknown outcome is never retried."""
+    return SendResult(outcome=Outcome.FAILED, reason=f"{UNKNOWN_OUTCOME}: {type(exc).__name__}: {exc}"[:300])
+
+
+def send_one(message: Outgoing, *, backend: Backend) -> SendResult:
+    """One provider call, for the worker and for a test send."""
+    try:
+        return backend.send(message)
+    except Exception as exc:
+        logger.exception("the %s backend raised on message %s", message.channel, message.id)
+        return unknown_outcome_result(exc)
 
 
 def backend_class(channel: str) -> type[Backend]:
@@ -123,18 +156,25 @@ class HttpAnswer:
 
 
 def http_request(
-    client: httpx.Client, *, method: str, url: str, headers: dict, content: bytes | None
+    client: httpx.Client,
+    *,
+    method: str,
+    url: str,
+    headers: dict,
+    content: bytes | None,
+    limit: int = RESPONSE_BODY_LIMIT,
 ) -> HttpAnswer:
-    """Send one request and read at most RESPONSE_BODY_LIMIT bytes of the
-    answer: a provider (or a hostile endpoint) cannot make us buffer more."""
+    """Send one request and read at most `limit` bytes of the answer
+    (RESPONSE_BODY_LIMIT; more for a batch's per-item answers): a provider
+    (or a hostile endpoint) cannot make us buffer more."""
     with client.stream(method, url, headers=headers, content=content) as response:
         chunks, size = [], 0
         for chunk in response.iter_bytes():
             chunks.append(chunk)
             size += len(chunk)
-            if size >= RESPONSE_BODY_LIMIT:
+            if size >= limit:
                 break
-        body = b"".join(chunks)[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace")
+        body = b"".join(chunks)[:limit].decode("utf-8", errors="replace")
         return HttpAnswer(status=response.status_code, body=body, headers=response.headers)
 
 

@@ -1,11 +1,19 @@
 """Email through Django's mail framework, so the transport is whatever
 EMAIL_BACKEND says: SMTP in production (EMAIL_HOST, EMAIL_PORT, …), the
-console or locmem backend in development and tests."""
+console or locmem backend in development and tests.
+
+Throughput: one SMTP session is opened per connection and reused for the whole
+drain (no handshake per message), and a group of messages
+(MAESTRA_DELIVERY_GROUP) is spread over MAESTRA_SMTP_CONNECTIONS sessions sent
+from as many threads: the time is spent waiting on the server's replies, which
+threads overlap (the GIL is released on the socket)."""
 
 from __future__ import annotations
 
 import contextlib
 import smtplib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parseaddr
 
 from django.conf import settings
@@ -78,10 +86,26 @@ def smtp_error_result(exc: Exception) -> SendResult:
 class DjangoEmailBackend(Backend):
     def __init__(self, *, channel: str) -> None:
         super().__init__(channel=channel)
-        # One connection for the whole round (one SMTP session, many messages).
-        self.connection = get_connection(fail_silently=False)
+        self.connections_wanted = max(1, settings.MAESTRA_SMTP_CONNECTIONS)
+        # Messages marked `sending` together: one group over all the sessions.
+        self.group_size = max(1, settings.MAESTRA_DELIVERY_GROUP) if self.connections_wanted > 1 else 1
+        self._local = threading.local()
+        self._connections: list = []
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def connection(self):
+        """This thread's mail connection (one SMTP session, many messages)."""
+        conn = getattr(self._local, "connection", None)
+        if conn is None:
+            conn = self._local.connection = get_connection(fail_silently=False)
+            with self._lock:
+                self._connections.append(conn)
+        return conn
 
     def send(self, message: Outgoing) -> SendResult:
+        connection = self.connection
         rendered = message.rendered
         mid = message_id(message.id)
         email = EmailMultiAlternatives(
@@ -90,27 +114,50 @@ class DjangoEmailBackend(Backend):
             from_email=settings.MAESTRA_EMAIL_FROM,
             to=[rendered["to"]],
             headers=email_headers(message_pk=message.id, rendered=rendered),
-            connection=self.connection,
+            connection=connection,
         )
         if rendered.get("html"):
             email.attach_alternative(rendered["html"], "text/html")
         try:
-            self.connection.open()  # no-op while the session is open
-            sent = self.connection.send_messages([email])
+            connection.open()  # no-op while the session is open
+            sent = connection.send_messages([email])
         except Exception as exc:
             # After an error the session may be half-way through a transaction
             # or gone: start a fresh one for the next message.
-            self._reset()
+            _close_quietly(connection)
             return smtp_error_result(exc)
         if not sent:
-            self._reset()
+            _close_quietly(connection)
             return SendResult(outcome=Outcome.RETRY, reason="smtp_connection: the backend sent nothing")
         return SendResult(outcome=Outcome.SENT, provider_id=mid)
 
-    def _reset(self) -> None:
-        # Closing a broken session may fail; a new one is opened next time.
-        with contextlib.suppress(Exception):
-            self.connection.close()
+    def send_many(self, messages: list[Outgoing]) -> list[SendResult]:
+        """The group spread over the sessions: session i sends messages i,
+        i+k, i+2k… one after the other (k sessions), all sessions at once."""
+        lanes = min(self.connections_wanted, len(messages))
+        if lanes <= 1:
+            return super().send_many(messages)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.connections_wanted, thread_name_prefix="maestra-smtp")
+        shares = [messages[i::lanes] for i in range(lanes)]
+        answers = list(self._pool.map(super().send_many, shares))
+        results: list[SendResult] = [None] * len(messages)  # type: ignore[list-item]
+        for i, answer in enumerate(answers):
+            results[i::lanes] = answer
+        return results
 
     def close(self) -> None:
-        self._reset()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            _close_quietly(connection)
+        self._local = threading.local()
+
+
+def _close_quietly(connection) -> None:
+    # Closing a broken session may fail; a new one is opened next time.
+    with contextlib.suppress(Exception):
+        connection.close()

@@ -89,6 +89,7 @@ class Received:
     path: str
     headers: dict
     body: bytes
+    peer: tuple = ()  # the client's (host, port): one per connection
 
     def json(self):
         return json.loads(self.body)
@@ -121,7 +122,11 @@ class RecordingServer:
                 with server.lock:
                     server.requests.append(
                         Received(
-                            self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                            self.command,
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                            self.client_address,
                         )
                     )
                     reply = server.replies.pop(0) if server.replies else Reply()

@@ -20,7 +20,12 @@ SLOW_LOCMEM = f"{__name__}.SlowLocmemBackend"
 
 class SlowLocmemBackend(DjangoEmailBackend):
     """The locmem email backend, a millisecond per message, noting which worker
-    sent it, so the two workers really overlap."""
+    sent it, so the two workers really overlap. One message at a time, in the
+    worker's own thread (the thread name tells the workers apart)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = 1
 
     def send(self, message):
         time.sleep(0.001)

@@ -121,10 +121,11 @@ def test_the_consent_read_is_one_query_for_the_whole_chunk(
         queue(customer, "promo", run_id=2 * n)
         queue(customer, "sms_code", "sms", run_id=2 * n + 1)
     set_subscriptions(changes=[(c.id, "email", "unsubscribed") for c in customers[::2]])
-    # Savepoint, select, the chunk's subscriptions, one UPDATE for the
-    # refused rows, claim, release, read back: the same for 24 rows as for 1.
+    # Savepoint, one select per lane (service, marketing), the chunk's
+    # subscriptions, one UPDATE for the refused rows, claim, release, read
+    # back: the same for 24 rows as for 1.
     due = Message.objects.latest("id").next_attempt_at
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         rows, held = claim_chunk(now=due, size=24)
     assert (len(rows), held["not_sent"]) == (18, 6)
 

@@ -3,13 +3,14 @@
 import email
 import email.policy
 import smtplib
+from collections import Counter
 
 import pytest
 from django.core import mail
 
 from channels.backends import Outcome
 from channels.backends.email import smtp_error_result
-from channels.delivery import deliver_due
+from channels.delivery import deliver_all_due, deliver_due
 from channels.models import Message
 from channels.outbox import SendRequest, queue_messages
 
@@ -68,12 +69,29 @@ def test_it_sends_text_and_autoescaped_html_over_smtp(smtp_server, queue_email):
     assert (row.status, row.provider_id) == ("sent", f"<maestra-{row.id}@shop.example>")
 
 
-def test_several_messages_share_one_session(smtp_server, queue_email):
+def test_several_messages_share_one_session(smtp_server, queue_email, settings):
+    settings.MAESTRA_SMTP_CONNECTIONS = 1
     rows = [queue_email(run_id=i, email=f"p{i}@example.com") for i in range(3)]
     assert deliver_due()["sent"] == 3
     ids = sorted(parse(e)["Message-ID"] for e in smtp_server.envelopes)
     assert ids == sorted(f"<maestra-{r.id}@shop.example>" for r in rows)
     assert len(set(smtp_server.peers)) == 1
+
+
+def test_a_drain_sends_over_its_parallel_sessions_and_keeps_them_across_chunks(
+    smtp_server, queue_email, settings
+):
+    settings.MAESTRA_SMTP_CONNECTIONS = 4
+    settings.MAESTRA_DELIVERY_GROUP = 8
+    settings.MAESTRA_DELIVERY_CHUNK = 8
+    rows = [queue_email(run_id=i, email=f"p{i}@example.com") for i in range(40)]
+    assert deliver_all_due()["sent"] == 40
+    ids = sorted(parse(e)["Message-ID"] for e in smtp_server.envelopes)
+    assert ids == sorted(f"<maestra-{r.id}@shop.example>" for r in rows)
+    # Five chunks of eight, each spread over the same four sessions: four
+    # client ports in all, each session carried ten messages.
+    assert len(set(smtp_server.peers)) == 4
+    assert sorted(Counter(smtp_server.peers).values()) == [10, 10, 10, 10]
 
 
 def test_a_permanent_refusal_fails_and_a_temporary_one_is_retried(smtp_server, queue_email):

@@ -629,9 +629,12 @@ def test_quiet_hours_then_the_cap(settings, templates, subscribed):
 def test_a_chunk_the_policy_held_entirely_does_not_end_the_round(quiet, settings, subscribed):
     settings.MAESTRA_DELIVERY_CHUNK = 2
     ann = subscribed(timezone="Europe/Berlin")
+    bob = subscribed(timezone="America/New_York")  # 16:00 there: not quiet
     with at(local(BERLIN, 2026, 5, 4, 22, 0)):
         held = [queue(ann.id, "promo") for _ in range(5)]  # the first chunks: all held
-        receipts = [queue(ann.id, "receipt") for _ in range(2)]
+        # Later in the same (marketing) lane: sendable. A service receipt
+        # would not do here: its lane is claimed first.
+        receipts = [queue(bob.id, "promo") for _ in range(2)]
         assert deliver_due(limit=3) == {
             "claimed": 0,
             "sent": 0,
@@ -676,9 +679,9 @@ def _claim_queries(*, size: int) -> int:
 def test_without_a_policy_the_claim_reads_nothing_more(templates, subscribed, django_assert_num_queries):
     ann = subscribed()
     queue(ann.id, "promo")
-    # Savepoint, select, consent (the chunk's subscriptions), update,
-    # release, read back: nothing for the policy.
-    with django_assert_num_queries(6):
+    # Savepoint, one select per lane (service, marketing), consent (the
+    # chunk's subscriptions), update, release, read back: nothing for the policy.
+    with django_assert_num_queries(7):
         claim_chunk(now=datetime.now(UTC) + timedelta(seconds=1), size=10)
 
 

@@ -1,0 +1,311 @@
+"""Delivery throughput: N queued messages drained by W delivery worker
+processes (`manage.py deliver_messages`, as many as MAESTRA_DELIVERY_WORKERS
+drains would be), once to a real SMTP server on loopback (bench/smtp_sink.py)
+and once to an HTTP batch provider stub (bench/http_batch_stub.py) through
+BatchJsonBackend. Prints messages/s and the machine's load, and appends the
+figures to bench/RESULTS.md (unless --no-results).
+
+    .venv/bin/python bench/delivery.py --n 20000
+    .venv/bin/python bench/delivery.py --n 100000 --only smtp --workers 2
+
+It uses a database of its own, `maestra_bench_delivery` on the local
+PostgreSQL (--database-name, which must start with "maestra_bench": it is
+DROPPED and created again), whatever DATABASE_URL the shell has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+SERVER = "postgres://postgres@127.0.0.1:5432"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def recreate_database(name: str) -> str:
+    if not name.startswith("maestra_bench"):
+        raise SystemExit(
+            f"refusing to drop {name!r}: the benchmark's database name starts with maestra_bench"
+        )
+    import psycopg
+
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{SERVER}/{name}"
+
+
+def base_env(url: str, args) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(
+        DATABASE_URL=url,
+        SECRET_KEY=env.get("SECRET_KEY", "bench-only-secret-key"),
+        MAESTRA_DELIVERY_CHUNK=str(args.chunk),
+        MAESTRA_DELIVERY_GROUP=str(args.group),
+        MAESTRA_SMTP_CONNECTIONS=str(args.smtp_connections),
+        PYTHONPATH=str(ROOT),
+    )
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
+    return env
+
+
+def queue(env: dict, *, channel: str, n: int) -> None:
+    """N service messages, rendered, due now: bulk rows through the ORM."""
+    code = f"""
+import django, os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maestra.settings")
+django.setup()
+from django.utils import timezone
+from channels.models import Message
+from customers.models import Customer
+n, channel = {n}, {channel!r}
+Message.objects.all().delete()
+Customer.objects.all().delete()
+Customer.objects.bulk_create(
+    (Customer(external_id=f"b{{i}}", email=f"b{{i}}@example.com", phone=f"+4915{{i:08d}}") for i in range(n)),
+    batch_size=5000,
+)
+now = timezone.now()
+ids = Customer.objects.order_by("id").values_list("id", "email", "phone")
+def rendered(email, phone):
+    if channel == "email":
+        return {{"to": email, "subject": "Your order", "text": "Thank you for your order. " * 8,
+                "html": "<p>" + "Thank you for your order. " * 8 + "</p>"}}
+    return {{"to": phone, "text": "Your code is 123456"}}
+Message.objects.bulk_create(
+    (Message(customer_id=cid, template_slug="bench", channel=channel, rendered=rendered(email, phone),
+             next_attempt_at=now, created_at=now) for cid, email, phone in ids.iterator()),
+    batch_size=5000,
+)
+"""
+    subprocess.run([PYTHON, "-c", code], env=env, cwd=ROOT, check=True)
+    subprocess.run(
+        [PYTHON, "manage.py", "dbshell", "--", "-c", "VACUUM ANALYZE channels_message"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drain(env: dict, *, workers: int) -> tuple[float, list[dict], float]:
+    """Run the workers to their end: seconds, their counts, their CPU seconds."""
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [PYTHON, "manage.py", "deliver_messages", "--limit", "1000"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    counts = []
+    for proc in procs:
+        out, err = proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"a delivery worker failed: {err[-2000:]}")
+        counts.append(dict(item.split("=") for item in out.split()))
+    seconds = time.perf_counter() - started
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = cpu.ru_utime + cpu.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
+    return seconds, counts, used
+
+
+def start_child(cmd: list[str], env: dict) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        raise RuntimeError(f"{cmd[1]} did not start: {line!r}")
+    return proc
+
+
+def stop_child(proc: subprocess.Popen, out: Path) -> dict:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    return json.loads(out.read_text())
+
+
+def run_smtp(url: str, args, tmp: Path) -> dict:
+    env = base_env(url, args)
+    queue(env, channel="email", n=args.n)
+    port = free_port()
+    sink_out = tmp / "smtp.json"
+    sink = start_child([PYTHON, "bench/smtp_sink.py", "--port", str(port), "--out", str(sink_out)], env)
+    env.update(
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(port),
+        EMAIL_USE_TLS="0",
+        EMAIL_USE_SSL="0",
+    )
+    load = os.getloadavg()[0]
+    try:
+        seconds, counts, cpu = drain(env, workers=args.workers)
+        server_cpu = cpu_seconds(sink.pid)
+    finally:
+        server = stop_child(sink, sink_out)
+    server.update(worker_cpu=cpu, server_cpu=server_cpu)
+    return result("SMTP (bench/smtp_sink.py)", args, seconds, counts, server, load)
+
+
+def run_http(url: str, args, tmp: Path) -> dict:
+    env = base_env(url, args)
+    queue(env, channel="sms", n=args.n)
+    port = free_port()
+    stub_out = tmp / "http.json"
+    stub = start_child([PYTHON, "bench/http_batch_stub.py", "--port", str(port), "--out", str(stub_out)], env)
+    env.update(
+        MAESTRA_SMS_BACKEND="channels.backends.batch_json.BatchJsonBackend",
+        MAESTRA_BATCH_JSON=json.dumps(
+            {
+                "sms": {
+                    "url": f"http://127.0.0.1:{port}/batch",
+                    "batch_size": args.batch_size,
+                    "results": "results",
+                    "id_field": "id",
+                }
+            }
+        ),
+    )
+    load = os.getloadavg()[0]
+    try:
+        seconds, counts, cpu = drain(env, workers=args.workers)
+        server_cpu = cpu_seconds(stub.pid)
+    finally:
+        server = stop_child(stub, stub_out)
+    server.update(worker_cpu=cpu, server_cpu=server_cpu)
+    return result(f"HTTP batch stub (batches of {args.batch_size})", args, seconds, counts, server, load)
+
+
+def result(name: str, args, seconds: float, counts: list[dict], server: dict, load: float) -> dict:
+    """`seconds`: from starting the worker processes to their end (Django's
+    start-up included); the server's rate: from its first message to its last."""
+    sent = sum(int(c.get("sent", 0)) for c in counts)
+    received = server["messages"]
+    span = (server["last"] - server["first"]) if server.get("first") else 0.0
+    failed = sum(int(c.get("failed", 0)) + int(c.get("retried", 0)) for c in counts)
+    row = {
+        "name": name,
+        "n": args.n,
+        "workers": args.workers,
+        "seconds": round(seconds, 2),
+        "rate": sent / seconds if seconds else 0.0,
+        "server_seconds": round(span, 2),
+        "server_rate": received / span if span else 0.0,
+        "sent": sent,
+        "failed_or_retried": failed,
+        "received": received,
+        "per_worker": [int(c.get("sent", 0)) for c in counts],
+        # CPU seconds: all the workers together (start-up included), and the
+        # sink/stub: what a busy machine cannot stretch.
+        "worker_cpu": round(server["worker_cpu"], 1),
+        "server_cpu": round(server["server_cpu"], 1),
+        "load_before": round(load, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(row), flush=True)
+    if sent != args.n or received != args.n:
+        print(f"WARNING: {name}: {sent} sent, {received} received of {args.n}", flush=True)
+    return row
+
+
+def append_results(rows: list[dict], args) -> None:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    lines = [
+        "",
+        f"## Delivery throughput (bench/delivery.py), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Commit {commit.stdout.strip()}; {os.cpu_count()} CPUs; Python {platform.python_version()};"
+        f" {args.workers} delivery worker processes (`deliver_messages`), MAESTRA_SMTP_CONNECTIONS="
+        f"{args.smtp_connections}, MAESTRA_DELIVERY_GROUP={args.group}, MAESTRA_DELIVERY_CHUNK={args.chunk};"
+        " the sink/stub and PostgreSQL on the same machine; other sessions were running in parallel"
+        " (load average in the table).",
+        "",
+        "| delivery | N | seconds (workers' start to end) | messages/s | at the server: first to last message |"
+        " sent / received | per worker | CPU s: workers / server | load 1 min before / after |",
+        "|---|---:|---:|---:|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['name']} | {row['n']:,} | {row['seconds']:.2f} | {row['rate']:,.0f} |"
+            f" {row['server_seconds']:.2f} s, {row['server_rate']:,.0f}/s |"
+            f" {row['sent']:,} / {row['received']:,} | {' + '.join(f'{w:,}' for w in row['per_worker'])} |"
+            f" {row['worker_cpu']} / {row['server_cpu']} |"
+            f" {row['load_before']} / {row['load_after']} |"
+        )
+    lines.append("")
+    for row in rows:
+        if row["name"].startswith("SMTP"):
+            lines.append(
+                f"- SMTP: {row['rate']:,.0f} msgs/s against 249-351 msgs/s before (issue 13:"
+                f" one drain, one connection): {row['rate'] / 351:.1f}x-{row['rate'] / 249:.1f}x;"
+                f" target >= 1,000/s: {'met' if row['rate'] >= 1000 else 'MISSED'}"
+            )
+        else:
+            lines.append(
+                f"- HTTP batch: {row['rate']:,.0f} msgs/s; target >= 5,000/s:"
+                f" {'met' if row['rate'] >= 5000 else 'MISSED'}"
+            )
+    with open(ROOT / "bench" / "RESULTS.md", "a") as results:
+        results.write("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=2, help="delivery worker processes (default 2)")
+    parser.add_argument("--smtp-connections", type=int, default=4)
+    parser.add_argument("--group", type=int, default=20)
+    parser.add_argument("--chunk", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--only", choices=["smtp", "http"], help="one of the two measurements")
+    parser.add_argument("--database-name", default="maestra_bench_delivery")
+    parser.add_argument("--redis-url", default="", help="REDIS_URL for the workers (default: none)")
+    parser.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
+    args = parser.parse_args()
+    url = recreate_database(args.database_name)
+    env = base_env(url, args)
+    subprocess.run([PYTHON, "manage.py", "migrate", "-v", "0"], env=env, cwd=ROOT, check=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "smtp"):
+            rows.append(run_smtp(url, args, Path(tmp)))
+        if args.only in (None, "http"):
+            rows.append(run_http(url, args, Path(tmp)))
+    if not args.no_results:
+        append_results(rows, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
