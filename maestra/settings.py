@@ -295,7 +295,10 @@ MAESTRA_DELIVERY_CHUNK = env_int("MAESTRA_DELIVERY_CHUNK", 100)
 # At most this many messages of one channel are handed to a backend that sends
 # in parallel (email over MAESTRA_SMTP_CONNECTIONS) and marked `sending`
 # together: what a crash of the worker may leave with an unknown outcome.
-MAESTRA_DELIVERY_GROUP = env_int("MAESTRA_DELIVERY_GROUP", 20)
+# 0 (the default): one message per SMTP session, so what is `sending` is
+# exactly what is inside a provider call (SPEC §12: a crash loses at most the
+# messages in flight). Larger groups trade that bound for throughput.
+MAESTRA_DELIVERY_GROUP = env_int("MAESTRA_DELIVERY_GROUP", 0)
 # A drain task that finds a backlog of at least two chunks asks this many
 # django-q2 workers in all (itself included) to drain together.
 MAESTRA_DELIVERY_WORKERS = env_int("MAESTRA_DELIVERY_WORKERS", 2)

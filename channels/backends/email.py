@@ -88,7 +88,10 @@ class DjangoEmailBackend(Backend):
         super().__init__(channel=channel)
         self.connections_wanted = max(1, settings.MAESTRA_SMTP_CONNECTIONS)
         # Messages marked `sending` together: one group over all the sessions.
-        self.group_size = max(1, settings.MAESTRA_DELIVERY_GROUP) if self.connections_wanted > 1 else 1
+        # By default one message per session: `sending` is then exactly what
+        # is inside a provider call (MAESTRA_DELIVERY_GROUP in settings.py).
+        group = settings.MAESTRA_DELIVERY_GROUP or self.connections_wanted
+        self.group_size = max(1, group) if self.connections_wanted > 1 else 1
         self._local = threading.local()
         self._connections: list = []
         self._lock = threading.Lock()

@@ -1,7 +1,7 @@
 """Delivery workers on PostgreSQL: two share one outbox and every message is
 sent exactly once (SELECT … FOR UPDATE SKIP LOCKED claims); workers killed
-with SIGKILL lose at most the group of messages inside their provider calls
-(MAESTRA_DELIVERY_GROUP, spread over MAESTRA_SMTP_CONNECTIONS sessions)."""
+with SIGKILL lose at most the messages inside their provider calls (by
+default one per SMTP session: MAESTRA_SMTP_CONNECTIONS)."""
 
 import logging
 import random
@@ -57,14 +57,14 @@ def test_two_workers_send_each_message_exactly_once(settings):
 KILL_MESSAGES = 3000
 KILLS = 10
 LEASE = 4  # seconds; short so that the test does not wait long for the dead workers' leases
-GROUP = 5  # messages marked `sending` together, over SMTP_CONNECTIONS parallel sessions
 SMTP_CONNECTIONS = 3
+GROUP = SMTP_CONNECTIONS  # the default group: one message per session, each inside a provider call
 
 
 @pytest.mark.slow
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_killed_delivery_workers_lose_at_most_the_group_in_flight():
+def test_killed_delivery_workers_lose_at_most_the_messages_in_flight():
     """Two `deliver_messages` processes send through a real SMTP server on
     loopback, each over several SMTP sessions; one of them is killed with
     SIGKILL, again and again, while it holds a claimed chunk. Every message
@@ -87,7 +87,7 @@ def test_killed_delivery_workers_lose_at_most_the_group_in_flight():
             EMAIL_USE_SSL="0",
             EMAIL_TIMEOUT="10",
             MAESTRA_DELIVERY_CHUNK="20",
-            MAESTRA_DELIVERY_GROUP=str(GROUP),
+            MAESTRA_DELIVERY_GROUP="0",  # the default: one message per session
             MAESTRA_SMTP_CONNECTIONS=str(SMTP_CONNECTIONS),
             MAESTRA_DELIVERY_LEASE=str(LEASE),
         )
