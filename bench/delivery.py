@@ -286,7 +286,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2, help="delivery worker processes (default 2)")
     parser.add_argument("--smtp-connections", type=int, default=4)
-    parser.add_argument("--group", type=int, default=20)
+    parser.add_argument(
+        "--group", type=int, default=0, help="MAESTRA_DELIVERY_GROUP (0: one per SMTP session)"
+    )
     parser.add_argument("--chunk", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--only", choices=["smtp", "http"], help="one of the two measurements")
