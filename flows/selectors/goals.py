@@ -27,6 +27,7 @@ from typing import Any
 from django.db.models import Count, DateTimeField, ExpressionWrapper, F, OuterRef, Q, Subquery, Value
 
 from customers.models import Event
+from customers.rules import payload_q
 from flows.engine.goals import Goal, read_goal
 from flows.models import Flow, FlowVersion, NodePass, Run
 from maestra import sql
@@ -60,8 +61,6 @@ def conversion_rules(
         return ConversionRules(site_window, list(site_types), Q(type__in=site_types), site_value_of)
     matches = Q(type=goal.event_type)
     if goal.filter is not None:
-        from customers.rules import payload_q
-
         matches &= payload_q(goal.filter)
     return ConversionRules(goal.window_text, [goal.event_type], matches, goal.value_of)
 
@@ -192,8 +191,6 @@ def dashboard_conversions_q(
             customer__runs__entered_at__gte=since - goal.window.approximate(),
         )
         if goal.filter is not None:
-            from customers.rules import payload_q
-
             own &= payload_q(goal.filter)
         combined |= own
     return combined
