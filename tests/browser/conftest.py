@@ -117,22 +117,41 @@ def node(page, key: str):
     return page.locator(f'.drawflow-node[data-key="{key}"]')
 
 
+def _settled_box(page, locator) -> dict:
+    """The element's box once it stopped moving (a drop, an autosave's
+    re-render or the side panel opening can still be moving the canvas)."""
+    last = None
+    for _ in range(30):
+        box = locator.bounding_box()
+        if box is not None and box == last:
+            return box
+        last = box
+        page.wait_for_timeout(100)
+    return last
+
+
+def _centre(box: dict) -> tuple[float, float]:
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
 def connect(page, source: str, target: str, *, port: int = 1) -> None:
     """Drag from the source's exit (port index, 1-based) to the target's input,
-    and wait for the line. A node can grow while the pointer travels (its
-    checks badge appears after an autosave), moving the ports under it; the
-    drag is then made again from the new positions, as a user would."""
+    and wait for the line. The ports are read once the canvas is still, and the
+    pointer is put on the target's input again just before the release (a
+    node can grow or move while the pointer travels: its checks badge appears
+    after an autosave); a drag that still misses is made again, as a user would."""
     from playwright.sync_api import expect  # installed with the dev tools only
 
     out_id = node(page, source).get_attribute("id")
     in_id = node(page, target).get_attribute("id")
     line = page.locator(f"svg.connection.node_out_{out_id}.node_in_{in_id}.output_{port}")
+    output = node(page, source).locator(f".outputs .output_{port}")
+    entry = node(page, target).locator(".inputs .input_1")
     for _ in range(3):
-        output = node(page, source).locator(f".outputs .output_{port}").bounding_box()
-        entry = node(page, target).locator(".inputs .input_1").bounding_box()
-        page.mouse.move(output["x"] + output["width"] / 2, output["y"] + output["height"] / 2)
+        page.mouse.move(*_centre(_settled_box(page, output)))
         page.mouse.down()
-        page.mouse.move(entry["x"] + entry["width"] / 2, entry["y"] + entry["height"] / 2, steps=12)
+        page.mouse.move(*_centre(_settled_box(page, entry)), steps=12)
+        page.mouse.move(*_centre(entry.bounding_box()), steps=2)
         page.mouse.up()
         try:
             expect(line).to_have_count(1, timeout=2000)
