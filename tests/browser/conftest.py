@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.kit import PASSWORD, VIEWPORTS, confirm_template, email_template
 from tests.helpers import marketer_group
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -34,7 +35,6 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # Screenshots of every browser test (CI keeps the folder; see README).
 SCREENSHOTS = ARTIFACTS / "screenshots"
-PASSWORD = "browser-test-password"
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,28 @@ def page(browser, live_server):
     context.close()
 
 
+@pytest.fixture(params=list(VIEWPORTS))
+def sized(request, page):
+    """The page at each of the two window sizes of issue #14 (a test per size)."""
+    width, height = VIEWPORTS[request.param]
+    page.set_viewport_size({"width": width, "height": height})
+    return page
+
+
+@pytest.fixture
+def templates(transactional_db):
+    """The two templates the SPEC §11 example sends (plain text)."""
+    for slug in ("confirm", "reminder"):
+        email_template(slug)
+
+
+@pytest.fixture
+def previewable_templates(transactional_db):
+    """The same two, "confirm" with an HTML part to preview."""
+    confirm_template()
+    email_template("reminder")
+
+
 @pytest.fixture
 def shoot(request):
     """shoot(page, "stage") keeps a full-page screenshot in
@@ -89,14 +111,6 @@ def shoot(request):
     return take
 
 
-def log_in(page, *, username: str) -> None:
-    page.goto("/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(re.compile(r"/admin/$"))
-
-
 @pytest.fixture
 def superuser(transactional_db, django_user_model):
     return django_user_model.objects.create_superuser("boss", "boss@example.com", password=PASSWORD)
@@ -110,60 +124,6 @@ def marketer(transactional_db, django_user_model):
     user = django_user_model.objects.create_user("mia", "mia@example.com", password=PASSWORD, is_staff=True)
     user.groups.add(marketer_group())
     return user
-
-
-def node(page, key: str):
-    """A node on the flow canvas, by its key."""
-    return page.locator(f'.drawflow-node[data-key="{key}"]')
-
-
-def _settled_box(page, locator) -> dict:
-    """The element's box once it stopped moving (a drop, an autosave's
-    re-render or the side panel opening can still be moving the canvas)."""
-    last = None
-    for _ in range(30):
-        box = locator.bounding_box()
-        if box is not None and box == last:
-            return box
-        last = box
-        page.wait_for_timeout(100)
-    return last
-
-
-def _centre(box: dict) -> tuple[float, float]:
-    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-
-
-def connect(page, source: str, target: str, *, port: int = 1) -> None:
-    """Drag from the source's exit (port index, 1-based) to the target's input,
-    and wait for the line. The ports are read once the canvas is still, and the
-    pointer is put on the target's input again just before the release (a
-    node can grow or move while the pointer travels: its checks badge appears
-    after an autosave); a drag that still misses is made again, as a user would."""
-    from playwright.sync_api import expect  # installed with the dev tools only
-
-    out_id = node(page, source).get_attribute("id")
-    in_id = node(page, target).get_attribute("id")
-    line = page.locator(f"svg.connection.node_out_{out_id}.node_in_{in_id}.output_{port}")
-    output = node(page, source).locator(f".outputs .output_{port}")
-    entry = node(page, target).locator(".inputs .input_1")
-    for _ in range(3):
-        page.mouse.move(*_centre(_settled_box(page, output)))
-        page.mouse.down()
-        page.mouse.move(*_centre(_settled_box(page, entry)), steps=12)
-        page.mouse.move(*_centre(entry.bounding_box()), steps=2)
-        page.mouse.up()
-        try:
-            expect(line).to_have_count(1, timeout=2000)
-            return
-        except AssertionError:
-            continue
-    expect(line).to_have_count(1)
-
-
-def open_tab(page, name: str) -> None:
-    """A tab of the flow editor's side panel (Node, Settings, Checks, Statistics)."""
-    page.get_by_role("tab", name=re.compile(f"^{name}")).click()
 
 
 class Timer:

@@ -13,140 +13,77 @@ from playwright.sync_api import expect
 
 from channels.models import Message, Template
 from customers.models import Customer, Event
-from flows import lifecycle
 from flows.engine.batch import hour_of
 from flows.models import LimitationCounter, NodePass, NodeStat, Run
 from flows.nodes.limitation import EPOCH
-from tests.browser.conftest import log_in
+from tests.browser import kit
+from tests.browser.kit import FIRST_NAME, flow_node, link, log_in, node
+from tests.flows.engine_kit import launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-DOCUMENT = {
-    "format": "maestra.flow/1",
-    "name": "Welcome A/B",
-    "nodes": [
-        {
-            "key": "start",
-            "kind": "event",
-            "config": {"event_type": "signup"},
-            "position": {"x": 40, "y": 160},
-        },
-        {
-            "key": "split",
-            "kind": "ab_test",
-            "config": {"variants": [{"name": "A", "percent": 50}, {"name": "B", "percent": 50}]},
-            "position": {"x": 340, "y": 160},
-        },
-        {
-            "key": "cap",
-            "kind": "limitation",
-            "config": {"max": 5, "period": None},
-            "position": {"x": 640, "y": 40},
-        },
-        {
-            "key": "mail",
-            "kind": "steps",
-            "config": {
-                "relevance": "P1D",
-                "steps": [{"action": "send", "channel": "email", "template": "welcome"}],
-            },
-            "position": {"x": 640, "y": 300},
-        },
+DOCUMENT = kit.flow_document(
+    "Welcome A/B",
+    [
+        flow_node("start", "event", at=(40, 160), event_type="signup"),
+        flow_node("split", "ab_test", at=(340, 160), variants=[{"name": v, "percent": 50} for v in "AB"]),
+        flow_node("cap", "limitation", at=(640, 40), max=5, period=None),
+        flow_node("mail", "steps", at=(640, 300), relevance="P1D", steps=[kit.send_email("welcome")]),
     ],
-    "edges": [
-        {"from": "start", "to": "split"},
-        {"from": "split", "port": "A", "to": "cap"},
-        {"from": "split", "port": "B", "to": "mail"},
-    ],
-}
+    [link("start", "split"), link("split", "cap", "A"), link("split", "mail", "B")],
+)
+# What the engine counted yesterday: (node, metric, count).
+NODE_STATS = [
+    ("start", "entered", 4),
+    ("start", "exit:next", 4),
+    ("split", "entered", 4),
+    ("split", "exit:A", 2),
+    ("split", "exit:B", 2),
+    ("cap", "entered", 2),
+    ("cap", "exit:within", 2),
+    ("mail", "entered", 2),
+    ("mail", "exit:next", 1),
+    ("mail", "stop:template_error", 1),
+]
 
 
 @pytest.fixture
 def live_ab_flow(transactional_db):
-    welcome = Template.objects.create(
-        slug="welcome",
-        name="Welcome",
-        channel="email",
-        subject="Welcome {{ customer.first_name }}",
-        text="Hello {{ customer.first_name }}",
-        html="<h1>Hello {{ customer.first_name }}</h1>",
-    )
-    flow = lifecycle.create_flow(document=DOCUMENT)
-    lifecycle.launch_flow(flow=flow, enqueue=False)
-    flow = lifecycle.finish_launch(flow_id=flow.pk)
+    """DOCUMENT live, with yesterday's statistics: four customers split two
+    and two, one of A's ordered (42.00), one of B's stopped on a broken
+    template (its failed message kept for monitoring)."""
+    hello = f"Hello {FIRST_NAME}"
+    welcome = kit.email_template("welcome", f"Welcome {FIRST_NAME}", hello, html=f"<h1>{hello}</h1>")
+    flow = launch(DOCUMENT)
     yesterday = timezone.now() - timedelta(days=1)
-    hour = hour_of(yesterday)
-    for key, metric, count in [
-        ("start", "entered", 4),
-        ("start", "exit:next", 4),
-        ("split", "entered", 4),
-        ("split", "exit:A", 2),
-        ("split", "exit:B", 2),
-        ("cap", "entered", 2),
-        ("cap", "exit:within", 2),
-        ("mail", "entered", 2),
-        ("mail", "exit:next", 1),
-        ("mail", "stop:template_error", 1),
-    ]:
-        NodeStat.objects.create(flow=flow, node_key=key, metric=metric, count=count, hour=hour)
+    for key, metric, count in NODE_STATS:
+        NodeStat.objects.create(flow=flow, node_key=key, metric=metric, count=count, hour=hour_of(yesterday))
     LimitationCounter.objects.create(flow=flow, node_key="cap", signature="all", window_start=EPOCH, used=2)
     customers = [
         Customer.objects.create(external_id=f"c{i}", email=f"c{i}@example.com", first_name=f"Cus{i}")
         for i in range(4)
     ]
+    # Through the A/B node yesterday: two to A, two to B.
+    split = {"version": flow.live_version, "node_key": "split", "kind": "ab_test", "pass_no": 2}
     for customer, variant in zip(customers, ["A", "A", "B", "B"]):
-        run = Run.objects.create(
-            flow=flow,
-            version=flow.live_version,
-            customer=customer,
-            status="completed",
-            node_key="split",
-            clock=yesterday,
-            entered_at=yesterday,
-        )
-        NodePass.objects.create(
-            run=run,
-            version=flow.live_version,
-            node_key="split",
-            kind="ab_test",
-            pass_no=2,
-            at=yesterday,
-            exited_at=yesterday,
-            port=variant,
-        )
-    Event.objects.create(
-        customer=customers[0],
-        type="order_created",
-        occurred_at=yesterday + timedelta(hours=2),
-        payload={"total": 42},
-    )
-    failed = Run.objects.create(
-        flow=flow,
-        version=flow.live_version,
-        customer=customers[2],
-        status="stopped",
-        node_key="mail",
-        clock=yesterday,
-        ended_at=yesterday,
-        stop_reason="template_error",
-    )
-    Message.objects.create(
-        customer=customers[2],
-        template=welcome,
-        template_slug="welcome",
-        channel="email",
-        status="failed",
-        reason="template_error: subject: broken tag",
-        flow_id=flow.pk,
-        run_id=failed.pk,
-        node_key="mail",
-        created_at=yesterday,
-    )
+        run = run_at(flow, customer, "split", yesterday, status="completed", entered_at=yesterday)
+        NodePass.objects.create(run=run, at=yesterday, exited_at=yesterday, port=variant, **split)
+    order = {"type": "order_created", "occurred_at": yesterday + timedelta(hours=2), "payload": {"total": 42}}
+    Event.objects.create(customer=customers[0], **order)
+    stopped = {"status": "stopped", "ended_at": yesterday, "stop_reason": "template_error"}
+    failed = run_at(flow, customers[2], "mail", yesterday, **stopped)
+    mail = {"template": welcome, "template_slug": "welcome", "channel": "email", "node_key": "mail"}
+    failure = {"status": "failed", "reason": "template_error: subject: broken tag", "created_at": yesterday}
+    Message.objects.create(customer=customers[2], flow_id=flow.pk, run_id=failed.pk, **mail, **failure)
     return flow
 
 
-def node(page, key: str):
-    return page.locator(f'.drawflow-node[data-key="{key}"]')
+def run_at(flow, customer, node_key: str, at, **state) -> Run:
+    """A run of the live version of `flow` at `node_key`, its clock at `at`."""
+    version = flow.live_version
+    return Run.objects.create(
+        flow=flow, version=version, customer=customer, node_key=node_key, clock=at, **state
+    )
 
 
 def test_the_canvas_shows_run_statistics_and_ab_results(

@@ -16,22 +16,15 @@ Screenshots go to test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
 from channels.models import Template
-from flows import lifecycle
 from flows.models import Flow
-from tests.browser.conftest import log_in, node, open_tab
-from tests.browser.test_flow_editor import VIEWPORTS
+from tests.browser.kit import live_with_draft, node, open_flow, open_tab, spec_document
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-SPEC_EXAMPLE = Path(__file__).resolve().parents[1] / "flows" / "fixtures" / "spec_example.json"
 
 # Every visible control in the page (or in `scope`, a CSS selector) without an
 # accessible name, as the start of its HTML. Inputs of type hidden, controls
@@ -66,42 +59,18 @@ def unnamed(page, scope: str | None = None) -> list[str]:
     return page.evaluate(UNNAMED_IN_PAGE, scope)
 
 
-@pytest.fixture(params=list(VIEWPORTS))
-def sized(request, page):
-    width, height = VIEWPORTS[request.param]
-    page.set_viewport_size({"width": width, "height": height})
-    return page
-
-
-@pytest.fixture
-def templates(transactional_db):
-    Template.objects.create(
-        slug="confirm",
-        name="Confirm",
-        channel="email",
-        subject="Please confirm",
-        text="Hello {{ customer.first_name }}",
-        html="<p>Hello <b>{{ customer.first_name }}</b></p>",
-    )
-    Template.objects.create(slug="reminder", name="Reminder", channel="email", subject="Hi", text="Hello")
-
-
 def live_flow_with_draft() -> Flow:
-    document = json.loads(SPEC_EXAMPLE.read_text())
-    flow = lifecycle.create_flow(document=document)
-    lifecycle.launch_flow(flow=flow, enqueue=False)
-    flow = lifecycle.finish_launch(flow_id=flow.pk)
-    lifecycle.edit_flow(flow=flow)
+    """The SPEC §11 example live, its draft with "ask" retitled."""
+    document = spec_document()
     document["nodes"][1]["title"] = "Ask nicely"
-    lifecycle.save_draft(flow=flow, document=document)
-    return Flow.objects.get(pk=flow.pk)
+    return live_with_draft(spec_document(), document)
 
 
-def test_every_control_of_the_editor_page_has_a_name(sized, live_server, superuser, templates, shoot):
+def test_every_control_of_the_editor_page_has_a_name(
+    sized, live_server, superuser, previewable_templates, shoot
+):
     page = sized
-    flow = live_flow_with_draft()
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    open_flow(page, live_flow_with_draft())
     expect(page.locator(".drawflow-node")).to_have_count(5)
     assert unnamed(page) == []
 
@@ -140,13 +109,14 @@ def test_every_control_of_the_editor_page_has_a_name(sized, live_server, superus
     assert page.problems == []
 
 
-def test_every_control_around_the_editor_has_a_name(sized, live_server, superuser, templates, shoot):
+def test_every_control_around_the_editor_has_a_name(
+    sized, live_server, superuser, previewable_templates, shoot
+):
     page = sized
     flow = live_flow_with_draft()
-    log_in(page, username="boss")
 
     # An old version, read-only on the canvas.
-    page.goto(f"/admin/flows/flow/{flow.pk}/versions/1/")
+    open_flow(page, flow, view="versions/1")
     expect(page.locator(".drawflow-node")).to_have_count(5)
     node(page, "ask").click()
     assert unnamed(page) == []

@@ -10,56 +10,31 @@ Screenshots go to test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import copy
-import json
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from flows import lifecycle
 from flows.models import Flow
-from tests.browser.conftest import log_in, node, open_tab
-from tests.browser.test_flow_editor import QUIET, VIEWPORTS, saved
+from tests.browser import kit
+from tests.browser.kit import node, open_flow, open_tab, saved
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SPEC_EXAMPLE = Path(__file__).resolve().parents[1] / "flows" / "fixtures" / "spec_example.json"
 S = Flow.Status
 
 
-@pytest.fixture(params=list(VIEWPORTS))
-def sized(request, page):
-    width, height = VIEWPORTS[request.param]
-    page.set_viewport_size({"width": width, "height": height})
-    return page
-
-
-@pytest.fixture
-def templates(transactional_db):
-    from channels.models import Template
-
-    for slug in ("confirm", "reminder"):
-        Template.objects.create(slug=slug, name=slug.title(), channel="email", subject="Hi", text="Hello")
-
-
 def live_flow_with_draft(*, paused: bool = False) -> Flow:
-    document = json.loads(SPEC_EXAMPLE.read_text())
-    flow = lifecycle.create_flow(document=document)
-    lifecycle.launch_flow(flow=flow, enqueue=False)
-    flow = lifecycle.finish_launch(flow_id=flow.pk)
-    if paused:
-        flow = lifecycle.pause_flow(flow=flow)
-    lifecycle.edit_flow(flow=flow)
-    changed = copy.deepcopy(document)
+    """The SPEC §11 example live (paused if asked), its draft with "ask"
+    retitled and "remind" replaced by a two-hour wait "later"."""
+    changed = kit.spec_document()
     changed["nodes"][1]["title"] = "Ask nicely"
     changed["nodes"] = [n for n in changed["nodes"] if n["key"] != "remind"]
     changed["edges"] = [e for e in changed["edges"] if e["to"] != "remind"]
-    changed["nodes"].append({"key": "later", "kind": "wait", "config": {"mode": "fixed", "duration": "PT2H"}})
-    changed["edges"].append({"from": "still", "port": "yes", "to": "later"})
-    lifecycle.save_draft(flow=flow, document=changed)
-    return Flow.objects.get(pk=flow.pk)
+    changed["nodes"].append(kit.flow_node("later", "wait", mode="fixed", duration="PT2H"))
+    changed["edges"].append(kit.link("still", "later", "yes"))
+    return kit.live_with_draft(kit.spec_document(), changed, paused=paused)
 
 
 def test_the_launch_review_and_a_paused_flow_launched_paused_live(
@@ -67,8 +42,7 @@ def test_the_launch_review_and_a_paused_flow_launched_paused_live(
 ):
     page = sized
     flow = live_flow_with_draft(paused=True)
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    open_flow(page, flow)
     dialog = page.get_by_role("dialog")
     launch = page.get_by_role("button", name="Launch draft…")
 
@@ -119,9 +93,8 @@ def test_launching_a_never_launched_flow_shows_active_without_a_reload(
     sized, live_server, superuser, templates, shoot
 ):
     page = sized
-    flow = lifecycle.create_flow(document=json.loads(SPEC_EXAMPLE.read_text()))
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    flow = lifecycle.create_flow(document=kit.spec_document())
+    open_flow(page, flow)
     page.get_by_role("button", name="Launch…").click()
     dialog = page.get_by_role("dialog")
     expect(dialog.locator("fieldset")).to_have_count(0)  # not paused: nothing to ask
@@ -143,12 +116,10 @@ def test_the_same_draft_in_two_tabs_never_overwrites_silently(
 ):
     page = sized
     flow = live_flow_with_draft()
-    log_in(page, username="boss")
-    url = f"/admin/flows/flow/{flow.pk}/change/"
-    page.goto(url)
+    open_flow(page, flow)
     other = page.context.new_page()
     other.set_viewport_size(page.viewport_size)
-    other.goto(url)
+    other.goto(page.url)
 
     open_tab(page, "Settings")
     with saved(page):
@@ -171,7 +142,7 @@ def test_the_same_draft_in_two_tabs_never_overwrites_silently(
         banner.get_by_role("button", name="Reload the draft").click()
     expect(other.locator(".fe-conflict")).to_be_hidden()
     expect(other.locator(".fe-name")).to_have_text("Named in tab one")
-    other.wait_for_function(QUIET)
+    other.wait_for_function(kit.QUIET)
     assert page.problems == []
 
 
@@ -180,8 +151,7 @@ def test_a_drafts_changes_are_marked_and_old_versions_open_on_the_canvas(
 ):
     page = sized
     flow = live_flow_with_draft()
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    open_flow(page, flow)
 
     expect(node(page, "later")).to_have_attribute("data-diff", "added")
     expect(node(page, "later").locator(".fe-diff-badge")).to_have_text("new")
@@ -227,19 +197,13 @@ def test_the_launch_review_counts_the_audience_now(sized, live_server, superuser
     for n in range(3):
         Customer.objects.create(external_id=f"g{n}", email=f"g{n}@example.com", fields={"tier": "gold"})
     Customer.objects.create(external_id="s", email="s@example.com", fields={"tier": "silver"})
-    document = json.loads(SPEC_EXAMPLE.read_text())
-    document["nodes"][0] = {
-        "key": "start",
-        "kind": "schedule",
-        "config": {
-            "recurrence": {"every": "day", "at": "10:00"},
-            "audience": {"rule": {"field": "customer.fields.tier", "op": "eq", "value": "gold"}},
-        },
-    }
+    document = kit.spec_document()
+    gold = {"field": "customer.fields.tier", "op": "eq", "value": "gold"}
+    daily = {"every": "day", "at": "10:00"}
+    document["nodes"][0] = kit.flow_node("start", "schedule", recurrence=daily, audience={"rule": gold})
     flow = lifecycle.create_flow(document=document)
     page = sized
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    open_flow(page, flow)
     page.get_by_role("button", name="Launch…").click()
     dialog = page.get_by_role("dialog")
     expect(dialog.locator(".lr-audience")).to_have_text("3 customers would enter now.")
@@ -256,8 +220,7 @@ def test_a_paused_flows_draft_launched_with_resume_goes_active(sized, live_serve
     """The other answer of the resume question: the flow comes back active."""
     page = sized
     flow = live_flow_with_draft(paused=True)
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    open_flow(page, flow)
     page.get_by_role("button", name="Launch draft…").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_label("resume it: customers start entering again").check()

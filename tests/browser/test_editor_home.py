@@ -10,57 +10,33 @@ Screenshots go to test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import copy
-import json
 import re
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from channels.models import Message, Template
+from channels.models import Message
 from customers.models import Customer, Event
 from flows import lifecycle
 from flows.models import Run
-from tests.browser.conftest import log_in, node, open_tab
-from tests.browser.test_flow_editor import UNLABELLED, VIEWPORTS
+from tests.browser.kit import flow_node, log_in, node, open_flow, open_tab, spec_document
+from tests.browser.test_flow_editor import UNLABELLED
 from tests.channels.conftest import smtp_server  # noqa: F401 (a fixture: real SMTP on loopback)
+from tests.flows.engine_kit import launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SPEC_EXAMPLE = Path(__file__).resolve().parents[1] / "flows" / "fixtures" / "spec_example.json"
 
-
-@pytest.fixture(params=list(VIEWPORTS))
-def sized(request, page):
-    width, height = VIEWPORTS[request.param]
-    page.set_viewport_size({"width": width, "height": height})
-    return page
-
-
-@pytest.fixture
-def templates(transactional_db):
-    Template.objects.create(
-        slug="confirm",
-        name="Confirm",
-        channel="email",
-        subject="Please confirm",
-        text="Hello {{ customer.first_name }}",
-        html="<p>Hello <b>{{ customer.first_name }}</b>, please confirm.</p>",
-    )
-    Template.objects.create(slug="reminder", name="Reminder", channel="email", subject="Hi", text="Hello")
-
-
-def test_checks_speak_plain_language_with_codes_as_tooltips(sized, live_server, superuser, templates, shoot):
+def test_checks_speak_plain_language_with_codes_as_tooltips(
+    sized, live_server, superuser, previewable_templates, shoot
+):
     page = sized
-    document = json.loads(SPEC_EXAMPLE.read_text())
+    document = spec_document()
     document["nodes"][1]["config"]["steps"][0]["template"] = "gone"
     document["nodes"][2]["config"]["duration"] = ""
-    document["nodes"].append({"key": "cap", "kind": "limitation", "config": {"max": 10, "period": None}})
-    flow = lifecycle.create_flow(document=document)
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    document["nodes"].append(flow_node("cap", "limitation", max=10, period=None))
+    open_flow(page, lifecycle.create_flow(document=document))
 
     open_tab(page, "Checks")
     errors = page.locator(".fc-error-list li")
@@ -92,15 +68,13 @@ def test_the_steps_node_previews_its_template_and_sends_a_test(
     sized,
     live_server,
     superuser,
-    templates,
+    previewable_templates,
     smtp_server,  # noqa: F811 (the fixture imported above)
     shoot,
 ):
     page = sized
     Customer.objects.create(external_id="c-7", email="cleo@example.com", first_name="Cleo")
-    flow = lifecycle.create_flow(document=json.loads(SPEC_EXAMPLE.read_text()))
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    open_flow(page, lifecycle.create_flow(document=spec_document()))
     node(page, "ask").focus()
     box = page.locator(".fc-form details.tp-box").first
     box.locator("summary").click()
@@ -135,32 +109,18 @@ def test_the_steps_node_previews_its_template_and_sends_a_test(
     assert page.problems == []
 
 
-def test_the_marketers_home_dashboard_and_list(sized, live_server, marketer, templates, shoot):
+def test_the_marketers_home_dashboard_and_list(sized, live_server, marketer, previewable_templates, shoot):
     page = sized
-    document = json.loads(SPEC_EXAMPLE.read_text())
-    flow = lifecycle.create_flow(document=document)
-    lifecycle.launch_flow(flow=flow, enqueue=False)
-    flow = lifecycle.finish_launch(flow_id=flow.pk)
-    other = copy.deepcopy(document)
-    other["name"] = "Winback"
-    lifecycle.create_flow(document=other)
+    flow = launch(spec_document())
+    lifecycle.create_flow(document={**spec_document(), "name": "Winback"})
+    version = flow.live_version
+    sent = {"template_slug": "confirm", "channel": "email", "status": Message.Status.SENT, "flow_id": flow.pk}
     for n in range(3):
         customer = Customer.objects.create(external_id=f"d{n}", email=f"d{n}@example.com")
         run = Run.objects.create(
-            flow=flow,
-            version=flow.live_version,
-            customer=customer,
-            node_key="ask",
-            clock=flow.live_version.launched_at,
+            flow=flow, version=version, customer=customer, node_key="ask", clock=version.launched_at
         )
-        Message.objects.create(
-            customer=customer,
-            template_slug="confirm",
-            channel="email",
-            status=Message.Status.SENT,
-            flow_id=flow.pk,
-            run_id=run.pk,
-        )
+        Message.objects.create(customer=customer, run_id=run.pk, **sent)
         if n < 2:  # two of them ordered after entering: goal conversions
             Event.objects.create(customer=customer, type="order_created", occurred_at=timezone.now())
 

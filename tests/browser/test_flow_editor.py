@@ -9,66 +9,22 @@ Screenshots go to test-artifacts/screenshots/ (gitignored, kept by CI)."""
 
 from __future__ import annotations
 
-import json
 import re
-from contextlib import contextmanager
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from channels.models import Template
 from flows import lifecycle
 from flows.models import Flow
-from tests.browser.conftest import PASSWORD, connect, log_in, node, open_tab
+from tests.browser import kit
+from tests.browser.kit import connect, draft, draft_node, node, open_flow, open_tab, saved
+from tests.flows.engine_kit import launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-VIEWPORTS = {"1366x768": (1366, 768), "1920x1080": (1920, 1080)}
-SPEC_EXAMPLE = Path(__file__).resolve().parents[1] / "flows" / "fixtures" / "spec_example.json"
-
-
-@pytest.fixture(params=list(VIEWPORTS))
-def sized(request, page):
-    width, height = VIEWPORTS[request.param]
-    page.set_viewport_size({"width": width, "height": height})
-    return page
-
-
-@pytest.fixture
-def templates(transactional_db):
-    for slug in ("confirm", "reminder"):
-        Template.objects.create(slug=slug, name=slug.title(), channel="email", subject="Hi", text="Hello")
-
-
 # --- helpers -------------------------------------------------------------------------
-
-
-def draft(flow: Flow) -> dict:
-    return Flow.objects.get(pk=flow.pk).draft.document
-
-
-def saves(page) -> int:
-    return int(page.locator("#flow-canvas").get_attribute("data-saves") or 0)
-
-
-QUIET = "() => !['pending', 'saving'].includes(document.getElementById('flow-canvas').dataset.saveState)"
-
-
-@contextmanager
-def saved(page):
-    """Waits, after the block, until the autosave of its edit came back
-    (first for any earlier save to end, so that one is not taken for it)."""
-    page.wait_for_function(QUIET)
-    before = saves(page)
-    yield
-    page.wait_for_function(
-        "n => { const root = document.getElementById('flow-canvas');"
-        " return Number(root.dataset.saves || 0) > n && root.dataset.saveState === 'saved'; }",
-        arg=before,
-    )
 
 
 def boxes(page) -> dict[str, dict]:
@@ -165,10 +121,9 @@ UNLABELLED = """() => {
 
 def open_demo_draft(page) -> Flow:
     """The demo (load_demo: the SPEC §11 flow, live), opened through a draft."""
-    call_command("load_demo", "--username", "boss", "--password", PASSWORD, stdout=StringIO())
+    call_command("load_demo", "--username", "boss", "--password", kit.PASSWORD, stdout=StringIO())
     flow = Flow.objects.get()
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    open_flow(page, flow)
     page.locator(".fc-actions button.fc-edit").click()
     expect(page.locator(".fc-version")).to_contain_text("Draft v2")
     expect(page.locator(".drawflow-node")).to_have_count(5)
@@ -255,13 +210,12 @@ def test_tidy_up_lays_the_flow_out_top_to_bottom_and_undo_puts_it_back(
     sized, live_server, superuser, templates, shoot
 ):
     page = sized
-    document = json.loads(SPEC_EXAMPLE.read_text())
+    document = kit.spec_document()
     # Every node saved on the same spot: a pile.
     for item in document["nodes"]:
         item["position"] = {"x": 40, "y": 40}
     flow = lifecycle.create_flow(document=document)
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    open_flow(page, flow)
     expect(page.locator(".drawflow-node")).to_have_count(5)
     piled = boxes(page)
     assert len({(round(b["x"]), round(b["y"])) for b in piled.values()}) == 1
@@ -298,11 +252,8 @@ def test_the_palette_works_from_the_keyboard_and_new_nodes_never_overlap(
     sized, live_server, superuser, shoot
 ):
     page = sized
-    flow = lifecycle.create_flow(
-        document={"format": "maestra.flow/1", "name": "Keys", "nodes": [], "edges": []}
-    )
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    flow = kit.new_flow("Keys")
+    open_flow(page, flow)
     stage = rect(page, ".fe-stage")
 
     # Enter and Space press a palette button: the node lands in view, selected.
@@ -347,25 +298,22 @@ def test_the_palette_works_from_the_keyboard_and_new_nodes_never_overlap(
     expect(page.locator('.fc-form [data-field="key"] input')).to_be_focused()
     page.keyboard.press("Escape")
     expect(node(page, "event_1")).to_be_focused()
-    start = {n["key"]: n for n in draft(flow)["nodes"]}["event_1"]["position"]
+    start = draft_node(flow, "event_1")["position"]
     with saved(page):
         for _ in range(3):
             page.keyboard.press("ArrowRight")
-    moved = {n["key"]: n for n in draft(flow)["nodes"]}["event_1"]["position"]
+    moved = draft_node(flow, "event_1")["position"]
     assert moved == {"x": start["x"] + 30, "y": start["y"]}
     with saved(page):
         page.keyboard.press("Control+z")
-    assert {n["key"]: n for n in draft(flow)["nodes"]}["event_1"]["position"] == start
+    assert draft_node(flow, "event_1")["position"] == start
     assert page.problems == []
 
 
 def test_every_control_has_a_label_and_the_side_panel_works_by_keyboard(sized, live_server, superuser, shoot):
     page = sized
-    flow = lifecycle.create_flow(
-        document={"format": "maestra.flow/1", "name": "Labels", "nodes": [], "edges": []}
-    )
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    flow = kit.new_flow("Labels")
+    open_flow(page, flow)
     assert page.evaluate(UNLABELLED) == []
     for kind in ("event", "schedule", "condition", "steps", "splitter", "wait", "ab_test", "limitation"):
         page.locator(f'.fc-palette-item[data-kind="{kind}"]').click()
@@ -412,33 +360,11 @@ def test_undo_and_redo_cover_every_canvas_edit_in_the_saved_document(
     sized, live_server, superuser, templates, shoot
 ):
     page = sized
-    flow = lifecycle.create_flow(
-        document={
-            "format": "maestra.flow/1",
-            "name": "Undo",
-            "nodes": [
-                {
-                    "key": "start",
-                    "kind": "event",
-                    "config": {"event_type": "signup"},
-                    "position": {"x": 60, "y": 40},
-                },
-                {
-                    "key": "mail",
-                    "kind": "steps",
-                    "config": {
-                        "relevance": "P1D",
-                        "steps": [{"action": "send", "channel": "email", "template": "confirm"}],
-                    },
-                    # Side by side: the new node lands between them, in view.
-                    "position": {"x": 640, "y": 40},
-                },
-            ],
-            "edges": [{"from": "start", "to": "mail"}],
-        }
-    )
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    start = kit.flow_node("start", "event", at=(60, 40), event_type="signup")
+    # Side by side: the new node lands between them, in view.
+    mail = kit.flow_node("mail", "steps", at=(640, 40), relevance="P1D", steps=[kit.send_email("confirm")])
+    flow = kit.new_flow("Undo", [start, mail], [kit.link("start", "mail")])
+    open_flow(page, flow)
     expect(page.locator(".drawflow-node")).to_have_count(2)
     expect(page.get_by_role("button", name="Undo")).to_be_disabled()
 
@@ -472,42 +398,42 @@ def test_undo_and_redo_cover_every_canvas_edit_in_the_saved_document(
     assert edges() == [{"from": "start", "to": "mail"}, {"from": "mail", "to": "wait_1"}]
 
     # Move with the mouse, undo.
-    before = {n["key"]: n["position"] for n in draft(flow)["nodes"]}["wait_1"]
+    before = draft_node(flow, "wait_1")["position"]
     title = node(page, "wait_1").locator(".fc-title").bounding_box()
     with saved(page):
         page.mouse.move(title["x"] + 5, title["y"] + 5)
         page.mouse.down()
         page.mouse.move(title["x"] + 125, title["y"] + 45, steps=8)
         page.mouse.up()
-    assert {n["key"]: n["position"] for n in draft(flow)["nodes"]}["wait_1"] != before
+    assert draft_node(flow, "wait_1")["position"] != before
     with saved(page):
         page.keyboard.press("Control+z")
-    assert {n["key"]: n["position"] for n in draft(flow)["nodes"]}["wait_1"] == before
+    assert draft_node(flow, "wait_1")["position"] == before
 
     # A side-panel edit, then a title typed key by key: one undo step each.
     node(page, "wait_1").click()
     with saved(page):
         page.locator('.fc-form [data-field="duration"] .nf-amount').fill("3")
-    assert {n["key"]: n for n in draft(flow)["nodes"]}["wait_1"]["config"] == {
+    assert draft_node(flow, "wait_1")["config"] == {
         "mode": "fixed",
         "duration": "P3D",
     }
     with saved(page):
         page.locator('.fc-form [data-field="title"] input').press_sequentially("Three days")
-    assert {n["key"]: n for n in draft(flow)["nodes"]}["wait_1"]["title"] == "Three days"
+    assert draft_node(flow, "wait_1")["title"] == "Three days"
     with saved(page):
         page.get_by_role("button", name="Undo").click()
-    wait = {n["key"]: n for n in draft(flow)["nodes"]}["wait_1"]
+    wait = draft_node(flow, "wait_1")
     assert "title" not in wait or wait["title"] == ""
     assert wait["config"]["duration"] == "P3D"
     expect(page.locator('.fc-form [data-field="title"] input')).to_have_value("")
     with saved(page):
         page.get_by_role("button", name="Undo").click()
-    assert {n["key"]: n for n in draft(flow)["nodes"]}["wait_1"]["config"]["duration"] == "P1D"
+    assert draft_node(flow, "wait_1")["config"]["duration"] == "P1D"
     expect(page.locator('.fc-form [data-field="duration"] .nf-amount')).to_have_value("1")
     with saved(page):
         page.get_by_role("button", name="Redo").click()
-    assert {n["key"]: n for n in draft(flow)["nodes"]}["wait_1"]["config"]["duration"] == "P3D"
+    assert draft_node(flow, "wait_1")["config"]["duration"] == "P3D"
 
     # The Delete key removes a node with its edges, undoably.
     node(page, "mail").click()
@@ -559,12 +485,11 @@ def test_the_settings_panel_writes_launch_limit_time_zone_and_dates(
     sized, live_server, superuser, templates, shoot
 ):
     page = sized
-    document = json.loads(SPEC_EXAMPLE.read_text())
+    document = kit.spec_document()
     for key in ("timezone", "launch_limit", "schedule"):
         del document[key]
     flow = lifecycle.create_flow(document=document)
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    open_flow(page, flow)
     open_tab(page, "Settings")
     panel = page.locator("#fe-panel-settings")
     expect(panel.get_by_label("Launch limit")).to_have_value("every_time")
@@ -655,11 +580,7 @@ def test_the_settings_panel_writes_launch_limit_time_zone_and_dates(
 
 def test_a_launched_flows_settings_are_shown_read_only(sized, live_server, superuser, templates):
     page = sized
-    flow = lifecycle.create_flow(document=json.loads(SPEC_EXAMPLE.read_text()))
-    lifecycle.launch_flow(flow=flow, enqueue=False)
-    flow = lifecycle.finish_launch(flow_id=flow.pk)
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    open_flow(page, launch(kit.spec_document()))
     open_tab(page, "Settings")
     panel = page.locator("#fe-panel-settings")
     expect(panel.get_by_label("Launch limit")).to_have_value("periodic")
@@ -678,18 +599,12 @@ def test_a_launched_flows_settings_are_shown_read_only(sized, live_server, super
 
 def test_archive_delete_flow_and_discard_draft_ask_first(sized, live_server, superuser, templates, shoot):
     page = sized
-    live = lifecycle.create_flow(document=json.loads(SPEC_EXAMPLE.read_text()))
-    lifecycle.launch_flow(flow=live, enqueue=False)
-    live = lifecycle.finish_launch(flow_id=live.pk)
-    lifecycle.edit_flow(flow=live)
-    never = lifecycle.create_flow(
-        document={"format": "maestra.flow/1", "name": "Scratch", "nodes": [], "edges": []}
-    )
-    log_in(page, username="boss")
+    live = kit.live_with_draft(kit.spec_document())
+    never = kit.new_flow("Scratch")
     dialog = page.get_by_role("dialog")
 
     # Discard draft: Escape cancels, the confirm button discards.
-    page.goto(f"/admin/flows/flow/{live.pk}/change/")
+    open_flow(page, live)
     page.get_by_role("button", name="Discard draft…").click()
     expect(dialog).to_be_visible()
     expect(dialog.get_by_role("heading")).to_have_text("Discard the draft?")
@@ -735,7 +650,7 @@ def test_the_layout_puts_branches_in_their_exits_order_without_overlaps(page, li
     """canvas-layout.js on its own: a condition whose "no" node comes first in
     the document still gets its "yes" node on the left; nodes keep apart and
     every rank is below the one it comes from."""
-    log_in(page, username="boss")
+    kit.log_in(page, username="boss")
     nodes = [
         {"key": "start", "w": 220, "h": 60, "ports": 1},
         {"key": "still", "w": 220, "h": 70, "ports": 2},

@@ -16,13 +16,9 @@ from playwright.sync_api import expect
 
 from customers.models import Customer, Event, Segment
 from customers.rules import validate_rule
-from flows import lifecycle
-from flows.models import Flow
-from tests.browser.conftest import log_in, node
+from tests.browser.kit import draft_config, flow_node, link, log_in, new_flow, node, open_flow
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-VIEWPORTS = {"1366x768": (1366, 768), "1920x1080": (1920, 1080)}
 
 # Visible controls inside the builders without an accessible name.
 UNLABELLED = """() => [...document.querySelectorAll('.rb input, .rb select, .rb textarea, .rb button')]
@@ -30,13 +26,6 @@ UNLABELLED = """() => [...document.querySelectorAll('.rb input, .rb select, .rb 
   .filter((el) => !((el.labels && [...el.labels].some((l) => l.textContent.trim()))
     || (el.getAttribute('aria-label') || '').trim() || (el.tagName === 'BUTTON' && el.textContent.trim())))
   .map((el) => el.outerHTML.slice(0, 160))"""
-
-
-@pytest.fixture(params=list(VIEWPORTS))
-def sized(request, page):
-    width, height = VIEWPORTS[request.param]
-    page.set_viewport_size({"width": width, "height": height})
-    return page
 
 
 @pytest.fixture
@@ -52,38 +41,18 @@ def shop(transactional_db):
         external_id="bob", email="bob@example.com", fields={"tier": "silver", "vip": False}
     )
     Customer.objects.create(external_id="cid", email="cid@example.com", fields={"tier": "gold"})
+    # (customer, type, days ago, payload)
+    history = [
+        (ann, "order_created", 3, {"total": 150}),
+        (ann, "order_created", 9, {"total": 120}),
+        (bob, "order_created", 2, {"total": 20}),
+        (bob, "page_view", 1, {"url": "/"}),
+    ]
     Event.objects.bulk_create(
-        [
-            Event(
-                customer=ann,
-                type="order_created",
-                occurred_at=now - timedelta(days=3),
-                payload={"total": 150},
-            ),
-            Event(
-                customer=ann,
-                type="order_created",
-                occurred_at=now - timedelta(days=9),
-                payload={"total": 120},
-            ),
-            Event(
-                customer=bob, type="order_created", occurred_at=now - timedelta(days=2), payload={"total": 20}
-            ),
-            Event(customer=bob, type="page_view", occurred_at=now - timedelta(days=1), payload={"url": "/"}),
-        ]
+        Event(customer=who, type=kind, occurred_at=now - timedelta(days=days), payload=payload)
+        for who, kind, days, payload in history
     )
     return ann, bob
-
-
-def _flow(nodes: list, edges: list) -> Flow:
-    return lifecycle.create_flow(
-        document={"format": "maestra.flow/1", "name": "Rules", "nodes": nodes, "edges": edges}
-    )
-
-
-def _config(flow: Flow, key: str) -> dict:
-    flow.refresh_from_db()
-    return next(n["config"] for n in flow.draft.document["nodes"] if n["key"] == key)
 
 
 def _pick(scope, label: str, value: str, *, index: int = 0) -> None:
@@ -94,19 +63,10 @@ def test_a_condition_with_and_or_not_and_event_history_is_built_without_json(
     sized, live_server, superuser, shop, shoot
 ):
     page = sized
-    flow = _flow(
-        [
-            {"key": "start", "kind": "event", "config": {"event_type": "order_created"}},
-            {
-                "key": "check",
-                "kind": "condition",
-                "config": {"rule": {"field": "points", "op": "gt", "value": 1}},
-            },
-        ],
-        [{"from": "start", "to": "check"}],
-    )
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    start = flow_node("start", "event", event_type="order_created")
+    check = flow_node("check", "condition", rule={"field": "points", "op": "gt", "value": 1})
+    flow = new_flow("Rules", [start, check], [link("start", "check")])
+    open_flow(page, flow)
     node(page, "check").click()
     builder = page.locator(".fc-form .rb")
     root = builder.locator("fieldset.rb-group").first
@@ -162,7 +122,7 @@ def test_a_condition_with_and_or_not_and_event_history_is_built_without_json(
         ]
     }
     page.wait_for_function("() => !document.querySelector('.fc-status').textContent.startsWith('Unsaved')")
-    assert _config(flow, "check") == {"rule": expected}
+    assert draft_config(flow, "check") == {"rule": expected}
     assert validate_rule(expected) == []
     flow.refresh_from_db()
     assert [e for e in flow.draft.errors if e["node"] == "check" and e["field"].startswith("rule")] == []
@@ -177,9 +137,8 @@ def test_a_condition_with_and_or_not_and_event_history_is_built_without_json(
 
 def test_an_event_start_filter_and_the_json_view(sized, live_server, superuser, shop, shoot):
     page = sized
-    flow = _flow([{"key": "start", "kind": "event", "config": {"event_type": "order_created"}}], [])
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    flow = new_flow("Rules", [flow_node("start", "event", event_type="order_created")])
+    open_flow(page, flow)
     node(page, "start").click()
     form = page.locator(".fc-form")
     # The event type box suggests the event types received.
@@ -192,7 +151,7 @@ def test_an_event_start_filter_and_the_json_view(sized, live_server, superuser, 
     form.locator("input.rb-value").fill("50")
     page.wait_for_function("() => document.querySelector('.fc-status').textContent.startsWith('Saved draft')")
     page.wait_for_timeout(300)
-    assert _config(flow, "start")["filter"] == {"field": "event.total", "op": "gte", "value": 50}
+    assert draft_config(flow, "start")["filter"] == {"field": "event.total", "op": "gte", "value": 50}
     # Advanced: the same rule as JSON, editable; back in the builder it is shown again.
     form.get_by_role("button", name="Advanced: edit as JSON").click()
     area = form.locator("textarea.rb-json")
@@ -202,7 +161,7 @@ def test_an_event_start_filter_and_the_json_view(sized, live_server, superuser, 
     expect(form.locator("select.rb-field")).to_have_value("customer.email")
     page.wait_for_function("() => document.querySelector('.fc-status').textContent.startsWith('Saved draft')")
     page.wait_for_timeout(300)
-    assert _config(flow, "start")["filter"] == {
+    assert draft_config(flow, "start")["filter"] == {
         "field": "customer.email",
         "op": "contains",
         "value": "@example.com",
@@ -256,22 +215,10 @@ def test_a_segment_rule_through_the_builder(sized, live_server, marketer, shop, 
 
 def test_the_audience_page_counts_a_rule_built_in_the_builder(sized, live_server, superuser, shop, shoot):
     page = sized
-    flow = _flow(
-        [
-            {
-                "key": "start",
-                "kind": "schedule",
-                "config": {
-                    "recurrence": {"every": "day", "at": "10:00"},
-                    "timezone": "flow",
-                    "audience": {"segment": None, "rule": {"field": "customer.email", "op": "exists"}},
-                },
-            }
-        ],
-        [],
-    )
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/audience/")
+    audience = {"segment": None, "rule": {"field": "customer.email", "op": "exists"}}
+    daily = {"every": "day", "at": "10:00"}
+    start = flow_node("start", "schedule", recurrence=daily, timezone="flow", audience=audience)
+    open_flow(page, new_flow("Rules", [start]), view="audience")
     builder = page.locator(".rb")
     builder.get_by_role("button", name="Add event condition").click()
     row = builder.locator(".rb-event-row")

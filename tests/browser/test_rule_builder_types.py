@@ -18,18 +18,10 @@ from playwright.sync_api import expect
 
 from customers.models import Customer, Event, Segment
 from customers.rules import validate_rule
-from flows import lifecycle
-from tests.browser.conftest import log_in, node
-from tests.browser.test_flow_editor import VIEWPORTS, draft, saved
+from flows.models import Flow
+from tests.browser.kit import draft_config, flow_node, link, log_in, new_flow, node, open_flow, saved
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(params=list(VIEWPORTS))
-def sized(request, page):
-    width, height = VIEWPORTS[request.param]
-    page.set_viewport_size({"width": width, "height": height})
-    return page
 
 
 @pytest.fixture
@@ -37,18 +29,24 @@ def data(transactional_db):
     """Custom fields of three types and an event type with a number and a text
     payload key (the live server shares this process's cache: cleared)."""
     cache.clear()
-    ann = Customer.objects.create(
-        external_id="ann", email="ann@example.com", fields={"tier": "gold", "birthday": "1990-05-01"}
-    )
-    Customer.objects.create(
-        external_id="bob", email="bob@example.com", fields={"tier": "silver", "birthday": "2001-11-30"}
-    )
-    Event.objects.create(
-        customer=ann,
-        type="order_created",
-        occurred_at=timezone.now() - timedelta(days=1),
-        payload={"total": 150, "coupon": "SPRING"},
-    )
+    for external_id, tier, birthday in [("ann", "gold", "1990-05-01"), ("bob", "silver", "2001-11-30")]:
+        fields = {"tier": tier, "birthday": birthday}
+        Customer.objects.create(external_id=external_id, email=f"{external_id}@example.com", fields=fields)
+    ann = Customer.objects.get(external_id="ann")
+    yesterday = timezone.now() - timedelta(days=1)
+    payload = {"total": 150, "coupon": "SPRING"}
+    Event.objects.create(customer=ann, type="order_created", occurred_at=yesterday, payload=payload)
+
+
+def open_condition(page, name: str, key: str) -> Flow:
+    """A flow `name` (an order_created start, then condition `key` with an
+    empty rule) open in the editor, the condition's form shown."""
+    start = flow_node("start", "event", event_type="order_created")
+    condition = flow_node(key, "condition", rule={"all": []})
+    flow = new_flow(name, [start, condition], [link("start", key)])
+    open_flow(page, flow)
+    node(page, key).click()
+    return flow
 
 
 def ops(select) -> list[str]:
@@ -103,20 +101,7 @@ def test_a_date_field_gets_a_date_picker_and_date_operators(sized, live_server, 
 
 def test_an_events_payload_keys_come_with_their_types(sized, live_server, superuser, data, shoot):
     page = sized
-    flow = lifecycle.create_flow(
-        document={
-            "format": "maestra.flow/1",
-            "name": "Typed",
-            "nodes": [
-                {"key": "start", "kind": "event", "config": {"event_type": "order_created"}},
-                {"key": "big", "kind": "condition", "config": {"rule": {"all": []}}},
-            ],
-            "edges": [{"from": "start", "to": "big"}],
-        }
-    )
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
-    node(page, "big").click()
+    flow = open_condition(page, "Typed", "big")
     builder = page.locator(".fc-form .rb")
     builder.get_by_role("button", name="Add condition").last.click()
     # The event's payload keys are offered (the trigger event of the run).
@@ -134,7 +119,7 @@ def test_an_events_payload_keys_come_with_their_types(sized, live_server, superu
     expect(value).to_have_attribute("type", "number")
     with saved(page):
         value.fill("100")
-    rule = next(n for n in draft(flow)["nodes"] if n["key"] == "big")["config"]["rule"]
+    rule = draft_config(flow, "big")["rule"]
     assert rule == {"field": "event.total", "op": "gte", "value": 100}
     shoot(page, "payload-number", full_page=False)
     assert page.problems == []
@@ -147,20 +132,7 @@ def test_a_condition_on_branches_suggests_the_field_paths_of_the_data(
     custom field names in the data, event payload keys), not a bare
     "customer.fields." to complete by hand."""
     page = sized
-    flow = lifecycle.create_flow(
-        document={
-            "format": "maestra.flow/1",
-            "name": "Branches",
-            "nodes": [
-                {"key": "start", "kind": "event", "config": {"event_type": "order_created"}},
-                {"key": "tiers", "kind": "condition", "config": {"rule": {"all": []}}},
-            ],
-            "edges": [{"from": "start", "to": "tiers"}],
-        }
-    )
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
-    node(page, "tiers").click()
+    flow = open_condition(page, "Branches", "tiers")
     form = page.locator(".fc-form")
     with saved(page):
         form.get_by_label("Decide by").select_option("branches")
@@ -178,7 +150,7 @@ def test_a_condition_on_branches_suggests_the_field_paths_of_the_data(
     with saved(page):
         form.get_by_label("branch 1 values").fill("gold, platinum")
         form.get_by_label("branch 1 values").blur()
-    config = next(n for n in draft(flow)["nodes"] if n["key"] == "tiers")["config"]
+    config = draft_config(flow, "tiers")
     assert config["attribute"] == "customer.fields.tier"
     assert config["branches"][0]["values"] == ["gold", "platinum"]
     shoot(page, "branches-attribute", full_page=False)
@@ -189,16 +161,8 @@ def test_a_dynamic_waits_date_field_suggests_the_date_paths_of_the_data(sized, l
     """The wait's "Date field" box offers the paths whose values are dates (a
     custom field holding dates, the customer's creation date), not text ones."""
     page = sized
-    flow = lifecycle.create_flow(
-        document={
-            "format": "maestra.flow/1",
-            "name": "Birthday",
-            "nodes": [{"key": "until", "kind": "wait", "config": {"mode": "fixed", "duration": "P1D"}}],
-            "edges": [],
-        }
-    )
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    flow = new_flow("Birthday", [flow_node("until", "wait", mode="fixed", duration="P1D")])
+    open_flow(page, flow)
     node(page, "until").click()
     form = page.locator(".fc-form")
     with saved(page):
@@ -211,6 +175,6 @@ def test_a_dynamic_waits_date_field_suggests_the_date_paths_of_the_data(sized, l
     with saved(page):
         box.fill("customer.fields.birthday")
         box.blur()
-    config = next(n for n in draft(flow)["nodes"] if n["key"] == "until")["config"]
+    config = draft_config(flow, "until")
     assert config["field"] == "customer.fields.birthday"
     assert page.problems == []

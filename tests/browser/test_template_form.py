@@ -16,31 +16,16 @@ from playwright.sync_api import expect
 
 from channels.models import Template
 from customers.models import Customer
-from tests.browser.conftest import log_in
+from tests.browser.kit import FIRST_NAME, confirm_template, log_in
 from tests.browser.test_editor_accessibility import unnamed
-from tests.browser.test_flow_editor import VIEWPORTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(params=list(VIEWPORTS))
-def sized(request, page):
-    width, height = VIEWPORTS[request.param]
-    page.set_viewport_size({"width": width, "height": height})
-    return page
 
 
 @pytest.fixture
 def template(transactional_db):
     Customer.objects.create(external_id="c-7", email="cleo@example.com", first_name="Cleo")
-    return Template.objects.create(
-        slug="confirm",
-        name="Confirm",
-        channel="email",
-        subject="Please confirm, {{ customer.first_name }}",
-        text="Hello {{ customer.first_name }}",
-        html="<p>Hello <b>{{ customer.first_name }}</b>, please confirm.</p>",
-    )
+    return confirm_template(subject=f"Please confirm, {FIRST_NAME}")
 
 
 def test_the_template_form_has_its_preview_beside_it(sized, live_server, superuser, template, shoot):
