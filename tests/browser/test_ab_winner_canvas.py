@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from flows import lifecycle
 from flows.models import ABWinner, Flow
-from tests.browser.conftest import log_in
+from tests.browser.kit import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

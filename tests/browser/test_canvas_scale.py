@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from channels.models import Template
 from flows import lifecycle
 from flows.models import Flow
-from tests.browser.conftest import log_in
+from tests.browser.kit import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -19,7 +19,7 @@ from customers.models import Customer, Event, Subscription
 from customers.services import store_events
 from flows import lifecycle
 from flows.engine.tick import tick
-from tests.browser.conftest import log_in
+from tests.browser.kit import log_in
 from tests.channels.conftest import smtp_server  # noqa: F401
 from tests.flows.conftest import steps_document
 

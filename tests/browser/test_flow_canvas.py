@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from channels.models import Message, Template
 from flows.models import Flow
-from tests.browser.conftest import connect, log_in, node, open_tab
+from tests.browser.kit import connect, log_in, node, open_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

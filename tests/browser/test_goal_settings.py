@@ -10,8 +10,7 @@ from playwright.sync_api import expect
 
 from flows import lifecycle
 from flows.models import Flow
-from tests.browser.conftest import log_in, open_tab
-from tests.browser.test_flow_editor import draft, saved
+from tests.browser.kit import draft, log_in, open_tab, saved
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ import pytest
 
 from flows.nodes import REGISTRY
 from flows.nodes.base import ValidationContext
-from tests.browser.conftest import log_in
+from tests.browser.kit import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

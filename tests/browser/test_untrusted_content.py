@@ -12,7 +12,7 @@ from channels.models import Template
 from flows import lifecycle
 from flows.models import Flow
 from maestra.api.models import ApiKey
-from tests.browser.conftest import log_in
+from tests.browser.kit import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
