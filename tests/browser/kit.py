@@ -169,6 +169,16 @@ def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=re.compile(f"^{name}")).click()
 
 
+def new_rule_segment(page, name: str):
+    """As the Marketer: the add-segment form with `name`, of the rule kind;
+    returns its rule builder."""
+    log_in(page, username="mia")
+    page.goto("/admin/customers/segment/add/")
+    page.fill("#id_name", name)
+    page.select_option("#id_kind", "rule")
+    return page.locator(".rb")
+
+
 def saves(page) -> int:
     return int(page.locator("#flow-canvas").get_attribute("data-saves") or 0)
 

@@ -10,30 +10,25 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from flows import lifecycle
 from flows.models import ABWinner, Flow
-from tests.browser.kit import log_in
+from tests.browser.kit import flow_document, flow_node, link, new_flow, node, open_flow
+from tests.flows.engine_kit import launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 VARIANTS = [{"name": "A", "percent": 50}, {"name": "B", "percent": 50}]
 
 
+def visit_then_ab(**winner) -> tuple[list[dict], list[dict]]:
+    """Nodes and edges: a visit starts, then A/B node "ab" (with `winner` if given)."""
+    ab = flow_node("ab", "ab_test", variants=VARIANTS, **winner)
+    return [flow_node("start", "event", event_type="visit"), ab], [link("start", "ab")]
+
+
 def test_the_side_form_writes_the_winner_setting(page, live_server, superuser):
-    flow = lifecycle.create_flow(
-        document={
-            "format": "maestra.flow/1",
-            "name": "Winner form",
-            "nodes": [
-                {"key": "start", "kind": "event", "config": {"event_type": "visit"}},
-                {"key": "ab", "kind": "ab_test", "config": {"variants": VARIANTS}},
-            ],
-            "edges": [{"from": "start", "to": "ab"}],
-        }
-    )
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
-    page.locator('.drawflow-node[data-key="ab"]').click()
+    flow = new_flow("Winner form", *visit_then_ab())
+    open_flow(page, flow)
+    node(page, "ab").click()
     form = page.locator(".fc-form")
     form.locator('[data-field="winner"] select').select_option("goal")
     form.locator('[data-field="winner.min_per_variant"] input').fill("250")
@@ -62,47 +57,19 @@ def test_the_side_form_writes_the_winner_setting(page, live_server, superuser):
 
 
 def test_the_canvas_statistics_show_the_winner(page, live_server, marketer):
-    flow = lifecycle.create_flow(
-        document={
-            "format": "maestra.flow/1",
-            "name": "Winner shown",
-            "nodes": [
-                {"key": "start", "kind": "event", "config": {"event_type": "visit"}},
-                {
-                    "key": "ab",
-                    "kind": "ab_test",
-                    "config": {"variants": VARIANTS, "winner": {"metric": "click", "auto": True}},
-                },
-            ],
-            "edges": [{"from": "start", "to": "ab"}],
-        }
-    )
-    lifecycle.launch_flow(flow=flow, enqueue=False)
-    flow = lifecycle.finish_launch(flow_id=flow.pk)
+    flow = launch(flow_document("Winner shown", *visit_then_ab(winner={"metric": "click", "auto": True})))
+    # What the engine recorded: per variant, entered, converted, the rate and the p-value.
+    fields = ("variant", "control", "entered", "converted", "rate", "p_value")
+    counts = [
+        dict(zip(fields, row))
+        for row in [("A", False, 140, 14, 0.1, 0.0123), ("B", False, 150, 30, 0.2, None)]
+    ]
+    decision = {"variant": "B", "metric": "click", "confidence": 0.95, "p_value": 0.0123, "counts": counts}
     ABWinner.objects.create(
-        flow=flow,
-        node_key="ab",
-        version_id=flow.live_version_id,
-        variant="B",
-        metric="click",
-        confidence=0.95,
-        p_value=0.0123,
-        counts=[
-            {
-                "variant": "A",
-                "control": False,
-                "entered": 140,
-                "converted": 14,
-                "rate": 0.1,
-                "p_value": 0.0123,
-            },
-            {"variant": "B", "control": False, "entered": 150, "converted": 30, "rate": 0.2, "p_value": None},
-        ],
-        decided_at=timezone.now(),
+        flow=flow, node_key="ab", version_id=flow.live_version_id, decided_at=timezone.now(), **decision
     )
-    log_in(page, username="mia")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
-    page.locator('.drawflow-node[data-key="ab"]').click()
+    open_flow(page, flow, username="mia")
+    node(page, "ab").click()
     expect(page.locator(".fc-ab-winner")).to_contain_text("B won on email clicks · p = 0.0123")
     rows = page.locator(".fc-ab-winner-counts tr")
     expect(rows).to_have_count(3)

@@ -37,6 +37,14 @@ def live_flow_with_draft(*, paused: bool = False) -> Flow:
     return kit.live_with_draft(kit.spec_document(), changed, paused=paused)
 
 
+@pytest.fixture
+def editing(sized, live_server, superuser, templates):
+    """(page, flow): the editor open on live_flow_with_draft(), at each window size."""
+    flow = live_flow_with_draft()
+    open_flow(sized, flow)
+    return sized, flow
+
+
 def test_the_launch_review_and_a_paused_flow_launched_paused_live(
     sized, live_server, superuser, templates, shoot
 ):
@@ -111,12 +119,8 @@ def test_launching_a_never_launched_flow_shows_active_without_a_reload(
     assert page.problems == []
 
 
-def test_the_same_draft_in_two_tabs_never_overwrites_silently(
-    sized, live_server, superuser, templates, shoot
-):
-    page = sized
-    flow = live_flow_with_draft()
-    open_flow(page, flow)
+def test_the_same_draft_in_two_tabs_never_overwrites_silently(editing, shoot):
+    page, flow = editing
     other = page.context.new_page()
     other.set_viewport_size(page.viewport_size)
     other.goto(page.url)
@@ -146,12 +150,8 @@ def test_the_same_draft_in_two_tabs_never_overwrites_silently(
     assert page.problems == []
 
 
-def test_a_drafts_changes_are_marked_and_old_versions_open_on_the_canvas(
-    sized, live_server, superuser, templates, shoot
-):
-    page = sized
-    flow = live_flow_with_draft()
-    open_flow(page, flow)
+def test_a_drafts_changes_are_marked_and_old_versions_open_on_the_canvas(editing, shoot):
+    page, flow = editing
 
     expect(node(page, "later")).to_have_attribute("data-diff", "added")
     expect(node(page, "later").locator(".fe-diff-badge")).to_have_text("new")

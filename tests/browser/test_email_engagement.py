@@ -14,14 +14,13 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from channels.models import Message, Template
+from channels.models import Message
 from customers.models import Customer, Event, Subscription
-from customers.services import store_events
-from flows import lifecycle
 from flows.engine.tick import tick
-from tests.browser.kit import log_in
+from tests.browser.kit import FIRST_NAME, email_template, open_flow, send_email
 from tests.channels.conftest import smtp_server  # noqa: F401
 from tests.flows.conftest import steps_document
+from tests.flows.engine_kit import launch, post_event
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,32 +34,12 @@ def test_opens_and_clicks_in_the_browser_reach_the_canvas_statistics(
 ):
     settings.MAESTRA_PUBLIC_BASE_URL = live_server.url
     target = f"{live_server.url}/admin/login/?from=newsletter"
-    Template.objects.create(
-        slug="news",
-        name="News",
-        channel="email",
-        purpose="marketing",
-        subject="News for {{ customer.first_name }}",
-        html=f'<html><body><h1>Hello {{{{ customer.first_name }}}}</h1><a href="{target}">Read more</a></body></html>',
-    )
-    flow = lifecycle.create_flow(
-        document=steps_document([{"action": "send", "channel": "email", "template": "news"}])
-    )
-    lifecycle.launch_flow(flow=flow, enqueue=False)
-    flow = lifecycle.finish_launch(flow_id=flow.pk)
+    html = f'<html><body><h1>Hello {FIRST_NAME}</h1><a href="{target}">Read more</a></body></html>'
+    email_template("news", f"News for {FIRST_NAME}", "", purpose="marketing", html=html)
+    flow = launch(steps_document([send_email("news")]))
     customer = Customer.objects.create(external_id="ann", email="ann@example.com", first_name="Ann")
     Subscription.objects.create(customer=customer, channel="email", status="subscribed")
-    store_events(
-        events=[
-            {
-                "external_id": "o-1",
-                "customer_id": customer.pk,
-                "type": "order_created",
-                "occurred_at": timezone.now(),
-                "payload": {},
-            }
-        ]
-    )
+    post_event(customer.pk, occurred_at=timezone.now())
     tick()
     [envelope] = smtp_server.envelopes
     html = (
@@ -83,8 +62,7 @@ def test_opens_and_clicks_in_the_browser_reach_the_canvas_statistics(
         "email_clicked",
     }
 
-    log_in(page, username="mia")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    open_flow(page, flow, username="mia")
     act = page.locator('.drawflow-node[data-key="act"]')
     expect(act.locator(".fc-stat-email")).to_have_text("opened 1 · clicked 1 of 1 sent")
     act.click()

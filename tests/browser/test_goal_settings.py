@@ -10,22 +10,16 @@ from playwright.sync_api import expect
 
 from flows import lifecycle
 from flows.models import Flow
-from tests.browser.kit import draft, log_in, open_tab, saved
+from tests.browser.kit import draft, flow_document, flow_node, open_flow, open_tab, saved
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-DOCUMENT = {
-    "format": "maestra.flow/1",
-    "name": "Goals",
-    "nodes": [{"key": "start", "kind": "event", "config": {"event_type": "signed_up"}}],
-    "edges": [],
-}
+DOCUMENT = flow_document("Goals", [flow_node("start", "event", event_type="signed_up")])
 
 
 def test_goal_and_exit_controls_write_the_document(page, live_server, superuser):
     flow = lifecycle.create_flow(document=DOCUMENT)
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    open_flow(page, flow)
     open_tab(page, "Settings")
     panel = page.locator("#fe-panel-settings")
 
@@ -83,8 +77,7 @@ def test_goal_and_exit_controls_write_the_document(page, live_server, superuser)
 
 def test_the_wait_event_form_writes_its_config(page, live_server, superuser):
     flow = lifecycle.create_flow(document=DOCUMENT)
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    open_flow(page, flow)
     form = page.locator(".fc-form")
     page.locator('.fc-palette-item[data-kind="wait_event"]').click()
     expect(form.locator('[data-field="key"] input')).to_have_value("wait_event_1")

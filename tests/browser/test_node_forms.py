@@ -9,7 +9,7 @@ import pytest
 
 from flows.nodes import REGISTRY
 from flows.nodes.base import ValidationContext
-from tests.browser.kit import log_in
+from tests.browser.kit import log_in, new_flow, open_flow
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -68,16 +68,12 @@ def test_the_side_forms_write_each_kinds_config(page, live_server, superuser):
     from playwright.sync_api import expect
 
     from customers.models import PromoPool, Segment
-    from flows import lifecycle
     from flows.models import Flow
 
     Segment.objects.create(slug="newsletter", name="Newsletter")
     PromoPool.objects.create(slug="welcome", name="Welcome")
-    flow = lifecycle.create_flow(
-        document={"format": "maestra.flow/1", "name": "Forms", "nodes": [], "edges": []}
-    )
-    log_in(page, username="boss")
-    page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    flow = new_flow("Forms")
+    open_flow(page, flow)
     form = page.locator(".fc-form")
 
     def add(kind: str) -> None:

@@ -16,7 +16,8 @@ from playwright.sync_api import expect
 
 from customers.models import Customer, Event, Segment
 from customers.rules import validate_rule
-from tests.browser.kit import draft_config, flow_node, link, log_in, new_flow, node, open_flow
+from tests.browser import kit
+from tests.browser.kit import draft_config, node, open_flow
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -63,9 +64,9 @@ def test_a_condition_with_and_or_not_and_event_history_is_built_without_json(
     sized, live_server, superuser, shop, shoot
 ):
     page = sized
-    start = flow_node("start", "event", event_type="order_created")
-    check = flow_node("check", "condition", rule={"field": "points", "op": "gt", "value": 1})
-    flow = new_flow("Rules", [start, check], [link("start", "check")])
+    start = kit.flow_node("start", "event", event_type="order_created")
+    check = kit.flow_node("check", "condition", rule={"field": "points", "op": "gt", "value": 1})
+    flow = kit.new_flow("Rules", [start, check], [kit.link("start", "check")])
     open_flow(page, flow)
     node(page, "check").click()
     builder = page.locator(".fc-form .rb")
@@ -137,7 +138,7 @@ def test_a_condition_with_and_or_not_and_event_history_is_built_without_json(
 
 def test_an_event_start_filter_and_the_json_view(sized, live_server, superuser, shop, shoot):
     page = sized
-    flow = new_flow("Rules", [flow_node("start", "event", event_type="order_created")])
+    flow = kit.new_flow("Rules", [kit.flow_node("start", "event", event_type="order_created")])
     open_flow(page, flow)
     node(page, "start").click()
     form = page.locator(".fc-form")
@@ -172,11 +173,7 @@ def test_an_event_start_filter_and_the_json_view(sized, live_server, superuser, 
 
 def test_a_segment_rule_through_the_builder(sized, live_server, marketer, shop, shoot):
     page = sized
-    log_in(page, username="mia")
-    page.goto("/admin/customers/segment/add/")
-    page.fill("#id_name", "Big buyers")
-    page.select_option("#id_kind", "rule")
-    builder = page.locator(".rb")
+    builder = kit.new_rule_segment(page, "Big buyers")
     builder.get_by_role("button", name="Add event condition").click()
     row = builder.locator(".rb-event-row")
     row.get_by_label("Has done").fill("order_created")
@@ -217,8 +214,8 @@ def test_the_audience_page_counts_a_rule_built_in_the_builder(sized, live_server
     page = sized
     audience = {"segment": None, "rule": {"field": "customer.email", "op": "exists"}}
     daily = {"every": "day", "at": "10:00"}
-    start = flow_node("start", "schedule", recurrence=daily, timezone="flow", audience=audience)
-    open_flow(page, new_flow("Rules", [start]), view="audience")
+    start = kit.flow_node("start", "schedule", recurrence=daily, timezone="flow", audience=audience)
+    open_flow(page, kit.new_flow("Rules", [start]), view="audience")
     builder = page.locator(".rb")
     builder.get_by_role("button", name="Add event condition").click()
     row = builder.locator(".rb-event-row")

@@ -19,7 +19,8 @@ from playwright.sync_api import expect
 from customers.models import Customer, Event, Segment
 from customers.rules import validate_rule
 from flows.models import Flow
-from tests.browser.kit import draft_config, flow_node, link, log_in, new_flow, node, open_flow, saved
+from tests.browser import kit
+from tests.browser.kit import draft_config, node, open_flow, saved
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -41,9 +42,9 @@ def data(transactional_db):
 def open_condition(page, name: str, key: str) -> Flow:
     """A flow `name` (an order_created start, then condition `key` with an
     empty rule) open in the editor, the condition's form shown."""
-    start = flow_node("start", "event", event_type="order_created")
-    condition = flow_node(key, "condition", rule={"all": []})
-    flow = new_flow(name, [start, condition], [link("start", key)])
+    start = kit.flow_node("start", "event", event_type="order_created")
+    condition = kit.flow_node(key, "condition", rule={"all": []})
+    flow = kit.new_flow(name, [start, condition], [kit.link("start", key)])
     open_flow(page, flow)
     node(page, key).click()
     return flow
@@ -55,11 +56,7 @@ def ops(select) -> list[str]:
 
 def test_a_date_field_gets_a_date_picker_and_date_operators(sized, live_server, marketer, data, shoot):
     page = sized
-    log_in(page, username="mia")
-    page.goto("/admin/customers/segment/add/")
-    page.fill("#id_name", "Born before 2000")
-    page.select_option("#id_kind", "rule")
-    builder = page.locator(".rb")
+    builder = kit.new_rule_segment(page, "Born before 2000")
     builder.get_by_role("button", name="Add condition").last.click()
     expect(builder.locator("select.rb-field option[value='customer.fields.birthday']")).to_have_count(1)
 
@@ -161,7 +158,7 @@ def test_a_dynamic_waits_date_field_suggests_the_date_paths_of_the_data(sized, l
     """The wait's "Date field" box offers the paths whose values are dates (a
     custom field holding dates, the customer's creation date), not text ones."""
     page = sized
-    flow = new_flow("Birthday", [flow_node("until", "wait", mode="fixed", duration="P1D")])
+    flow = kit.new_flow("Birthday", [kit.flow_node("until", "wait", mode="fixed", duration="P1D")])
     open_flow(page, flow)
     node(page, "until").click()
     form = page.locator(".fc-form")

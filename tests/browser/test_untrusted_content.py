@@ -8,11 +8,10 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from channels.models import Template
-from flows import lifecycle
 from flows.models import Flow
 from maestra.api.models import ApiKey
-from tests.browser.kit import log_in
+from tests.browser import kit
+from tests.browser.kit import log_in, node, open_flow
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -34,15 +33,10 @@ def test_a_script_in_customer_data_does_not_run_in_the_preview(page, live_server
         headers={"Authorization": f"Api-Key {key}"},
     )
     assert stored.status in (200, 201), stored.text()
-    template = Template.objects.create(
-        slug="hello",
-        name="Hello",
-        channel="email",
-        subject="Hi {{ customer.first_name }}",
-        text="{{ customer.first_name }} {{ customer.fields.bio }}",
-        # The marketer marked the name safe: it is rendered as HTML, in the frame.
-        html="<p>{{ customer.first_name|safe }}</p>{{ customer.fields.bio|safe }}",
-    )
+    # The marketer marked the name safe: it is rendered as HTML, in the frame.
+    html = "<p>{{ customer.first_name|safe }}</p>{{ customer.fields.bio|safe }}"
+    text = "{{ customer.first_name }} {{ customer.fields.bio }}"
+    template = kit.email_template("hello", "Hi {{ customer.first_name }}", text, html=html)
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     log_in(page, username="boss")
@@ -67,40 +61,20 @@ def test_a_script_in_customer_data_does_not_run_in_the_preview(page, live_server
 
 @pytest.fixture
 def live_flow_with_draft(transactional_db):
-    Template.objects.create(slug="news", name="News", channel="email", subject="S", text="Hi")
-    flow = lifecycle.create_flow(
-        document={
-            "format": "maestra.flow/1",
-            "name": "Newsletter",
-            "nodes": [
-                {"key": "start", "kind": "event", "config": {"event_type": "signup"}},
-                {
-                    "key": "mail",
-                    "kind": "steps",
-                    "config": {
-                        "relevance": "P1D",
-                        "steps": [{"action": "send", "channel": "email", "template": "news"}],
-                    },
-                },
-            ],
-            "edges": [{"from": "start", "to": "mail"}],
-        }
-    )
-    lifecycle.launch_flow(flow=flow, enqueue=False)
-    flow = lifecycle.finish_launch(flow_id=flow.pk)
-    lifecycle.edit_flow(flow=flow)
-    return Flow.objects.get(pk=flow.pk)
+    kit.email_template("news", "S", "Hi")
+    start = kit.flow_node("start", "event", event_type="signup")
+    mail = kit.flow_node("mail", "steps", relevance="P1D", steps=[kit.send_email("news")])
+    return kit.live_with_draft(kit.flow_document("Newsletter", [start, mail], [kit.link("start", "mail")]))
 
 
 def test_the_canvas_and_its_confirmations_work_under_the_policy(page, superuser, live_flow_with_draft):
     flow = live_flow_with_draft
-    log_in(page, username="boss")
 
-    response = page.goto(f"/admin/flows/flow/{flow.pk}/change/")
+    response = open_flow(page, flow)
 
     assert "script-src 'self'" in response.headers["content-security-policy"]
-    expect(page.locator('.drawflow-node[data-key="mail"]')).to_be_visible()
-    page.locator('.drawflow-node[data-key="mail"]').click()
+    expect(node(page, "mail")).to_be_visible()
+    node(page, "mail").click()
     expect(page.locator(".fc-form h3")).to_have_text("Steps node")
     expect(page.locator('.fc-form [data-field="key"] input')).to_have_value("mail")
     # "Discard draft" asks first, in a dialog of a static script (no inline handler).
