@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +20,6 @@ from tests.flows.engine_kit import launch
 # The two window sizes of issue #14 every editor test is run at.
 VIEWPORTS = {"1366x768": (1366, 768), "1920x1080": (1920, 1080)}
 SPEC_EXAMPLE = Path(__file__).resolve().parents[1] / "flows" / "fixtures" / "spec_example.json"
-SAVED_DRAFT = re.compile("^Saved draft")
 FIRST_NAME = "{{ customer.first_name }}"
 PASSWORD = "browser-test-password"
 
@@ -49,11 +49,11 @@ def link(source: str, target: str, port: str | None = None) -> dict:
     return {"from": source, "to": target} if port is None else {"from": source, "port": port, "to": target}
 
 
-def flow_document(name: str, nodes: list[dict] = (), edges: list[dict] = ()) -> dict:
+def flow_document(name: str, nodes: Sequence[dict] = (), edges: Sequence[dict] = ()) -> dict:
     return {"format": "maestra.flow/1", "name": name, "nodes": list(nodes), "edges": list(edges)}
 
 
-def new_flow(name: str, nodes: list[dict] = (), edges: list[dict] = ()) -> Flow:
+def new_flow(name: str, nodes: Sequence[dict] = (), edges: Sequence[dict] = ()) -> Flow:
     """A draft flow (never launched) from its nodes and edges."""
     return lifecycle.create_flow(document=flow_document(name, nodes, edges))
 
