@@ -10,7 +10,7 @@ cleaners turn one input value into what is stored, or raise ValueError."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,16 @@ class Errors:
 
     def add(self, index: int, field: str, message: str) -> None:
         self.items.append({"index": index, "field": field, "message": message})
+
+    def check_object(self, index: int, item: Any, allowed: Collection[str]) -> bool:
+        """Whether the batch's item `index` is an object (a problem if not);
+        its attributes outside `allowed` are problems too, in name order."""
+        if not isinstance(item, dict):
+            self.add(index, "", "must be an object")
+            return False
+        for key in sorted(item.keys() - allowed):
+            self.add(index, key, "unknown attribute")
+        return True
 
     def raise_if_any(self) -> None:
         if self.items:

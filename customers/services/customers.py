@@ -81,8 +81,8 @@ class UpsertResult(dict[str, int]):
         self.changed = changed
 
 
-_CUSTOMER_INSERT_COLUMNS = {
-    "external_id": "text",
+# The profile columns an insert and an update both write.
+_PROFILE_COLUMNS = {
     "email": "text",
     "email_valid": "bool",
     "phone": "text",
@@ -91,8 +91,8 @@ _CUSTOMER_INSERT_COLUMNS = {
     "timezone": "text",
     "locale": "text",
     "fields": "json",
-    "push_tokens": "json",
 }
+_CUSTOMER_INSERT_COLUMNS = {"external_id": "text", **_PROFILE_COLUMNS, "push_tokens": "json"}
 
 
 def _insert_customers(profiles: list[dict[str, Any]], *, now: datetime) -> dict[str, int]:
@@ -143,11 +143,8 @@ def _clean_upsert_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {}
     allowed = {"external_id", "fields", "subscriptions", *PROFILE_ATTRIBUTES}
     for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            errors.add(index, "", "must be an object")
+        if not errors.check_object(index, row, allowed):
             continue
-        for key in sorted(row.keys() - allowed):
-            errors.add(index, key, "unknown attribute")
         try:
             external_id = _clean_external_id(row.get("external_id"))
         except ValueError as exc:
@@ -186,17 +183,7 @@ def _clean_upsert_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return merged
 
 
-_CUSTOMER_UPDATE_COLUMNS = {
-    "id": "int",
-    "email": "text",
-    "email_valid": "bool",
-    "phone": "text",
-    "first_name": "text",
-    "last_name": "text",
-    "timezone": "text",
-    "locale": "text",
-    "fields": "json",
-}
+_CUSTOMER_UPDATE_COLUMNS = {"id": "int", **_PROFILE_COLUMNS}
 
 
 def upsert_customers(*, rows: list[dict[str, Any]], source: str = "api") -> UpsertResult:

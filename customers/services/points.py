@@ -44,11 +44,8 @@ def grant_points(*, entries: list[dict[str, Any]]) -> int:
     clean: list[dict[str, Any]] = []
     seen: set[str] = set()
     for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            errors.add(index, "", "must be an object")
+        if not errors.check_object(index, entry, allowed):
             continue
-        for key in sorted(entry.keys() - allowed):
-            errors.add(index, key, "unknown attribute")
         if not is_int(entry.get("customer_id")):
             errors.add(index, "customer_id", "must be an integer")
         amount = entry.get("amount")
