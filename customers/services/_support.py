@@ -46,6 +46,21 @@ class Errors:
             self.add(index, key, "unknown attribute")
         return True
 
+    def clean_optional(
+        self, index: int, item: dict[str, Any], field: str, clean: Callable[[Any], Any]
+    ) -> Any:
+        """item[field] through `clean` when it is given and not null (a
+        ValueError it raises is the field's problem, and the value stays as
+        given); None otherwise."""
+        value = item.get(field)
+        if value is None:
+            return None
+        try:
+            return clean(value)
+        except ValueError as exc:
+            self.add(index, field, str(exc))
+            return value
+
     def raise_if_any(self) -> None:
         if self.items:
             raise InvalidInput(self.items)

@@ -110,12 +110,7 @@ def store_events(*, events: list[dict[str, Any]], depth: int = 0) -> dict[str, A
     for index, event in enumerate(events):
         if not errors.check_object(index, event, _EVENT_ATTRIBUTES):
             continue
-        external_id = event.get("external_id")
-        if external_id is not None:
-            try:
-                external_id = _clean_event_external_id(external_id)
-            except ValueError as exc:
-                errors.add(index, "external_id", str(exc))
+        external_id = errors.clean_optional(index, event, "external_id", _clean_event_external_id)
         if not is_int(event.get("customer_id")):
             errors.add(index, "customer_id", "must be an integer")
         try:

@@ -59,12 +59,7 @@ def grant_points(*, entries: list[dict[str, Any]]) -> int:
         expires_at = entry.get("expires_at")
         if expires_at is not None and not is_aware(expires_at):
             errors.add(index, "expires_at", "must be a datetime with a time zone, or null")
-        source_key = entry.get("source_key")
-        if source_key is not None:
-            try:
-                source_key = _clean_source_key(source_key)
-            except ValueError as exc:
-                errors.add(index, "source_key", str(exc))
+        source_key = errors.clean_optional(index, entry, "source_key", _clean_source_key)
         if source_key is not None and source_key in seen:
             continue
         if source_key is not None:
