@@ -66,6 +66,21 @@ class Errors:
             raise InvalidInput(self.items)
 
 
+def clean_unique(values: Iterable[Any], field: str, clean: Callable[[Any], Any]) -> dict[Any, None]:
+    """Each value through `clean`, repeats dropped, in first-seen order (the
+    keys of the answer). A value `clean` refuses (ValueError) is a problem
+    named by its index; any problem raises InvalidInput listing them all."""
+    errors = Errors()
+    unique: dict[Any, None] = {}
+    for index, value in enumerate(values):
+        try:
+            unique[clean(value)] = None
+        except ValueError as exc:
+            errors.add(index, field, str(exc))
+    errors.raise_if_any()
+    return unique
+
+
 # --- SQL plumbing -------------------------------------------------------------
 # The only places that know PostgreSQL from SQLite.
 

@@ -22,6 +22,7 @@ from customers.services._support import (
     SUBSCRIPTION_STATUSES,
     Errors,
     Rows,
+    clean_unique,
     execute,
     fetch,
     json_object_problems,
@@ -281,14 +282,7 @@ def ensure_customers(*, external_ids: list[str]) -> dict[str, int]:
     """external_id -> id for each given id, creating the missing customers
     (each new one emits `customer_created`). Used by event ingestion: an event
     for an unknown customer creates the customer."""
-    errors = Errors()
-    unique: dict[str, None] = {}
-    for index, external_id in enumerate(external_ids):
-        try:
-            unique[_clean_external_id(external_id)] = None
-        except ValueError as exc:
-            errors.add(index, "external_id", str(exc))
-    errors.raise_if_any()
+    unique = clean_unique(external_ids, "external_id", _clean_external_id)
     if not unique:
         return {}
     now = timezone.now()
