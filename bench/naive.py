@@ -43,6 +43,18 @@ def run(args) -> dict:
             .select_related("customer")
             .order_by("id")[: args.sample]
         )
+
+        def record_pass(run: Run, node_key: str, kind: str, pass_no: int, now) -> None:
+            NodePass.objects.create(
+                run=run,
+                version_id=args.version,
+                node_key=node_key,
+                kind=kind,
+                pass_no=pass_no,
+                port="next",
+                exited_at=now,
+            )
+
         done = 0
         for membership in memberships:
             customer = membership.customer
@@ -61,15 +73,7 @@ def run(args) -> dict:
                     clock=now,
                     node_clock=now,
                 )
-                NodePass.objects.create(
-                    run=run,
-                    version_id=args.version,
-                    node_key="start",
-                    kind="schedule",
-                    pass_no=0,
-                    port="next",
-                    exited_at=now,
-                )
+                record_pass(run, "start", "schedule", 0, now)
                 subscription = Subscription.objects.filter(customer=customer, channel="email").first()
                 if subscription and subscription.status == Subscription.Status.SUBSCRIBED and customer.email:
                     context = {"flow": {"name": "naive", "id": args.flow}}
@@ -96,15 +100,7 @@ def run(args) -> dict:
                     defaults={"launches": (record.launches + 1) if record else 1, "last_step_at": now},
                     create_defaults={"launches": 1, "first_launched_at": now, "last_step_at": now},
                 )
-                NodePass.objects.create(
-                    run=run,
-                    version_id=args.version,
-                    node_key="hello",
-                    kind="steps",
-                    pass_no=1,
-                    port="next",
-                    exited_at=now,
-                )
+                record_pass(run, "hello", "steps", 1, now)
                 run.status = Run.Status.WAITING
                 run.node_key = "day"
                 run.seq = 2

@@ -230,6 +230,10 @@ class Bench:
     def target(self, text: str, ok: bool | None, detail: str) -> None:
         self.targets.append((text, ok, detail))
 
+    def start_child(self, name: str, args: list[str], env: dict | None = None, **popen) -> Child:
+        """A process left running, logging to <name>.log (`popen`: its pipes)."""
+        return Child.start(args, name=name, env=env or self.env, log=self.out / f"{name}.log", **popen)
+
     def child(self, name: str, args: list[str], env: dict | None = None) -> tuple[Child, dict]:
         out = self.out / f"{name}.json"
         if self.args.profile:
@@ -446,18 +450,16 @@ class Bench:
             raise RuntimeError(
                 f"{label} stage 1: expected {n} waiting runs and messages, got {waiting}, {queued}"
             )
-        stage1 = self.row(
-            f"{label} stage 1 (entry + email)",
+        stage1 = self.s1_stage_row(
+            label,
+            base_label,
+            "stage 1",
+            "entry + email",
             n,
-            result["seconds"],
-            unit="customers/s",
-            rss=child.rss_text,
-            queries=fmt_int(result["queries"]),
+            child,
+            result,
             note=f"runs started {counts.get('schedules.runs_started', 0):,}",
-            cpu=result,
         )
-        stage1["cpu_total"] = cpu_total(result)
-        self.rss_points.append((base_label + " stage 1", n, child.peak_rss_mb))
         if stage2_at <= fire_at + timedelta(days=1, seconds=result["seconds"]):
             raise RuntimeError("stage 1 took more than an hour: move stage2_at later")
 
@@ -471,23 +473,38 @@ class Bench:
         )
         if completed != n:
             raise RuntimeError(f"{label} stage 2: expected {n} completed runs, got {completed}")
-        stage2 = self.row(
-            f"{label} stage 2 (wake + condition + email)",
+        stage2 = self.s1_stage_row(
+            label,
+            base_label,
+            "stage 2",
+            "wake + condition + email",
             n,
-            result["seconds"],
-            unit="customers/s",
-            rss=child.rss_text,
-            queries=fmt_int(result["queries"]),
+            child,
+            result,
             note=f"offers queued {offers:,}",
-            cpu=result,
         )
-        stage2["cpu_total"] = cpu_total(result)
-        self.rss_points.append((base_label + " stage 2", n, child.peak_rss_mb))
 
         if full:
             self.s1_ratios(n, stage1, stage2, floor, naive)
             self.s1_delivery(flow.pk, deliver_at)
         lifecycle.archive_flow(flow=Flow.objects.get(pk=flow.pk))
+
+    def s1_stage_row(self, label, base_label, stage, what, n, child, result, *, note) -> dict:
+        """The table row of one S1 stage (with its CPU total, for the ratios)
+        and its point on the memory chart."""
+        row = self.row(
+            f"{label} {stage} ({what})",
+            n,
+            result["seconds"],
+            unit="customers/s",
+            rss=child.rss_text,
+            queries=fmt_int(result["queries"]),
+            note=note,
+            cpu=result,
+        )
+        row["cpu_total"] = cpu_total(result)
+        self.rss_points.append((f"{base_label} {stage}", n, child.peak_rss_mb))
+        return row
 
     def s1_floor(self, n, segment_id, fire_at, stage2_at, slug) -> dict:
         from flows import lifecycle
@@ -517,24 +534,16 @@ class Bench:
         )
         if r1["counts"]["messages"] != n or r2["counts"]["updated"] != n:
             raise RuntimeError(f"floor wrote {r1['counts']} / {r2['counts']}, expected {n}")
-        self.row(
-            "S1 floor stage 1 (3 SQL statements)",
-            n,
-            r1["seconds"],
-            unit="customers/s",
-            rss=fmt_mb(child1.peak_rss_mb),
-            queries=fmt_int(r1["queries"]),
-            cpu=r1,
-        )
-        self.row(
-            "S1 floor stage 2 (2 SQL statements)",
-            n,
-            r2["seconds"],
-            unit="customers/s",
-            rss=fmt_mb(child2.peak_rss_mb),
-            queries=fmt_int(r2["queries"]),
-            cpu=r2,
-        )
+        for stage, statements, child, result in ((1, 3, child1, r1), (2, 2, child2, r2)):
+            self.row(
+                f"S1 floor stage {stage} ({statements} SQL statements)",
+                n,
+                result["seconds"],
+                unit="customers/s",
+                rss=fmt_mb(child.peak_rss_mb),
+                queries=fmt_int(result["queries"]),
+                cpu=result,
+            )
         sql("DELETE FROM channels_message WHERE flow_id = %s", [flow.pk])
         sql("DELETE FROM flows_run WHERE flow_id = %s", [flow.pk])
         return {
@@ -628,7 +637,8 @@ class Bench:
                     EMAIL_HOST="127.0.0.1",
                     EMAIL_PORT=str(port),
                 )
-                sink = Child.start(
+                sink = self.start_child(
+                    "smtp-sink",
                     [
                         PYTHON,
                         "bench/smtp_sink.py",
@@ -637,9 +647,6 @@ class Bench:
                         "--out",
                         str(self.out / "smtp-sink.json"),
                     ],
-                    name="smtp-sink",
-                    env=self.env,
-                    log=self.out / "smtp-sink.log",
                     stdout=subprocess.PIPE,
                 )
                 Lines(sink).expect("ready", timeout=60)
@@ -748,11 +755,10 @@ class Bench:
                 args = ["ip", "netns", "exec", f"maestra-host{host}", *args]
                 env = self.host_env(host)
             children.append(
-                Child.start(
+                self.start_child(
+                    child_name,
                     args,
-                    name=child_name,
                     env=env,
-                    log=self.out / f"{child_name}.log",
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                 )
@@ -799,7 +805,8 @@ class Bench:
         for index in range(workers):
             name = f"s3-{workers}w-{index}"
             children.append(
-                Child.start(
+                self.start_child(
+                    name,
                     [
                         PYTHON,
                         "bench/stage.py",
@@ -809,9 +816,6 @@ class Bench:
                         "--lateness",
                         str(self.out / f"{name}.lateness"),
                     ],
-                    name=name,
-                    env=self.env,
-                    log=self.out / f"{name}.log",
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                 )
@@ -917,7 +921,8 @@ class Bench:
                 "BENCH_WORKER_DIR": str(worker_dir),
             }
         )
-        server = Child.start(
+        server = self.start_child(
+            "gunicorn",
             [
                 str(ROOT / ".venv/bin/gunicorn"),
                 "maestra.wsgi:application",
@@ -930,9 +935,7 @@ class Bench:
                 "--timeout",
                 "300",
             ],
-            name="gunicorn",
             env=env,
-            log=self.out / "gunicorn.log",
         )
         spies: list[subprocess.Popen] = []
         try:
@@ -941,11 +944,9 @@ class Bench:
             for index in range(self.args.s2_engine_workers):
                 name = f"s2-sweeper-{index}"
                 sweepers.append(
-                    Child.start(
+                    self.start_child(
+                        name,
                         [PYTHON, "bench/stage.py", "sweeper", "--out", str(self.out / f"{name}.json")],
-                        name=name,
-                        env=self.env,
-                        log=self.out / f"{name}.log",
                         stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
                     )
@@ -976,7 +977,8 @@ class Bench:
                         )
                     )
             customers = min(n, scalar("SELECT count(*) FROM customers_customer"))
-            client = Child.start(
+            client = self.start_child(
+                "s2-client",
                 [
                     PYTHON,
                     "bench/s2_client.py",
@@ -995,9 +997,6 @@ class Bench:
                     "--out",
                     str(self.out / "s2-client.json"),
                 ],
-                name="s2-client",
-                env=self.env,
-                log=self.out / "s2-client.log",
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
             )

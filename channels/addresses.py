@@ -14,21 +14,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from customers.models import Channel
+from customers.selectors import PROFILE_FIELDS
 
 # What the outbox and send-test read of a customer (a values() row).
-CUSTOMER_COLUMNS = (
-    "id",
-    "external_id",
-    "email",
-    "email_valid",
-    "phone",
-    "first_name",
-    "last_name",
-    "timezone",
-    "locale",
-    "fields",
-    "push_tokens",
-)
+CUSTOMER_COLUMNS = ("id", *PROFILE_FIELDS, "fields", "push_tokens")
 
 # Message.reason codes of a destination that cannot be used.
 NO_ADDRESS = "no_address"

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
@@ -19,6 +19,7 @@ from channels.sendtest import SendTestError, send_test
 from channels.templates import delete_templates, save_template
 from customers.admin import ReadOnlyAdminMixin
 from customers.models import Customer
+from maestra.admin_base import permitted_object
 
 # What the rendered HTML of a preview may load, served on its own URL inside an
 # iframe with sandbox="": images, styles and fonts from anywhere, as an email
@@ -111,13 +112,9 @@ class TemplateAdmin(admin.ModelAdmin):
     def send_test_view(self, request, object_id):
         """Send the template now, rendered for a chosen customer, to that
         customer or to a given address (channels.sendtest.send_test)."""
-        template = self.get_object(request, object_id)
-        if template is None:
-            raise Http404("No such template")
-        if not (
-            self.has_change_permission(request, template) and request.user.has_perm("customers.view_customer")
-        ):
-            raise PermissionDenied
+        template = permitted_object(
+            self, request, object_id, what="template", permission="change", perms=["customers.view_customer"]
+        )
         query = (request.POST.get("customer") or request.GET.get("customer") or "").strip()
         to = (request.POST.get("to") or "").strip()
         problem, message = "", None
@@ -147,11 +144,7 @@ class TemplateAdmin(admin.ModelAdmin):
         id, email or phone) or the sample one: {"template", "query",
         "customer", "problem", "rendered", "render_error"}. A RenderError is
         returned, not raised; the render budget bounds how long it takes."""
-        template = self.get_object(request, object_id)
-        if template is None:
-            raise Http404("No such template")
-        if not self.has_view_permission(request, template):
-            raise PermissionDenied
+        template = permitted_object(self, request, object_id, what="template", permission="view")
         query = (request.GET.get("customer") or "").strip()
         # "" or absent: the customer's own locale; "default": the default text.
         locale = (request.GET.get("locale") or "").strip()

@@ -18,7 +18,7 @@ from customers.models import Customer
 from maestra.api.errors import ApiError, error
 from maestra.api.models import ApiKey
 from maestra.api.serializers import StrictMixin, require_object
-from maestra.api.views import ApiMixin, ApiView, get_or_404
+from maestra.api.views import ApiMixin, ApiView, get_or_404, put_and_patch
 
 # What a template's body has, in and out (a webhook's secret only goes in).
 FIELDS = [
@@ -155,25 +155,14 @@ class TemplateDetailView(ApiView):
         serializer.is_valid(raise_exception=True)
         return Response(TemplateOutputSerializer(_save(request, serializer, template)).data)
 
-    @extend_schema(
-        operation_id="template_replace",
-        summary="Update a template (the slug stays; the secret stays unless given)",
+    put, patch = put_and_patch(
+        name="template",
+        noun="template",
+        tags=["templates"],
         request=TemplateInputSerializer,
-        responses=TemplateOutputSerializer,
-        tags=["templates"],
+        response=TemplateOutputSerializer,
+        replace_note="the slug stays; the secret stays unless given",
     )
-    def put(self, request, slug: str):
-        return self._update(request, slug, partial=False)
-
-    @extend_schema(
-        operation_id="template_update",
-        summary="Update some attributes of a template",
-        request=TemplateInputSerializer(partial=True),
-        responses=TemplateOutputSerializer,
-        tags=["templates"],
-    )
-    def patch(self, request, slug: str):
-        return self._update(request, slug, partial=True)
 
     @extend_schema(
         operation_id="template_delete", summary="Delete a template", responses={204: None}, tags=["templates"]

@@ -10,7 +10,6 @@ from maestra.wake import DELIVERY, register
 class ChannelsConfig(AppConfig):
     # Not Django Channels: the delivery channels (email, SMS, push, webhook).
     name = "channels"
-    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         # Imported here: apps.py is imported before the model registry is

@@ -22,7 +22,7 @@ from customers.services.promo_codes import add_promo_codes
 from customers.services.segments import add_to_segment
 from maestra.api.errors import ApiError, Conflict, error
 from maestra.api.serializers import StrictMixin, require_object
-from maestra.api.views import ApiMixin, ApiView, get_or_404
+from maestra.api.views import ApiMixin, ApiView, get_or_404, put_and_patch
 
 MAX_MEMBERS = 10_000
 MAX_CODES = 10_000
@@ -277,25 +277,13 @@ class SegmentDetailView(ApiView):
         segment = _save_segment(serializer)
         return Response(SegmentOutputSerializer(_segment_row(segment, members=_member_count(segment))).data)
 
-    @extend_schema(
-        operation_id="segment_replace",
-        summary="Update a segment (the slug stays)",
+    put, patch = put_and_patch(
+        name="segment",
+        noun="segment",
+        tags=["segments"],
         request=SegmentInputSerializer,
-        responses=SegmentOutputSerializer,
-        tags=["segments"],
+        response=SegmentOutputSerializer,
     )
-    def put(self, request, slug: str):
-        return self._update(request, slug, partial=False)
-
-    @extend_schema(
-        operation_id="segment_update",
-        summary="Update some attributes of a segment",
-        request=SegmentInputSerializer(partial=True),
-        responses=SegmentOutputSerializer,
-        tags=["segments"],
-    )
-    def patch(self, request, slug: str):
-        return self._update(request, slug, partial=True)
 
     @extend_schema(
         operation_id="segment_delete", summary="Delete a segment", responses={204: None}, tags=["segments"]
@@ -448,25 +436,13 @@ class PromoPoolDetailView(ApiView):
         serializer.is_valid(raise_exception=True)
         return Response(PromoPoolOutputSerializer(_save_pool(serializer)).data)
 
-    @extend_schema(
-        operation_id="promo_pool_replace",
-        summary="Update a promo pool (the slug stays)",
+    put, patch = put_and_patch(
+        name="promo_pool",
+        noun="promo pool",
+        tags=["promo pools"],
         request=PromoPoolInputSerializer,
-        responses=PromoPoolOutputSerializer,
-        tags=["promo pools"],
+        response=PromoPoolOutputSerializer,
     )
-    def put(self, request, slug: str):
-        return self._update(request, slug, partial=False)
-
-    @extend_schema(
-        operation_id="promo_pool_update",
-        summary="Update some attributes of a promo pool",
-        request=PromoPoolInputSerializer(partial=True),
-        responses=PromoPoolOutputSerializer,
-        tags=["promo pools"],
-    )
-    def patch(self, request, slug: str):
-        return self._update(request, slug, partial=True)
 
     @extend_schema(
         operation_id="promo_pool_delete",

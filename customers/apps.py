@@ -6,7 +6,6 @@ from maestra.audit.actions import register_actions
 
 class CustomersConfig(AppConfig):
     name = "customers"
-    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
         register_actions(*CUSTOMER_ACTIONS)

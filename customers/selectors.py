@@ -33,18 +33,28 @@ def segment_slugs(customer_id: int) -> list[str]:
     )
 
 
+# The plain profile attributes, in the order the API and the export show them.
+PROFILE_FIELDS = (
+    "external_id",
+    "email",
+    "email_valid",
+    "phone",
+    "first_name",
+    "last_name",
+    "timezone",
+    "locale",
+)
+
+
+def profile_values(customer: Customer) -> dict[str, Any]:
+    return {name: getattr(customer, name) for name in PROFILE_FIELDS}
+
+
 def customer_profile(customer: Customer) -> dict[str, Any]:
     """What the API shows of one customer: the profile, the subscription
     statuses, the points balance now and the segments the customer is in."""
     return {
-        "external_id": customer.external_id,
-        "email": customer.email,
-        "email_valid": customer.email_valid,
-        "phone": customer.phone,
-        "first_name": customer.first_name,
-        "last_name": customer.last_name,
-        "timezone": customer.timezone,
-        "locale": customer.locale,
+        **profile_values(customer),
         "fields": customer.fields if isinstance(customer.fields, dict) else {},
         "subscriptions": dict(
             Subscription.objects.filter(customer=customer)

@@ -8,7 +8,6 @@ from maestra.wake import ENGINE, register
 
 class FlowsConfig(AppConfig):
     name = "flows"
-    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
         register_actions(*FLOW_ACTIONS)

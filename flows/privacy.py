@@ -41,6 +41,7 @@ from customers.models import (
     SegmentMembership,
     Subscription,
 )
+from customers.selectors import profile_values
 from customers.services.points import points_balances
 from flows.models import NodePass, Run
 from flows.nodes.limitation import release_reservations
@@ -169,14 +170,7 @@ def export_customer(*, customer: Customer) -> dict[str, Any]:
         "format": "maestra.customer-export/1",
         "exported_at": timezone.now().isoformat(),
         "profile": {
-            "external_id": customer.external_id,
-            "email": customer.email,
-            "email_valid": customer.email_valid,
-            "phone": customer.phone,
-            "first_name": customer.first_name,
-            "last_name": customer.last_name,
-            "timezone": customer.timezone,
-            "locale": customer.locale,
+            **profile_values(customer),
             "fields": customer.fields,
             "push_tokens": customer.push_tokens,
             "created_at": _iso(customer.created_at),

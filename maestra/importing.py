@@ -1,4 +1,5 @@
-"""What the file-import commands share (import_customers, import_events):
+"""What the file-import commands share (import_customers, import_events; their base,
+ImportCommand):
 reading CSV headers and JSONL lines with the line number of each row, writing
 in chunks (one transaction each) behind a progress bar, and stopping on the
 first bad line with one message that names it and says what was imported."""
@@ -159,27 +160,52 @@ def import_in_chunks(
     return totals
 
 
-def import_file(
-    *,
-    command: BaseCommand,
-    file: str,
-    format: str | None,
-    csv_rows: Callable[[Path], Rows],
-    chunk_size: int,
-    write: Callable[[list[dict[str, Any]]], dict[str, int]],
-    noun: str,
-    progress: bool = True,
-) -> Counter:
-    """A command's whole import: the file's kind, its rows (`csv_rows` for
-    CSV, one JSON object per line otherwise), then import_in_chunks."""
-    path = Path(file)
-    kind = file_kind(path, format)
-    return import_in_chunks(
-        command=command,
-        path=path,
-        rows=csv_rows(path) if kind == "csv" else jsonl_objects(path),
-        chunk_size=chunk_size,
-        write=write,
-        noun=noun,
-        progress=progress,
-    )
+class ImportCommand(BaseCommand):
+    """A file-import command: FILE, --format, --chunk-size, --no-progress; the
+    file's kind, its rows (`csv_rows` for CSV, one JSON object per line
+    otherwise), then import_in_chunks and one summary line. A subclass says
+    what its rows are (`noun`), how to read CSV (`csv_rows`), how to write a
+    chunk (`write_chunk`, answering counts) and how to report them (`summary`)."""
+
+    noun = "row"
+    default_chunk_size = 5000
+    max_chunk_size: int | None = None  # None: no upper bound
+    chunk_size_help = "rows per transaction (default 5000)"
+
+    def csv_rows(self, path: Path) -> Rows:
+        raise NotImplementedError
+
+    def write_chunk(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        raise NotImplementedError
+
+    def summary(self, totals: Counter) -> str:
+        raise NotImplementedError
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="a .csv or .jsonl (.ndjson) file")
+        parser.add_argument(
+            "--format", choices=["csv", "jsonl"], help="override the format the extension says"
+        )
+        parser.add_argument(
+            "--chunk-size", type=int, default=self.default_chunk_size, help=self.chunk_size_help
+        )
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, file: str, format: str | None, chunk_size: int, no_progress: bool, **options):
+        if self.max_chunk_size is None:
+            if chunk_size < 1:
+                raise CommandError("--chunk-size must be at least 1")
+        elif not 1 <= chunk_size <= self.max_chunk_size:
+            raise CommandError(f"--chunk-size must be between 1 and {self.max_chunk_size}")
+        path = Path(file)
+        kind = file_kind(path, format)
+        totals = import_in_chunks(
+            command=self,
+            path=path,
+            rows=self.csv_rows(path) if kind == "csv" else jsonl_objects(path),
+            chunk_size=chunk_size,
+            write=self.write_chunk,
+            noun=self.noun,
+            progress=not no_progress,
+        )
+        self.stdout.write(self.summary(totals))

@@ -10,7 +10,7 @@ cleaners turn one input value into what is stored, or raise ValueError."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,9 +36,49 @@ class Errors:
     def add(self, index: int, field: str, message: str) -> None:
         self.items.append({"index": index, "field": field, "message": message})
 
+    def check_object(self, index: int, item: Any, allowed: Collection[str]) -> bool:
+        """Whether the batch's item `index` is an object (a problem if not);
+        its attributes outside `allowed` are problems too, in name order."""
+        if not isinstance(item, dict):
+            self.add(index, "", "must be an object")
+            return False
+        for key in sorted(item.keys() - allowed):
+            self.add(index, key, "unknown attribute")
+        return True
+
+    def clean_optional(
+        self, index: int, item: dict[str, Any], field: str, clean: Callable[[Any], Any]
+    ) -> Any:
+        """item[field] through `clean` when it is given and not null (a
+        ValueError it raises is the field's problem, and the value stays as
+        given); None otherwise."""
+        value = item.get(field)
+        if value is None:
+            return None
+        try:
+            return clean(value)
+        except ValueError as exc:
+            self.add(index, field, str(exc))
+            return value
+
     def raise_if_any(self) -> None:
         if self.items:
             raise InvalidInput(self.items)
+
+
+def clean_unique(values: Iterable[Any], field: str, clean: Callable[[Any], Any]) -> dict[Any, None]:
+    """Each value through `clean`, repeats dropped, in first-seen order (the
+    keys of the answer). A value `clean` refuses (ValueError) is a problem
+    named by its index; any problem raises InvalidInput listing them all."""
+    errors = Errors()
+    unique: dict[Any, None] = {}
+    for index, value in enumerate(values):
+        try:
+            unique[clean(value)] = None
+        except ValueError as exc:
+            errors.add(index, field, str(exc))
+    errors.raise_if_any()
+    return unique
 
 
 # --- SQL plumbing -------------------------------------------------------------

@@ -22,6 +22,7 @@ from customers.services._support import (
     SUBSCRIPTION_STATUSES,
     Errors,
     Rows,
+    clean_unique,
     execute,
     fetch,
     json_object_problems,
@@ -81,8 +82,8 @@ class UpsertResult(dict[str, int]):
         self.changed = changed
 
 
-_CUSTOMER_INSERT_COLUMNS = {
-    "external_id": "text",
+# The profile columns an insert and an update both write.
+_PROFILE_COLUMNS = {
     "email": "text",
     "email_valid": "bool",
     "phone": "text",
@@ -91,8 +92,8 @@ _CUSTOMER_INSERT_COLUMNS = {
     "timezone": "text",
     "locale": "text",
     "fields": "json",
-    "push_tokens": "json",
 }
+_CUSTOMER_INSERT_COLUMNS = {"external_id": "text", **_PROFILE_COLUMNS, "push_tokens": "json"}
 
 
 def _insert_customers(profiles: list[dict[str, Any]], *, now: datetime) -> dict[str, int]:
@@ -143,11 +144,8 @@ def _clean_upsert_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {}
     allowed = {"external_id", "fields", "subscriptions", *PROFILE_ATTRIBUTES}
     for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            errors.add(index, "", "must be an object")
+        if not errors.check_object(index, row, allowed):
             continue
-        for key in sorted(row.keys() - allowed):
-            errors.add(index, key, "unknown attribute")
         try:
             external_id = _clean_external_id(row.get("external_id"))
         except ValueError as exc:
@@ -186,17 +184,7 @@ def _clean_upsert_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return merged
 
 
-_CUSTOMER_UPDATE_COLUMNS = {
-    "id": "int",
-    "email": "text",
-    "email_valid": "bool",
-    "phone": "text",
-    "first_name": "text",
-    "last_name": "text",
-    "timezone": "text",
-    "locale": "text",
-    "fields": "json",
-}
+_CUSTOMER_UPDATE_COLUMNS = {"id": "int", **_PROFILE_COLUMNS}
 
 
 def upsert_customers(*, rows: list[dict[str, Any]], source: str = "api") -> UpsertResult:
@@ -294,14 +282,7 @@ def ensure_customers(*, external_ids: list[str]) -> dict[str, int]:
     """external_id -> id for each given id, creating the missing customers
     (each new one emits `customer_created`). Used by event ingestion: an event
     for an unknown customer creates the customer."""
-    errors = Errors()
-    unique: dict[str, None] = {}
-    for index, external_id in enumerate(external_ids):
-        try:
-            unique[_clean_external_id(external_id)] = None
-        except ValueError as exc:
-            errors.add(index, "external_id", str(exc))
-    errors.raise_if_any()
+    unique = clean_unique(external_ids, "external_id", _clean_external_id)
     if not unique:
         return {}
     now = timezone.now()

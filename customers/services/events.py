@@ -86,6 +86,10 @@ def own_event(customer_id: int, event_type: str, payload: dict[str, Any], now: d
     }
 
 
+# What an event given to store_events may have.
+_EVENT_ATTRIBUTES = frozenset({"external_id", "customer_id", "type", "occurred_at", "payload"})
+
+
 def store_events(*, events: list[dict[str, Any]], depth: int = 0) -> dict[str, Any]:
     """Store events for the engine to match against flows.
 
@@ -104,17 +108,9 @@ def store_events(*, events: list[dict[str, Any]], depth: int = 0) -> dict[str, A
     errors = Errors()
     clean: list[dict[str, Any]] = []
     for index, event in enumerate(events):
-        if not isinstance(event, dict):
-            errors.add(index, "", "must be an object")
+        if not errors.check_object(index, event, _EVENT_ATTRIBUTES):
             continue
-        for key in event.keys() - {"external_id", "customer_id", "type", "occurred_at", "payload"}:
-            errors.add(index, key, "unknown attribute")
-        external_id = event.get("external_id")
-        if external_id is not None:
-            try:
-                external_id = _clean_event_external_id(external_id)
-            except ValueError as exc:
-                errors.add(index, "external_id", str(exc))
+        external_id = errors.clean_optional(index, event, "external_id", _clean_event_external_id)
         if not is_int(event.get("customer_id")):
             errors.add(index, "customer_id", "must be an integer")
         try:

@@ -44,11 +44,8 @@ def grant_points(*, entries: list[dict[str, Any]]) -> int:
     clean: list[dict[str, Any]] = []
     seen: set[str] = set()
     for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            errors.add(index, "", "must be an object")
+        if not errors.check_object(index, entry, allowed):
             continue
-        for key in sorted(entry.keys() - allowed):
-            errors.add(index, key, "unknown attribute")
         if not is_int(entry.get("customer_id")):
             errors.add(index, "customer_id", "must be an integer")
         amount = entry.get("amount")
@@ -62,12 +59,7 @@ def grant_points(*, entries: list[dict[str, Any]]) -> int:
         expires_at = entry.get("expires_at")
         if expires_at is not None and not is_aware(expires_at):
             errors.add(index, "expires_at", "must be a datetime with a time zone, or null")
-        source_key = entry.get("source_key")
-        if source_key is not None:
-            try:
-                source_key = _clean_source_key(source_key)
-            except ValueError as exc:
-                errors.add(index, "source_key", str(exc))
+        source_key = errors.clean_optional(index, entry, "source_key", _clean_source_key)
         if source_key is not None and source_key in seen:
             continue
         if source_key is not None:

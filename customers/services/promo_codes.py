@@ -14,6 +14,7 @@ from customers.models import PromoCode, PromoPool
 from customers.services._support import (
     Errors,
     Rows,
+    clean_unique,
     execute,
     fetch,
     is_int,
@@ -142,14 +143,7 @@ def issue_promo_codes(*, pool_slug: str, requests: list[tuple[int, str]]) -> dic
 def add_promo_codes(*, pool_slug: str, codes: list[str]) -> dict[str, int]:
     """Bulk upload codes to a pool; codes already in it (or repeated in the
     upload) are ignored. Returns {"added", "duplicates"}."""
-    errors = Errors()
-    clean: dict[str, None] = {}
-    for index, code in enumerate(codes):
-        try:
-            clean[_clean_code(code)] = None
-        except ValueError as exc:
-            errors.add(index, "code", str(exc))
-    errors.raise_if_any()
+    clean = clean_unique(codes, "code", _clean_code)
     pool_id = _pool_id(pool_slug)
     if not clean:
         return {"added": 0, "duplicates": len(codes)}

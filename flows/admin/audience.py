@@ -7,24 +7,19 @@ from __future__ import annotations
 
 import json
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from flows.selectors.audience import flow_audience_preview
+from maestra.admin_base import permitted_object
 from maestra.api.errors import ApiError
 from maestra.errors import ApplicationError
 
 
 def audience_preview_view(request, object_id, *, model_admin):
-    flow = model_admin.get_object(request, object_id)
-    if flow is None:
-        raise Http404("No such flow")
-    if not (
-        model_admin.has_view_permission(request, flow) and request.user.has_perm("customers.view_customer")
-    ):
-        raise PermissionDenied
+    flow = permitted_object(
+        model_admin, request, object_id, what="flow", permission="view", perms=["customers.view_customer"]
+    )
     rule = (request.GET.get("rule") or "").strip()
     version = (request.GET.get("version") or "").strip()
     preview, errors = None, []

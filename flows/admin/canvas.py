@@ -27,6 +27,7 @@ from flows.nodes import REGISTRY  # importing the package registers every kind
 from flows.plain_language import stop_reason_text, with_texts
 from flows.selectors.canvas_stats import canvas_stats
 from flows.version_diff import diff_against_live
+from maestra.admin_base import permitted_object
 from maestra.api.errors import ApiError
 from maestra.api.parsers import parse_json, read_body
 
@@ -133,11 +134,7 @@ def canvas_save_view(request, object_id, *, model_admin):
     """Autosave from the canvas: {"document": maestra.flow/1} -> save_draft.
     200 {"version", "status", "errors"}; a malformed document 400 with its
     problems; a flow whose draft cannot be written now 409 with the reason."""
-    flow = model_admin.get_object(request, object_id)
-    if flow is None:
-        return json_response({"message": "No such flow."}, status=404)
-    if not model_admin.has_change_permission(request, flow):
-        return json_response({"message": "You may not do this."}, status=403)
+    flow = permitted_object(model_admin, request, object_id, what="flow", permission="change")
     try:
         # The API's JSON reader: the same refusals (413 over the limit, 400
         # for what is not JSON or holds characters text cannot store).
@@ -189,11 +186,7 @@ def canvas_save_view(request, object_id, *, model_admin):
 
 @json_endpoint("GET")
 def canvas_stats_view(request, object_id, *, model_admin):
-    flow = model_admin.get_object(request, object_id)
-    if flow is None:
-        return json_response({"message": "No such flow."}, status=404)
-    if not model_admin.has_view_permission(request, flow):
-        return json_response({"message": "You may not do this."}, status=403)
+    flow = permitted_object(model_admin, request, object_id, what="flow", permission="view")
     try:
         since, until = parse_period(request.GET)
     except ValueError as error:

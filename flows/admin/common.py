@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,8 @@ def json_response(data: Any, *, status: int = 200) -> JsonResponse:
 
 def json_endpoint(*methods: str):
     """The canvas's endpoints answer JSON whatever happens, as the API does:
-    a wrong method is a JSON 405, and a bug is logged with its traceback and
+    a wrong method is a JSON 405, a missing object (Http404) a JSON 404, a
+    refusal (PermissionDenied) a JSON 403, and a bug is logged with its traceback and
     answered with a JSON 500 — never Django's HTML pages, which the canvas
     script cannot show."""
 
@@ -41,6 +42,8 @@ def json_endpoint(*methods: str):
                 return response
             try:
                 return view(request, *args, **kwargs)
+            except Http404 as missing:
+                return json_response({"message": f"{missing}."}, status=404)
             except PermissionDenied:
                 return json_response({"message": "You may not do this."}, status=403)
             except Exception:

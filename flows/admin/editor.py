@@ -26,6 +26,7 @@ from flows.models import Flow, FlowVersion
 from flows.plain_language import describe_exit, describe_goal  # goal hook
 from flows.selectors.audience import audience_preview
 from flows.version_diff import diff_against_live
+from maestra.admin_base import permitted_object
 
 # Statuses a flow passes through on its own (a worker finishes them): the
 # page polls the status endpoint while the flow is in one of them.
@@ -220,17 +221,9 @@ def launch_review(*, flow: Flow) -> dict[str, Any]:
 
 
 def _flow_for(request, object_id, model_admin, *, change: bool) -> Flow:
-    flow = model_admin.get_object(request, object_id)
-    if flow is None:
-        raise Http404("No such flow")
-    allowed = (
-        model_admin.has_change_permission(request, flow)
-        if change
-        else model_admin.has_view_permission(request, flow)
+    return permitted_object(
+        model_admin, request, object_id, what="flow", permission="change" if change else "view"
     )
-    if not allowed:
-        raise PermissionDenied
-    return flow
 
 
 def launch_review_view(request, object_id, *, model_admin):

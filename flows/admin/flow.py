@@ -375,39 +375,25 @@ class FlowAdmin(LifecycleTransitionsMixin, admin.ModelAdmin):
         def view(function):
             return wrap(partial(function, model_admin=self))
 
+        def flow_page(suffix: str, function, name: str):
+            """A page of one flow: <id>/<suffix>, named flows_flow_<name>."""
+            return path(f"<path:object_id>/{suffix}", function, name=f"flows_flow_{name}")
+
         return [
             # Fixed paths first: "<path:object_id>/" would swallow them.
             path("monitoring/", view(monitoring.monitoring_view), name="flows_monitoring"),
             *dashboard.urls(view),
             path("activity/", view(activity.activity_view), name="flows_customer_activity_search"),
             path("activity/<int:customer_id>/", view(activity.activity_view), name="flows_customer_activity"),
-            path(
-                "<path:object_id>/canvas/draft/",
-                view(canvas.canvas_save_view),
-                name="flows_flow_canvas_save",
-            ),
-            path(
-                "<path:object_id>/canvas/stats/",
-                view(canvas.canvas_stats_view),
-                name="flows_flow_canvas_stats",
-            ),
+            flow_page("canvas/draft/", view(canvas.canvas_save_view), "canvas_save"),
+            flow_page("canvas/stats/", view(canvas.canvas_stats_view), "canvas_stats"),
             *editor.urls(view),
-            path(
-                "<path:object_id>/audience/",
-                view(audience.audience_preview_view),
-                name="flows_flow_audience",
-            ),
-            path("<path:object_id>/edit/", wrap(self.edit_view), name="flows_flow_edit"),
-            path(
-                "<path:object_id>/delete-draft/", wrap(self.delete_draft_view), name="flows_flow_delete_draft"
-            ),
-            path("<path:object_id>/duplicate/", wrap(self.duplicate_view), name="flows_flow_duplicate"),
-            path("<path:object_id>/export/", wrap(self.export_view), name="flows_flow_export"),
-            path(
-                "<path:object_id>/versions/<int:number>/",
-                wrap(self.version_view),
-                name="flows_flow_version",
-            ),
+            flow_page("audience/", view(audience.audience_preview_view), "audience"),
+            flow_page("edit/", wrap(self.edit_view), "edit"),
+            flow_page("delete-draft/", wrap(self.delete_draft_view), "delete_draft"),
+            flow_page("duplicate/", wrap(self.duplicate_view), "duplicate"),
+            flow_page("export/", wrap(self.export_view), "export"),
+            flow_page("versions/<int:number>/", wrap(self.version_view), "version"),
             *super().get_urls(),
         ]
 

@@ -43,6 +43,15 @@ class NodeKindFilter(admin.SimpleListFilter):
         return queryset
 
 
+class EngineRecordAdmin(InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """A table the engine writes: read-only, out of the menu, newest first
+    (the order Django's change list falls back to anyway) and without the
+    full COUNT(*) of a table that grows with every run."""
+
+    ordering = ["-id"]
+    show_full_result_count = False
+
+
 @admin.register(FlowVersion)
 class FlowVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Launched versions are frozen and drafts are edited on the Flow page, so
@@ -81,20 +90,18 @@ class FlowVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Node)
-class NodeAdmin(InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class NodeAdmin(EngineRecordAdmin):
     list_display = ["key", "kind", "title", "version"]
     list_select_related = ["version__flow"]
     list_filter = [NodeKindFilter]
     search_fields = ["key", "title", "version__flow__name"]
-    show_full_result_count = False
 
 
 @admin.register(Edge)
-class EdgeAdmin(InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class EdgeAdmin(EngineRecordAdmin):
     list_display = ["from_key", "port", "to_key", "version"]
     list_select_related = ["version__flow"]
     search_fields = ["from_key", "to_key", "version__flow__name"]
-    show_full_result_count = False
 
 
 class NodePassInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -128,41 +135,37 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(NodePass)
-class NodePassAdmin(InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class NodePassAdmin(EngineRecordAdmin):
     list_display = ["id", "run", "node_key", "kind", "pass_no", "at", "port", "exited_at", "stop_reason"]
     list_select_related = ["run"]
     list_filter = [NodeKindFilter]
     search_fields = ["=run__id", "=node_key"]
-    ordering = ["-id"]
-    show_full_result_count = False
 
 
 @admin.register(LaunchRecord)
-class LaunchRecordAdmin(InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class LaunchRecordAdmin(EngineRecordAdmin):
     list_display = ["flow", "customer", "launches", "first_launched_at", "last_step_at"]
     list_select_related = ["flow", "customer"]
     list_filter = ["flow"]
     search_fields = ["=customer__external_id", "customer__email"]
-    ordering = ["-id"]
-    show_full_result_count = False
 
 
 @admin.register(LimitationCounter)
-class LimitationCounterAdmin(InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class LimitationCounterAdmin(EngineRecordAdmin):
     list_display = ["flow", "node_key", "signature", "window_start", "used", "alerted"]
     list_select_related = ["flow"]
     list_filter = ["flow", "alerted"]
     search_fields = ["node_key", "flow__name"]
     ordering = ["-window_start"]
+    # Counted in full: one row per limitation node and window, not per run.
+    show_full_result_count = True
 
 
 @admin.register(LimitationGrant)
-class LimitationGrantAdmin(InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class LimitationGrantAdmin(EngineRecordAdmin):
     list_display = ["id", "counter_label", "run", "pass_no", "state", "granted_at"]
     list_select_related = ["counter__flow", "run"]
     list_filter = ["state"]
-    ordering = ["-id"]
-    show_full_result_count = False
 
     @admin.display(description="counter")
     def counter_label(self, obj: LimitationGrant) -> str:
@@ -171,20 +174,17 @@ class LimitationGrantAdmin(InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAd
 
 
 @admin.register(ABAssignment)
-class ABAssignmentAdmin(InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class ABAssignmentAdmin(EngineRecordAdmin):
     list_display = ["flow", "node_key", "customer", "variant", "assigned_at"]
     list_select_related = ["flow", "customer"]
     list_filter = ["flow"]
     search_fields = ["=customer__external_id", "node_key"]
-    ordering = ["-id"]
-    show_full_result_count = False
 
 
 @admin.register(NodeStat)
-class NodeStatAdmin(InternalTableMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class NodeStatAdmin(EngineRecordAdmin):
     list_display = ["flow", "node_key", "hour", "metric", "count", "is_test"]
     list_select_related = ["flow"]
     list_filter = ["is_test", "flow"]
     search_fields = ["node_key", "metric"]
     ordering = ["-hour"]
-    show_full_result_count = False

@@ -228,52 +228,58 @@ def _action_view(name: str, service, *, code: int, summary: str, description: st
     return type(f"Flow{name.title().replace('-', '')}View", (ApiView,), {"post": post, "__doc__": summary})
 
 
-FlowLaunchView = _action_view(
-    "launch",
-    launch.launch_flow,
-    code=status.HTTP_202_ACCEPTED,
-    summary="Launch the draft",
-    description="The flow goes to `launching`; a django-q2 task (or the next flows_tick) makes the draft "
-    "the live version. A draft with errors → 409 listing them (with their node).",
-)
-FlowTestView = _action_view(
-    "test",
-    launch.start_test,
-    code=status.HTTP_200_OK,
-    summary="Launch the draft as a test",
-    description="Only while no live version runs (status ready). Messages are rendered, not sent.",
-)
-FlowStopTestView = _action_view(
-    "stop-test",
-    transitions.stop_test,
-    code=status.HTTP_200_OK,
-    summary="Stop the test",
-    description="Test runs stop; a new draft copied from the test version lets you go on editing.",
-)
-FlowPauseView = _action_view(
-    "pause",
-    transitions.pause_flow,
-    code=status.HTTP_200_OK,
-    summary="Pause an active flow",
-    description="No new runs; waiting runs stay where they are.",
-)
-FlowResumeView = _action_view(
-    "resume", transitions.resume_flow, code=status.HTTP_200_OK, summary="Resume a paused flow", description=""
-)
-FlowArchiveView = _action_view(
-    "archive",
-    transitions.archive_flow,
-    code=status.HTTP_200_OK,
-    summary="Archive a flow (final)",
-    description="Runs in flight stop with `flow_stopped`.",
-)
-FlowDuplicateView = _action_view(
-    "duplicate",
-    drafts.duplicate_flow,
-    code=status.HTTP_201_CREATED,
-    summary="Duplicate a flow",
-    description="A new flow '<name> (copy)' from the draft (or the live version); answers with the copy.",
-)
+# The lifecycle buttons of the API, one POST each: (URL name, service, status on success,
+# summary, description). Wired in maestra/api/urls.py from ACTION_VIEWS, in this order.
+FLOW_ACTIONS = [
+    (
+        "launch",
+        launch.launch_flow,
+        status.HTTP_202_ACCEPTED,
+        "Launch the draft",
+        "The flow goes to `launching`; a django-q2 task (or the next flows_tick) makes the draft "
+        "the live version. A draft with errors → 409 listing them (with their node).",
+    ),
+    (
+        "test",
+        launch.start_test,
+        status.HTTP_200_OK,
+        "Launch the draft as a test",
+        "Only while no live version runs (status ready). Messages are rendered, not sent.",
+    ),
+    (
+        "stop-test",
+        transitions.stop_test,
+        status.HTTP_200_OK,
+        "Stop the test",
+        "Test runs stop; a new draft copied from the test version lets you go on editing.",
+    ),
+    (
+        "pause",
+        transitions.pause_flow,
+        status.HTTP_200_OK,
+        "Pause an active flow",
+        "No new runs; waiting runs stay where they are.",
+    ),
+    ("resume", transitions.resume_flow, status.HTTP_200_OK, "Resume a paused flow", ""),
+    (
+        "archive",
+        transitions.archive_flow,
+        status.HTTP_200_OK,
+        "Archive a flow (final)",
+        "Runs in flight stop with `flow_stopped`.",
+    ),
+    (
+        "duplicate",
+        drafts.duplicate_flow,
+        status.HTTP_201_CREATED,
+        "Duplicate a flow",
+        "A new flow '<name> (copy)' from the draft (or the live version); answers with the copy.",
+    ),
+]
+ACTION_VIEWS: dict[str, type[ApiView]] = {
+    name: _action_view(name, service, code=code, summary=summary, description=description)
+    for name, service, code, summary, description in FLOW_ACTIONS
+}
 
 
 class FlowVersionsView(ApiMixin, generics.ListAPIView):

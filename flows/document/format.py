@@ -117,19 +117,13 @@ def parse_document(data: dict | str | bytes) -> dict:
     _parse_criteria(data.get("goal"), "goal", _GOAL_KEYS, add)
     _parse_criteria(data.get("exit"), "exit", _EXIT_KEYS, add)
 
-    nodes = data.get("nodes", [])
-    if not isinstance(nodes, list):
-        add("nodes", "must be a list of nodes")
-    else:
-        for index, node in enumerate(nodes):
-            _parse_node(node, f"nodes.{index}", add)
-
-    edges = data.get("edges", [])
-    if not isinstance(edges, list):
-        add("edges", "must be a list of edges")
-    else:
-        for index, edge in enumerate(edges):
-            _parse_edge(edge, f"edges.{index}", add)
+    for name, parse_item in (("nodes", _parse_node), ("edges", _parse_edge)):
+        items = data.get(name, [])
+        if not isinstance(items, list):
+            add(name, f"must be a list of {name}")
+        else:
+            for index, item in enumerate(items):
+                parse_item(item, f"{name}.{index}", add)
 
     if errors:
         raise DocumentError(errors)
@@ -171,13 +165,23 @@ def _check_unknown_keys(value: dict, allowed: frozenset, prefix: str, add) -> No
             add(f"{prefix}.{key}", "unknown field")
 
 
-def _parse_launch_limit(value: Any, add) -> None:
+def _optional_object(value: Any, name: str, keys: frozenset, add, *, expected: str) -> bool:
+    """Whether `value` is an object to check further: null (or absent) is
+    fine and has nothing to check, anything else must be an object (`expected`
+    says which), whose unknown keys are reported here."""
     if value is None:
-        return
+        return False
     if not isinstance(value, dict):
-        add("launch_limit", "must be an object {mode, period, max_total}")
+        add(name, f"must be {expected}")
+        return False
+    _check_unknown_keys(value, keys, name, add)
+    return True
+
+
+def _parse_launch_limit(value: Any, add) -> None:
+    expected = "an object {mode, period, max_total}"
+    if not _optional_object(value, "launch_limit", _LAUNCH_LIMIT_KEYS, add, expected=expected):
         return
-    _check_unknown_keys(value, _LAUNCH_LIMIT_KEYS, "launch_limit", add)
     if "mode" in value:
         _check_string(value["mode"], "launch_limit.mode", add)
     if value.get("period") is not None:
@@ -188,12 +192,8 @@ def _parse_launch_limit(value: Any, add) -> None:
 
 
 def _parse_schedule(value: Any, add) -> None:
-    if value is None:
+    if not _optional_object(value, "schedule", _SCHEDULE_KEYS, add, expected="an object {start_at, end_at}"):
         return
-    if not isinstance(value, dict):
-        add("schedule", "must be an object {start_at, end_at}")
-        return
-    _check_unknown_keys(value, _SCHEDULE_KEYS, "schedule", add)
     for name in ("start_at", "end_at"):
         if value.get(name) is not None:
             _check_string(value[name], f"schedule.{name}", add)
@@ -202,12 +202,9 @@ def _parse_schedule(value: Any, add) -> None:
 def _parse_criteria(value: Any, name: str, keys: frozenset, add) -> None:
     """The JSON shape of `goal` / `exit`: an object of known keys with
     values of the right types, or null."""
-    if value is None:
+    expected = "an object {" + ", ".join(sorted(keys)) + "} or null"
+    if not _optional_object(value, name, keys, add, expected=expected):
         return
-    if not isinstance(value, dict):
-        add(name, "must be an object {" + ", ".join(sorted(keys)) + "} or null")
-        return
-    _check_unknown_keys(value, keys, name, add)
     if "event_type" not in value:
         add(f"{name}.event_type", "missing")
     else:

@@ -112,6 +112,19 @@ RUN_COLUMNS = {
     "stop_reason": "text",
 }
 
+# The NodePass columns the engine inserts (a move's passes, a goal exit's stops).
+PASS_COLUMNS = {
+    "run_id": "int",
+    "version_id": "int",
+    "node_key": "text",
+    "kind": "text",
+    "pass_no": "int",
+    "at": "ts",
+    "port": "text",
+    "exited_at": "ts",
+    "stop_reason": "text",
+}
+
 
 # --- The graph of one version, loaded once per tick --------------------------
 

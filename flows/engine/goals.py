@@ -35,7 +35,7 @@ from django.db.models.functions import Coalesce
 from customers.models import Event
 from customers.rules import parse_path, payload_q, validate_rule
 from flows.document.fields import duration_problem
-from flows.engine.batch import IN_FLIGHT, RUN_COLUMNS, EngineContext, RunState, hour_of
+from flows.engine.batch import IN_FLIGHT, PASS_COLUMNS, RUN_COLUMNS, EngineContext, RunState, hour_of
 from flows.models import Flow, Node, NodePass, Run
 from maestra import sql
 from maestra.durations import Duration, parse_duration
@@ -282,7 +282,7 @@ def stop_exiting(runs: list[RunState], *, now: datetime) -> tuple[list[int], set
     )
     recorded = sql.insert_rows(
         NodePass._meta.db_table,
-        columns=_PASS_COLUMNS,
+        columns=PASS_COLUMNS,
         rows=[
             {
                 "run_id": run.id,
@@ -308,17 +308,3 @@ def stop_exiting(runs: list[RunState], *, now: datetime) -> tuple[list[int], set
             stats[(run.flow_id, run.node_key, hour, f"stop:{EXIT_CRITERIA}", run.is_test)] += 1
     sql.increment_node_stats(stats)
     return [run.id for run in runs], {run.flow_id for run in runs}
-
-
-# The NodePass columns a stop writes (as flows/engine/move.py's PASS_COLUMNS).
-_PASS_COLUMNS = {
-    "run_id": "int",
-    "version_id": "int",
-    "node_key": "text",
-    "kind": "text",
-    "pass_no": "int",
-    "at": "ts",
-    "port": "text",
-    "exited_at": "ts",
-    "stop_reason": "text",
-}

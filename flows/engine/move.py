@@ -29,6 +29,7 @@ from django.db import OperationalError, transaction
 from flows.engine.batch import (
     ENGINE_ERROR,
     IN_FLIGHT,
+    PASS_COLUMNS,
     RUN_COLUMNS,
     Batch,
     BatchData,
@@ -74,18 +75,6 @@ def claim_due_runs(*, ctx: EngineContext, limit: int, ids: list[int] | None = No
 
 
 StatKey = tuple[int, str, datetime, str, bool]  # (flow_id, node_key, hour, metric, is_test)
-
-PASS_COLUMNS = {
-    "run_id": "int",
-    "version_id": "int",
-    "node_key": "text",
-    "kind": "text",
-    "pass_no": "int",
-    "at": "ts",
-    "port": "text",
-    "exited_at": "ts",
-    "stop_reason": "text",
-}
 
 
 @dataclass

@@ -47,6 +47,27 @@ def freeze(draft: FlowVersion, *, user, at, is_test: bool) -> None:
     draft.save(update_fields=["state", "is_test", "launched_at", "launched_by", "updated_at"])
 
 
+def _revalidated_draft(
+    flow: Flow, *, allowed, verb: str, name: str, no_draft: str, done: str
+) -> tuple[FlowVersion, LifecycleError | None]:
+    """Under the flow's row lock, before the FSM transition `name` (refused
+    with `verb` unless the status is `allowed`): the draft to freeze,
+    validated again (the flow's status follows its validity). With errors the
+    flow is saved at once, so the fresh errors and status commit, and the
+    refusal is returned for the caller to raise after the transaction."""
+    if flow.status not in allowed:
+        raise refused(verb, flow, allowed_from(name))
+    draft = flow.draft
+    if draft is None:
+        raise LifecycleError(no_draft)
+    errors = revalidate(draft)
+    follow_validity(flow, draft)
+    if not errors:
+        return draft, None
+    save_flow(flow)
+    return draft, LifecycleError(errors_message(done, errors), errors)
+
+
 def launch_flow(*, flow: Flow, user=None, enqueue: bool = True, keep_paused: bool = False) -> Flow:
     """Request the launch of the draft: the flow goes to `launching` and a
     django-q2 task (flows.tasks.finish_launch_task) freezes the draft after
@@ -55,21 +76,17 @@ def launch_flow(*, flow: Flow, user=None, enqueue: bool = True, keep_paused: boo
     `keep_paused` on a paused flow: the new version goes live paused (the
     launch review asks; without it a launch resumes the flow)."""
     user = user_or_none(user)
-    refusal = None
     with transaction.atomic():
         flow = lock_flow(flow)
-        if flow.status not in (*NEVER_LAUNCHED, *LIVE):
-            raise refused("launch", flow, allowed_from("launch"))
-        draft = flow.draft
-        if draft is None:
-            raise LifecycleError("There is no draft to launch: edit the flow first")
-        errors = revalidate(draft)
-        follow_validity(flow, draft)
-        if errors:
-            # Commit the fresh errors (and draft status) first, then refuse.
-            save_flow(flow)
-            refusal = LifecycleError(errors_message("launched", errors), errors)
-        else:
+        draft, refusal = _revalidated_draft(
+            flow,
+            allowed=(*NEVER_LAUNCHED, *LIVE),
+            verb="launch",
+            name="launch",
+            no_draft="There is no draft to launch: edit the flow first",
+            done="launched",
+        )
+        if refusal is None:
             back_to = flow.status
             transition(flow, "launch", "launch")
             save_flow(flow)
@@ -246,20 +263,17 @@ def start_test(*, flow: Flow, user=None) -> Flow:
     """Launch the draft as a test version: only while no live version runs
     (status ready). The draft is frozen as the test version."""
     user = user_or_none(user)
-    refusal = None
     with transaction.atomic():
         flow = lock_flow(flow)
-        if flow.status not in NEVER_LAUNCHED:
-            raise refused("start a test of", flow, allowed_from("start_test"))
-        draft = flow.draft
-        if draft is None:
-            raise LifecycleError("There is no draft to test")
-        errors = revalidate(draft)
-        follow_validity(flow, draft)
-        if errors:
-            save_flow(flow)
-            refusal = LifecycleError(errors_message("tested", errors), errors)
-        else:
+        draft, refusal = _revalidated_draft(
+            flow,
+            allowed=NEVER_LAUNCHED,
+            verb="start a test of",
+            name="start_test",
+            no_draft="There is no draft to test",
+            done="tested",
+        )
+        if refusal is None:
             transition(flow, "start_test", "start a test of")
             freeze(draft, user=user, at=now(), is_test=True)
             flow.live_version = draft

@@ -64,37 +64,39 @@ def stop_test(*, flow: Flow, user=None) -> Flow:
     return flow
 
 
-def pause_flow(*, flow: Flow, user=None) -> Flow:
-    """No new runs; waiting runs stay where they are until resumed."""
+def _change_status(flow: Flow, user, *, name: str, verb: str, action: str, effects=None) -> Flow:
+    """Under the flow's row lock: the FSM transition `name` (refused with
+    `verb`), then `effects(flow)` if given (it returns the audit entry's data),
+    the save and the audit entry `action`."""
     user = user_or_none(user)
     with transaction.atomic():
         flow = lock_flow(flow)
-        transition(flow, "pause", "pause")
+        transition(flow, name, verb)
+        data = effects(flow) if effects else None
         save_flow(flow)
-        audit.log("flow.paused", user=user, subject=flow)
+        audit.log(action, user=user, subject=flow, data=data)
     return flow
+
+
+def pause_flow(*, flow: Flow, user=None) -> Flow:
+    """No new runs; waiting runs stay where they are until resumed."""
+    return _change_status(flow, user, name="pause", verb="pause", action="flow.paused")
 
 
 def resume_flow(*, flow: Flow, user=None) -> Flow:
-    user = user_or_none(user)
-    with transaction.atomic():
-        flow = lock_flow(flow)
-        transition(flow, "resume", "resume")
-        save_flow(flow)
-        audit.log("flow.resumed", user=user, subject=flow)
-    return flow
+    return _change_status(flow, user, name="resume", verb="resume", action="flow.resumed")
 
 
 def archive_flow(*, flow: Flow, user=None) -> Flow:
     """Final: every run in flight stops with `flow_stopped` (one UPDATE) and the
     live version gets stopped_at. The versions stay readable in the history."""
-    user = user_or_none(user)
-    with transaction.atomic():
-        flow = lock_flow(flow)
-        transition(flow, "archive", "archive")
+
+    def stop_everything(flow: Flow) -> dict:
         at = now()
         stopped = stop_runs(flow, at=at)
         stop_version(flow.live_version_id, at=at)
-        save_flow(flow)
-        audit.log("flow.archived", user=user, subject=flow, data={"stopped_runs": stopped})
-    return flow
+        return {"stopped_runs": stopped}
+
+    return _change_status(
+        flow, user, name="archive", verb="archive", action="flow.archived", effects=stop_everything
+    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.document.fields import is_int
-from flows.nodes.base import Problem
+from flows.nodes.base import Problem, unknown_fields
 
 METRICS = ("goal", "click")
 FIELDS = ("metric", "min_per_variant", "confidence", "auto")
@@ -45,7 +45,7 @@ def winner_problems(value: Any) -> list[Problem]:
         return []
     if not isinstance(value, dict):
         return [Problem("winner", "must be an object {metric, min_per_variant, confidence, auto} or null")]
-    problems = [Problem(f"winner.{key}", "unknown field") for key in value if key not in FIELDS]
+    problems = unknown_fields(value, FIELDS, "winner")
     if "metric" not in value:
         problems.append(Problem("winner.metric", "is required: goal or click"))
     elif value["metric"] not in METRICS:

@@ -24,6 +24,14 @@ class Problem:
     message: str
 
 
+def unknown_fields(value: dict, allowed, prefix: str = "") -> list[Problem]:
+    """A problem for each key of `value` (a config, or an object inside one at
+    `prefix`) that is not in `allowed`."""
+    return [
+        Problem(f"{prefix}.{key}" if prefix else key, "unknown field") for key in value if key not in allowed
+    ]
+
+
 @dataclass
 class ValidationContext:
     """What config validation may look up, loaded once per document.

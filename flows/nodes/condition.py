@@ -8,7 +8,7 @@ from typing import Any
 from customers.rules import RuleError, compile_predicate, load_facts, parse_path, validate_rule
 from flows.document.fields import port_name_problem
 from flows.engine.batch import Batch
-from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+from flows.nodes.base import NodeKind, Problem, ValidationContext, register, unknown_fields
 
 MAX_BRANCHES = 50
 # The exit of a customer no branch matched; no branch may take its name.
@@ -71,7 +71,7 @@ class Condition(NodeKind):
             return problems + rule_problems(config["rule"], "rule", ctx)
         if "attribute" not in config and "branches" not in config:
             return [Problem("rule", "missing: give a rule (yes/no) or an attribute with branches")]
-        problems = [Problem(key, "unknown field") for key in config if key not in ("attribute", "branches")]
+        problems = unknown_fields(config, ("attribute", "branches"))
         attribute = config.get("attribute")
         attribute_problems = _attribute_problems(attribute)
         problems += attribute_problems
@@ -147,9 +147,7 @@ def _branches_problems(branches: Any, attribute: str | None) -> list[Problem]:
         if not isinstance(branch, dict):
             problems.append(Problem(prefix, "a branch must be an object {name, values}"))
             continue
-        problems += [
-            Problem(f"{prefix}.{key}", "unknown field") for key in branch if key not in ("name", "values")
-        ]
+        problems += unknown_fields(branch, ("name", "values"), prefix)
         name = branch.get("name")
         if message := port_name_problem(name):
             problems.append(Problem(f"{prefix}.name", message))
@@ -189,7 +187,7 @@ def _values_problems(values: Any, field: str, attribute: str | None) -> list[Pro
 
 
 def _range_problems(value: dict, field: str, attribute: str | None) -> list[Problem]:
-    problems = [Problem(f"{field}.{key}", "unknown field") for key in value if key not in ("min", "max")]
+    problems = unknown_fields(value, ("min", "max"), field)
     bounds = {key: value[key] for key in ("min", "max") if value.get(key) is not None}
     if not bounds:
         return [*problems, Problem(field, "a range needs min and/or max")]

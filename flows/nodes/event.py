@@ -24,7 +24,7 @@ from flows.engine.batch import ENGINE_ERROR, RUN_COLUMNS, EngineContext, hour_of
 from flows.engine.entry import ENTERING_STATUSES, after_start, blocked_customer_ids, within_schedule
 from flows.engine.goals import exit_on_events
 from flows.models import FlowVersion, NodePass, Run
-from flows.nodes.base import Problem, StartKind, ValidationContext, register
+from flows.nodes.base import Problem, StartKind, ValidationContext, register, unknown_fields
 from flows.nodes.condition import rule_problems
 from flows.nodes.limitation import release_reservations
 from flows.nodes.wait_event import wake_waiting
@@ -58,7 +58,7 @@ class EventStart(StartKind):
     label = "Event"
 
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = [Problem(key, "unknown field") for key in config if key not in FIELDS]
+        problems = unknown_fields(config, FIELDS)
         if message := event_type_problem(config.get("event_type")):
             problems.append(Problem("event_type", message))
         if config.get("filter") is not None:

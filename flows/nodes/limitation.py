@@ -15,7 +15,7 @@ from django.db.models.functions import Greatest
 from flows.document.fields import is_int
 from flows.engine.batch import Batch
 from flows.models import LimitationCounter, LimitationGrant
-from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+from flows.nodes.base import NodeKind, Problem, ValidationContext, register, unknown_fields
 from maestra import sql
 from maestra.durations import localize
 
@@ -32,7 +32,7 @@ class Limitation(NodeKind):
     label = "Limitation"
 
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = [Problem(key, "unknown field") for key in config if key not in FIELDS]
+        problems = unknown_fields(config, FIELDS)
         maximum = config.get("max")
         # The counter of places is an integer column.
         max_ok = is_int(maximum) and 1 <= maximum <= sql.MAX_INT
@@ -64,7 +64,7 @@ def _period_problems(period: Any) -> list[Problem]:
         return []  # all time
     if not isinstance(period, dict):
         return [Problem("period", 'must be null (all time) or {"unit": "days", "every": 1}')]
-    problems = [Problem(f"period.{key}", "unknown field") for key in period if key not in ("unit", "every")]
+    problems = unknown_fields(period, ("unit", "every"), "period")
     if period.get("unit") not in PERIOD_UNITS:
         problems.append(Problem("period.unit", f"must be one of {', '.join(PERIOD_UNITS)}"))
     every = period.get("every")

@@ -7,7 +7,7 @@ from typing import Any
 
 from flows.document.fields import is_int, port_name_problem
 from flows.engine.batch import Batch
-from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+from flows.nodes.base import NodeKind, Problem, ValidationContext, register, unknown_fields
 
 
 def share_problems(
@@ -30,7 +30,7 @@ def share_problems(
             problems.append(Problem(prefix, f"a {noun} must be an object {{name, percent}}"))
             percents_ok = False
             continue
-        problems += [Problem(f"{prefix}.{key}", "unknown field") for key in item if key not in item_fields]
+        problems += unknown_fields(item, item_fields, prefix)
         name = item.get("name")
         if message := port_name_problem(name):
             problems.append(Problem(f"{prefix}.name", message))
@@ -61,7 +61,7 @@ class Splitter(NodeKind):
     label = "Splitter"
 
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = [Problem(key, "unknown field") for key in config if key != "branches"]
+        problems = unknown_fields(config, ("branches",))
         return problems + share_problems(
             config.get("branches"),
             field="branches",

@@ -11,7 +11,7 @@ from flows.document.fields import duration_problem
 from flows.engine.actions import execute_group, is_template
 from flows.engine.batch import Batch
 from flows.engine.launch_limits import give_back_launches, take_launches, touch_last_step
-from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+from flows.nodes.base import NodeKind, Problem, ValidationContext, register, unknown_fields
 from flows.nodes.event import event_type_problem
 from flows.nodes.limitation import consume_reservations
 from maestra.durations import parse_duration
@@ -35,7 +35,7 @@ class Steps(NodeKind):
     label = "Steps"
 
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = [Problem(key, "unknown field") for key in config if key not in FIELDS]
+        problems = unknown_fields(config, FIELDS)
         if "relevance" not in config:
             problems.append(Problem("relevance", "missing: how long the steps stay relevant (e.g. P1D)"))
         elif message := duration_problem(config["relevance"]):
@@ -115,9 +115,7 @@ def _action_problems(step: Any, prefix: str, ctx: ValidationContext) -> list[Pro
     action = step.get("action")
     if not isinstance(action, str) or action not in ACTION_FIELDS:
         return [Problem(f"{prefix}.action", f"must be one of {', '.join(ACTION_FIELDS)}")]
-    problems = [
-        Problem(f"{prefix}.{key}", "unknown field") for key in step if key not in ACTION_FIELDS[action]
-    ]
+    problems = unknown_fields(step, ACTION_FIELDS[action], prefix)
     found = _CHECKS[action](step, ctx)
     return problems + [Problem(f"{prefix}.{field}", message) for field, message in found]
 

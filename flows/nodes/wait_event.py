@@ -28,7 +28,7 @@ from customers.rules import payload_q, validate_rule
 from flows.document.fields import duration_problem
 from flows.engine.batch import Batch
 from flows.models import Flow, FlowVersion, Node, Run
-from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+from flows.nodes.base import NodeKind, Problem, ValidationContext, register, unknown_fields
 from maestra import sql
 from maestra.durations import parse_duration
 
@@ -56,7 +56,7 @@ class WaitEvent(NodeKind):
     breaks_cycles = True
 
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = [Problem(key, "unknown field") for key in config if key not in FIELDS]
+        problems = unknown_fields(config, FIELDS)
         event_type = config.get("event_type")
         if not isinstance(event_type, str) or not event_type.strip():
             problems.append(

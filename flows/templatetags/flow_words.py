@@ -13,11 +13,16 @@ from flows.settings_words import settings_html
 register = template.Library()
 
 
-@register.filter(name="stop_reason")
-def stop_reason(reason: str | None) -> str:
+def _reason_html(reason: str | None, text) -> str:
+    """A reason code in plain words (`text` of it), the code as the tooltip."""
     if not reason:
         return ""
-    return format_html('<span class="stop-reason" title="{}">{}</span>', reason, stop_reason_text(reason))
+    return format_html('<span class="stop-reason" title="{}">{}</span>', reason, text(reason))
+
+
+@register.filter(name="stop_reason")
+def stop_reason(reason: str | None) -> str:
+    return _reason_html(reason, stop_reason_text)
 
 
 @register.filter(name="settings_words")
@@ -28,9 +33,7 @@ def settings_words(settings) -> str:
 
 @register.filter(name="message_reason")
 def message_reason(reason: str | None) -> str:
-    if not reason:
-        return ""
-    return format_html('<span class="stop-reason" title="{}">{}</span>', reason, message_reason_text(reason))
+    return _reason_html(reason, message_reason_text)
 
 
 @register.filter(name="reason_words")

@@ -8,7 +8,6 @@ class ApiConfig(AppConfig):
     name = "maestra.api"
     label = "api"
     verbose_name = "API"
-    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         # Written by maestra/api/keys.py (which imports models: not here).

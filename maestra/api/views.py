@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ParseError
@@ -62,6 +63,38 @@ def get_or_404(queryset, what: str, **lookup):
         key, value = next(iter(lookup.items()))
         raise NotFound([error(f"no {what} with {key.replace('__', ' ')} {value!r}")])
     return found
+
+
+def put_and_patch(
+    *, name: str, noun: str, tags: list[str], request, response, replace_note: str = "the slug stays"
+):
+    """The PUT (replace) and PATCH (some attributes) methods of a resource
+    named by its slug, both handled by the view's `_update(request, slug,
+    partial=...)`, with their OpenAPI operations `<name>_replace` and
+    `<name>_update`. In the class body: `put, patch = put_and_patch(...)`."""
+
+    # No docstrings on the methods: drf-spectacular would copy them into the operations.
+    @extend_schema(
+        operation_id=f"{name}_replace",
+        summary=f"Update a {noun} ({replace_note})",
+        request=request,
+        responses=response,
+        tags=tags,
+    )
+    def put(self, request, slug: str):
+        return self._update(request, slug, partial=False)
+
+    @extend_schema(
+        operation_id=f"{name}_update",
+        summary=f"Update some attributes of a {noun}",
+        request=request(partial=True),
+        responses=response,
+        tags=tags,
+    )
+    def patch(self, request, slug: str):
+        return self._update(request, slug, partial=True)
+
+    return put, patch
 
 
 @csrf_exempt

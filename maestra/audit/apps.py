@@ -7,4 +7,3 @@ class AuditConfig(AppConfig):
     name = "maestra.audit"
     label = "audit"
     verbose_name = "Audit"
-    default_auto_field = "django.db.models.BigAutoField"

@@ -7,7 +7,6 @@ class WakeConfig(AppConfig):
     name = "maestra.wake"
     label = "wake"
     verbose_name = "Wake-ups"
-    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from django_q.signals import post_spawn

@@ -19,13 +19,12 @@ naming the line number.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
-
 from customers.services.customers import PROFILE_ATTRIBUTES, upsert_customers
-from maestra.importing import Rows, csv_records, import_file, read_header
+from maestra.importing import ImportCommand, Rows, csv_records, read_header
 
 SUBSCRIPTION_PREFIX = "subscriptions."
 
@@ -53,42 +52,18 @@ def csv_rows(path: Path) -> Rows:
             yield line, row
 
 
-def write(rows: list[dict[str, Any]]) -> dict[str, int]:
-    result = upsert_customers(rows=rows, source="import")
-    changed = len(result.created) + len(result.changed)
-    return {
-        "created": len(result.created),
-        "updated": len(result.changed),
-        "unchanged": len(result) - changed,
-    }
-
-
-class Command(BaseCommand):
+class Command(ImportCommand):
     help = "Create or update customers from a CSV or JSONL file (see the module docstring for the columns)."
+    csv_rows = staticmethod(csv_rows)
 
-    def add_arguments(self, parser):
-        parser.add_argument("file", help="a .csv or .jsonl (.ndjson) file")
-        parser.add_argument(
-            "--format", choices=["csv", "jsonl"], help="override the format the extension says"
-        )
-        parser.add_argument(
-            "--chunk-size", type=int, default=5000, help="rows per transaction (default 5000)"
-        )
-        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    def write_chunk(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        result = upsert_customers(rows=rows, source="import")
+        changed = len(result.created) + len(result.changed)
+        return {
+            "created": len(result.created),
+            "updated": len(result.changed),
+            "unchanged": len(result) - changed,
+        }
 
-    def handle(self, *args, file: str, format: str | None, chunk_size: int, no_progress: bool, **options):
-        if chunk_size < 1:
-            raise CommandError("--chunk-size must be at least 1")
-        totals = import_file(
-            command=self,
-            file=file,
-            format=format,
-            csv_rows=csv_rows,
-            chunk_size=chunk_size,
-            write=write,
-            noun="row",
-            progress=not no_progress,
-        )
-        self.stdout.write(
-            f"created {totals['created']}, updated {totals['updated']}, unchanged {totals['unchanged']}"
-        )
+    def summary(self, totals: Counter) -> str:
+        return f"created {totals['created']}, updated {totals['updated']}, unchanged {totals['unchanged']}"

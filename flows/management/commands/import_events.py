@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
-
 from flows.engine.ingestion import MAX_EVENTS, ingest_events
-from maestra.importing import BadLine, Rows, csv_records, import_file, read_header
+from maestra.importing import BadLine, ImportCommand, Rows, csv_records, read_header
 
 REQUIRED_COLUMNS = ("id", "customer", "type", "occurred_at")
 PAYLOAD_PREFIX = "payload."
@@ -63,38 +62,16 @@ def csv_events(path: Path) -> Rows:
             yield line, event
 
 
-def write(events: list[dict[str, Any]]) -> dict[str, int]:
-    result = ingest_events(items=events)
-    return {"accepted": result["accepted"], "duplicates": result["duplicates"]}
-
-
-class Command(BaseCommand):
+class Command(ImportCommand):
     help = "Import events from a CSV or JSONL file (see the module docstring for the columns)."
+    noun = "event"
+    default_chunk_size = max_chunk_size = MAX_EVENTS
+    chunk_size_help = f"events per transaction (1 to {MAX_EVENTS}, the default)"
+    csv_rows = staticmethod(csv_events)
 
-    def add_arguments(self, parser):
-        parser.add_argument("file", help="a .csv or .jsonl (.ndjson) file")
-        parser.add_argument(
-            "--format", choices=["csv", "jsonl"], help="override the format the extension says"
-        )
-        parser.add_argument(
-            "--chunk-size",
-            type=int,
-            default=MAX_EVENTS,
-            help=f"events per transaction (1 to {MAX_EVENTS}, the default)",
-        )
-        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    def write_chunk(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        result = ingest_events(items=rows)
+        return {"accepted": result["accepted"], "duplicates": result["duplicates"]}
 
-    def handle(self, *args, file: str, format: str | None, chunk_size: int, no_progress: bool, **options):
-        if not 1 <= chunk_size <= MAX_EVENTS:
-            raise CommandError(f"--chunk-size must be between 1 and {MAX_EVENTS}")
-        totals = import_file(
-            command=self,
-            file=file,
-            format=format,
-            csv_rows=csv_events,
-            chunk_size=chunk_size,
-            write=write,
-            noun="event",
-            progress=not no_progress,
-        )
-        self.stdout.write(f"accepted {totals['accepted']}, duplicates {totals['duplicates']}")
+    def summary(self, totals: Counter) -> str:
+        return f"accepted {totals['accepted']}, duplicates {totals['duplicates']}"

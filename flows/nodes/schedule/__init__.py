@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flows.document.fields import timezone_problem
-from flows.nodes.base import Problem, StartKind, ValidationContext, register
+from flows.nodes.base import Problem, StartKind, ValidationContext, register, unknown_fields
 from flows.nodes.condition import rule_problems
 from flows.nodes.schedule.recurrence import validate_recurrence
 
@@ -20,7 +20,7 @@ class ScheduleStart(StartKind):
     label = "Schedule"
 
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = [Problem(key, "unknown field") for key in config if key not in FIELDS]
+        problems = unknown_fields(config, FIELDS)
         problems += recurrence_problems(config.get("recurrence"))
         if "timezone" in config and (message := timezone_problem(config["timezone"], also=("flow",))):
             problems.append(Problem("timezone", message))
@@ -46,9 +46,7 @@ def recurrence_problems(recurrence: Any) -> list[Problem]:
 def _audience_problems(audience: Any, ctx: ValidationContext) -> list[Problem]:
     if not isinstance(audience, dict):
         return [Problem("audience", "missing: a segment and/or a rule choosing who enters")]
-    problems = [
-        Problem(f"audience.{key}", "unknown field") for key in audience if key not in ("segment", "rule")
-    ]
+    problems = unknown_fields(audience, ("segment", "rule"), "audience")
     segment, rule = audience.get("segment"), audience.get("rule")
     if segment is None and rule is None:
         problems.append(Problem("audience", "give a segment, a rule or both"))

@@ -8,7 +8,7 @@ from customers.models import Customer
 from customers.rules import Path, RuleError, parse_path, read_path
 from flows.document.fields import duration_problem
 from flows.engine.batch import Batch
-from flows.nodes.base import NodeKind, Problem, ValidationContext, register
+from flows.nodes.base import NodeKind, Problem, ValidationContext, register, unknown_fields
 from flows.nodes.wait.windows import dynamic_target, next_open, resolve_window_tz, validate_window
 from maestra import sql
 from maestra.durations import parse_duration
@@ -31,7 +31,7 @@ class Wait(NodeKind):
         mode = config.get("mode")
         if not isinstance(mode, str) or mode not in MODE_FIELDS:
             return [Problem("mode", 'must be "fixed", "dynamic" or "window"')]
-        problems = [Problem(key, "unknown field") for key in config if key not in MODE_FIELDS[mode]]
+        problems = unknown_fields(config, MODE_FIELDS[mode])
         if mode == "fixed":
             if "duration" not in config:
                 problems.append(Problem("duration", "missing: how long to wait (e.g. PT24H, P3D)"))
