@@ -16,15 +16,8 @@ from flows import lifecycle
 from flows.engine.entry import start_flow_for_segment
 from flows.engine.tick import tick
 from flows.models import Flow, Run
-from tests.flows.engine_builders import (
-    document,
-    email_template,
-    event_start,
-    make_customers,
-    manage,
-    parse_counts,
-    worker_env,
-)
+from tests.flows import engine_builders as builders
+from tests.flows.engine_builders import document, email_template, event_start, make_customers
 from tests.flows.engine_kit import edge, launch, node, send, static_segment, steps
 
 NOON = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)  # a Wednesday
@@ -77,7 +70,7 @@ def test_flows_tick_prints_what_it_did(hello):
         ids = make_customers(3)
         store_events(events=[{"customer_id": i, "type": "never", "occurred_at": NOON} for i in ids])
         out, _ = run_command("flows_tick")
-    counts = parse_counts(out)
+    counts = builders.parse_counts(out)
     assert counts["events.events"] == 3
     assert counts["events.runs_started"] == 3
     assert counts["runs.runs"] == 3
@@ -173,19 +166,19 @@ def test_run_flow_exits_non_zero_with_a_one_line_reason():
     email_template("hello")
     flow = hello_flow()
     static_segment("vip", make_customers(3))
-    env = worker_env()
+    env = builders.worker_env()
 
-    refused = manage("run_flow", "424242", "--segment", "vip", env=env)
+    refused = builders.manage("run_flow", "424242", "--segment", "vip", env=env)
     _, err = refused.communicate(timeout=60)
     assert refused.returncode != 0
     assert err.strip().splitlines() == ["CommandError: no flow with id '424242'"]
 
-    missing = manage("run_flow", str(flow.pk), "--segment", "nope", env=env)
+    missing = builders.manage("run_flow", str(flow.pk), "--segment", "nope", env=env)
     _, err = missing.communicate(timeout=60)
     assert missing.returncode != 0
     assert err.strip().splitlines() == ["CommandError: no segment with slug 'nope'"]
 
-    ok = manage("run_flow", str(flow.pk), "--segment", "vip", env=env)
+    ok = builders.manage("run_flow", str(flow.pk), "--segment", "vip", env=env)
     out, err = ok.communicate(timeout=60)
     assert ok.returncode == 0, err
     assert out.splitlines() == ["runs started: 3", "completed: 0, stopped: 0, waiting: 3"]
