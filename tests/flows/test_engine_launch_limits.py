@@ -43,10 +43,33 @@ def one_email(launch_limit: dict) -> dict:
     )
 
 
-def end_session(customer_id: int, moment) -> None:
+def promo_only(pool: str, launch_limit: dict) -> dict:
+    return document(
+        [event_start(SESSION_ENDED), steps("promo", {"action": "issue_promo_code", "pool": pool})],
+        chain("start", "promo"),
+        launch_limit=launch_limit,
+    )
+
+
+def launch_for(doc: dict, *names: str, **profile) -> tuple:
+    """On AUG_10: the flow launched from `doc`, then one customer per name
+    (`profile` for each); returns (flow, *customer ids)."""
+    with at(AUG_10):
+        flow = launch_flow(doc)
+        return (flow, *(kit.customer(name, **profile) for name in names))
+
+
+def relaunch_at(moment, flow, doc: dict):
     with at(moment):
-        kit.post_event(customer_id, SESSION_ENDED, occurred_at=moment)
-        tick(deliver=False)
+        return kit.relaunch(flow, doc)
+
+
+def end_session(customer_id: int, moment, *, times: int = 1) -> dict:
+    """`times` session_ended events of the customer at `moment`, one tick; its counts."""
+    with at(moment):
+        for _ in range(times):
+            kit.post_event(customer_id, SESSION_ENDED, occurred_at=moment)
+        return tick(deliver=False)
 
 
 @pytest.fixture
@@ -64,9 +87,7 @@ def record(flow, customer_id) -> LaunchRecord:
 
 @pytest.mark.django_db
 def test_it_counts_the_period_from_the_last_successful_step(blocks):
-    with at(AUG_10):
-        flow = launch_flow(seed_example(limit("periodic", "P7D")))
-        ann = kit.customer("ann")
+    flow, ann = launch_for(seed_example(limit("periodic", "P7D")), "ann")
     end_session(ann, AUG_10)
     first = kit.runs_of(flow, ann)[0]
     assert first.status == Run.Status.WAITING
@@ -115,10 +136,7 @@ def test_it_counts_the_period_from_the_last_successful_step(blocks):
 
 @pytest.mark.django_db
 def test_it_refuses_re_entry_until_exactly_the_end_of_the_period_after_one_group(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("periodic", "P7D")))
-        ann = kit.customer("ann")
-        bob = kit.customer("bob")
+    flow, ann, bob = launch_for(one_email(limit("periodic", "P7D")), "ann", "bob")
     end_session(ann, AUG_10)
     end_session(bob, AUG_10 + timedelta(days=3))  # another customer is not blocked by ann
     end_session(ann, utc(2026, 8, 17, 12, 59, 59))
@@ -132,9 +150,7 @@ def test_it_refuses_re_entry_until_exactly_the_end_of_the_period_after_one_group
 
 @pytest.mark.django_db
 def test_once_never_launches_again(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("once")))
-        ann = kit.customer("ann")
+    flow, ann = launch_for(one_email(limit("once")), "ann")
     end_session(ann, AUG_10)
     end_session(ann, AUG_10 + timedelta(days=400))
     runs = kit.runs_of(flow, ann)
@@ -150,12 +166,8 @@ def test_once_never_launches_again(blocks):
 def test_once_launches_one_of_two_events_arriving_in_the_same_tick(blocks):
     """Both pass the entry check (no launch yet); the atomic re-check before
     the first steps group lets exactly one of them launch."""
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("once")))
-        ann = kit.customer("ann")
-        kit.post_event(ann, SESSION_ENDED, occurred_at=AUG_10)
-        kit.post_event(ann, SESSION_ENDED, occurred_at=AUG_10)
-        counts = tick(deliver=False)
+    flow, ann = launch_for(one_email(limit("once")), "ann")
+    counts = end_session(ann, AUG_10, times=2)
     assert counts["events.runs_started"] == 2  # both got through the door
     runs = kit.runs_of(flow, ann)
     assert sorted((run.status, run.stop_reason) for run in runs) == [
@@ -173,9 +185,7 @@ def test_once_launches_one_of_two_events_arriving_in_the_same_tick(blocks):
 @pytest.mark.django_db
 def test_once_counts_a_message_recorded_as_not_sent_as_a_launch(blocks):
     """An attempt was made: an unsubscribed customer launched the flow."""
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("once")))
-        ann = kit.customer("ann", subscriptions={"email": "unsubscribed"})
+    flow, ann = launch_for(one_email(limit("once")), "ann", subscriptions={"email": "unsubscribed"})
     end_session(ann, AUG_10)
     end_session(ann, AUG_10 + timedelta(days=1))
     [message] = kit.messages_of(flow, ann)
@@ -189,9 +199,7 @@ def test_once_counts_a_message_recorded_as_not_sent_as_a_launch(blocks):
 
 @pytest.mark.django_db
 def test_every_time_launches_each_time_up_to_the_total_cap(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("every_time", max_total=2)))
-        ann = kit.customer("ann")
+    flow, ann = launch_for(one_email(limit("every_time", max_total=2)), "ann")
     for day in range(3):
         end_session(ann, AUG_10 + timedelta(days=day))
     assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "", "frequency_limit"]
@@ -201,12 +209,8 @@ def test_every_time_launches_each_time_up_to_the_total_cap(blocks):
 
 @pytest.mark.django_db
 def test_every_time_without_a_cap_never_refuses(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("every_time")))
-        ann = kit.customer("ann")
-        for _ in range(3):
-            kit.post_event(ann, SESSION_ENDED, occurred_at=AUG_10)
-        tick(deliver=False)
+    flow, ann = launch_for(one_email(limit("every_time")), "ann")
+    end_session(ann, AUG_10, times=3)
     end_session(ann, AUG_10 + timedelta(minutes=1))
     assert [run.status for run in kit.runs_of(flow, ann)] == [Run.Status.COMPLETED] * 4
     assert record(flow, ann).launches == 4
@@ -214,12 +218,8 @@ def test_every_time_without_a_cap_never_refuses(blocks):
 
 @pytest.mark.django_db
 def test_the_total_cap_is_rechecked_atomically_for_simultaneous_entries(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("every_time", max_total=2)))
-        ann = kit.customer("ann")
-        for _ in range(3):
-            kit.post_event(ann, SESSION_ENDED, occurred_at=AUG_10)
-        tick(deliver=False)
+    flow, ann = launch_for(one_email(limit("every_time", max_total=2)), "ann")
+    end_session(ann, AUG_10, times=3)
     assert sorted(run.stop_reason for run in kit.runs_of(flow, ann)) == ["", "", "frequency_limit"]
     assert record(flow, ann).launches == 2
 
@@ -230,14 +230,8 @@ def test_the_total_cap_is_rechecked_atomically_for_simultaneous_entries(blocks):
 @pytest.mark.django_db
 def test_a_run_whose_only_group_fails_on_the_spot_is_not_a_launch(blocks):
     kit.promo_pool("empty")
-    doc = document(
-        [event_start(SESSION_ENDED), steps("promo", {"action": "issue_promo_code", "pool": "empty"})],
-        chain("start", "promo"),
-        launch_limit=limit("once"),
-    )
-    with at(AUG_10):
-        flow = launch_flow(doc)
-        ann = kit.customer("ann")
+    doc = promo_only("empty", limit("once"))
+    flow, ann = launch_for(doc, "ann")
     end_session(ann, AUG_10)
     [failed] = kit.runs_of(flow, ann)
     assert (failed.status, failed.stop_reason, failed.launched) == (
@@ -274,9 +268,7 @@ def test_a_failed_group_sends_nothing_of_what_it_queued(blocks):
         chain("start", "group"),
         launch_limit=limit("once"),
     )
-    with at(AUG_10):
-        flow = launch_flow(doc)
-        ann = kit.customer("ann")
+    flow, ann = launch_for(doc, "ann")
     end_session(ann, AUG_10)
     end_session(ann, AUG_10 + timedelta(hours=1))
     assert [(m.status, m.reason) for m in kit.messages_of(flow, ann)] == [
@@ -294,14 +286,8 @@ def test_a_failed_group_gives_back_only_its_own_launch_and_keeps_the_earlier_blo
     """A periodic flow: a later run that fails on the spot restores the
     previous last step, so the block still counts from the earlier success."""
     pool = kit.promo_pool("scarce", codes=1)
-    doc = document(
-        [event_start(SESSION_ENDED), steps("promo", {"action": "issue_promo_code", "pool": "scarce"})],
-        chain("start", "promo"),
-        launch_limit=limit("periodic", "P1D"),
-    )
-    with at(AUG_10):
-        flow = launch_flow(doc)
-        ann = kit.customer("ann")
+    doc = promo_only("scarce", limit("periodic", "P1D"))
+    flow, ann = launch_for(doc, "ann")
     end_session(ann, AUG_10)  # takes the only code
     end_session(ann, AUG_10 + timedelta(days=2))  # pool empty: fails
     assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "promo_pool_empty"]
@@ -321,13 +307,9 @@ def test_switching_once_to_every_time_only_lets_in_customers_who_never_launched(
     """SPEC §6 and the help page: "if you later select Every time or
     Periodically instead, this will only apply to new customers and customers
     who have previously completed the flow will not re-enter it"."""
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("once")))
-        ann = kit.customer("ann")
-        bob = kit.customer("bob")
+    flow, ann, bob = launch_for(one_email(limit("once")), "ann", "bob")
     end_session(ann, AUG_10)
-    with at(AUG_10 + timedelta(days=1)):
-        flow = kit.relaunch(flow, one_email(limit("every_time")))
+    flow = relaunch_at(AUG_10 + timedelta(days=1), flow, one_email(limit("every_time")))
     end_session(ann, AUG_10 + timedelta(days=2))  # launched under Once: stays out
     end_session(bob, AUG_10 + timedelta(days=2))  # never launched: every time now
     end_session(bob, AUG_10 + timedelta(days=3))
@@ -357,16 +339,12 @@ def test_a_run_in_flight_across_the_switch_is_rechecked_with_the_once_rule_too(b
     as it would have been at entry: Ann launched while Once was in force.
     Bob, who never launched under Once, launches under Every time."""
     t0 = AUG_10
-    with at(t0):
-        flow = launch_flow(email_after_an_hour(limit("once")))
-        ann = kit.customer("ann")
-        bob = kit.customer("bob")
+    flow, ann, bob = launch_for(email_after_an_hour(limit("once")), "ann", "bob")
     end_session(ann, t0)
     end_session(ann, t0 + timedelta(minutes=30))  # no launch yet: enters too, waits
     with at(t0 + timedelta(hours=1)):
         tick(deliver=False)  # the first run launches
-    with at(t0 + timedelta(hours=1, minutes=10)):
-        flow = kit.relaunch(flow, email_after_an_hour(limit("every_time")))
+    flow = relaunch_at(t0 + timedelta(hours=1, minutes=10), flow, email_after_an_hour(limit("every_time")))
     end_session(bob, t0 + timedelta(hours=1, minutes=20))
     with at(t0 + timedelta(hours=2, minutes=30)):
         tick(deliver=False)  # Ann's second run and Bob's run reach the email
@@ -377,54 +355,51 @@ def test_a_run_in_flight_across_the_switch_is_rechecked_with_the_once_rule_too(b
     assert len(kit.messages_of(flow, ann)) == 1
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "sessions_on_days", "stop_reasons"),
+    [
+        pytest.param(
+            limit("once"),
+            limit("periodic", "P1D"),
+            [30],
+            ["", "frequency_limit"],
+            id="once-to-periodic-keeps-earlier-customers-out",
+        ),
+        pytest.param(
+            limit("periodic", "P7D"),
+            limit("periodic", "P7D"),
+            [2, 7],
+            ["", "frequency_limit", ""],
+            id="an-edit-that-keeps-the-limit-keeps-the-records",
+        ),
+        pytest.param(
+            limit("every_time"),
+            limit("once"),
+            [2],
+            ["", "frequency_limit"],
+            id="every-time-to-once-blocks-everybody-who-launched",
+        ),
+    ],
+)
 @pytest.mark.django_db
-def test_switching_once_to_periodic_keeps_earlier_customers_out_as_well(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("once")))
-        ann = kit.customer("ann")
+def test_launch_records_survive_an_edit_of_the_limit(blocks, before, after, sessions_on_days, stop_reasons):
+    """A session on AUG_10, the edit a day later, then sessions on the given days."""
+    flow, ann = launch_for(one_email(before), "ann")
     end_session(ann, AUG_10)
-    with at(AUG_10 + timedelta(days=1)):
-        flow = kit.relaunch(flow, one_email(limit("periodic", "P1D")))
-    end_session(ann, AUG_10 + timedelta(days=30))
-    assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "frequency_limit"]
-
-
-@pytest.mark.django_db
-def test_launch_records_survive_an_edit_that_keeps_the_limit(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("periodic", "P7D")))
-        ann = kit.customer("ann")
-    end_session(ann, AUG_10)
-    with at(AUG_10 + timedelta(days=1)):
-        flow = kit.relaunch(flow, one_email(limit("periodic", "P7D")))
-    end_session(ann, AUG_10 + timedelta(days=2))
-    end_session(ann, AUG_10 + timedelta(days=7))
-    assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "frequency_limit", ""]
-
-
-@pytest.mark.django_db
-def test_switching_every_time_to_once_blocks_everybody_who_launched(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("every_time")))
-        ann = kit.customer("ann")
-    end_session(ann, AUG_10)
-    with at(AUG_10 + timedelta(days=1)):
-        flow = kit.relaunch(flow, one_email(limit("once")))
-    end_session(ann, AUG_10 + timedelta(days=2))
-    assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "frequency_limit"]
+    flow = relaunch_at(AUG_10 + timedelta(days=1), flow, one_email(after))
+    for day in sessions_on_days:
+        end_session(ann, AUG_10 + timedelta(days=day))
+    assert [run.stop_reason for run in kit.runs_of(flow, ann)] == stop_reasons
 
 
 @pytest.mark.django_db
 def test_audience_entry_keeps_customers_who_launched_under_once_out_too(blocks):
     """The same rule for runs entered from a segment (INSERT … SELECT)."""
     from flows.engine.entry import start_flow_for_segment
-    from tests.flows.engine_kit import static_segment
 
+    flow, ann, bob = launch_for(one_email(limit("once")), "ann", "bob")
     with at(AUG_10):
-        flow = launch_flow(one_email(limit("once")))
-        ann = kit.customer("ann")
-        bob = kit.customer("bob")
-        static_segment("both", [ann, bob])
+        kit.static_segment("both", [ann, bob])
     end_session(ann, AUG_10)
     with at(AUG_10 + timedelta(days=1)):
         flow = kit.relaunch(flow, one_email(limit("every_time")))
@@ -438,14 +413,8 @@ def test_audience_entry_keeps_customers_who_launched_under_once_out_too(blocks):
 def test_a_failed_attempt_under_once_does_not_count_as_launched_under_once(blocks):
     """A launch given back leaves no first launch behind (flows/engine/launch_limits.py)."""
     pool = kit.promo_pool("late", codes=0)
-    doc = document(
-        [event_start(SESSION_ENDED), steps("promo", {"action": "issue_promo_code", "pool": "late"})],
-        chain("start", "promo"),
-        launch_limit=limit("once"),
-    )
-    with at(AUG_10):
-        flow = launch_flow(doc)
-        ann = kit.customer("ann")
+    doc = promo_only("late", limit("once"))
+    flow, ann = launch_for(doc, "ann")
     end_session(ann, AUG_10)  # empty pool: no launch
     with at(AUG_10 + timedelta(days=1)):
         doc["launch_limit"] = limit("every_time")
