@@ -105,6 +105,15 @@ def relaunch(flow: Flow, doc: dict) -> Flow:
     return flow
 
 
+def launch_at(moment: datetime, doc: dict, *external_ids: str, **profile) -> tuple:
+    """At `moment`: `doc` launched, then one customer per external id (each
+    with `profile`). Returns (flow, *customer ids), as in
+    `flow, ann, bob = launch_at(NOW, doc, "ann", "bob")`."""
+    with at(moment):
+        flow = launch(doc)
+        return (flow, *(customer(external_id, **profile) for external_id in external_ids))
+
+
 def start_test(doc: dict) -> Flow:
     flow = lifecycle.create_flow(document=doc)
     assert flow.status == Flow.Status.READY, flow.versions.get().errors

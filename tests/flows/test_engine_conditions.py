@@ -65,9 +65,7 @@ def test_a_rule_on_a_customer_field(mails):
 
 @pytest.mark.django_db
 def test_a_rule_on_the_trigger_event_payload(mails):
-    with at(NOW):
-        flow = kit.launch(yes_no({"field": "event.order.total", "op": "gte", "value": 100}))
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(NOW, yes_no({"field": "event.order.total", "op": "gte", "value": 100}), "ann")
     assert answer(enter(flow, ann, order={"total": 100})) == "yes"  # gte is inclusive
     assert answer(enter(flow, ann, order={"total": 99.5})) == "no"
     assert answer(enter(flow, ann, order={"total": "500"})) == "no"  # a string is not a number
@@ -110,9 +108,7 @@ def test_a_rule_reads_the_customer_as_they_are_when_the_run_gets_there(mails):
         ],
         [edge("start", "wait"), edge("wait", "check")],
     )
-    with at(NOW):
-        flow = kit.launch(doc)
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(NOW, doc, "ann")
     run = enter(flow, ann)
     set_field(customer_ids=[ann], field="vip", value=True)
     with at(utc(2026, 6, 1, 10, 0)):
@@ -161,9 +157,9 @@ def branches(attribute: str, branch_list: list[dict]) -> dict:
     ],
 )
 def test_branches_take_the_first_matching_value_or_range(mails, spent, port):
-    with at(NOW):
-        flow = kit.launch(branches("customer.fields.spent", SPENT_BRANCHES))
-        ann = kit.customer("ann", fields={"spent": spent})
+    flow, ann = kit.launch_at(
+        NOW, branches("customer.fields.spent", SPENT_BRANCHES), "ann", fields={"spent": spent}
+    )
     run = enter(flow, ann)
     assert answer(run) == port
     # Only "vip" is wired: every other port ends the run there, completed.
@@ -202,9 +198,7 @@ def test_branches_on_text_values_and_a_missing_attribute(mails):
 
 @pytest.mark.django_db
 def test_branches_on_the_trigger_event(mails):
-    with at(NOW):
-        flow = kit.launch(branches("event.total", SPENT_BRANCHES))
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(NOW, branches("event.total", SPENT_BRANCHES), "ann")
     assert answer(enter(flow, ann, total=2000)) == "vip"
     assert answer(enter(flow, ann, total=10)) == "low"
     assert answer(enter(flow, ann)) == "other"
@@ -232,9 +226,7 @@ def test_an_unwired_port_ends_the_run_completed(mails):
         ],
         [edge("start", "check"), edge("check", "vip-step", "yes")],
     )
-    with at(NOW):
-        flow = kit.launch(doc)
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(NOW, doc, "ann")
     run = enter(flow, ann)
     assert (run.status, run.stop_reason, run.node_key) == (Run.Status.COMPLETED, "", "check")
     assert run.ended_at == NOW

@@ -18,11 +18,6 @@ START_AT = utc(2026, 6, 5, 0, 0)
 END_AT = utc(2026, 6, 1, 12, 0)
 
 
-@pytest.fixture
-def welcome(db):
-    kit.email_templates("welcome")
-
-
 def flow_doc(*, start_at=None, end_at=None) -> dict:
     """start → wait 1 day → email."""
     return document(
@@ -50,9 +45,7 @@ def order(customer_id, now, *, occurred_at=None) -> None:
 
 @pytest.mark.django_db
 def test_nothing_enters_before_start_at_and_events_from_then_do_not_enter_later(welcome):
-    with at(JUN_1):
-        flow = kit.launch(flow_doc(start_at=START_AT))
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(JUN_1, flow_doc(start_at=START_AT), "ann")
     order(ann, JUN_1)
     assert kit.runs_of(flow) == []
     # Processed (not kept for later): the flow was not running when it came.
@@ -110,10 +103,7 @@ def test_a_batch_run_outside_the_schedule_is_refused(welcome):
 
 @pytest.mark.django_db
 def test_after_end_at_runs_stay_where_they_are_and_nothing_new_enters(welcome):
-    with at(JUN_1):
-        flow = kit.launch(flow_doc(end_at=END_AT))
-        ann = kit.customer("ann")
-        bob = kit.customer("bob")
+    flow, ann, bob = kit.launch_at(JUN_1, flow_doc(end_at=END_AT), "ann", "bob")
     order(ann, JUN_1)
     [run] = kit.runs_of(flow, ann)
     assert (run.status, run.due_at) == (Run.Status.WAITING, JUN_1 + timedelta(days=1))
@@ -130,9 +120,7 @@ def test_after_end_at_runs_stay_where_they_are_and_nothing_new_enters(welcome):
 
 @pytest.mark.django_db
 def test_moving_end_at_later_lets_the_runs_continue(welcome):
-    with at(JUN_1):
-        flow = kit.launch(flow_doc(end_at=END_AT))
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(JUN_1, flow_doc(end_at=END_AT), "ann")
     order(ann, JUN_1)
     with at(JUN_1 + timedelta(days=1, hours=1)):
         tick(deliver=False)
@@ -148,9 +136,7 @@ def test_moving_end_at_later_lets_the_runs_continue(welcome):
 
 @pytest.mark.django_db
 def test_removing_end_at_lets_the_runs_continue_too(welcome):
-    with at(JUN_1):
-        flow = kit.launch(flow_doc(end_at=END_AT))
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(JUN_1, flow_doc(end_at=END_AT), "ann")
     order(ann, JUN_1)
     with at(JUN_1 + timedelta(days=1, hours=1)):
         flow = kit.relaunch(flow, flow_doc())

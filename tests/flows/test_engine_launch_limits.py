@@ -12,7 +12,6 @@ from flows.engine.tick import tick
 from flows.models import LaunchRecord, Run
 from tests.flows import engine_kit as kit
 from tests.flows.engine_kit import at, chain, document, event_start, node, steps, utc
-from tests.flows.engine_kit import launch as launch_flow
 from tests.flows.engine_kit import launch_limit as limit
 from tests.flows.engine_kit import send as send_step
 
@@ -51,14 +50,6 @@ def promo_only(pool: str, launch_limit: dict) -> dict:
     )
 
 
-def launch_for(doc: dict, *names: str, **profile) -> tuple:
-    """On AUG_10: the flow launched from `doc`, then one customer per name
-    (`profile` for each); returns (flow, *customer ids)."""
-    with at(AUG_10):
-        flow = launch_flow(doc)
-        return (flow, *(kit.customer(name, **profile) for name in names))
-
-
 def relaunch_at(moment, flow, doc: dict):
     with at(moment):
         return kit.relaunch(flow, doc)
@@ -87,7 +78,7 @@ def record(flow, customer_id) -> LaunchRecord:
 
 @pytest.mark.django_db
 def test_it_counts_the_period_from_the_last_successful_step(blocks):
-    flow, ann = launch_for(seed_example(limit("periodic", "P7D")), "ann")
+    flow, ann = kit.launch_at(AUG_10, seed_example(limit("periodic", "P7D")), "ann")
     end_session(ann, AUG_10)
     first = kit.runs_of(flow, ann)[0]
     assert first.status == Run.Status.WAITING
@@ -136,7 +127,7 @@ def test_it_counts_the_period_from_the_last_successful_step(blocks):
 
 @pytest.mark.django_db
 def test_it_refuses_re_entry_until_exactly_the_end_of_the_period_after_one_group(blocks):
-    flow, ann, bob = launch_for(one_email(limit("periodic", "P7D")), "ann", "bob")
+    flow, ann, bob = kit.launch_at(AUG_10, one_email(limit("periodic", "P7D")), "ann", "bob")
     end_session(ann, AUG_10)
     end_session(bob, AUG_10 + timedelta(days=3))  # another customer is not blocked by ann
     end_session(ann, utc(2026, 8, 17, 12, 59, 59))
@@ -150,7 +141,7 @@ def test_it_refuses_re_entry_until_exactly_the_end_of_the_period_after_one_group
 
 @pytest.mark.django_db
 def test_once_never_launches_again(blocks):
-    flow, ann = launch_for(one_email(limit("once")), "ann")
+    flow, ann = kit.launch_at(AUG_10, one_email(limit("once")), "ann")
     end_session(ann, AUG_10)
     end_session(ann, AUG_10 + timedelta(days=400))
     runs = kit.runs_of(flow, ann)
@@ -166,7 +157,7 @@ def test_once_never_launches_again(blocks):
 def test_once_launches_one_of_two_events_arriving_in_the_same_tick(blocks):
     """Both pass the entry check (no launch yet); the atomic re-check before
     the first steps group lets exactly one of them launch."""
-    flow, ann = launch_for(one_email(limit("once")), "ann")
+    flow, ann = kit.launch_at(AUG_10, one_email(limit("once")), "ann")
     counts = end_session(ann, AUG_10, times=2)
     assert counts["events.runs_started"] == 2  # both got through the door
     runs = kit.runs_of(flow, ann)
@@ -185,7 +176,9 @@ def test_once_launches_one_of_two_events_arriving_in_the_same_tick(blocks):
 @pytest.mark.django_db
 def test_once_counts_a_message_recorded_as_not_sent_as_a_launch(blocks):
     """An attempt was made: an unsubscribed customer launched the flow."""
-    flow, ann = launch_for(one_email(limit("once")), "ann", subscriptions={"email": "unsubscribed"})
+    flow, ann = kit.launch_at(
+        AUG_10, one_email(limit("once")), "ann", subscriptions={"email": "unsubscribed"}
+    )
     end_session(ann, AUG_10)
     end_session(ann, AUG_10 + timedelta(days=1))
     [message] = kit.messages_of(flow, ann)
@@ -199,7 +192,7 @@ def test_once_counts_a_message_recorded_as_not_sent_as_a_launch(blocks):
 
 @pytest.mark.django_db
 def test_every_time_launches_each_time_up_to_the_total_cap(blocks):
-    flow, ann = launch_for(one_email(limit("every_time", max_total=2)), "ann")
+    flow, ann = kit.launch_at(AUG_10, one_email(limit("every_time", max_total=2)), "ann")
     for day in range(3):
         end_session(ann, AUG_10 + timedelta(days=day))
     assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "", "frequency_limit"]
@@ -209,7 +202,7 @@ def test_every_time_launches_each_time_up_to_the_total_cap(blocks):
 
 @pytest.mark.django_db
 def test_every_time_without_a_cap_never_refuses(blocks):
-    flow, ann = launch_for(one_email(limit("every_time")), "ann")
+    flow, ann = kit.launch_at(AUG_10, one_email(limit("every_time")), "ann")
     end_session(ann, AUG_10, times=3)
     end_session(ann, AUG_10 + timedelta(minutes=1))
     assert [run.status for run in kit.runs_of(flow, ann)] == [Run.Status.COMPLETED] * 4
@@ -218,7 +211,7 @@ def test_every_time_without_a_cap_never_refuses(blocks):
 
 @pytest.mark.django_db
 def test_the_total_cap_is_rechecked_atomically_for_simultaneous_entries(blocks):
-    flow, ann = launch_for(one_email(limit("every_time", max_total=2)), "ann")
+    flow, ann = kit.launch_at(AUG_10, one_email(limit("every_time", max_total=2)), "ann")
     end_session(ann, AUG_10, times=3)
     assert sorted(run.stop_reason for run in kit.runs_of(flow, ann)) == ["", "", "frequency_limit"]
     assert record(flow, ann).launches == 2
@@ -231,7 +224,7 @@ def test_the_total_cap_is_rechecked_atomically_for_simultaneous_entries(blocks):
 def test_a_run_whose_only_group_fails_on_the_spot_is_not_a_launch(blocks):
     kit.promo_pool("empty")
     doc = promo_only("empty", limit("once"))
-    flow, ann = launch_for(doc, "ann")
+    flow, ann = kit.launch_at(AUG_10, doc, "ann")
     end_session(ann, AUG_10)
     [failed] = kit.runs_of(flow, ann)
     assert (failed.status, failed.stop_reason, failed.launched) == (
@@ -268,7 +261,7 @@ def test_a_failed_group_sends_nothing_of_what_it_queued(blocks):
         chain("start", "group"),
         launch_limit=limit("once"),
     )
-    flow, ann = launch_for(doc, "ann")
+    flow, ann = kit.launch_at(AUG_10, doc, "ann")
     end_session(ann, AUG_10)
     end_session(ann, AUG_10 + timedelta(hours=1))
     assert [(m.status, m.reason) for m in kit.messages_of(flow, ann)] == [
@@ -287,7 +280,7 @@ def test_a_failed_group_gives_back_only_its_own_launch_and_keeps_the_earlier_blo
     previous last step, so the block still counts from the earlier success."""
     pool = kit.promo_pool("scarce", codes=1)
     doc = promo_only("scarce", limit("periodic", "P1D"))
-    flow, ann = launch_for(doc, "ann")
+    flow, ann = kit.launch_at(AUG_10, doc, "ann")
     end_session(ann, AUG_10)  # takes the only code
     end_session(ann, AUG_10 + timedelta(days=2))  # pool empty: fails
     assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "promo_pool_empty"]
@@ -307,7 +300,7 @@ def test_switching_once_to_every_time_only_lets_in_customers_who_never_launched(
     """SPEC §6 and the help page: "if you later select Every time or
     Periodically instead, this will only apply to new customers and customers
     who have previously completed the flow will not re-enter it"."""
-    flow, ann, bob = launch_for(one_email(limit("once")), "ann", "bob")
+    flow, ann, bob = kit.launch_at(AUG_10, one_email(limit("once")), "ann", "bob")
     end_session(ann, AUG_10)
     flow = relaunch_at(AUG_10 + timedelta(days=1), flow, one_email(limit("every_time")))
     end_session(ann, AUG_10 + timedelta(days=2))  # launched under Once: stays out
@@ -339,7 +332,7 @@ def test_a_run_in_flight_across_the_switch_is_rechecked_with_the_once_rule_too(b
     as it would have been at entry: Ann launched while Once was in force.
     Bob, who never launched under Once, launches under Every time."""
     t0 = AUG_10
-    flow, ann, bob = launch_for(email_after_an_hour(limit("once")), "ann", "bob")
+    flow, ann, bob = kit.launch_at(AUG_10, email_after_an_hour(limit("once")), "ann", "bob")
     end_session(ann, t0)
     end_session(ann, t0 + timedelta(minutes=30))  # no launch yet: enters too, waits
     with at(t0 + timedelta(hours=1)):
@@ -384,7 +377,7 @@ def test_a_run_in_flight_across_the_switch_is_rechecked_with_the_once_rule_too(b
 @pytest.mark.django_db
 def test_launch_records_survive_an_edit_of_the_limit(blocks, before, after, sessions_on_days, stop_reasons):
     """A session on AUG_10, the edit a day later, then sessions on the given days."""
-    flow, ann = launch_for(one_email(before), "ann")
+    flow, ann = kit.launch_at(AUG_10, one_email(before), "ann")
     end_session(ann, AUG_10)
     flow = relaunch_at(AUG_10 + timedelta(days=1), flow, one_email(after))
     for day in sessions_on_days:
@@ -397,7 +390,7 @@ def test_audience_entry_keeps_customers_who_launched_under_once_out_too(blocks):
     """The same rule for runs entered from a segment (INSERT … SELECT)."""
     from flows.engine.entry import start_flow_for_segment
 
-    flow, ann, bob = launch_for(one_email(limit("once")), "ann", "bob")
+    flow, ann, bob = kit.launch_at(AUG_10, one_email(limit("once")), "ann", "bob")
     with at(AUG_10):
         kit.static_segment("both", [ann, bob])
     end_session(ann, AUG_10)
@@ -414,7 +407,7 @@ def test_a_failed_attempt_under_once_does_not_count_as_launched_under_once(block
     """A launch given back leaves no first launch behind (flows/engine/launch_limits.py)."""
     pool = kit.promo_pool("late", codes=0)
     doc = promo_only("late", limit("once"))
-    flow, ann = launch_for(doc, "ann")
+    flow, ann = kit.launch_at(AUG_10, doc, "ann")
     end_session(ann, AUG_10)  # empty pool: no launch
     with at(AUG_10 + timedelta(days=1)):
         doc["launch_limit"] = limit("every_time")

@@ -16,11 +16,6 @@ from tests.flows.engine_kit import at, chain, document, event_start, node, send,
 JUN_1 = utc(2026, 6, 1, 9, 0)
 
 
-@pytest.fixture
-def welcome(db):
-    kit.email_templates("welcome")
-
-
 def waiting_flow() -> dict:
     return document(
         [
@@ -60,9 +55,7 @@ def test_events_while_paused_start_no_runs_then_or_after_resume(welcome):
 
 @pytest.mark.django_db
 def test_waiting_runs_stay_while_paused_and_continue_on_resume(welcome):
-    with at(JUN_1):
-        flow = kit.launch(waiting_flow())
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(JUN_1, waiting_flow(), "ann")
     order(ann, JUN_1)
     with at(JUN_1 + timedelta(hours=1)):
         flow = lifecycle.pause_flow(flow=flow)
@@ -83,9 +76,7 @@ def test_waiting_runs_stay_while_paused_and_continue_on_resume(welcome):
 
 @pytest.mark.django_db
 def test_relevance_still_applies_after_a_long_pause(welcome):
-    with at(JUN_1):
-        flow = kit.launch(waiting_flow())
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(JUN_1, waiting_flow(), "ann")
     order(ann, JUN_1)
     with at(JUN_1 + timedelta(hours=1)):
         flow = lifecycle.pause_flow(flow=flow)
@@ -102,9 +93,7 @@ def test_relevance_still_applies_after_a_long_pause(welcome):
 
 @pytest.mark.django_db
 def test_archiving_stops_the_waiting_runs(welcome):
-    with at(JUN_1):
-        flow = kit.launch(waiting_flow())
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(JUN_1, waiting_flow(), "ann")
     order(ann, JUN_1)
     with at(JUN_1 + timedelta(hours=1)):
         lifecycle.archive_flow(flow=flow)

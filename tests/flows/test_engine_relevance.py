@@ -15,11 +15,6 @@ OCCURRED = utc(2026, 6, 6, 20, 0)
 ARRIVES = utc(2026, 6, 10, 10, 0)
 
 
-@pytest.fixture
-def welcome(db):
-    kit.email_templates("welcome")
-
-
 def straight(**limit) -> dict:
     return document(
         [event_start("order_created"), steps("thanks", send("welcome"), relevance="P1D")],
@@ -48,9 +43,9 @@ def arrive(customer_id: int, *, occurred_at=OCCURRED, now=ARRIVES) -> None:
 @pytest.mark.django_db
 def test_a_late_event_is_dropped_at_the_steps_node(welcome):
     """Seed example: relevance 1 day, order dated Jun 6 20:00 arriving Jun 10 10:00."""
-    with at(OCCURRED):
-        flow = kit.launch(straight(launch_limit={"mode": "once", "period": None, "max_total": None}))
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(
+        OCCURRED, straight(launch_limit={"mode": "once", "period": None, "max_total": None}), "ann"
+    )
     arrive(ann)
     [run] = kit.runs_of(flow, ann)
     assert (run.status, run.stop_reason, run.launched) == (Run.Status.STOPPED, "relevance_expired", False)
@@ -71,9 +66,7 @@ def test_a_late_event_is_dropped_at_the_steps_node(welcome):
 @pytest.mark.django_db
 def test_a_wait_before_the_steps_moves_the_relevance_window(welcome):
     """With a 3-day wait the window is Jun 9 20:00 – Jun 10 20:00: executed at once."""
-    with at(OCCURRED):
-        flow = kit.launch(after_three_days())
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(OCCURRED, after_three_days(), "ann")
     arrive(ann)
     [run] = kit.runs_of(flow, ann)
     assert run.status == Run.Status.COMPLETED
@@ -93,9 +86,7 @@ def test_a_wait_before_the_steps_moves_the_relevance_window(welcome):
     ],
 )
 def test_the_relevance_window_ends_exclusively(welcome, arrives, executed):
-    with at(OCCURRED):
-        flow = kit.launch(after_three_days())
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(OCCURRED, after_three_days(), "ann")
     arrive(ann, now=arrives)
     [run] = kit.runs_of(flow, ann)
     assert run.stop_reason == ("" if executed else "relevance_expired")
@@ -169,9 +160,7 @@ def test_events_older_than_max_age_start_no_run(welcome, max_age, age, enters):
         [event_start("order_created", **config), steps("thanks", send("welcome"), relevance="P30D")],
         chain("start", "thanks"),
     )
-    with at(ARRIVES):
-        flow = kit.launch(doc)
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(ARRIVES, doc, "ann")
     arrive(ann, occurred_at=ARRIVES - age, now=ARRIVES)
     assert len(kit.runs_of(flow, ann)) == (1 if enters else 0)
     assert kit.stats_of(flow)[("start", "entered")] == (1 if enters else 0)

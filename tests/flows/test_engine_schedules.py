@@ -19,11 +19,6 @@ MONDAY_17 = utc(2026, 6, 1, 17, 0)  # 2026-06-01 is a Monday
 DAILY_10 = {"every": "day", "at": "10:00"}
 
 
-@pytest.fixture
-def welcome(db):
-    kit.email_templates("welcome")
-
-
 def scheduled(recurrence: dict, audience: dict, *, timezone: str = "UTC", **settings) -> dict:
     return document(
         [

@@ -22,11 +22,6 @@ JUN_1 = utc(2026, 6, 1, 9, 0)
 ONCE = {"mode": "once", "period": None, "max_total": None}
 
 
-@pytest.fixture
-def welcome(db):
-    kit.email_templates("welcome")
-
-
 def order(customer_id, now, **payload) -> None:
     with at(now):
         kit.post_event(customer_id, occurred_at=now, payload=payload)

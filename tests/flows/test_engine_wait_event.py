@@ -150,9 +150,7 @@ def test_test_mode_skips_the_timeout(mails):
 
 @pytest.mark.django_db
 def test_a_new_version_keeps_the_waiting_runs_by_node_key(mails):
-    with at(NOW):
-        flow = kit.launch(_doc(timeout="P3D"))
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(NOW, _doc(timeout="P3D"), "ann")
     _enter(ann)
     with at(NOW + timedelta(hours=1)):
         flow = kit.relaunch(flow, _doc(timeout="P1D"))
