@@ -17,6 +17,7 @@ from channels.models import Message, Template
 from customers.models import Customer, PromoCode, PromoPool, Segment, SegmentMembership
 from customers.services import store_events, upsert_customers
 from flows import lifecycle
+from flows.engine.tick import tick
 from flows.models import Flow, NodePass, NodeStat, Run
 
 
@@ -55,6 +56,13 @@ def send(template: str, channel: str = "email") -> dict:
 
 def steps(key: str, *actions: dict, relevance: str = "P1D") -> dict:
     return node(key, "steps", relevance=relevance, steps=list(actions))
+
+
+def start_then(*nodes: dict, event_type: str = "order_created", **settings) -> dict:
+    """A document: an event start on `event_type`, then `nodes` chained along
+    their `next` ports (`settings` as for document())."""
+    keys = ["start", *(each["key"] for each in nodes)]
+    return document([event_start(event_type), *nodes], chain(*keys), **settings)
 
 
 def launch_limit(mode: str, period: str | None = None, max_total: int | None = None) -> dict:
@@ -202,6 +210,23 @@ def post_event(
         ]
     )
     return stored["ids"][0]
+
+
+def post_and_tick(
+    moment: datetime,
+    *customer_ids: int,
+    event_type: str = "order_created",
+    times: int = 1,
+    payload: dict | None = None,
+    deliver: bool = False,
+) -> dict:
+    """At `moment`: `times` events per customer (occurred then), then one
+    tick (without delivery unless `deliver`); the tick's counts."""
+    with at(moment):
+        for _ in range(times):
+            for customer_id in customer_ids:
+                post_event(customer_id, event_type, occurred_at=moment, payload=payload)
+        return tick(deliver=deliver)
 
 
 # --- Reading back -------------------------------------------------------------------

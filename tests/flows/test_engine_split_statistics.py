@@ -53,9 +53,7 @@ def ab_doc(variants=AB_VARIANTS, *, wired: bool = True) -> dict:
     never reached); or the variants left unwired (the runs end at the A/B node)."""
     names = [variant["name"] for variant in variants]
     if not wired:
-        return document(
-            [event_start("order_created"), node("ab", "ab_test", variants=variants)], [edge("start", "ab")]
-        )
+        return kit.start_then(node("ab", "ab_test", variants=variants))
     return document(
         [
             event_start("order_created"),
@@ -65,6 +63,12 @@ def ab_doc(variants=AB_VARIANTS, *, wired: bool = True) -> dict:
         [edge("start", "ab"), *[edge("ab", f"step-{name}", name) for name in names]],
         launch_limit=EVERY_TIME,
     )
+
+
+def splitter(shares: dict[str, int]) -> dict:
+    """start → a splitter "split" with these shares, its branches unwired."""
+    branches = [{"name": name, "percent": percent} for name, percent in shares.items()]
+    return kit.start_then(node("split", "splitter", branches=branches))
 
 
 def audience(size: int) -> list[int]:
@@ -84,13 +88,7 @@ def run_everyone(flow, size: int) -> None:
 @pytest.mark.django_db
 def test_a_50_50_splitter_over_10000_runs_holds_its_shares(db):
     audience(AUDIENCE)
-    doc = document(
-        [
-            event_start("order_created"),
-            node("split", "splitter", branches=[{"name": "1", "percent": 50}, {"name": "2", "percent": 50}]),
-        ],
-        [edge("start", "split")],
-    )
+    doc = splitter({"1": 50, "2": 50})
     with at(NOW):
         flow = kit.launch(doc)
     run_everyone(flow, AUDIENCE)
@@ -106,13 +104,7 @@ def test_a_50_50_splitter_over_10000_runs_holds_its_shares(db):
 def test_an_uneven_splitter_holds_its_shares(db):
     audience(3000)
     shares = {"small": 10, "large": 90}
-    doc = document(
-        [
-            event_start("order_created"),
-            node("split", "splitter", branches=[{"name": k, "percent": v} for k, v in shares.items()]),
-        ],
-        [edge("start", "split")],
-    )
+    doc = splitter(shares)
     with at(NOW):
         flow = kit.launch(doc)
     run_everyone(flow, 3000)
@@ -122,19 +114,9 @@ def test_an_uneven_splitter_holds_its_shares(db):
 
 @pytest.mark.django_db
 def test_a_splitter_draws_afresh_on_every_pass():
-    doc = document(
-        [
-            event_start("order_created"),
-            node("split", "splitter", branches=[{"name": "1", "percent": 50}, {"name": "2", "percent": 50}]),
-        ],
-        [edge("start", "split")],
-    )
-    with at(NOW):
-        flow = kit.launch(doc)
-        ann = kit.customer("ann")
-        for _ in range(40):
-            kit.post_event(ann, occurred_at=NOW)
-        tick(deliver=False)
+    doc = splitter({"1": 50, "2": 50})
+    flow, ann = kit.launch_at(NOW, doc, "ann")
+    kit.post_and_tick(NOW, ann, times=40)
     assert {kit.path_of(run)[-1][1] for run in kit.runs_of(flow, ann)} == {"1", "2"}
 
 
@@ -184,13 +166,8 @@ def test_the_control_variant_gets_no_interactions(db):
 
 @pytest.mark.django_db
 def test_a_customer_keeps_the_variant_across_passes():
-    with at(NOW):
-        flow = kit.launch(ab_doc())
-        ids = [kit.customer(f"c{index}") for index in range(30)]
-        for _ in range(3):
-            for customer_id in ids:
-                kit.post_event(customer_id, occurred_at=NOW)
-        tick(deliver=False)
+    flow, *ids = kit.launch_at(NOW, ab_doc(), *[f"c{index}" for index in range(30)])
+    kit.post_and_tick(NOW, *ids, times=3)
     for customer_id in ids:
         ports = {kit.path_of(run)[1][1] for run in kit.runs_of(flow, customer_id)}
         assert len(ports) == 1, (customer_id, ports)
@@ -215,12 +192,8 @@ def test_the_first_assignment_is_a_deterministic_draw(db):
 
 @pytest.mark.django_db
 def test_a_new_version_keeps_the_variant_while_it_exists():
-    with at(NOW):
-        flow = kit.launch(ab_doc())
-        ids = [kit.customer(f"c{index}") for index in range(60)]
-        for customer_id in ids:
-            kit.post_event(customer_id, occurred_at=NOW)
-        tick(deliver=False)
+    flow, *ids = kit.launch_at(NOW, ab_doc(), *[f"c{index}" for index in range(60)])
+    kit.post_and_tick(NOW, *ids)
     before = dict(ABAssignment.objects.filter(flow=flow).values_list("customer_id", "variant"))
     assert set(before.values()) == {"A", "B", "control"}
 
@@ -228,9 +201,7 @@ def test_a_new_version_keeps_the_variant_while_it_exists():
     reshared = [{"name": "A", "percent": 10}, {"name": "B", "percent": 10}, {**AB_VARIANTS[2], "percent": 80}]
     with at(NOW):
         flow = kit.relaunch(flow, ab_doc(reshared))
-        for customer_id in ids:
-            kit.post_event(customer_id, occurred_at=NOW)
-        tick(deliver=False)
+    kit.post_and_tick(NOW, *ids)
     assert dict(ABAssignment.objects.filter(flow=flow).values_list("customer_id", "variant")) == before
     for customer_id in ids:
         assert kit.path_of(kit.runs_of(flow, customer_id)[-1])[1][1] == before[customer_id]
@@ -239,9 +210,7 @@ def test_a_new_version_keeps_the_variant_while_it_exists():
     without_b = [{"name": "A", "percent": 50}, {"name": "C", "percent": 50}]
     with at(NOW):
         flow = kit.relaunch(flow, ab_doc(without_b))
-        for customer_id in ids:
-            kit.post_event(customer_id, occurred_at=NOW)
-        tick(deliver=False)
+    kit.post_and_tick(NOW, *ids)
     after = dict(ABAssignment.objects.filter(flow=flow).values_list("customer_id", "variant"))
     for customer_id in ids:
         if before[customer_id] == "A":

@@ -125,19 +125,11 @@ def test_conditions_and_start_filters_apply_in_test_mode(welcome):
 
 @pytest.mark.django_db
 def test_ab_acts_as_a_plain_splitter_without_sticky_assignments(welcome):
-    doc = document(
-        [
-            event_start("order_created"),
-            node("ab", "ab_test", variants=[{"name": "A", "percent": 50}, {"name": "B", "percent": 50}]),
-        ],
-        [edge("start", "ab")],
-    )
+    variants = [{"name": "A", "percent": 50}, {"name": "B", "percent": 50}]
     with at(JUN_1):
-        flow = kit.start_test(doc)
+        flow = kit.start_test(kit.start_then(node("ab", "ab_test", variants=variants)))
         ann = kit.customer("ann")
-        for _ in range(40):
-            kit.post_event(ann, occurred_at=JUN_1)
-        tick(deliver=False)
+    kit.post_and_tick(JUN_1, ann, times=40)
     ports = [kit.path_of(run)[-1][1] for run in kit.runs_of(flow, ann)]
     assert len(ports) == 40
     # One customer, drawn afresh on every run: both variants show up (a sticky
