@@ -42,18 +42,26 @@ def answer(run: Run) -> str:
     return dict((key, port) for key, port, _ in kit.path_of(run))["check"]
 
 
+def answers_for(rule: dict, **profiles: dict) -> tuple:
+    """A yes/no flow on `rule` and one customer per profile (by external id),
+    each entering once in turn: (flow, {id: customer id}, {id: the answer})."""
+    with at(NOW):
+        flow = kit.launch(yes_no(rule))
+        ids = {external_id: kit.customer(external_id, **profile) for external_id, profile in profiles.items()}
+    return flow, ids, {external_id: answer(enter(flow, ids[external_id])) for external_id in ids}
+
+
 @pytest.mark.django_db
 def test_a_rule_on_a_customer_field(mails):
-    with at(NOW):
-        flow = kit.launch(yes_no({"field": "customer.fields.tier", "op": "eq", "value": "gold"}))
-        gold = kit.customer("gold", fields={"tier": "gold"})
-        silver = kit.customer("silver", fields={"tier": "silver"})
-        none = kit.customer("none")
-    assert answer(enter(flow, gold)) == "yes"
-    assert answer(enter(flow, silver)) == "no"
-    assert answer(enter(flow, none)) == "no"
-    assert [m.template_slug for m in kit.messages_of(flow, gold)] == ["yes-mail"]
-    assert [m.template_slug for m in kit.messages_of(flow, silver)] == ["no-mail"]
+    flow, ids, answers = answers_for(
+        {"field": "customer.fields.tier", "op": "eq", "value": "gold"},
+        gold={"fields": {"tier": "gold"}},
+        silver={"fields": {"tier": "silver"}},
+        none={},
+    )
+    assert answers == {"gold": "yes", "silver": "no", "none": "no"}
+    assert [m.template_slug for m in kit.messages_of(flow, ids["gold"])] == ["yes-mail"]
+    assert [m.template_slug for m in kit.messages_of(flow, ids["silver"])] == ["no-mail"]
     stats = kit.stats_of(flow)
     assert (stats[("check", "entered")], stats[("check", "exit:yes")], stats[("check", "exit:no")]) == (
         3,
@@ -86,14 +94,13 @@ def test_each_run_reads_its_own_trigger_event(mails):
 
 @pytest.mark.django_db
 def test_a_rule_on_a_subscription(mails):
-    with at(NOW):
-        flow = kit.launch(yes_no({"field": "subscription.email", "op": "eq", "value": "subscribed"}))
-        subscribed = kit.customer("sub", subscriptions={"email": "subscribed"})
-        pending = kit.customer("pending", subscriptions={"email": "requires_confirmation"})
-        never = kit.customer("never")
-    assert answer(enter(flow, subscribed)) == "yes"
-    assert answer(enter(flow, pending)) == "no"
-    assert answer(enter(flow, never)) == "no"
+    _, _, answers = answers_for(
+        {"field": "subscription.email", "op": "eq", "value": "subscribed"},
+        sub={"subscriptions": {"email": "subscribed"}},
+        pending={"subscriptions": {"email": "requires_confirmation"}},
+        never={},
+    )
+    assert answers == {"sub": "yes", "pending": "no", "never": "no"}
 
 
 @pytest.mark.django_db

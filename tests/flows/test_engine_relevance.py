@@ -23,14 +23,10 @@ def straight(**limit) -> dict:
     )
 
 
-def after_three_days() -> dict:
-    return document(
-        [
-            event_start("order_created"),
-            node("wait", "wait", mode="fixed", duration="P3D"),
-            steps("thanks", send("welcome"), relevance="P1D"),
-        ],
-        chain("start", "wait", "thanks"),
+def after_a_wait(duration: str = "P3D", relevance: str = "P1D") -> dict:
+    return kit.start_then(
+        node("wait", "wait", mode="fixed", duration=duration),
+        steps("thanks", send("welcome"), relevance=relevance),
     )
 
 
@@ -66,7 +62,7 @@ def test_a_late_event_is_dropped_at_the_steps_node(welcome):
 @pytest.mark.django_db
 def test_a_wait_before_the_steps_moves_the_relevance_window(welcome):
     """With a 3-day wait the window is Jun 9 20:00 – Jun 10 20:00: executed at once."""
-    flow, ann = kit.launch_at(OCCURRED, after_three_days(), "ann")
+    flow, ann = kit.launch_at(OCCURRED, after_a_wait(), "ann")
     arrive(ann)
     [run] = kit.runs_of(flow, ann)
     assert run.status == Run.Status.COMPLETED
@@ -86,7 +82,7 @@ def test_a_wait_before_the_steps_moves_the_relevance_window(welcome):
     ],
 )
 def test_the_relevance_window_ends_exclusively(welcome, arrives, executed):
-    flow, ann = kit.launch_at(OCCURRED, after_three_days(), "ann")
+    flow, ann = kit.launch_at(OCCURRED, after_a_wait(), "ann")
     arrive(ann, now=arrives)
     [run] = kit.runs_of(flow, ann)
     assert run.stop_reason == ("" if executed else "relevance_expired")
@@ -97,19 +93,8 @@ def test_the_relevance_window_ends_exclusively(welcome, arrives, executed):
 def test_relevance_counts_from_the_clock_at_the_steps_node_not_from_entry(welcome):
     """A run that waited its full time on schedule is never stale, however
     long ago it entered."""
-    doc = document(
-        [
-            event_start("order_created"),
-            node("wait", "wait", mode="fixed", duration="P30D"),
-            steps("thanks", send("welcome"), relevance="PT1H"),
-        ],
-        chain("start", "wait", "thanks"),
-    )
-    with at(OCCURRED):
-        flow = kit.launch(doc)
-        ann = kit.customer("ann")
-        kit.post_event(ann, occurred_at=OCCURRED)
-        tick(deliver=False)
+    flow, ann = kit.launch_at(OCCURRED, after_a_wait("P30D", relevance="PT1H"), "ann")
+    kit.post_and_tick(OCCURRED, ann)
     with at(OCCURRED + timedelta(days=30, minutes=59)):
         tick(deliver=False)
     [run] = kit.runs_of(flow, ann)
@@ -120,19 +105,8 @@ def test_relevance_counts_from_the_clock_at_the_steps_node_not_from_entry(welcom
 @pytest.mark.django_db
 def test_a_run_woken_late_after_an_outage_is_dropped(welcome):
     """Nothing ticked for two days: the wait's end plus relevance is past."""
-    doc = document(
-        [
-            event_start("order_created"),
-            node("wait", "wait", mode="fixed", duration="P1D"),
-            steps("thanks", send("welcome"), relevance="PT12H"),
-        ],
-        chain("start", "wait", "thanks"),
-    )
-    with at(OCCURRED):
-        flow = kit.launch(doc)
-        ann = kit.customer("ann")
-        kit.post_event(ann, occurred_at=OCCURRED)
-        tick(deliver=False)
+    flow, ann = kit.launch_at(OCCURRED, after_a_wait("P1D", relevance="PT12H"), "ann")
+    kit.post_and_tick(OCCURRED, ann)
     with at(OCCURRED + timedelta(days=3)):
         tick(deliver=False)
     [run] = kit.runs_of(flow, ann)

@@ -92,21 +92,23 @@ def test_an_event_from_before_the_run_reached_the_node_does_not_count(mails):
     assert kit.runs_of(flow, ann)[0].status == Run.Status.WAITING
 
 
+def late_run_doc() -> dict:
+    """Events up to 30 days old start runs, which wait 3 days for a click."""
+    return document(
+        [
+            event_start("signed_up", max_age="P30D"),
+            node("click", "wait_event", event_type="email_clicked", timeout="P3D"),
+        ],
+        [edge("start", "click")],
+    )
+
+
 @pytest.mark.django_db
 def test_a_late_run_finds_the_event_already_stored_and_leaves_by_done(mails):
     """Flow time: a run whose clock is days behind (its event was ingested
     late) is decided by the events of its own timeline at once."""
+    flow, ann = kit.launch_at(NOW, late_run_doc(), "ann")
     with at(NOW):
-        flow = kit.launch(
-            document(
-                [
-                    event_start("signed_up", max_age="P30D"),
-                    node("click", "wait_event", event_type="email_clicked", timeout="P3D"),
-                ],
-                [edge("start", "click")],
-            )
-        )
-        ann = kit.customer("ann")
         kit.post_event(ann, "email_clicked", occurred_at=NOW - timedelta(days=9))
         kit.post_event(ann, "signed_up", occurred_at=NOW - timedelta(days=10))
         tick(deliver=False)
@@ -118,17 +120,8 @@ def test_a_late_run_finds_the_event_already_stored_and_leaves_by_done(mails):
 
 @pytest.mark.django_db
 def test_the_timeout_moves_the_clock_to_clock_plus_timeout(mails):
+    flow, ann = kit.launch_at(NOW, late_run_doc(), "ann")
     with at(NOW):
-        flow = kit.launch(
-            document(
-                [
-                    event_start("signed_up", max_age="P30D"),
-                    node("click", "wait_event", event_type="email_clicked", timeout="P3D"),
-                ],
-                [edge("start", "click")],
-            )
-        )
-        ann = kit.customer("ann")
         kit.post_event(ann, "signed_up", occurred_at=NOW - timedelta(days=10))
         tick(deliver=False)
     (run,) = kit.runs_of(flow, ann)
