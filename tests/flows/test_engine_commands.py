@@ -56,6 +56,13 @@ def hello_flow(**doc):
     )
 
 
+def hello_flow_with_events(count: int) -> None:
+    """The hello flow live, and `count` customers with a `never` event each at NOON."""
+    hello_flow()
+    ids = make_customers(count)
+    store_events(events=[{"customer_id": i, "type": "never", "occurred_at": NOON} for i in ids])
+
+
 # --- flows_tick ----------------------------------------------------------------
 
 
@@ -66,9 +73,7 @@ def test_flows_tick_says_nothing_due_when_there_is_nothing(db):
 
 def test_flows_tick_prints_what_it_did(hello):
     with time_machine.travel(NOON, tick=False):
-        hello_flow()
-        ids = make_customers(3)
-        store_events(events=[{"customer_id": i, "type": "never", "occurred_at": NOON} for i in ids])
+        hello_flow_with_events(3)
         out, _ = run_command("flows_tick")
     counts = builders.parse_counts(out)
     assert counts["events.events"] == 3
@@ -87,9 +92,7 @@ def test_flows_tick_prints_what_it_did(hello):
 
 def test_flows_tick_no_deliver_leaves_the_outbox(hello):
     with time_machine.travel(NOON, tick=False):
-        hello_flow()
-        ids = make_customers(2)
-        store_events(events=[{"customer_id": i, "type": "never", "occurred_at": NOON} for i in ids])
+        hello_flow_with_events(2)
         out, _ = run_command("flows_tick", "--no-deliver")
     assert not any(line.startswith("messages.") for line in out.splitlines())
     assert set(Message.objects.values_list("status", flat=True)) == {Message.Status.QUEUED}
@@ -281,9 +284,7 @@ def test_one_tick_caps_the_passes_of_a_looping_run(hello, settings):
 def test_one_tick_matches_more_events_than_fit_in_a_batch(hello, settings):
     settings.MAESTRA_BATCH_SIZE = 10
     with time_machine.travel(NOON, tick=False):
-        hello_flow()
-        ids = make_customers(25)
-        store_events(events=[{"customer_id": i, "type": "never", "occurred_at": NOON} for i in ids])
+        hello_flow_with_events(25)
         counts = tick()
     assert counts["events.events"] == 25
     assert counts["runs.runs"] == 25

@@ -14,6 +14,7 @@ from tests.flows.engine_kit import at, chain, document, event_start, node, send,
 
 NOW = utc(2026, 6, 1, 9, 0)
 BIG_ORDER = {"field": "event.total", "op": "gte", "value": 100}
+ANY_ORDER = {"event_type": "order_created", "filter": None}  # exit criteria
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def mails(db):
     kit.email_templates("welcome", "reminder")
 
 
-def _flow(exit_criteria: dict | None, *, start: str = "signed_up") -> object:
+def _doc(exit_criteria: dict | None, *, start: str = "signed_up") -> dict:
     doc = document(
         [
             event_start(start),
@@ -32,7 +33,7 @@ def _flow(exit_criteria: dict | None, *, start: str = "signed_up") -> object:
         chain("start", "hello", "day", "remind"),
     )
     doc["exit"] = exit_criteria
-    return kit.launch(doc)
+    return doc
 
 
 def _enter(customer_id: int, event_type: str = "signed_up") -> None:
@@ -43,9 +44,7 @@ def _enter(customer_id: int, event_type: str = "signed_up") -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_matching_event_stops_the_waiting_run_when_it_is_ingested(mails):
-    with at(NOW):
-        flow = _flow({"event_type": "order_created", "filter": None})
-        ann, bob = kit.customer("ann"), kit.customer("bob")
+    flow, ann, bob = kit.launch_at(NOW, _doc(ANY_ORDER), "ann", "bob")
     _enter(ann)
     _enter(bob)
     later = NOW + timedelta(hours=3)
@@ -66,25 +65,17 @@ def test_a_matching_event_stops_the_waiting_run_when_it_is_ingested(mails):
 
 @pytest.mark.django_db
 def test_the_filter_reads_the_exit_events_payload(mails):
-    with at(NOW):
-        flow = _flow({"event_type": "order_created", "filter": BIG_ORDER})
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(NOW, _doc({"event_type": "order_created", "filter": BIG_ORDER}), "ann")
     _enter(ann)
-    with at(NOW + timedelta(hours=1)):
-        kit.post_event(ann, "order_created", occurred_at=NOW + timedelta(hours=1), payload={"total": 20})
-        tick(deliver=False)
+    kit.post_and_tick(NOW + timedelta(hours=1), ann, payload={"total": 20})
     assert kit.runs_of(flow, ann)[0].status == Run.Status.WAITING
-    with at(NOW + timedelta(hours=2)):
-        kit.post_event(ann, "order_created", occurred_at=NOW + timedelta(hours=2), payload={"total": 150})
-        tick(deliver=False)
+    kit.post_and_tick(NOW + timedelta(hours=2), ann, payload={"total": 150})
     assert kit.runs_of(flow, ann)[0].stop_reason == "exit_criteria"
 
 
 @pytest.mark.django_db
 def test_an_event_from_before_the_run_entered_does_not_count(mails):
-    with at(NOW):
-        flow = _flow({"event_type": "order_created", "filter": None})
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(NOW, _doc(ANY_ORDER), "ann")
     _enter(ann)
     with at(NOW + timedelta(hours=1)):
         # Ingested late: the order happened before the run entered.
@@ -97,7 +88,7 @@ def test_an_event_from_before_the_run_entered_does_not_count(mails):
 def test_the_trigger_event_itself_never_makes_its_run_exit(mails):
     with at(NOW):
         # Starts and exits on the same type: each order restarts the journey.
-        flow = _flow({"event_type": "order_created", "filter": None}, start="order_created")
+        flow = kit.launch(_doc(ANY_ORDER, start="order_created"))
         ann = kit.customer("ann")
     _enter(ann, "order_created")
     (run,) = kit.runs_of(flow, ann)
@@ -114,9 +105,7 @@ def test_the_trigger_event_itself_never_makes_its_run_exit(mails):
 def test_the_wake_stops_a_run_whose_exit_event_was_already_matched(mails):
     """An event matched while the run was held elsewhere (or before its flow
     had an exit): the wake finds it before the run moves on."""
-    with at(NOW):
-        flow = _flow({"event_type": "order_created", "filter": None})
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(NOW, _doc(ANY_ORDER), "ann")
     _enter(ann)
     with at(NOW + timedelta(hours=1)):
         kit.post_event(ann, "order_created", occurred_at=NOW + timedelta(hours=1))
@@ -134,9 +123,7 @@ def test_the_wake_stops_a_run_whose_exit_event_was_already_matched(mails):
 
 @pytest.mark.django_db
 def test_a_flow_without_exit_criteria_ignores_the_event(mails):
-    with at(NOW):
-        flow = _flow(None)
-        ann = kit.customer("ann")
+    flow, ann = kit.launch_at(NOW, _doc(None), "ann")
     _enter(ann)
     with at(NOW + timedelta(hours=1)):
         kit.post_event(ann, "order_created", occurred_at=NOW + timedelta(hours=1))
