@@ -143,6 +143,11 @@ def email_templates(*slugs: str, purpose: str = Template.Purpose.SERVICE) -> Non
         )
 
 
+def template(slug: str, channel: str = "email", **content) -> Template:
+    """A template named after its slug; `content`: subject, text, html, url, purpose…"""
+    return Template.objects.create(slug=slug, name=slug, channel=channel, **content)
+
+
 def promo_pool(slug: str, codes: int = 0) -> PromoPool:
     pool = PromoPool.objects.create(slug=slug, name=slug)
     PromoCode.objects.bulk_create([PromoCode(pool=pool, code=f"{slug}-{index}") for index in range(codes)])
