@@ -13,8 +13,8 @@ from django.db import connection
 
 from channels.models import Template
 from customers.models import Customer
+from tests.flows.engine_kit import chain, node
 from tests.flows.engine_kit import document as kit_document
-from tests.flows.engine_kit import node
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,6 +73,13 @@ def document(
         timezone=timezone,
         schedule={"start_at": None, "end_at": None},
     )
+
+
+def chained(*nodes: dict, event_type: str = "never", launch_limit: dict | None = None) -> dict:
+    """A document: an event start (by default one nothing sends: the runs come
+    from segments), then `nodes` along their `next` ports."""
+    keys = ["start", *(each["key"] for each in nodes)]
+    return document([event_start(event_type), *nodes], chain(*keys), launch_limit=launch_limit)
 
 
 # --- Subprocesses against the test database ---------------------------------------

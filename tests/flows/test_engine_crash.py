@@ -18,8 +18,8 @@ from channels.models import Message
 from flows.engine.entry import start_flow_for_segment
 from flows.models import LaunchRecord, NodePass, NodeStat, Run
 from tests.flows import engine_builders as builders
-from tests.flows.engine_builders import document, email_template, event_start, make_customers
-from tests.flows.engine_kit import edge, launch, node, send, static_segment, steps
+from tests.flows.engine_builders import chained, email_template, make_customers
+from tests.flows.engine_kit import launch, node, send, static_segment, steps
 
 AUDIENCE = 2000
 BATCH = "100"
@@ -50,18 +50,9 @@ def test_killed_workers_lose_nothing_and_do_nothing_twice():
     rng = random.Random(20260601)
     email_template("hello")
     email_template("again")
-    flow = launch(
-        document(
-            [
-                event_start("never"),
-                steps("hello", send("hello")),
-                # Short enough that later workers wake runs up too.
-                node("pause", "wait", mode="fixed", duration="PT1S"),
-                steps("again", send("again")),
-            ],
-            [edge("start", "hello"), edge("hello", "pause"), edge("pause", "again")],
-        )
-    )
+    # The wait is short enough that later workers wake runs up too.
+    pause = node("pause", "wait", mode="fixed", duration="PT1S")
+    flow = launch(chained(steps("hello", send("hello")), pause, steps("again", send("again"))))
     static_segment("everyone", make_customers(AUDIENCE))
     assert start_flow_for_segment(flow=flow, segment_slug="everyone") == AUDIENCE
     env = builders.worker_env(MAESTRA_BATCH_SIZE=BATCH)
