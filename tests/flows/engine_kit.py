@@ -234,6 +234,12 @@ def post_and_tick(
         return tick(deliver=deliver)
 
 
+def tick_at(moment: datetime, *, deliver: bool = False) -> dict:
+    """One tick at `moment` (without delivery unless `deliver`); its counts."""
+    with at(moment):
+        return tick(deliver=deliver)
+
+
 # --- Reading back -------------------------------------------------------------------
 
 

@@ -118,8 +118,7 @@ def test_a_rule_reads_the_customer_as_they_are_when_the_run_gets_there(mails):
     flow, ann = kit.launch_at(NOW, doc, "ann")
     run = enter(flow, ann)
     set_field(customer_ids=[ann], field="vip", value=True)
-    with at(utc(2026, 6, 1, 10, 0)):
-        tick(deliver=False)
+    kit.tick_at(utc(2026, 6, 1, 10, 0))
     run.refresh_from_db()
     assert answer(run) == "yes"
 

@@ -34,6 +34,12 @@ def flow_doc(*, start_at=None, end_at=None) -> dict:
     )
 
 
+def daily_mail_to_all(*, schedule: dict) -> dict:
+    """A schedule start at 10:00 every day for the segment "all" → email."""
+    start = node("start", "schedule", recurrence={"every": "day", "at": "10:00"}, audience={"segment": "all"})
+    return document([start, steps("mail", send("welcome"))], chain("start", "mail"), schedule=schedule)
+
+
 def order(customer_id, now, *, occurred_at=None) -> None:
     with at(now):
         kit.post_event(customer_id, occurred_at=occurred_at or now)
@@ -62,16 +68,7 @@ def test_nothing_enters_before_start_at_and_events_from_then_do_not_enter_later(
 
 @pytest.mark.django_db
 def test_a_schedule_start_does_not_fire_before_start_at(welcome):
-    doc = document(
-        [
-            node(
-                "start", "schedule", recurrence={"every": "day", "at": "10:00"}, audience={"segment": "all"}
-            ),
-            steps("mail", send("welcome")),
-        ],
-        chain("start", "mail"),
-        schedule={"start_at": "2026-06-03T12:00:00+00:00", "end_at": None},
-    )
+    doc = daily_mail_to_all(schedule={"start_at": "2026-06-03T12:00:00+00:00", "end_at": None})
     with at(JUN_1):
         ann = kit.customer("ann")
         kit.static_segment("all", [ann])
@@ -79,11 +76,9 @@ def test_a_schedule_start_does_not_fire_before_start_at(welcome):
     with at(utc(2026, 6, 2, 10, 0)):
         assert tick(deliver=False)["schedules.skipped"] == 1
     # Jun 3 10:00 was missed; merged late (at 13:00) it is still a fire before the start.
-    with at(utc(2026, 6, 3, 13, 0)):
-        tick(deliver=False)
+    kit.tick_at(utc(2026, 6, 3, 13, 0))
     assert kit.runs_of(flow) == []
-    with at(utc(2026, 6, 4, 10, 0)):
-        tick(deliver=False)
+    kit.tick_at(utc(2026, 6, 4, 10, 0))
     assert [run.clock for run in kit.runs_of(flow)] == [utc(2026, 6, 4, 10, 0)]
 
 
@@ -109,8 +104,7 @@ def test_after_end_at_runs_stay_where_they_are_and_nothing_new_enters(welcome):
     assert (run.status, run.due_at) == (Run.Status.WAITING, JUN_1 + timedelta(days=1))
 
     order(bob, END_AT)  # at end_at sharp the flow is over
-    with at(JUN_1 + timedelta(days=1, hours=1)):
-        tick(deliver=False)
+    kit.tick_at(JUN_1 + timedelta(days=1, hours=1))
     run.refresh_from_db()
     assert (run.status, run.node_key, run.due_at) == (Run.Status.WAITING, "wait", JUN_1 + timedelta(days=1))
     assert kit.path_of(run) == [("start", "next", "")]
@@ -146,21 +140,11 @@ def test_removing_end_at_lets_the_runs_continue_too(welcome):
 
 @pytest.mark.django_db
 def test_a_schedule_start_does_not_fire_after_end_at(welcome):
-    doc = document(
-        [
-            node(
-                "start", "schedule", recurrence={"every": "day", "at": "10:00"}, audience={"segment": "all"}
-            ),
-            steps("mail", send("welcome")),
-        ],
-        chain("start", "mail"),
-        schedule={"start_at": None, "end_at": "2026-06-02T12:00:00+00:00"},
-    )
+    doc = daily_mail_to_all(schedule={"start_at": None, "end_at": "2026-06-02T12:00:00+00:00"})
     with at(JUN_1):
         kit.static_segment("all", [kit.customer("ann")])
         flow = kit.launch(doc)
-    with at(utc(2026, 6, 2, 10, 0)):
-        tick(deliver=False)
+    kit.tick_at(utc(2026, 6, 2, 10, 0))
     with at(utc(2026, 6, 3, 10, 0)):
         assert tick(deliver=False)["schedules.skipped"] == 1
     assert [run.clock for run in kit.runs_of(flow)] == [utc(2026, 6, 2, 10, 0)]

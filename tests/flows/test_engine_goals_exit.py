@@ -56,8 +56,7 @@ def test_a_matching_event_stops_the_waiting_run_when_it_is_ingested(mails):
     assert (run.status, run.stop_reason, run.ended_at) == (Run.Status.STOPPED, "exit_criteria", later)
     assert kit.path_of(run)[-1] == ("day", "", "exit_criteria")
     # Bob did not order: he goes on and gets the reminder a day later.
-    with at(NOW + timedelta(days=1, minutes=1)):
-        tick(deliver=False)
+    kit.tick_at(NOW + timedelta(days=1, minutes=1))
     assert [m.template_slug for m in kit.messages_of(flow, bob)] == ["welcome", "reminder"]
     assert [m.template_slug for m in kit.messages_of(flow, ann)] == ["welcome"]
     assert kit.stats_of(flow)[("day", "stop:exit_criteria")] == 1
@@ -113,8 +112,7 @@ def test_the_wake_stops_a_run_whose_exit_event_was_already_matched(mails):
     from customers.models import Event
 
     Event.objects.filter(type="order_created").update(processed_at=NOW + timedelta(hours=1))
-    with at(NOW + timedelta(days=1, minutes=1)):
-        tick(deliver=False)
+    kit.tick_at(NOW + timedelta(days=1, minutes=1))
     (run,) = kit.runs_of(flow, ann)
     assert run.stop_reason == "exit_criteria"
     assert kit.path_of(run)[-1] == ("day", "", "exit_criteria")
@@ -128,8 +126,7 @@ def test_a_flow_without_exit_criteria_ignores_the_event(mails):
     with at(NOW + timedelta(hours=1)):
         kit.post_event(ann, "order_created", occurred_at=NOW + timedelta(hours=1))
         tick(deliver=False)
-    with at(NOW + timedelta(days=1, minutes=1)):
-        tick(deliver=False)
+    kit.tick_at(NOW + timedelta(days=1, minutes=1))
     assert [m.template_slug for m in kit.messages_of(flow, ann)] == ["welcome", "reminder"]
 
 

@@ -88,8 +88,7 @@ def test_it_counts_the_period_from_the_last_successful_step(blocks):
 
     # Between the two groups: blocked, and the run in progress goes on regardless.
     end_session(ann, utc(2026, 8, 12, 9, 0))
-    with at(AUG_13):
-        tick(deliver=False)
+    kit.tick_at(AUG_13)
     first.refresh_from_db()
     assert first.status == Run.Status.COMPLETED
     assert PromoCode.objects.filter(customer_id=ann).count() == 1
@@ -335,12 +334,10 @@ def test_a_run_in_flight_across_the_switch_is_rechecked_with_the_once_rule_too(b
     flow, ann, bob = kit.launch_at(AUG_10, email_after_an_hour(limit("once")), "ann", "bob")
     end_session(ann, t0)
     end_session(ann, t0 + timedelta(minutes=30))  # no launch yet: enters too, waits
-    with at(t0 + timedelta(hours=1)):
-        tick(deliver=False)  # the first run launches
+    kit.tick_at(t0 + timedelta(hours=1))  # the first run launches
     flow = relaunch_at(t0 + timedelta(hours=1, minutes=10), flow, email_after_an_hour(limit("every_time")))
     end_session(bob, t0 + timedelta(hours=1, minutes=20))
-    with at(t0 + timedelta(hours=2, minutes=30)):
-        tick(deliver=False)  # Ann's second run and Bob's run reach the email
+    kit.tick_at(t0 + timedelta(hours=2, minutes=30))  # Ann's second run and Bob's run reach the email
     assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "frequency_limit"]
     assert [run.stop_reason for run in kit.runs_of(flow, bob)] == [""]
     assert record(flow, ann).launches == 1

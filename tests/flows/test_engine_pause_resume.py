@@ -59,8 +59,7 @@ def test_waiting_runs_stay_while_paused_and_continue_on_resume(welcome):
     order(ann, JUN_1)
     with at(JUN_1 + timedelta(hours=1)):
         flow = lifecycle.pause_flow(flow=flow)
-    with at(JUN_1 + timedelta(days=1, hours=1)):  # past the wake-up time
-        tick(deliver=False)
+    kit.tick_at(JUN_1 + timedelta(days=1, hours=1))  # past the wake-up time
     [run] = kit.runs_of(flow, ann)
     assert (run.status, run.node_key) == (Run.Status.WAITING, "wait")
     assert kit.messages_of(flow) == []

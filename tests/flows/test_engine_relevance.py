@@ -95,8 +95,7 @@ def test_relevance_counts_from_the_clock_at_the_steps_node_not_from_entry(welcom
     long ago it entered."""
     flow, ann = kit.launch_at(OCCURRED, after_a_wait("P30D", relevance="PT1H"), "ann")
     kit.post_and_tick(OCCURRED, ann)
-    with at(OCCURRED + timedelta(days=30, minutes=59)):
-        tick(deliver=False)
+    kit.tick_at(OCCURRED + timedelta(days=30, minutes=59))
     [run] = kit.runs_of(flow, ann)
     assert run.status == Run.Status.COMPLETED
     assert len(kit.messages_of(flow, ann)) == 1
@@ -107,8 +106,7 @@ def test_a_run_woken_late_after_an_outage_is_dropped(welcome):
     """Nothing ticked for two days: the wait's end plus relevance is past."""
     flow, ann = kit.launch_at(OCCURRED, after_a_wait("P1D", relevance="PT12H"), "ann")
     kit.post_and_tick(OCCURRED, ann)
-    with at(OCCURRED + timedelta(days=3)):
-        tick(deliver=False)
+    kit.tick_at(OCCURRED + timedelta(days=3))
     [run] = kit.runs_of(flow, ann)
     assert run.stop_reason == "relevance_expired"
     assert kit.path_of(run)[-1] == ("thanks", "", "relevance_expired")

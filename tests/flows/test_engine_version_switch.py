@@ -55,11 +55,9 @@ def test_a_waiting_run_keeps_its_wake_up_time_and_follows_the_new_edge(waiting_r
     run.refresh_from_db()
     assert (run.status, run.due_at) == (Run.Status.WAITING, WAKE_UP)  # the old setting, not 3 days
 
-    with at(WAKE_UP - timedelta(seconds=1)):
-        tick(deliver=False)
+    kit.tick_at(WAKE_UP - timedelta(seconds=1))
     assert kit.messages_of(flow) == []
-    with at(WAKE_UP):
-        tick(deliver=False)
+    kit.tick_at(WAKE_UP)
     run.refresh_from_db()
     assert run.status == Run.Status.COMPLETED
     assert run.version_id == flow.live_version_id != v1
@@ -78,8 +76,7 @@ def test_a_run_at_a_key_deleted_in_the_new_version_stops_at_its_wake_up_time(wai
         tick(deliver=False)
     run.refresh_from_db()
     assert run.status == Run.Status.WAITING
-    with at(WAKE_UP):
-        tick(deliver=False)
+    kit.tick_at(WAKE_UP)
     run.refresh_from_db()
     assert (run.status, run.stop_reason) == (Run.Status.STOPPED, "node_deleted")
     assert kit.path_of(run)[-1] == ("wait", "", "node_deleted")
@@ -100,8 +97,7 @@ def test_a_run_at_a_key_whose_kind_changed_stops(waiting_run):
     )
     with at(JUN_1 + timedelta(hours=2)):
         flow = kit.relaunch(flow, doc)
-    with at(WAKE_UP):
-        tick(deliver=False)
+    kit.tick_at(WAKE_UP)
     run.refresh_from_db()
     assert (run.status, run.stop_reason) == (Run.Status.STOPPED, "node_deleted")
     assert kit.messages_of(flow) == []
@@ -130,8 +126,7 @@ def test_the_node_deleted_pass_is_recorded_under_the_version_that_had_the_node(w
     v1 = run.version_id
     with at(JUN_1 + timedelta(hours=2)):
         flow = kit.relaunch(flow, version_doc(wait_key="pause"))
-    with at(WAKE_UP):
-        tick(deliver=False)
+    kit.tick_at(WAKE_UP)
     stopped = NodePass.objects.get(run=run, stop_reason="node_deleted")
     assert (stopped.node_key, stopped.kind, stopped.version_id) == ("wait", "wait", v1)
 
@@ -159,6 +154,5 @@ def test_events_matched_while_a_new_version_is_launching_enter_the_live_one(wait
     flow = Flow.objects.get(pk=flow.pk)
     bob_run.refresh_from_db()
     assert bob_run.version_id == flow.live_version_id != run.version_id
-    with at(JUN_1 + timedelta(days=1, hours=2)):
-        tick(deliver=False)
+    kit.tick_at(JUN_1 + timedelta(days=1, hours=2))
     assert [m.template_slug for m in kit.messages_of(flow, bob)] == ["v2-mail"]
