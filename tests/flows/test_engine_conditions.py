@@ -94,12 +94,10 @@ def test_each_run_reads_its_own_trigger_event(mails):
 
 @pytest.mark.django_db
 def test_a_rule_on_a_subscription(mails):
-    _, _, answers = answers_for(
-        {"field": "subscription.email", "op": "eq", "value": "subscribed"},
-        sub={"subscriptions": {"email": "subscribed"}},
-        pending={"subscriptions": {"email": "requires_confirmation"}},
-        never={},
-    )
+    consent = {"sub": "subscribed", "pending": "requires_confirmation"}
+    profiles = {external_id: {"subscriptions": {"email": status}} for external_id, status in consent.items()}
+    rule = {"field": "subscription.email", "op": "eq", "value": "subscribed"}
+    _, _, answers = answers_for(rule, **profiles, never={})
     assert answers == {"sub": "yes", "pending": "no", "never": "no"}
 
 

@@ -70,6 +70,15 @@ def assert_stopped_by_engine_error(run: Run, fragment: str) -> None:
     assert kit.path_of(run)[-1][2] == "engine_error"
 
 
+def customer_and_order_for(*make_flows) -> tuple:
+    """Customer ada, the flows made by `make_flows`, and an order of hers (not
+    yet ticked): (ada, *the flows)."""
+    ada = kit.customer("ada")
+    flows = [make() for make in make_flows]
+    kit.post_event(ada, occurred_at=NOON)
+    return (ada, *flows)
+
+
 def flows_tick() -> tuple[str, str]:
     """The operator's command: it must exit 0 (call_command raises otherwise)."""
     out, err = io.StringIO(), io.StringIO()
@@ -408,9 +417,7 @@ def test_data_nested_500_levels_stops_its_run_alone_and_the_other_flow_runs(wher
 
 def test_the_error_is_kept_on_the_run_for_the_activity():
     with at(NOON):
-        ada = kit.customer("ada")
-        capped_flow()
-        kit.post_event(ada, occurred_at=NOON)
+        ada = customer_and_order_for(capped_flow)[0]
         tick()
     [described] = describe_runs(runs=list(customer_runs(customer_id=ada)))
     assert described["stop_reason"] == "engine_error"
@@ -419,9 +426,7 @@ def test_the_error_is_kept_on_the_run_for_the_activity():
 
 def test_the_monitoring_page_and_the_activity_show_the_error(admin_client):
     with at(NOON):
-        ada = kit.customer("ada")
-        capped = capped_flow()
-        kit.post_event(ada, occurred_at=NOON)
+        ada, capped = customer_and_order_for(capped_flow)
         tick()
     [run] = kit.runs_of(capped)
     run.refresh_from_db()
@@ -442,9 +447,7 @@ def test_the_monitoring_page_and_the_activity_show_the_error(admin_client):
 
 def test_flows_tick_prints_the_error_counts_and_exits_zero():
     with at(NOON):
-        ada = kit.customer("ada")
-        capped_flow()
-        kit.post_event(ada, occurred_at=NOON)
+        customer_and_order_for(capped_flow)
         out, err = flows_tick()
     assert "runs.errors: 1" in out
     assert err.strip() == "1 error(s) isolated; see the monitoring page and the audit log"
@@ -452,10 +455,7 @@ def test_flows_tick_prints_the_error_counts_and_exits_zero():
 
 def test_the_periodic_sweep_goes_on_and_returns_the_error_counts():
     with at(NOON):
-        ada = kit.customer("ada")
-        capped_flow()
-        healthy_flow()
-        kit.post_event(ada, occurred_at=NOON)
+        ada = customer_and_order_for(capped_flow, healthy_flow)[0]
         counts = sweep_task()
     assert counts["runs.errors"] == 1
     assert hello_sent_to(ada)
@@ -467,9 +467,7 @@ def test_a_tick_step_that_raises_anyway_is_counted_and_the_other_steps_run(monke
 
     monkeypatch.setattr(flows.engine.tick, "fire_schedules", broken)
     with at(NOON):
-        ada = kit.customer("ada")
-        healthy_flow()
-        kit.post_event(ada, occurred_at=NOON)
+        ada = customer_and_order_for(healthy_flow)[0]
         out, _err = flows_tick()
     assert "errors.schedules: 1" in out
     assert hello_sent_to(ada)
@@ -484,9 +482,7 @@ def test_an_error_of_the_system_stops_the_tick_with_the_reason(monkeypatch):
 
     monkeypatch.setattr(flows.engine.move, "move_batch", gone)
     with at(NOON):
-        ada = kit.customer("ada")
-        healthy = healthy_flow()
-        kit.post_event(ada, occurred_at=NOON)
+        ada, healthy = customer_and_order_for(healthy_flow)
         with pytest.raises(OperationalError, match="server closed"):
             flows_tick()
     # Rolled back and left for the next tick, not stopped.

@@ -33,6 +33,14 @@ def order(customer_id, now) -> None:
         tick(deliver=False)
 
 
+def paused_while_waiting() -> tuple:
+    """Ann's run waits (entered at JUN_1) in a flow paused an hour later: (flow, ann)."""
+    flow, ann = kit.launch_at(JUN_1, waiting_flow(), "ann")
+    order(ann, JUN_1)
+    with at(JUN_1 + timedelta(hours=1)):
+        return lifecycle.pause_flow(flow=flow), ann
+
+
 @pytest.mark.django_db
 def test_events_while_paused_start_no_runs_then_or_after_resume(welcome):
     with at(JUN_1):
@@ -55,10 +63,7 @@ def test_events_while_paused_start_no_runs_then_or_after_resume(welcome):
 
 @pytest.mark.django_db
 def test_waiting_runs_stay_while_paused_and_continue_on_resume(welcome):
-    flow, ann = kit.launch_at(JUN_1, waiting_flow(), "ann")
-    order(ann, JUN_1)
-    with at(JUN_1 + timedelta(hours=1)):
-        flow = lifecycle.pause_flow(flow=flow)
+    flow, ann = paused_while_waiting()
     kit.tick_at(JUN_1 + timedelta(days=1, hours=1))  # past the wake-up time
     [run] = kit.runs_of(flow, ann)
     assert (run.status, run.node_key) == (Run.Status.WAITING, "wait")
@@ -75,10 +80,7 @@ def test_waiting_runs_stay_while_paused_and_continue_on_resume(welcome):
 
 @pytest.mark.django_db
 def test_relevance_still_applies_after_a_long_pause(welcome):
-    flow, ann = kit.launch_at(JUN_1, waiting_flow(), "ann")
-    order(ann, JUN_1)
-    with at(JUN_1 + timedelta(hours=1)):
-        flow = lifecycle.pause_flow(flow=flow)
+    flow, ann = paused_while_waiting()
     # Due Jun 2 09:00, relevant until Jun 3 09:00; resumed Jun 4.
     with at(utc(2026, 6, 4, 9, 0)):
         lifecycle.resume_flow(flow=flow)
