@@ -69,23 +69,12 @@ def runs_at_steps(*, flow, prefix: str, n: int) -> list[RunState]:
             for cid in ids
         ]
     )["ids"]
+    # Entered, and due, at NOW: standing at the steps node "act".
+    moments = dict.fromkeys(("due_at", "clock", "node_clock", "node_entered_at", "entered_at"), NOW)
+    at_act = {"flow": flow, "version_id": flow.live_version_id, "node_key": "act", "seq": 1, **moments}
+    pairs = zip(ids, event_ids, strict=True)
     Run.objects.bulk_create(
-        [
-            Run(
-                flow=flow,
-                version_id=flow.live_version_id,
-                customer_id=cid,
-                trigger_event_id=event_id,
-                node_key="act",
-                due_at=NOW,
-                clock=NOW,
-                node_clock=NOW,
-                node_entered_at=NOW,
-                entered_at=NOW,
-                seq=1,
-            )
-            for cid, event_id in zip(ids, event_ids, strict=True)
-        ]
+        [Run(customer_id=cid, trigger_event_id=event_id, **at_act) for cid, event_id in pairs]
     )
     return [
         RunState(**row)

@@ -99,22 +99,23 @@ def test_it_emails_through_smtp_with_customer_event_code_and_flow(smtp_server, l
     assert Run.objects.get(customer=ann).status == Run.Status.COMPLETED
 
 
+# The HTTP JSON gateway's settings per channel, but for the URL (the test server's).
+SMS_GATEWAY = {
+    "headers": {"Authorization": "Bearer sms-token"},
+    "body": {"to": "{to}", "text": "{text}", "ref": "{message_id}"},
+    "id_field": "id",
+}
+PUSH_GATEWAY = {"body": {"token": "{to}", "title": "{title}", "body": "{body}", "data": "{data}"}}
+
+
 @pytest.fixture
 def gateway(settings, http_server):
     http_json = "channels.backends.http_json.HttpJsonBackend"
     backends = {**settings.MAESTRA_CHANNEL_BACKENDS, "sms": http_json, "mobile_push": http_json}
     settings.MAESTRA_CHANNEL_BACKENDS = backends
     settings.MAESTRA_HTTP_JSON = {
-        "sms": {
-            "url": http_server.url("/v1/sms"),
-            "headers": {"Authorization": "Bearer sms-token"},
-            "body": {"to": "{to}", "text": "{text}", "ref": "{message_id}"},
-            "id_field": "id",
-        },
-        "mobile_push": {
-            "url": http_server.url("/v1/push"),
-            "body": {"token": "{to}", "title": "{title}", "body": "{body}", "data": "{data}"},
-        },
+        "sms": {**SMS_GATEWAY, "url": http_server.url("/v1/sms")},
+        "mobile_push": {**PUSH_GATEWAY, "url": http_server.url("/v1/push")},
     }
     return http_server
 
