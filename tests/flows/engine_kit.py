@@ -272,3 +272,12 @@ def messages_of(flow: Flow, customer_id: int | None = None) -> list[Message]:
     if customer_id is not None:
         messages = messages.filter(customer_id=customer_id)
     return list(messages)
+
+
+def assert_stopped_without_messages(flow: Flow, run: Run, node_key: str, reason: str) -> None:
+    """The run stopped at `node_key` for `reason` (its last pass says so, and
+    the node's stats count that one stop), and the flow sent nothing."""
+    assert (run.status, run.stop_reason) == (Run.Status.STOPPED, reason)
+    assert path_of(run)[-1] == (node_key, "", reason)
+    assert messages_of(flow) == []
+    assert stats_of(flow)[(node_key, f"stop:{reason}")] == 1

@@ -86,10 +86,7 @@ def test_relevance_still_applies_after_a_long_pause(welcome):
         lifecycle.resume_flow(flow=flow)
         tick(deliver=False)
     [run] = kit.runs_of(flow, ann)
-    assert (run.status, run.stop_reason) == (Run.Status.STOPPED, "relevance_expired")
-    assert kit.path_of(run)[-1] == ("mail", "", "relevance_expired")
-    assert kit.messages_of(flow) == []
-    assert kit.stats_of(flow)[("mail", "stop:relevance_expired")] == 1
+    kit.assert_stopped_without_messages(flow, run, "mail", "relevance_expired")
 
 
 @pytest.mark.django_db

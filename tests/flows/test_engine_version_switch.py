@@ -78,10 +78,7 @@ def test_a_run_at_a_key_deleted_in_the_new_version_stops_at_its_wake_up_time(wai
     assert run.status == Run.Status.WAITING
     kit.tick_at(WAKE_UP)
     run.refresh_from_db()
-    assert (run.status, run.stop_reason) == (Run.Status.STOPPED, "node_deleted")
-    assert kit.path_of(run)[-1] == ("wait", "", "node_deleted")
-    assert kit.messages_of(flow) == []
-    assert kit.stats_of(flow)[("wait", "stop:node_deleted")] == 1
+    kit.assert_stopped_without_messages(flow, run, "wait", "node_deleted")
 
 
 @pytest.mark.django_db
