@@ -223,14 +223,16 @@ def post_and_tick(
     event_type: str = "order_created",
     times: int = 1,
     payload: dict | None = None,
+    occurred_at: datetime | None = None,
     deliver: bool = False,
 ) -> dict:
-    """At `moment`: `times` events per customer (occurred then), then one
-    tick (without delivery unless `deliver`); the tick's counts."""
+    """At `moment`: `times` events per customer (occurred at `occurred_at`,
+    by default then), then one tick (without delivery unless `deliver`); the
+    tick's counts."""
     with at(moment):
         for _ in range(times):
             for customer_id in customer_ids:
-                post_event(customer_id, event_type, occurred_at=moment, payload=payload)
+                post_event(customer_id, event_type, occurred_at=occurred_at or moment, payload=payload)
         return tick(deliver=deliver)
 
 

@@ -32,9 +32,7 @@ def yes_no(rule: dict) -> dict:
 
 
 def enter(flow, customer_id, **payload) -> Run:
-    with at(NOW):
-        kit.post_event(customer_id, occurred_at=NOW, payload=payload)
-        tick(deliver=False)
+    kit.post_and_tick(NOW, customer_id, payload=payload)
     return kit.runs_of(flow, customer_id)[-1]
 
 

@@ -41,9 +41,7 @@ def daily_mail_to_all(*, schedule: dict) -> dict:
 
 
 def order(customer_id, now, *, occurred_at=None) -> None:
-    with at(now):
-        kit.post_event(customer_id, occurred_at=occurred_at or now)
-        tick(deliver=False)
+    kit.post_and_tick(now, customer_id, occurred_at=occurred_at)
 
 
 # --- start_at ------------------------------------------------------------------------------

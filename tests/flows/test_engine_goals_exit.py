@@ -37,9 +37,7 @@ def _doc(exit_criteria: dict | None, *, start: str = "signed_up") -> dict:
 
 
 def _enter(customer_id: int, event_type: str = "signed_up") -> None:
-    with at(NOW):
-        kit.post_event(customer_id, event_type, occurred_at=NOW)
-        tick(deliver=False)
+    kit.post_and_tick(NOW, customer_id, event_type=event_type)
 
 
 @pytest.mark.django_db(transaction=True)

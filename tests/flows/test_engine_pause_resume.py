@@ -28,9 +28,7 @@ def waiting_flow() -> dict:
 
 
 def order(customer_id, now) -> None:
-    with at(now):
-        kit.post_event(customer_id, occurred_at=now)
-        tick(deliver=False)
+    kit.post_and_tick(now, customer_id)
 
 
 def paused_while_waiting() -> tuple:

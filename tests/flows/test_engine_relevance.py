@@ -6,10 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from flows.engine.tick import tick
 from flows.models import LaunchRecord, Run
 from tests.flows import engine_kit as kit
-from tests.flows.engine_kit import at, chain, document, event_start, node, send, steps, utc
+from tests.flows.engine_kit import chain, document, event_start, node, send, steps, utc
 
 OCCURRED = utc(2026, 6, 6, 20, 0)
 ARRIVES = utc(2026, 6, 10, 10, 0)
@@ -31,9 +30,7 @@ def after_a_wait(duration: str = "P3D", relevance: str = "P1D") -> dict:
 
 
 def arrive(customer_id: int, *, occurred_at=OCCURRED, now=ARRIVES) -> None:
-    with at(now):
-        kit.post_event(customer_id, occurred_at=occurred_at)
-        tick(deliver=False)
+    kit.post_and_tick(now, customer_id, occurred_at=occurred_at)
 
 
 @pytest.mark.django_db

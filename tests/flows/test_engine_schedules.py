@@ -35,11 +35,6 @@ def version_of(flow) -> FlowVersion:
     return FlowVersion.objects.get(pk=flow.live_version_id)
 
 
-def tick_at(moment) -> dict:
-    with at(moment):
-        return tick(deliver=False)
-
-
 @pytest.fixture
 def members(welcome):
     """Two customers in the static segment "vip", one outside."""
@@ -56,11 +51,11 @@ def test_a_flow_launched_after_todays_time_first_fires_tomorrow(members):
     with at(MONDAY_17):
         flow = kit.launch(scheduled(DAILY_10, {"segment": "vip"}))
     assert version_of(flow).next_fire_at == utc(2026, 6, 2, 10, 0)
-    assert tick_at(MONDAY_17).get("schedules.fired") is None
-    tick_at(utc(2026, 6, 2, 9, 59))
+    assert kit.tick_at(MONDAY_17).get("schedules.fired") is None
+    kit.tick_at(utc(2026, 6, 2, 9, 59))
     assert Run.objects.filter(flow=flow).count() == 0
 
-    counts = tick_at(utc(2026, 6, 2, 10, 0))
+    counts = kit.tick_at(utc(2026, 6, 2, 10, 0))
     assert counts["schedules.fired"] == 1
     assert counts["schedules.runs_started"] == 2
     runs = kit.runs_of(flow)
@@ -98,7 +93,7 @@ def test_the_schedule_reads_its_time_in_the_flow_zone(members):
 def test_the_audience_is_a_static_segment(members):
     with at(MONDAY_17):
         flow = kit.launch(scheduled(DAILY_10, {"segment": "vip"}))
-    tick_at(utc(2026, 6, 2, 10, 0))
+    kit.tick_at(utc(2026, 6, 2, 10, 0))
     assert {run.customer_id for run in kit.runs_of(flow)} == {members["ann"], members["bob"]}
 
 
@@ -114,7 +109,7 @@ def test_the_audience_is_a_rule_segment(welcome):
             rule={"field": "customer.fields.tier", "op": "eq", "value": "gold"},
         )
         flow = kit.launch(scheduled(DAILY_10, {"segment": "gold-tier"}))
-    tick_at(utc(2026, 6, 2, 10, 0))
+    kit.tick_at(utc(2026, 6, 2, 10, 0))
     assert [run.customer_id for run in kit.runs_of(flow)] == [gold]
 
 
@@ -126,7 +121,7 @@ def test_the_audience_is_a_rule(welcome):
         flow = kit.launch(
             scheduled(DAILY_10, {"rule": {"field": "customer.fields.spent", "op": "gte", "value": 100}})
         )
-    tick_at(utc(2026, 6, 2, 10, 0))
+    kit.tick_at(utc(2026, 6, 2, 10, 0))
     assert [run.customer_id for run in kit.runs_of(flow)] == [big]
 
 
@@ -135,7 +130,7 @@ def test_a_segment_and_a_rule_both_apply(members):
     with at(MONDAY_17):
         rule = {"field": "customer.external_id", "op": "ne", "value": "bob"}
         flow = kit.launch(scheduled(DAILY_10, {"segment": "vip", "rule": rule}))
-    tick_at(utc(2026, 6, 2, 10, 0))
+    kit.tick_at(utc(2026, 6, 2, 10, 0))
     assert [run.customer_id for run in kit.runs_of(flow)] == [members["ann"]]
 
 
@@ -145,9 +140,9 @@ def test_the_audience_is_evaluated_at_each_fire(members):
 
     with at(MONDAY_17):
         flow = kit.launch(scheduled(DAILY_10, {"segment": "vip"}))
-    tick_at(utc(2026, 6, 2, 10, 0))
+    kit.tick_at(utc(2026, 6, 2, 10, 0))
     add_to_segment(slug="vip", customer_ids=[members["cid"]])
-    tick_at(utc(2026, 6, 3, 10, 0))
+    kit.tick_at(utc(2026, 6, 3, 10, 0))
     assert len(kit.runs_of(flow, members["cid"])) == 1
     assert len(kit.runs_of(flow, members["ann"])) == 2
 
@@ -160,8 +155,8 @@ def test_the_launch_limit_applies_to_each_fire(members):
                 DAILY_10, {"segment": "vip"}, launch_limit={"mode": "once", "period": None, "max_total": None}
             )
         )
-    tick_at(utc(2026, 6, 2, 10, 0))
-    counts = tick_at(utc(2026, 6, 3, 10, 0))
+    kit.tick_at(utc(2026, 6, 2, 10, 0))
+    counts = kit.tick_at(utc(2026, 6, 3, 10, 0))
     assert counts["schedules.fired"] == 1
     assert counts.get("schedules.runs_started", 0) == 0  # both launched already
     assert Run.objects.filter(flow=flow).count() == 2
@@ -176,7 +171,7 @@ def test_missed_fires_merge_into_one_at_the_latest_scheduled_time(members):
     with at(MONDAY_17):
         flow = kit.launch(scheduled(DAILY_10, {"segment": "vip"}, launch_limit=None))
     # Nothing ran on Jun 2, 3 and 4 at 10:00; the next tick is Jun 4 at noon.
-    counts = tick_at(utc(2026, 6, 4, 12, 0))
+    counts = kit.tick_at(utc(2026, 6, 4, 12, 0))
     assert counts["schedules.fired"] == 1
     runs = kit.runs_of(flow)
     assert len(runs) == 2  # one fire, not three
@@ -200,7 +195,7 @@ def test_a_merged_fire_starts_its_runs_at_the_scheduled_time(members):
     )
     with at(MONDAY_17):
         flow = kit.launch(doc)
-    tick_at(utc(2026, 6, 4, 12, 0))
+    kit.tick_at(utc(2026, 6, 4, 12, 0))
     assert {run.due_at for run in kit.runs_of(flow)} == {utc(2026, 6, 4, 14, 0)}
 
 
@@ -214,7 +209,7 @@ def test_every_two_weeks_counts_from_the_launch_week(members):
         flow = kit.launch(scheduled(recurrence, {"segment": "vip"}))
     moment = utc(2026, 6, 1, 12, 0)
     while moment < utc(2026, 6, 30):
-        tick_at(moment)
+        kit.tick_at(moment)
         moment += timedelta(days=1)
     fires = sorted({run.entered_at.date().isoformat() for run in kit.runs_of(flow)})
     assert fires == ["2026-06-01", "2026-06-04", "2026-06-15", "2026-06-18", "2026-06-29"]
@@ -228,15 +223,15 @@ def test_a_paused_flow_does_not_fire_nor_catch_up_on_resume(members):
     with at(MONDAY_17):
         flow = kit.launch(scheduled(DAILY_10, {"segment": "vip"}))
         flow = lifecycle.pause_flow(flow=flow)
-    counts = tick_at(utc(2026, 6, 2, 10, 0))
+    counts = kit.tick_at(utc(2026, 6, 2, 10, 0))
     assert counts["schedules.skipped"] == 1
-    tick_at(utc(2026, 6, 3, 10, 0))
+    kit.tick_at(utc(2026, 6, 3, 10, 0))
     assert Run.objects.filter(flow=flow).count() == 0
     with at(utc(2026, 6, 3, 11, 0)):
         lifecycle.resume_flow(flow=flow)
         tick(deliver=False)
     assert Run.objects.filter(flow=flow).count() == 0  # the missed fires are gone
-    tick_at(utc(2026, 6, 4, 10, 0))
+    kit.tick_at(utc(2026, 6, 4, 10, 0))
     assert {run.entered_at for run in kit.runs_of(flow)} == {utc(2026, 6, 4, 10, 0)}
 
 
@@ -245,7 +240,7 @@ def test_an_archived_flow_never_fires_again(members):
     with at(MONDAY_17):
         flow = kit.launch(scheduled(DAILY_10, {"segment": "vip"}))
         lifecycle.archive_flow(flow=flow)
-    tick_at(utc(2026, 6, 2, 10, 0))
+    kit.tick_at(utc(2026, 6, 2, 10, 0))
     assert Run.objects.filter(flow=flow).count() == 0
     assert version_of(flow).next_fire_at is None
 
@@ -261,7 +256,7 @@ def test_a_new_version_fires_on_its_own_schedule(members):
     old.refresh_from_db()
     assert old.next_fire_at is None
     assert version_of(flow).next_fire_at == utc(2026, 6, 1, 18, 0)
-    tick_at(utc(2026, 6, 2, 10, 0))
+    kit.tick_at(utc(2026, 6, 2, 10, 0))
     assert {run.entered_at for run in kit.runs_of(flow)} == {utc(2026, 6, 2, 10, 0)}
     assert {run.version_id for run in kit.runs_of(flow)} == {flow.live_version_id}
 

@@ -11,7 +11,6 @@ import pytest
 from channels.models import Message
 from customers.models import PointsEntry
 from flows.engine.batch import EngineContext
-from flows.engine.tick import tick
 from flows.models import ABAssignment, FlowVersion, LaunchRecord, NodeStat, Run
 from flows.nodes.schedule import firing
 from flows.nodes.schedule.firing import fire_schedules
@@ -23,9 +22,7 @@ ONCE = {"mode": "once", "period": None, "max_total": None}
 
 
 def order(customer_id, now, **payload) -> None:
-    with at(now):
-        kit.post_event(customer_id, occurred_at=now, payload=payload)
-        tick(deliver=False)
+    kit.post_and_tick(now, customer_id, payload=payload)
 
 
 def waiting_flow(**settings) -> dict:

@@ -40,9 +40,7 @@ def _doc(timeout: str = "P3D", filter_rule: dict | None = None) -> dict:
 
 
 def _enter(customer_id: int) -> None:
-    with at(NOW):
-        kit.post_event(customer_id, "signed_up", occurred_at=NOW)
-        tick(deliver=False)
+    kit.post_and_tick(NOW, customer_id, event_type="signed_up")
 
 
 def _sent(flow, customer_id) -> list[str]:

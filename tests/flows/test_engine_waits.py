@@ -34,9 +34,7 @@ def wait(**config) -> dict:
 
 
 def enter(flow, customer_id, *, now, occurred_at=None, payload=None) -> Run:
-    with at(now):
-        kit.post_event(customer_id, occurred_at=occurred_at or now, payload=payload)
-        tick(deliver=False)
+    kit.post_and_tick(now, customer_id, occurred_at=occurred_at, payload=payload)
     return kit.runs_of(flow, customer_id)[-1]
 
 
