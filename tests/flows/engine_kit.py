@@ -1,6 +1,7 @@
 """Small builders for the engine semantics tests (tests/flows/test_engine_*.py):
-flow documents, launching and re-launching them, customers in bulk, events,
-and reading back what the engine recorded (runs, node passes, node stats).
+flow documents, launching and re-launching them, customers in bulk, events
+and ticks at a given moment, and reading back what the engine recorded (runs,
+node passes, node stats).
 
 Plain functions, no fixtures: every test reads top to bottom."""
 
