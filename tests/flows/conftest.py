@@ -11,6 +11,7 @@ from channels.models import Template
 # The real loopback servers (HTTP for webhooks, aiosmtpd for email) are the
 # channels tests' fixtures, shared here rather than written twice.
 from tests.channels.conftest import http_server, smtp_server  # noqa: F401
+from tests.flows.engine_kit import email_templates
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SPEC_EXAMPLE = FIXTURES / "spec_example.json"
@@ -82,6 +83,12 @@ def flow_in(templates, spec_document, invalid_document):
         return Flow.objects.get(pk=flow.pk)
 
     return make
+
+
+@pytest.fixture
+def welcome(db) -> None:
+    """The service email template "welcome" (the engine tests' one message)."""
+    email_templates("welcome")
 
 
 # --- Launched flows and real servers for the steps/actions tests ----------------

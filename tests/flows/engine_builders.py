@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,8 @@ from django.db import connection
 
 from channels.models import Template
 from customers.models import Customer
+from tests.flows.engine_kit import chain, node
 from tests.flows.engine_kit import document as kit_document
-from tests.flows.engine_kit import node
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +77,13 @@ def document(
     )
 
 
+def chained(*nodes: dict, event_type: str = "never", launch_limit: dict | None = None) -> dict:
+    """A document: an event start (by default one nothing sends: the runs come
+    from segments), then `nodes` along their `next` ports."""
+    keys = ["start", *(each["key"] for each in nodes)]
+    return document([event_start(event_type), *nodes], chain(*keys), launch_limit=launch_limit)
+
+
 # --- Subprocesses against the test database ---------------------------------------
 
 
@@ -124,24 +133,37 @@ def parse_counts(stdout: str) -> dict[str, int]:
     return counts
 
 
+def wait_until(
+    done: Callable[[], bool], *, timeout: float, interval: float, failure: Callable[[], str]
+) -> None:
+    """Poll `done()` every `interval` seconds until it is true; when `timeout`
+    seconds pass first, AssertionError saying `failure()`."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(failure())
+        time.sleep(interval)
+
+
+def other_sessions() -> int:
+    """Sessions connected to this (the test) database besides this one."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
 def wait_for_other_connections_to_close(timeout: float = 20.0) -> None:
     """Block until no other session is connected to the test database: a
     killed worker's server process may hold its row locks a moment longer,
     and a clean tick must not skip those runs as someone else's."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            (others,) = cursor.fetchone()
-        if not others:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{others} other session(s) still connected to the test database")
-        time.sleep(0.1)
+    wait_until(
+        lambda: not other_sessions(),
+        timeout=timeout,
+        interval=0.1,
+        failure=lambda: f"{other_sessions()} other session(s) still connected to the test database",
+    )
 
 
 class StartTogether:
@@ -167,20 +189,17 @@ class StartTogether:
         self.conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
 
     def release(self, n: int, timeout: float = 60.0) -> None:
-        import time
+        def blocked() -> int:
+            query = "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND NOT granted"
+            return self.conn.execute(query, [self.table]).fetchone()[0]
 
-        deadline = time.monotonic() + timeout
         try:
-            while True:
-                (blocked,) = self.conn.execute(
-                    "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND NOT granted",
-                    [self.table],
-                ).fetchone()
-                if blocked >= n:
-                    return
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"only {blocked} of {n} workers reached the barrier")
-                time.sleep(0.05)
+            wait_until(
+                lambda: blocked() >= n,
+                timeout=timeout,
+                interval=0.05,
+                failure=lambda: f"only {blocked()} of {n} workers reached the barrier",
+            )
         finally:
             self.conn.rollback()  # releases the lock
             self.conn.close()

@@ -1,6 +1,7 @@
 """Small builders for the engine semantics tests (tests/flows/test_engine_*.py):
-flow documents, launching and re-launching them, customers in bulk, events,
-and reading back what the engine recorded (runs, node passes, node stats).
+flow documents, launching and re-launching them, customers in bulk, events
+and ticks at a given moment, and reading back what the engine recorded (runs,
+node passes, node stats).
 
 Plain functions, no fixtures: every test reads top to bottom."""
 
@@ -17,6 +18,7 @@ from channels.models import Message, Template
 from customers.models import Customer, PromoCode, PromoPool, Segment, SegmentMembership
 from customers.services import store_events, upsert_customers
 from flows import lifecycle
+from flows.engine.tick import tick
 from flows.models import Flow, NodePass, NodeStat, Run
 
 
@@ -55,6 +57,13 @@ def send(template: str, channel: str = "email") -> dict:
 
 def steps(key: str, *actions: dict, relevance: str = "P1D") -> dict:
     return node(key, "steps", relevance=relevance, steps=list(actions))
+
+
+def start_then(*nodes: dict, event_type: str = "order_created", **settings) -> dict:
+    """A document: an event start on `event_type`, then `nodes` chained along
+    their `next` ports (`settings` as for document())."""
+    keys = ["start", *(each["key"] for each in nodes)]
+    return document([event_start(event_type), *nodes], chain(*keys), **settings)
 
 
 def launch_limit(mode: str, period: str | None = None, max_total: int | None = None) -> dict:
@@ -105,6 +114,15 @@ def relaunch(flow: Flow, doc: dict) -> Flow:
     return flow
 
 
+def launch_at(moment: datetime, doc: dict, *external_ids: str, **profile) -> tuple:
+    """At `moment`: `doc` launched, then one customer per external id (each
+    with `profile`). Returns (flow, *customer ids), as in
+    `flow, ann, bob = launch_at(NOW, doc, "ann", "bob")`."""
+    with at(moment):
+        flow = launch(doc)
+        return (flow, *(customer(external_id, **profile) for external_id in external_ids))
+
+
 def start_test(doc: dict) -> Flow:
     flow = lifecycle.create_flow(document=doc)
     assert flow.status == Flow.Status.READY, flow.versions.get().errors
@@ -124,6 +142,11 @@ def email_templates(*slugs: str, purpose: str = Template.Purpose.SERVICE) -> Non
             subject=f"{slug} subject",
             text=f"{slug} for {{{{ customer.first_name }}}}",
         )
+
+
+def template(slug: str, channel: str = "email", **content) -> Template:
+    """A template named after its slug; `content`: subject, text, html, url, purpose…"""
+    return Template.objects.create(slug=slug, name=slug, channel=channel, **content)
 
 
 def promo_pool(slug: str, codes: int = 0) -> PromoPool:
@@ -195,6 +218,31 @@ def post_event(
     return stored["ids"][0]
 
 
+def post_and_tick(
+    moment: datetime,
+    *customer_ids: int,
+    event_type: str = "order_created",
+    times: int = 1,
+    payload: dict | None = None,
+    occurred_at: datetime | None = None,
+    deliver: bool = False,
+) -> dict:
+    """At `moment`: `times` events per customer (occurred at `occurred_at`,
+    by default then), then one tick (without delivery unless `deliver`); the
+    tick's counts."""
+    with at(moment):
+        for _ in range(times):
+            for customer_id in customer_ids:
+                post_event(customer_id, event_type, occurred_at=occurred_at or moment, payload=payload)
+        return tick(deliver=deliver)
+
+
+def tick_at(moment: datetime, *, deliver: bool = False) -> dict:
+    """One tick at `moment` (without delivery unless `deliver`); its counts."""
+    with at(moment):
+        return tick(deliver=deliver)
+
+
 # --- Reading back -------------------------------------------------------------------
 
 
@@ -227,3 +275,12 @@ def messages_of(flow: Flow, customer_id: int | None = None) -> list[Message]:
     if customer_id is not None:
         messages = messages.filter(customer_id=customer_id)
     return list(messages)
+
+
+def assert_stopped_without_messages(flow: Flow, run: Run, node_key: str, reason: str) -> None:
+    """The run stopped at `node_key` for `reason` (its last pass says so, and
+    the node's stats count that one stop), and the flow sent nothing."""
+    assert (run.status, run.stop_reason) == (Run.Status.STOPPED, reason)
+    assert path_of(run)[-1] == (node_key, "", reason)
+    assert messages_of(flow) == []
+    assert stats_of(flow)[(node_key, f"stop:{reason}")] == 1

@@ -13,21 +13,13 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from channels.models import Message, Template
-from customers.models import (
-    Customer,
-    Event,
-    PointsEntry,
-    PromoCode,
-    PromoPool,
-    Segment,
-    SegmentMembership,
-    Subscription,
-)
-from customers.services import add_promo_codes, store_events
+from customers.models import Customer, Event, PointsEntry, PromoCode, Segment, SegmentMembership, Subscription
+from customers.services import store_events
 from flows.engine.actions import TEST_PROMO_CODE, execute_group
 from flows.engine.batch import Batch, BatchData, EngineContext, RunState
 from flows.engine.tick import tick
 from flows.models import LaunchRecord, Run
+from tests.flows import engine_kit as kit
 from tests.flows.conftest import steps_document
 
 pytestmark = pytest.mark.django_db
@@ -49,15 +41,8 @@ EVERY_ACTION = [
 
 @pytest.fixture
 def building_blocks(db):
-    Template.objects.create(
-        slug="bulk-mail",
-        name="M",
-        channel="email",
-        subject="Hi {{ customer.first_name }}",
-        text="{{ promo_code }}",
-    )
-    PromoPool.objects.create(slug="bulk", name="Bulk")
-    add_promo_codes(pool_slug="bulk", codes=[f"B-{i}" for i in range(4000)])
+    kit.template("bulk-mail", subject="Hi {{ customer.first_name }}", text="{{ promo_code }}")
+    kit.promo_pool("bulk", codes=4000)
     Segment.objects.create(slug="vip", name="VIP")
     Segment.objects.create(slug="new", name="New")
 
@@ -84,23 +69,12 @@ def runs_at_steps(*, flow, prefix: str, n: int) -> list[RunState]:
             for cid in ids
         ]
     )["ids"]
+    # Entered, and due, at NOW: standing at the steps node "act".
+    moments = dict.fromkeys(("due_at", "clock", "node_clock", "node_entered_at", "entered_at"), NOW)
+    at_act = {"flow": flow, "version_id": flow.live_version_id, "node_key": "act", "seq": 1, **moments}
+    pairs = zip(ids, event_ids, strict=True)
     Run.objects.bulk_create(
-        [
-            Run(
-                flow=flow,
-                version_id=flow.live_version_id,
-                customer_id=cid,
-                trigger_event_id=event_id,
-                node_key="act",
-                due_at=NOW,
-                clock=NOW,
-                node_clock=NOW,
-                node_entered_at=NOW,
-                entered_at=NOW,
-                seq=1,
-            )
-            for cid, event_id in zip(ids, event_ids, strict=True)
-        ]
+        [Run(customer_id=cid, trigger_event_id=event_id, **at_act) for cid, event_id in pairs]
     )
     return [
         RunState(**row)

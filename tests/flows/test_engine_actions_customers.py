@@ -10,37 +10,37 @@ import time_machine
 
 from channels.models import Message, Template
 from customers.models import Customer, Event, PointsEntry, PromoCode, PromoPool, Segment, SegmentMembership
-from customers.services import add_promo_codes, points_balances, upsert_customers
+from customers.services import add_promo_codes, points_balances
 from flows.engine.tick import tick
 from flows.models import LaunchRecord, NodePass, NodeStat, Run
 from tests.flows.conftest import steps_document
+from tests.flows.engine_kit import customer, send
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 3, 20, 10, 0, tzinfo=UTC)
+ISSUE_SPRING = {"action": "issue_promo_code", "pool": "spring"}
 
 
 def customers(*external_ids: str, **fields) -> list[Customer]:
-    upsert_customers(
-        rows=[
-            {
-                "external_id": external_id,
-                "email": f"{external_id}@example.com",
-                "first_name": external_id.title(),
-                "subscriptions": {"email": "subscribed"},
-                **fields,
-            }
-            for external_id in external_ids
-        ]
-    )
+    """Subscribed customers named after their external ids, in that order."""
+    for external_id in external_ids:
+        profile = {"first_name": external_id.title(), "subscriptions": {"email": "subscribed"}, **fields}
+        customer(external_id, **profile)
     return list(Customer.objects.filter(external_id__in=external_ids).order_by("id"))
 
 
-def run_once(launched, post_events, steps: list[dict], *, who: list[str], payload=None, **doc) -> dict:
-    launched(steps_document(steps, **doc))
-    with time_machine.travel(NOW, tick=False):
-        post_events(who, payload=payload)
-        return tick()
+@pytest.fixture
+def run_once(launched, post_events):
+    """Launch a steps flow, post one event for each of `who` at NOW, tick once."""
+
+    def run(steps: list[dict], *, who: list[str], payload=None, **doc) -> dict:
+        launched(steps_document(steps, **doc))
+        with time_machine.travel(NOW, tick=False):
+            post_events(who, payload=payload)
+            return tick()
+
+    return run
 
 
 def fields_of(external_id: str) -> dict:
@@ -60,14 +60,12 @@ def pool(db):
 # --- issue_promo_code ---------------------------------------------------------------
 
 
-def test_each_customer_gets_its_own_code_and_later_steps_see_it(pool, launched, post_events):
+def test_each_customer_gets_its_own_code_and_later_steps_see_it(pool, run_once):
     pool("spring", ["S-1", "S-2", "S-3"])
     ann, bob = customers("ann", "bob")
     run_once(
-        launched,
-        post_events,
         [
-            {"action": "issue_promo_code", "pool": "spring"},
+            ISSUE_SPRING,
             {"action": "set_field", "field": "last_code", "value": "{{ promo_code }}"},
         ],
         who=["ann", "bob"],
@@ -79,19 +77,11 @@ def test_each_customer_gets_its_own_code_and_later_steps_see_it(pool, launched, 
     assert PromoCode.objects.filter(customer__isnull=True).count() == 1
 
 
-def test_an_empty_pool_fails_the_step_stops_the_run_and_is_no_launch(pool, launched, post_events):
+def test_an_empty_pool_fails_the_step_stops_the_run_and_is_no_launch(pool, run_once):
     pool("spring", ["ONLY-1"])
     Template.objects.create(slug="code", name="Code", channel="email", subject="S", text="{{ promo_code }}")
     ann, bob = customers("ann", "bob")
-    run_once(
-        launched,
-        post_events,
-        [
-            {"action": "issue_promo_code", "pool": "spring"},
-            {"action": "send", "channel": "email", "template": "code"},
-        ],
-        who=["ann", "bob"],
-    )
+    run_once([ISSUE_SPRING, send("code")], who=["ann", "bob"])
     # Codes go out in run order: ann's run was created first.
     done, failed = Run.objects.get(customer=ann), Run.objects.get(customer=bob)
     assert (done.status, done.launched) == ("completed", True)
@@ -105,7 +95,7 @@ def test_an_empty_pool_fails_the_step_stops_the_run_and_is_no_launch(pool, launc
 def test_a_pool_deleted_after_launch_fails_the_step(pool, launched, post_events):
     pool("spring", ["S-1"])
     customers("ann")
-    launched(steps_document([{"action": "issue_promo_code", "pool": "spring"}]))
+    launched(steps_document([ISSUE_SPRING]))
     PromoPool.objects.filter(slug="spring").delete()
     with time_machine.travel(NOW, tick=False):
         post_events(["ann"])
@@ -129,7 +119,7 @@ def test_a_condition_reads_the_pool_stock(pool, launched, post_events):
             {
                 "key": "act",
                 "kind": "steps",
-                "config": {"relevance": "P1D", "steps": [{"action": "issue_promo_code", "pool": "spring"}]},
+                "config": {"relevance": "P1D", "steps": [ISSUE_SPRING]},
             },
             {
                 "key": "sorry",
@@ -193,20 +183,11 @@ def test_points_add_and_deduct_with_expiry_from_now_in_the_flow_time_zone(launch
         assert points_balances(customer_ids=[ann.pk]) == {ann.pk: -23}
 
 
-def test_reprocessing_the_same_pass_writes_nothing_twice(pool, smtp_server, launched, post_events):
+def test_reprocessing_the_same_pass_writes_nothing_twice(pool, smtp_server, run_once):
     pool("spring", ["S-1", "S-2"])
     Template.objects.create(slug="code", name="Code", channel="email", subject="S", text="{{ promo_code }}")
     (ann,) = customers("ann")
-    run_once(
-        launched,
-        post_events,
-        [
-            {"action": "issue_promo_code", "pool": "spring"},
-            {"action": "points", "amount": 50},
-            {"action": "send", "channel": "email", "template": "code"},
-        ],
-        who=["ann"],
-    )
+    run_once([ISSUE_SPRING, {"action": "points", "amount": 50}, send("code")], who=["ann"])
     run = Run.objects.get()
     pass_at_steps = NodePass.objects.get(run=run, node_key="act").pass_no
     # As if the batch were processed again (a worker that died after its writes):
@@ -222,9 +203,9 @@ def test_reprocessing_the_same_pass_writes_nothing_twice(pool, smtp_server, laun
     assert len(smtp_server.envelopes) == 1
 
 
-def test_a_run_passing_the_steps_again_gets_points_again(launched, post_events):
+def test_a_run_passing_the_steps_again_gets_points_again(post_events, run_once):
     (ann,) = customers("ann")
-    run_once(launched, post_events, [{"action": "points", "amount": 10}], who=["ann"])
+    run_once([{"action": "points", "amount": 10}], who=["ann"])
     with time_machine.travel(NOW + timedelta(hours=1), tick=False):
         post_events(["ann"])
         tick()
@@ -234,11 +215,9 @@ def test_a_run_passing_the_steps_again_gets_points_again(launched, post_events):
 # --- set_field ------------------------------------------------------------------------------
 
 
-def test_set_field_writes_literals_into_fields_and_profile(launched, post_events):
+def test_set_field_writes_literals_into_fields_and_profile(run_once):
     customers("ann", "bob", fields={"keep": "me", "vip": False})
     run_once(
-        launched,
-        post_events,
         [
             {"action": "set_field", "field": "vip", "value": True},
             {"action": "set_field", "field": "prefs", "value": {"news": ["weekly"], "n": 2}},
@@ -314,7 +293,7 @@ def test_set_field_template_error_and_refused_value_fail_only_those_runs(launche
 # --- segments -----------------------------------------------------------------------------------
 
 
-def test_static_segment_membership_is_added_and_removed(launched, post_events):
+def test_static_segment_membership_is_added_and_removed(run_once):
     vip = Segment.objects.create(slug="vip", name="VIP")
     new = Segment.objects.create(slug="newcomers", name="New")
     ann, bob, cem = customers("ann", "bob", "cem")
@@ -322,8 +301,6 @@ def test_static_segment_membership_is_added_and_removed(launched, post_events):
     SegmentMembership.objects.create(segment=new, customer=cem)
     SegmentMembership.objects.create(segment=vip, customer=bob)
     run_once(
-        launched,
-        post_events,
         [
             {"action": "add_to_segment", "segment": "vip"},
             {"action": "remove_from_segment", "segment": "newcomers"},

@@ -8,12 +8,10 @@ import email
 import email.policy
 import hashlib
 import hmac
-import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.core.management import call_command
 
 from channels.models import Message, Template
 from customers.models import Customer, PointsEntry, PromoPool, Subscription
@@ -21,7 +19,8 @@ from customers.services import add_promo_codes, upsert_customers
 from flows.engine.tick import tick
 from flows.models import LaunchRecord, NodeStat, Run
 from tests.channels.conftest import Reply
-from tests.channels.test_webpush import Browser
+from tests.channels.test_webpush import Browser, vapid_keys  # noqa: F401 (a fixture)
+from tests.flows import engine_kit as kit
 from tests.flows.conftest import steps_document
 
 pytestmark = pytest.mark.django_db
@@ -49,19 +48,23 @@ def make_customer(external_id: str, *, subscriptions: dict | None = None, **fiel
     return Customer.objects.get(external_id=external_id)
 
 
-def launch_and_post(launched, post_events, steps: list[dict], *, who: list[str], payload=None) -> dict:
-    launched(steps_document(steps))
-    with time_machine.travel(NOW, tick=False):
-        post_events(who, payload=payload)
-        return tick()
+@pytest.fixture
+def launch_and_post(launched, post_events):
+    """Launch a steps flow, post one event for each of `who` at NOW, tick once."""
+
+    def run(steps: list[dict], *, who: list[str], payload=None) -> dict:
+        launched(steps_document(steps))
+        with time_machine.travel(NOW, tick=False):
+            post_events(who, payload=payload)
+            return tick()
+
+    return run
 
 
-def test_it_emails_through_smtp_with_customer_event_code_and_flow(smtp_server, launched, post_events):
+def test_it_emails_through_smtp_with_customer_event_code_and_flow(smtp_server, launch_and_post):
     ann = make_customer("ann")
-    Template.objects.create(
-        slug="welcome",
-        name="Welcome",
-        channel="email",
+    kit.template(
+        "welcome",
         subject="{{ flow.name }}: {{ customer.first_name }}, {{ event.plan }}",
         text="Code {{ promo_code }} for {{ customer.fields.tier }}",
         html="<p>Hi {{ customer.full_name }} <b>{{ promo_code }}</b> {{ event.note }}</p>",
@@ -71,8 +74,6 @@ def test_it_emails_through_smtp_with_customer_event_code_and_flow(smtp_server, l
     PromoPool.objects.create(slug="spring", name="Spring")
     add_promo_codes(pool_slug="spring", codes=["SPRING-1"])
     counts = launch_and_post(
-        launched,
-        post_events,
         [
             {"action": "issue_promo_code", "pool": "spring"},
             {"action": "send", "channel": "email", "template": "welcome"},
@@ -98,49 +99,35 @@ def test_it_emails_through_smtp_with_customer_event_code_and_flow(smtp_server, l
     assert Run.objects.get(customer=ann).status == Run.Status.COMPLETED
 
 
+# The HTTP JSON gateway's settings per channel, but for the URL (the test server's).
+SMS_GATEWAY = {
+    "headers": {"Authorization": "Bearer sms-token"},
+    "body": {"to": "{to}", "text": "{text}", "ref": "{message_id}"},
+    "id_field": "id",
+}
+PUSH_GATEWAY = {"body": {"token": "{to}", "title": "{title}", "body": "{body}", "data": "{data}"}}
+
+
 @pytest.fixture
 def gateway(settings, http_server):
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "sms": "channels.backends.http_json.HttpJsonBackend",
-        "mobile_push": "channels.backends.http_json.HttpJsonBackend",
-    }
+    http_json = "channels.backends.http_json.HttpJsonBackend"
+    backends = {**settings.MAESTRA_CHANNEL_BACKENDS, "sms": http_json, "mobile_push": http_json}
+    settings.MAESTRA_CHANNEL_BACKENDS = backends
     settings.MAESTRA_HTTP_JSON = {
-        "sms": {
-            "url": http_server.url("/v1/sms"),
-            "headers": {"Authorization": "Bearer sms-token"},
-            "body": {"to": "{to}", "text": "{text}", "ref": "{message_id}"},
-            "id_field": "id",
-        },
-        "mobile_push": {
-            "url": http_server.url("/v1/push"),
-            "body": {"token": "{to}", "title": "{title}", "body": "{body}", "data": "{data}"},
-        },
+        "sms": {**SMS_GATEWAY, "url": http_server.url("/v1/sms")},
+        "mobile_push": {**PUSH_GATEWAY, "url": http_server.url("/v1/push")},
     }
     return http_server
 
 
-def test_it_sends_sms_and_mobile_push_through_the_http_json_gateway(gateway, launched, post_events):
+def test_it_sends_sms_and_mobile_push_through_the_http_json_gateway(gateway, launch_and_post):
     make_customer("ann")
     Customer.objects.filter(external_id="ann").update(push_tokens={"mobile_push": ["tok-a", "tok-b"]})
-    Template.objects.create(
-        slug="sms-hi", name="SMS", channel="sms", text="{{ customer.first_name }}: {{ event.total }} EUR"
-    )
-    Template.objects.create(
-        slug="push-hi",
-        name="Push",
-        channel="mobile_push",
-        subject="{{ flow.name }}",
-        text="Thanks {{ customer.first_name }}",
-        url="https://shop.example/o/{{ event.order }}",
-    )
+    kit.template("sms-hi", "sms", text="{{ customer.first_name }}: {{ event.total }} EUR")
+    push = {"subject": "{{ flow.name }}", "text": "Thanks {{ customer.first_name }}"}
+    kit.template("push-hi", "mobile_push", **push, url="https://shop.example/o/{{ event.order }}")
     counts = launch_and_post(
-        launched,
-        post_events,
-        [
-            {"action": "send", "channel": "sms", "template": "sms-hi"},
-            {"action": "send", "channel": "mobile_push", "template": "push-hi"},
-        ],
+        [kit.send("sms-hi", "sms"), kit.send("push-hi", "mobile_push")],
         who=["ann"],
         payload={"total": 42, "order": "o-7"},
     )
@@ -165,37 +152,17 @@ def test_it_sends_sms_and_mobile_push_through_the_http_json_gateway(gateway, lau
     assert set(Message.objects.values_list("status", flat=True)) == {"sent"}
 
 
-@pytest.fixture
-def vapid(settings):
-    out = io.StringIO()
-    call_command("generate_vapid_keys", stdout=out)
-    keys = dict(line.split("=", 1) for line in out.getvalue().split())
-    settings.MAESTRA_VAPID_PRIVATE_KEY = keys["MAESTRA_VAPID_PRIVATE_KEY"]
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "web_push": "channels.backends.webpush.WebPushBackend",
-    }
-    settings.MAESTRA_WEBPUSH_ALLOWED_HOSTS = ["127.0.0.1"]
-
-
-def test_it_sends_an_encrypted_web_push_the_browser_can_read(vapid, http_server, launched, post_events):
+@pytest.mark.usefixtures("vapid_keys")
+def test_it_sends_an_encrypted_web_push_the_browser_can_read(http_server, launch_and_post):
     browser = Browser(http_server.url("/push/device-1"))
     http_server.script(Reply(status=201, body=b""))
     make_customer("ann", subscriptions={"web_push": "subscribed"})
     Customer.objects.filter(external_id="ann").update(push_tokens={"web_push": [browser.subscription]})
     PromoPool.objects.create(slug="spring", name="Spring")
     add_promo_codes(pool_slug="spring", codes=["WEB-1"])
-    Template.objects.create(
-        slug="sale",
-        name="Sale",
-        channel="web_push",
-        subject="Sale for {{ customer.first_name }}",
-        text="Use {{ promo_code }}",
-        url="https://shop.example/sale",
-    )
+    sale = {"subject": "Sale for {{ customer.first_name }}", "text": "Use {{ promo_code }}"}
+    kit.template("sale", "web_push", **sale, url="https://shop.example/sale")
     counts = launch_and_post(
-        launched,
-        post_events,
         [
             {"action": "issue_promo_code", "pool": "spring"},
             {"action": "send", "channel": "web_push", "template": "sale"},
@@ -212,9 +179,7 @@ def test_it_sends_an_encrypted_web_push_the_browser_can_read(vapid, http_server,
     }
 
 
-def test_it_calls_a_signed_webhook_on_an_allow_listed_local_server(
-    settings, http_server, launched, post_events
-):
+def test_it_calls_a_signed_webhook_on_an_allow_listed_local_server(settings, http_server, launch_and_post):
     settings.MAESTRA_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{http_server.port}"]
     make_customer("ann", subscriptions={})
     template = Template.objects.create(
@@ -227,8 +192,6 @@ def test_it_calls_a_signed_webhook_on_an_allow_listed_local_server(
         text='{"customer": {{ customer.external_id|json }}, "order": {{ event|json }}}',
     )
     counts = launch_and_post(
-        launched,
-        post_events,
         [{"action": "send", "channel": "webhook", "template": "crm"}],
         who=["ann"],
         payload={"total": 99},
@@ -243,14 +206,10 @@ def test_it_calls_a_signed_webhook_on_an_allow_listed_local_server(
     assert (message.status, message.response_status) == ("sent", 200)
 
 
-def test_a_webhook_to_a_local_server_not_allow_listed_fails_but_is_a_launch(
-    http_server, launched, post_events
-):
+def test_a_webhook_to_a_local_server_not_allow_listed_fails_but_is_a_launch(http_server, launch_and_post):
     ann = make_customer("ann", subscriptions={})
     Template.objects.create(slug="crm", name="CRM", channel="webhook", url=http_server.url("/x"), text="{}")
-    launch_and_post(
-        launched, post_events, [{"action": "send", "channel": "webhook", "template": "crm"}], who=["ann"]
-    )
+    launch_and_post([{"action": "send", "channel": "webhook", "template": "crm"}], who=["ann"])
     assert http_server.requests == []
     message = Message.objects.get()
     assert message.status == "failed"
@@ -259,15 +218,13 @@ def test_a_webhook_to_a_local_server_not_allow_listed_fails_but_is_a_launch(
     assert LaunchRecord.objects.get(customer=ann).launches == 1
 
 
-def test_a_failing_provider_is_retried_in_later_ticks(settings, http_server, launched, post_events):
+def test_a_failing_provider_is_retried_in_later_ticks(settings, http_server, launch_and_post):
     settings.MAESTRA_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{http_server.port}"]
     settings.MAESTRA_RETRY_DELAY = 300
     make_customer("ann", subscriptions={})
     Template.objects.create(slug="crm", name="CRM", channel="webhook", url=http_server.url("/x"), text="{}")
     http_server.script(Reply(status=503, body=b"busy"))
-    counts = launch_and_post(
-        launched, post_events, [{"action": "send", "channel": "webhook", "template": "crm"}], who=["ann"]
-    )
+    counts = launch_and_post([{"action": "send", "channel": "webhook", "template": "crm"}], who=["ann"])
     assert counts["messages.retried"] == 1
     with time_machine.travel(NOW + timedelta(seconds=299), tick=False):
         assert "messages.sent" not in tick()
@@ -291,14 +248,12 @@ def test_a_failing_provider_is_retried_in_later_ticks(settings, http_server, lau
     ],
 )
 def test_consent_decides_and_not_sent_is_still_a_launch(
-    smtp_server, launched, post_events, purpose, subscription, status, reason
+    smtp_server, purpose, subscription, status, reason, launch_and_post
 ):
     ann = make_customer("ann", subscriptions={"email": subscription} if subscription else {})
     assert Subscription.objects.filter(customer=ann).count() == (1 if subscription else 0)
     Template.objects.create(slug="news", name="News", channel="email", purpose=purpose, subject="S", text="T")
     launch_and_post(
-        launched,
-        post_events,
         [
             {"action": "send", "channel": "email", "template": "news"},
             {"action": "points", "amount": 5, "reason": "after the send"},
@@ -360,15 +315,13 @@ def test_a_template_deleted_after_launch_fails_the_step(smtp_server, launched, p
     assert not LaunchRecord.objects.filter(customer=ann, launches__gt=0).exists()
 
 
-def test_one_bad_address_does_not_hold_back_the_others(smtp_server, launched, post_events):
+def test_one_bad_address_does_not_hold_back_the_others(smtp_server, launch_and_post):
     make_customer("ann")
     make_customer("bob", email="")
     Template.objects.create(
         slug="news", name="News", channel="email", subject="Hi", text="{{ customer.first_name }}"
     )
     launch_and_post(
-        launched,
-        post_events,
         [{"action": "send", "channel": "email", "template": "news"}],
         who=["ann", "bob"],
     )

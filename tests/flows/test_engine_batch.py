@@ -10,12 +10,8 @@ from flows.engine.batch import EngineContext
 from flows.engine.entry import start_flow_for_segment
 from flows.engine.move import process_due_runs
 from flows.models import Run
-from tests.flows.engine_builders import (
-    document,
-    event_start,
-    make_customers,
-)
-from tests.flows.engine_kit import edge, launch, node, static_segment, steps
+from tests.flows.engine_builders import chained, make_customers
+from tests.flows.engine_kit import launch, node, static_segment, steps
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -26,25 +22,11 @@ def test_a_dynamic_wait_after_a_set_field_step_reads_the_new_value():
     customer row loaded for the batch is read again after the group."""
     target = "2026-06-05T10:00:00+00:00"
     with time_machine.travel(T0, tick=False):
-        flow = launch(
-            document(
-                [
-                    event_start("never"),
-                    steps(
-                        "store",
-                        # A template value: the group reads the batch's customer rows.
-                        {
-                            "action": "set_field",
-                            "field": "greeting",
-                            "value": "Hi {{ customer.external_id }}",
-                        },
-                        {"action": "set_field", "field": "due", "value": target},
-                    ),
-                    node("until", "wait", mode="dynamic", field="customer.fields.due", window=None),
-                ],
-                [edge("start", "store"), edge("store", "until")],
-            )
-        )
+        # A template value: the group reads the batch's customer rows.
+        greeting = {"action": "set_field", "field": "greeting", "value": "Hi {{ customer.external_id }}"}
+        store = steps("store", greeting, {"action": "set_field", "field": "due", "value": target})
+        until = node("until", "wait", mode="dynamic", field="customer.fields.due", window=None)
+        flow = launch(chained(store, until))
         static_segment("all", make_customers(3))
         start_flow_for_segment(flow=flow, segment_slug="all")
         process_due_runs(ctx=EngineContext())
@@ -60,12 +42,7 @@ def test_a_run_due_again_at_once_is_left_for_the_next_tick(monkeypatch):
     from flows.nodes.wait import Wait as WaitKind
 
     with time_machine.travel(T0, tick=False):
-        flow = launch(
-            document(
-                [event_start("never"), node("pause", "wait", mode="fixed", duration="PT1H")],
-                [edge("start", "pause")],
-            )
-        )
+        flow = launch(chained(node("pause", "wait", mode="fixed", duration="PT1H")))
         static_segment("all", make_customers(2))
         start_flow_for_segment(flow=flow, segment_slug="all")
 

@@ -16,15 +16,8 @@ from flows import lifecycle
 from flows.engine.entry import start_flow_for_segment
 from flows.engine.tick import tick
 from flows.models import Flow, Run
-from tests.flows.engine_builders import (
-    document,
-    email_template,
-    event_start,
-    make_customers,
-    manage,
-    parse_counts,
-    worker_env,
-)
+from tests.flows import engine_builders as builders
+from tests.flows.engine_builders import document, email_template, event_start, make_customers
 from tests.flows.engine_kit import edge, launch, node, send, static_segment, steps
 
 NOON = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)  # a Wednesday
@@ -63,6 +56,13 @@ def hello_flow(**doc):
     )
 
 
+def hello_flow_with_events(count: int) -> None:
+    """The hello flow live, and `count` customers with a `never` event each at NOON."""
+    hello_flow()
+    ids = make_customers(count)
+    store_events(events=[{"customer_id": i, "type": "never", "occurred_at": NOON} for i in ids])
+
+
 # --- flows_tick ----------------------------------------------------------------
 
 
@@ -73,11 +73,9 @@ def test_flows_tick_says_nothing_due_when_there_is_nothing(db):
 
 def test_flows_tick_prints_what_it_did(hello):
     with time_machine.travel(NOON, tick=False):
-        hello_flow()
-        ids = make_customers(3)
-        store_events(events=[{"customer_id": i, "type": "never", "occurred_at": NOON} for i in ids])
+        hello_flow_with_events(3)
         out, _ = run_command("flows_tick")
-    counts = parse_counts(out)
+    counts = builders.parse_counts(out)
     assert counts["events.events"] == 3
     assert counts["events.runs_started"] == 3
     assert counts["runs.runs"] == 3
@@ -94,9 +92,7 @@ def test_flows_tick_prints_what_it_did(hello):
 
 def test_flows_tick_no_deliver_leaves_the_outbox(hello):
     with time_machine.travel(NOON, tick=False):
-        hello_flow()
-        ids = make_customers(2)
-        store_events(events=[{"customer_id": i, "type": "never", "occurred_at": NOON} for i in ids])
+        hello_flow_with_events(2)
         out, _ = run_command("flows_tick", "--no-deliver")
     assert not any(line.startswith("messages.") for line in out.splitlines())
     assert set(Message.objects.values_list("status", flat=True)) == {Message.Status.QUEUED}
@@ -173,19 +169,19 @@ def test_run_flow_exits_non_zero_with_a_one_line_reason():
     email_template("hello")
     flow = hello_flow()
     static_segment("vip", make_customers(3))
-    env = worker_env()
+    env = builders.worker_env()
 
-    refused = manage("run_flow", "424242", "--segment", "vip", env=env)
+    refused = builders.manage("run_flow", "424242", "--segment", "vip", env=env)
     _, err = refused.communicate(timeout=60)
     assert refused.returncode != 0
     assert err.strip().splitlines() == ["CommandError: no flow with id '424242'"]
 
-    missing = manage("run_flow", str(flow.pk), "--segment", "nope", env=env)
+    missing = builders.manage("run_flow", str(flow.pk), "--segment", "nope", env=env)
     _, err = missing.communicate(timeout=60)
     assert missing.returncode != 0
     assert err.strip().splitlines() == ["CommandError: no segment with slug 'nope'"]
 
-    ok = manage("run_flow", str(flow.pk), "--segment", "vip", env=env)
+    ok = builders.manage("run_flow", str(flow.pk), "--segment", "vip", env=env)
     out, err = ok.communicate(timeout=60)
     assert ok.returncode == 0, err
     assert out.splitlines() == ["runs started: 3", "completed: 0, stopped: 0, waiting: 3"]
@@ -288,9 +284,7 @@ def test_one_tick_caps_the_passes_of_a_looping_run(hello, settings):
 def test_one_tick_matches_more_events_than_fit_in_a_batch(hello, settings):
     settings.MAESTRA_BATCH_SIZE = 10
     with time_machine.travel(NOON, tick=False):
-        hello_flow()
-        ids = make_customers(25)
-        store_events(events=[{"customer_id": i, "type": "never", "occurred_at": NOON} for i in ids])
+        hello_flow_with_events(25)
         counts = tick()
     assert counts["events.events"] == 25
     assert counts["runs.runs"] == 25

@@ -17,15 +17,8 @@ from flows.engine.batch import EngineContext
 from flows.engine.entry import start_flow_for_segment
 from flows.engine.move import claim_due_runs, process_due_runs
 from flows.models import Flow, LaunchRecord, Run
-from tests.flows.engine_builders import (
-    document,
-    email_template,
-    event_start,
-    make_customers,
-    manage,
-    parse_counts,
-    worker_env,
-)
+from tests.flows import engine_builders as builders
+from tests.flows.engine_builders import document, email_template, event_start, make_customers
 from tests.flows.engine_kit import edge, launch, send, static_segment, steps
 
 AUDIENCE = 4000
@@ -43,15 +36,15 @@ def test_two_workers_share_the_due_runs_and_do_none_twice():
     flow = hello_flow()
     static_segment("everyone", make_customers(AUDIENCE))
     assert start_flow_for_segment(flow=flow, segment_slug="everyone") == AUDIENCE
-    env = worker_env(MAESTRA_BATCH_SIZE="100")
+    env = builders.worker_env(MAESTRA_BATCH_SIZE="100")
 
     started = time.monotonic()
-    workers = [manage("flows_tick", "--no-deliver", env=env) for _ in range(2)]
+    workers = [builders.manage("flows_tick", "--no-deliver", env=env) for _ in range(2)]
     outputs = [worker.communicate(timeout=120) for worker in workers]
     print(f"two workers, {AUDIENCE} runs: {time.monotonic() - started:.1f}s")
     for worker, (_, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
-    counts = [parse_counts(out) for out, _ in outputs]
+    counts = [builders.parse_counts(out) for out, _ in outputs]
     print("worker counts:", counts)
 
     # Each run was claimed by exactly one worker, and both worked.

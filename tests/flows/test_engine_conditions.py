@@ -8,32 +8,15 @@ import pytest
 from flows.engine.entry import start_flow_for_segment
 from flows.engine.tick import tick
 from flows.models import Run
-from tests.flows.engine_kit import (
-    at,
-    customer,
-    document,
-    edge,
-    email_templates,
-    event_start,
-    launch,
-    messages_of,
-    node,
-    path_of,
-    post_event,
-    runs_of,
-    send,
-    static_segment,
-    stats_of,
-    steps,
-    utc,
-)
+from tests.flows import engine_kit as kit
+from tests.flows.engine_kit import at, document, edge, event_start, node, send, steps, utc
 
 NOW = utc(2026, 6, 1, 9, 0)
 
 
 @pytest.fixture
 def mails(db):
-    email_templates("yes-mail", "no-mail")
+    kit.email_templates("yes-mail", "no-mail")
 
 
 def yes_no(rule: dict) -> dict:
@@ -49,29 +32,35 @@ def yes_no(rule: dict) -> dict:
 
 
 def enter(flow, customer_id, **payload) -> Run:
-    with at(NOW):
-        post_event(customer_id, occurred_at=NOW, payload=payload)
-        tick(deliver=False)
-    return runs_of(flow, customer_id)[-1]
+    kit.post_and_tick(NOW, customer_id, payload=payload)
+    return kit.runs_of(flow, customer_id)[-1]
 
 
 def answer(run: Run) -> str:
-    return dict((key, port) for key, port, _ in path_of(run))["check"]
+    return dict((key, port) for key, port, _ in kit.path_of(run))["check"]
+
+
+def answers_for(rule: dict, **profiles: dict) -> tuple:
+    """A yes/no flow on `rule` and one customer per profile (by external id),
+    each entering once in turn: (flow, {id: customer id}, {id: the answer})."""
+    with at(NOW):
+        flow = kit.launch(yes_no(rule))
+        ids = {external_id: kit.customer(external_id, **profile) for external_id, profile in profiles.items()}
+    return flow, ids, {external_id: answer(enter(flow, ids[external_id])) for external_id in ids}
 
 
 @pytest.mark.django_db
 def test_a_rule_on_a_customer_field(mails):
-    with at(NOW):
-        flow = launch(yes_no({"field": "customer.fields.tier", "op": "eq", "value": "gold"}))
-        gold = customer("gold", fields={"tier": "gold"})
-        silver = customer("silver", fields={"tier": "silver"})
-        none = customer("none")
-    assert answer(enter(flow, gold)) == "yes"
-    assert answer(enter(flow, silver)) == "no"
-    assert answer(enter(flow, none)) == "no"
-    assert [m.template_slug for m in messages_of(flow, gold)] == ["yes-mail"]
-    assert [m.template_slug for m in messages_of(flow, silver)] == ["no-mail"]
-    stats = stats_of(flow)
+    flow, ids, answers = answers_for(
+        {"field": "customer.fields.tier", "op": "eq", "value": "gold"},
+        gold={"fields": {"tier": "gold"}},
+        silver={"fields": {"tier": "silver"}},
+        none={},
+    )
+    assert answers == {"gold": "yes", "silver": "no", "none": "no"}
+    assert [m.template_slug for m in kit.messages_of(flow, ids["gold"])] == ["yes-mail"]
+    assert [m.template_slug for m in kit.messages_of(flow, ids["silver"])] == ["no-mail"]
+    stats = kit.stats_of(flow)
     assert (stats[("check", "entered")], stats[("check", "exit:yes")], stats[("check", "exit:no")]) == (
         3,
         1,
@@ -82,9 +71,7 @@ def test_a_rule_on_a_customer_field(mails):
 
 @pytest.mark.django_db
 def test_a_rule_on_the_trigger_event_payload(mails):
-    with at(NOW):
-        flow = launch(yes_no({"field": "event.order.total", "op": "gte", "value": 100}))
-        ann = customer("ann")
+    flow, ann = kit.launch_at(NOW, yes_no({"field": "event.order.total", "op": "gte", "value": 100}), "ann")
     assert answer(enter(flow, ann, order={"total": 100})) == "yes"  # gte is inclusive
     assert answer(enter(flow, ann, order={"total": 99.5})) == "no"
     assert answer(enter(flow, ann, order={"total": "500"})) == "no"  # a string is not a number
@@ -95,24 +82,21 @@ def test_a_rule_on_the_trigger_event_payload(mails):
 def test_each_run_reads_its_own_trigger_event(mails):
     """Two runs of one customer in one batch, different payloads."""
     with at(NOW):
-        flow = launch(yes_no({"field": "event.total", "op": "gte", "value": 100}))
-        ann = customer("ann")
-        post_event(ann, occurred_at=NOW, payload={"total": 500})
-        post_event(ann, occurred_at=NOW, payload={"total": 5})
+        flow = kit.launch(yes_no({"field": "event.total", "op": "gte", "value": 100}))
+        ann = kit.customer("ann")
+        kit.post_event(ann, occurred_at=NOW, payload={"total": 500})
+        kit.post_event(ann, occurred_at=NOW, payload={"total": 5})
         tick(deliver=False)
-    assert [answer(run) for run in runs_of(flow, ann)] == ["yes", "no"]
+    assert [answer(run) for run in kit.runs_of(flow, ann)] == ["yes", "no"]
 
 
 @pytest.mark.django_db
 def test_a_rule_on_a_subscription(mails):
-    with at(NOW):
-        flow = launch(yes_no({"field": "subscription.email", "op": "eq", "value": "subscribed"}))
-        subscribed = customer("sub", subscriptions={"email": "subscribed"})
-        pending = customer("pending", subscriptions={"email": "requires_confirmation"})
-        never = customer("never")
-    assert answer(enter(flow, subscribed)) == "yes"
-    assert answer(enter(flow, pending)) == "no"
-    assert answer(enter(flow, never)) == "no"
+    consent = {"sub": "subscribed", "pending": "requires_confirmation"}
+    profiles = {external_id: {"subscriptions": {"email": status}} for external_id, status in consent.items()}
+    rule = {"field": "subscription.email", "op": "eq", "value": "subscribed"}
+    _, _, answers = answers_for(rule, **profiles, never={})
+    assert answers == {"sub": "yes", "pending": "no", "never": "no"}
 
 
 @pytest.mark.django_db
@@ -127,13 +111,10 @@ def test_a_rule_reads_the_customer_as_they_are_when_the_run_gets_there(mails):
         ],
         [edge("start", "wait"), edge("wait", "check")],
     )
-    with at(NOW):
-        flow = launch(doc)
-        ann = customer("ann")
+    flow, ann = kit.launch_at(NOW, doc, "ann")
     run = enter(flow, ann)
     set_field(customer_ids=[ann], field="vip", value=True)
-    with at(utc(2026, 6, 1, 10, 0)):
-        tick(deliver=False)
+    kit.tick_at(utc(2026, 6, 1, 10, 0))
     run.refresh_from_db()
     assert answer(run) == "yes"
 
@@ -178,15 +159,15 @@ def branches(attribute: str, branch_list: list[dict]) -> dict:
     ],
 )
 def test_branches_take_the_first_matching_value_or_range(mails, spent, port):
-    with at(NOW):
-        flow = launch(branches("customer.fields.spent", SPENT_BRANCHES))
-        ann = customer("ann", fields={"spent": spent})
+    flow, ann = kit.launch_at(
+        NOW, branches("customer.fields.spent", SPENT_BRANCHES), "ann", fields={"spent": spent}
+    )
     run = enter(flow, ann)
     assert answer(run) == port
     # Only "vip" is wired: every other port ends the run there, completed.
     assert run.status == Run.Status.COMPLETED
-    assert len(messages_of(flow, ann)) == (1 if port == "vip" else 0)
-    assert stats_of(flow)[("check", f"exit:{port}")] == 1
+    assert len(kit.messages_of(flow, ann)) == (1 if port == "vip" else 0)
+    assert kit.stats_of(flow)[("check", f"exit:{port}")] == 1
 
 
 @pytest.mark.django_db
@@ -196,11 +177,12 @@ def test_branches_on_text_values_and_a_missing_attribute(mails):
         {"name": "middle", "values": ["silver"]},
     ]
     with at(NOW):
-        flow = launch(branches("customer.fields.tier", tiers))
+        flow = kit.launch(branches("customer.fields.tier", tiers))
         ids = {
-            tier: customer(tier, fields={"tier": tier}) for tier in ("gold", "platinum", "silver", "bronze")
+            tier: kit.customer(tier, fields={"tier": tier})
+            for tier in ("gold", "platinum", "silver", "bronze")
         }
-        missing = customer("missing")
+        missing = kit.customer("missing")
     assert {tier: answer(enter(flow, cid)) for tier, cid in ids.items()} == {
         "gold": "top",
         "platinum": "top",
@@ -208,7 +190,7 @@ def test_branches_on_text_values_and_a_missing_attribute(mails):
         "bronze": "other",
     }
     assert answer(enter(flow, missing)) == "other"
-    stats = stats_of(flow)
+    stats = kit.stats_of(flow)
     assert (
         stats[("check", "exit:top")],
         stats[("check", "exit:middle")],
@@ -218,9 +200,7 @@ def test_branches_on_text_values_and_a_missing_attribute(mails):
 
 @pytest.mark.django_db
 def test_branches_on_the_trigger_event(mails):
-    with at(NOW):
-        flow = launch(branches("event.total", SPENT_BRANCHES))
-        ann = customer("ann")
+    flow, ann = kit.launch_at(NOW, branches("event.total", SPENT_BRANCHES), "ann")
     assert answer(enter(flow, ann, total=2000)) == "vip"
     assert answer(enter(flow, ann, total=10)) == "low"
     assert answer(enter(flow, ann)) == "other"
@@ -229,12 +209,12 @@ def test_branches_on_the_trigger_event(mails):
 @pytest.mark.django_db
 def test_an_event_rule_in_a_run_without_a_trigger_event_answers_no(mails):
     with at(NOW):
-        flow = launch(yes_no({"field": "event.total", "op": "exists"}))
-        ann = customer("ann")
-        static_segment("all", [ann])
+        flow = kit.launch(yes_no({"field": "event.total", "op": "exists"}))
+        ann = kit.customer("ann")
+        kit.static_segment("all", [ann])
         start_flow_for_segment(flow=flow, segment_slug="all")
         tick(deliver=False)
-    [run] = runs_of(flow, ann)
+    [run] = kit.runs_of(flow, ann)
     assert answer(run) == "no"
 
 
@@ -248,11 +228,9 @@ def test_an_unwired_port_ends_the_run_completed(mails):
         ],
         [edge("start", "check"), edge("check", "vip-step", "yes")],
     )
-    with at(NOW):
-        flow = launch(doc)
-        ann = customer("ann")
+    flow, ann = kit.launch_at(NOW, doc, "ann")
     run = enter(flow, ann)
     assert (run.status, run.stop_reason, run.node_key) == (Run.Status.COMPLETED, "", "check")
     assert run.ended_at == NOW
-    assert path_of(run) == [("start", "next", ""), ("check", "no", "")]
-    assert messages_of(flow) == []
+    assert kit.path_of(run) == [("start", "next", ""), ("check", "no", "")]
+    assert kit.messages_of(flow) == []

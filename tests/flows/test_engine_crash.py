@@ -17,17 +17,9 @@ from django.db.models import Count
 from channels.models import Message
 from flows.engine.entry import start_flow_for_segment
 from flows.models import LaunchRecord, NodePass, NodeStat, Run
-from tests.flows.engine_builders import (
-    document,
-    email_template,
-    event_start,
-    make_customers,
-    manage,
-    parse_counts,
-    wait_for_other_connections_to_close,
-    worker_env,
-)
-from tests.flows.engine_kit import edge, launch, node, send, static_segment, steps
+from tests.flows import engine_builders as builders
+from tests.flows.engine_builders import chained, email_template, make_customers
+from tests.flows.engine_kit import launch, node, send, static_segment, steps
 
 AUDIENCE = 2000
 BATCH = "100"
@@ -58,21 +50,12 @@ def test_killed_workers_lose_nothing_and_do_nothing_twice():
     rng = random.Random(20260601)
     email_template("hello")
     email_template("again")
-    flow = launch(
-        document(
-            [
-                event_start("never"),
-                steps("hello", send("hello")),
-                # Short enough that later workers wake runs up too.
-                node("pause", "wait", mode="fixed", duration="PT1S"),
-                steps("again", send("again")),
-            ],
-            [edge("start", "hello"), edge("hello", "pause"), edge("pause", "again")],
-        )
-    )
+    # The wait is short enough that later workers wake runs up too.
+    pause = node("pause", "wait", mode="fixed", duration="PT1S")
+    flow = launch(chained(steps("hello", send("hello")), pause, steps("again", send("again"))))
     static_segment("everyone", make_customers(AUDIENCE))
     assert start_flow_for_segment(flow=flow, segment_slug="everyone") == AUDIENCE
-    env = worker_env(MAESTRA_BATCH_SIZE=BATCH)
+    env = builders.worker_env(MAESTRA_BATCH_SIZE=BATCH)
 
     killed = attempts = 0
     # A fast machine may finish the work before a kill lands: try again while
@@ -80,7 +63,7 @@ def test_killed_workers_lose_nothing_and_do_nothing_twice():
     while killed < KILLS and attempts < 3 * KILLS and progress(flow) < 4 * AUDIENCE:
         attempts += 1
         before = progress(flow)
-        worker = manage("flows_tick", "--no-deliver", env=env)
+        worker = builders.manage("flows_tick", "--no-deliver", env=env)
         if wait_until_working(worker, flow, since=before):
             time.sleep(rng.uniform(0.2, 1.5))
         if worker.poll() is None:
@@ -91,13 +74,13 @@ def test_killed_workers_lose_nothing_and_do_nothing_twice():
     assert killed, "the workers finished before they could be killed: nothing was tested"
     assert passes_after_kills > 0
 
-    wait_for_other_connections_to_close()
+    builders.wait_for_other_connections_to_close()
     finals = []
     for _ in range(6):
-        worker = manage("flows_tick", "--no-deliver", env=env)
+        worker = builders.manage("flows_tick", "--no-deliver", env=env)
         out, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err
-        finals.append(parse_counts(out))
+        finals.append(builders.parse_counts(out))
         if not Run.objects.filter(flow=flow, status__in=(Run.Status.ACTIVE, Run.Status.WAITING)).exists():
             break
         time.sleep(1)  # runs that just entered the one-second wait

@@ -29,22 +29,8 @@ from flows.models import Flow, FlowVersion, Node, Run
 from flows.selectors.activity import customer_runs, describe_runs
 from flows.tasks import sweep_task
 from maestra.audit.models import AuditEntry
-from tests.flows.engine_kit import (
-    at,
-    chain,
-    customer,
-    document,
-    email_templates,
-    event_start,
-    launch,
-    node,
-    path_of,
-    post_event,
-    runs_of,
-    send,
-    stats_of,
-    steps,
-)
+from tests.flows import engine_kit as kit
+from tests.flows.engine_kit import at, chain, document, event_start, node, send, steps
 
 NOON = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)  # a Wednesday
 
@@ -52,12 +38,12 @@ NOON = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)  # a Wednesday
 @pytest.fixture(autouse=True)
 def _templates(db, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    email_templates("hello", "poison")
+    kit.email_templates("hello", "poison")
 
 
 def healthy_flow(event_type: str = "order_created") -> Flow:
     """The bystander: event → send "hello"."""
-    return launch(
+    return kit.launch(
         document(
             [event_start(event_type), steps("greet", send("hello"))], chain("start", "greet"), name="Healthy"
         )
@@ -81,7 +67,16 @@ def assert_stopped_by_engine_error(run: Run, fragment: str) -> None:
     assert fragment in run.error, run.error
     assert run.due_at is None and run.ended_at is not None
     # Its stop is recorded like any other (activity, statistics).
-    assert path_of(run)[-1][2] == "engine_error"
+    assert kit.path_of(run)[-1][2] == "engine_error"
+
+
+def customer_and_order_for(*make_flows) -> tuple:
+    """Customer ada, the flows made by `make_flows`, and an order of hers (not
+    yet ticked): (ada, *the flows)."""
+    ada = kit.customer("ada")
+    flows = [make() for make in make_flows]
+    kit.post_event(ada, occurred_at=NOON)
+    return (ada, *flows)
 
 
 def flows_tick() -> tuple[str, str]:
@@ -121,7 +116,7 @@ def schedule_document(recurrence: dict) -> dict:
 )
 def test_a_launch_that_raises_goes_back_to_ready_and_the_others_launch_and_run(recurrence, fragment):
     with at(NOON):
-        ada = customer("ada")
+        ada = kit.customer("ada")
         doomed = lifecycle.create_flow(document=schedule_document({"every": "day", "at": "10:00"}))
         lifecycle.launch_flow(flow=doomed, enqueue=False)
         # The draft's graph rows are what the engine arms the schedule from.
@@ -132,7 +127,7 @@ def test_a_launch_that_raises_goes_back_to_ready_and_the_others_launch_and_run(r
             document=document([event_start(), steps("greet", send("hello"))], chain("start", "greet"))
         )
         lifecycle.launch_flow(flow=other, enqueue=False)
-        post_event(ada, occurred_at=NOON)
+        kit.post_event(ada, occurred_at=NOON)
 
         out, _err = flows_tick()
 
@@ -154,8 +149,8 @@ def test_a_launch_that_raises_goes_back_to_ready_and_the_others_launch_and_run(r
 
 def test_a_failed_launch_of_a_new_version_keeps_the_live_one_running():
     with at(NOON):
-        ada = customer("ada")
-        flow = launch(schedule_document({"every": "day", "at": "13:00"}))
+        ada = kit.customer("ada")
+        flow = kit.launch(schedule_document({"every": "day", "at": "13:00"}))
         live = flow.live_version_id
         lifecycle.edit_flow(flow=flow)
         lifecycle.launch_flow(flow=flow, enqueue=False)
@@ -176,8 +171,8 @@ def test_a_failed_launch_of_a_new_version_keeps_the_live_one_running():
 def test_a_schedule_that_cannot_fire_any_more_is_skipped_alone_with_the_reason():
     """A version launched before validation refused its recurrence."""
     with at(NOON):
-        ada = customer("ada")
-        scheduled = launch(schedule_document({"every": "day", "at": "13:00"}))
+        ada = kit.customer("ada")
+        scheduled = kit.launch(schedule_document({"every": "day", "at": "13:00"}))
         healthy_flow()
         plant(
             scheduled,
@@ -186,7 +181,7 @@ def test_a_schedule_that_cannot_fire_any_more_is_skipped_alone_with_the_reason()
                "recurrence": {"every": "week", "interval": 53, "weekdays": ["wed"], "at": "13:00"}},
         )  # fmt: skip
     with at(NOON + timedelta(hours=1)):
-        post_event(ada, occurred_at=NOON + timedelta(hours=1))
+        kit.post_event(ada, occurred_at=NOON + timedelta(hours=1))
         counts = tick()
     assert counts["schedules.errors"] == 1
     assert hello_sent_to(ada)  # the healthy flow ran in the same tick
@@ -205,8 +200,8 @@ def test_a_schedule_that_cannot_fire_any_more_is_skipped_alone_with_the_reason()
 
 def test_a_start_filter_that_overflows_stops_its_runs_and_the_other_flow_starts():
     with at(NOON):
-        ada, bob = customer("ada"), customer("bob")
-        filtered = launch(
+        ada, bob = kit.customer("ada"), kit.customer("bob")
+        filtered = kit.launch(
             document(
                 [
                     event_start(filter={"field": "event.at", "op": "within_last", "value": "P7D"}),
@@ -224,17 +219,17 @@ def test_a_start_filter_that_overflows_stops_its_runs_and_the_other_flow_starts(
             filter={"field": "event.at", "op": "within_last", "value": "P99999999999D"},
         )
         for who in (ada, bob):
-            post_event(who, occurred_at=NOON, payload={"at": "2026-06-01"})
+            kit.post_event(who, occurred_at=NOON, payload={"at": "2026-06-01"})
 
         counts = tick()
 
     assert counts["events.errors"] == 2
-    for run in runs_of(filtered):
+    for run in kit.runs_of(filtered):
         assert_stopped_by_engine_error(run, "100 years")
     assert hello_sent_to(ada) and hello_sent_to(bob)
     assert not Message.objects.filter(template_slug="poison").exists()
     assert not Event.objects.filter(processed_at__isnull=True).exists()  # never matched again
-    assert stats_of(filtered)[("start", "stop:engine_error")] == 2
+    assert kit.stats_of(filtered)[("start", "stop:engine_error")] == 2
 
 
 # --- Runs -------------------------------------------------------------------------------
@@ -242,7 +237,7 @@ def test_a_start_filter_that_overflows_stops_its_runs_and_the_other_flow_starts(
 
 def capped_flow() -> Flow:
     """event → limitation (planted: every 10**30 hours) → send "poison"."""
-    flow = launch(
+    flow = kit.launch(
         document(
             [
                 event_start(),
@@ -259,17 +254,17 @@ def capped_flow() -> Flow:
 
 def test_a_run_that_raises_stops_alone_and_the_rest_of_its_batch_runs():
     with at(NOON):
-        customers = [customer(f"c{index}") for index in range(12)]
+        customers = [kit.customer(f"c{index}") for index in range(12)]
         capped = capped_flow()
         healthy_flow()
         for who in customers:
-            post_event(who, occurred_at=NOON)
+            kit.post_event(who, occurred_at=NOON)
 
         out, err = flows_tick()
 
     assert "runs.errors: 12" in out
     assert "error(s) isolated" in err
-    runs = runs_of(capped)
+    runs = kit.runs_of(capped)
     assert len(runs) == 12
     for run in runs:
         assert_stopped_by_engine_error(run, "OverflowError")
@@ -281,17 +276,17 @@ def test_a_run_that_raises_stops_alone_and_the_rest_of_its_batch_runs():
 def test_a_poison_run_first_in_the_claim_order_does_not_block_the_others(settings):
     settings.MAESTRA_BATCH_SIZE = 4
     with at(NOON):
-        customers = [customer(f"c{index}") for index in range(9)]
+        customers = [kit.customer(f"c{index}") for index in range(9)]
         capped = capped_flow()
         healthy_flow()
         # The poison is due first (the oldest event), then the healthy runs.
-        post_event(customers[0], occurred_at=NOON - timedelta(hours=1))
+        kit.post_event(customers[0], occurred_at=NOON - timedelta(hours=1))
         for who in customers:
-            post_event(who, occurred_at=NOON)
+            kit.post_event(who, occurred_at=NOON)
         counts = tick()
-    [poison] = runs_of(capped, customers[0])[:1]
+    [poison] = kit.runs_of(capped, customers[0])[:1]
     assert_stopped_by_engine_error(poison, "OverflowError")
-    assert counts["runs.errors"] == len(runs_of(capped)) == 10
+    assert counts["runs.errors"] == len(kit.runs_of(capped)) == 10
     assert all(hello_sent_to(who) for who in customers)
     assert not Run.objects.filter(status__in=("active", "waiting")).exists()
 
@@ -300,21 +295,21 @@ def test_isolating_a_poison_run_repeats_nothing_of_the_runs_processed_with_it():
     """The batch that raised is rolled back and its parts processed again
     from the committed rows: each healthy run passes each node once."""
     with at(NOON):
-        customers = [customer(f"c{index}") for index in range(5)]
+        customers = [kit.customer(f"c{index}") for index in range(5)]
         capped_flow()
         healthy = healthy_flow()
         for who in customers:
-            post_event(who, occurred_at=NOON)
+            kit.post_event(who, occurred_at=NOON)
         tick(deliver=False)
     assert Message.objects.filter(template_slug="hello").count() == 5
-    assert stats_of(healthy)[("greet", "entered")] == 5
-    assert stats_of(healthy)[("greet", "exit:next")] == 5
-    for run in runs_of(healthy):
-        assert path_of(run) == [("start", "next", ""), ("greet", "next", "")]
+    assert kit.stats_of(healthy)[("greet", "entered")] == 5
+    assert kit.stats_of(healthy)[("greet", "exit:next")] == 5
+    for run in kit.runs_of(healthy):
+        assert kit.path_of(run) == [("start", "next", ""), ("greet", "next", "")]
 
 
 def generous_flow(amount: int = 100) -> Flow:
-    return launch(
+    return kit.launch(
         document(
             [event_start(), steps("give", {"action": "points", "amount": amount})],
             chain("start", "give"),
@@ -327,13 +322,13 @@ def test_a_points_amount_beyond_the_ledger_stops_its_run_and_the_other_flow_runs
     """10**30 was "bigint out of range" on PostgreSQL in every tick; the
     ledger's own check (the one the step is validated with) refuses it now."""
     with at(NOON):
-        ada = customer("ada")
+        ada = kit.customer("ada")
         generous = generous_flow()
         healthy_flow()
         plant(generous, "give", relevance="P1D", steps=[{"action": "points", "amount": 10**30}])
-        post_event(ada, occurred_at=NOON)
+        kit.post_event(ada, occurred_at=NOON)
         tick()
-    [run] = runs_of(generous)
+    [run] = kit.runs_of(generous)
     run.refresh_from_db()
     assert (run.status, run.stop_reason) == ("stopped", "invalid_step")
     assert hello_sent_to(ada)
@@ -346,7 +341,7 @@ def test_a_database_error_of_one_run_is_isolated_too(monkeypatch):
     the others' points are granted once."""
     grant = flows.engine.actions.grant_points
     with at(NOON):
-        customers_ = [customer(f"c{index}") for index in range(6)]
+        customers_ = [kit.customer(f"c{index}") for index in range(6)]
         poison = customers_[3]
 
         def failing_grant(*, entries):
@@ -360,14 +355,14 @@ def test_a_database_error_of_one_run_is_isolated_too(monkeypatch):
         generous = generous_flow()
         healthy_flow()
         for who in customers_:
-            post_event(who, occurred_at=NOON)
+            kit.post_event(who, occurred_at=NOON)
         counts = tick()
     if connection.vendor == "sqlite":
         # SQLite computes that without complaint: nothing to isolate.
         assert "runs.errors" not in counts
         return
     assert counts["runs.errors"] == 1
-    [stopped] = runs_of(generous, poison)
+    [stopped] = kit.runs_of(generous, poison)
     assert_stopped_by_engine_error(stopped, "at node 'give' (steps)")
     for who in customers_:
         expected = 0 if who == poison else 100
@@ -386,8 +381,8 @@ def deep(levels: int) -> dict:
 def test_data_nested_500_levels_stops_its_run_alone_and_the_other_flow_runs(where):
     """Stored before the 32-level bound (or by a path that skipped it)."""
     with at(NOON):
-        ada, bob = customer("ada"), customer("bob")
-        renders = launch(
+        ada, bob = kit.customer("ada"), kit.customer("bob")
+        renders = kit.launch(
             document(
                 [event_start("deep"), steps("mail", send("poison"))],
                 chain("start", "mail"),
@@ -398,14 +393,14 @@ def test_data_nested_500_levels_stops_its_run_alone_and_the_other_flow_runs(wher
             text="{{ event }} {{ customer.fields }}", subject="For {{ customer.first_name }}"
         )
         healthy_flow()
-        event_id = post_event(ada, "deep", occurred_at=NOON)
+        event_id = kit.post_event(ada, "deep", occurred_at=NOON)
         if where == "payload":
             Event.objects.filter(pk=event_id).update(payload=deep(500))
         else:
             Customer.objects.filter(pk=ada).update(fields=deep(500))
-        post_event(bob, occurred_at=NOON)
+        kit.post_event(bob, occurred_at=NOON)
         counts = tick()
-    [run] = runs_of(renders)
+    [run] = kit.runs_of(renders)
     run.refresh_from_db()
     # The render fails alone: as a failed step (channels' render_error) or,
     # when it raises something else, as an engine error; either way the tick
@@ -422,9 +417,7 @@ def test_data_nested_500_levels_stops_its_run_alone_and_the_other_flow_runs(wher
 
 def test_the_error_is_kept_on_the_run_for_the_activity():
     with at(NOON):
-        ada = customer("ada")
-        capped_flow()
-        post_event(ada, occurred_at=NOON)
+        ada = customer_and_order_for(capped_flow)[0]
         tick()
     [described] = describe_runs(runs=list(customer_runs(customer_id=ada)))
     assert described["stop_reason"] == "engine_error"
@@ -433,11 +426,9 @@ def test_the_error_is_kept_on_the_run_for_the_activity():
 
 def test_the_monitoring_page_and_the_activity_show_the_error(admin_client):
     with at(NOON):
-        ada = customer("ada")
-        capped = capped_flow()
-        post_event(ada, occurred_at=NOON)
+        ada, capped = customer_and_order_for(capped_flow)
         tick()
-    [run] = runs_of(capped)
+    [run] = kit.runs_of(capped)
     run.refresh_from_db()
     with at(NOON + timedelta(hours=1)):
         page = admin_client.get(reverse("admin:flows_monitoring"), {"show": "steps"}).content.decode()
@@ -456,9 +447,7 @@ def test_the_monitoring_page_and_the_activity_show_the_error(admin_client):
 
 def test_flows_tick_prints_the_error_counts_and_exits_zero():
     with at(NOON):
-        ada = customer("ada")
-        capped_flow()
-        post_event(ada, occurred_at=NOON)
+        customer_and_order_for(capped_flow)
         out, err = flows_tick()
     assert "runs.errors: 1" in out
     assert err.strip() == "1 error(s) isolated; see the monitoring page and the audit log"
@@ -466,10 +455,7 @@ def test_flows_tick_prints_the_error_counts_and_exits_zero():
 
 def test_the_periodic_sweep_goes_on_and_returns_the_error_counts():
     with at(NOON):
-        ada = customer("ada")
-        capped_flow()
-        healthy_flow()
-        post_event(ada, occurred_at=NOON)
+        ada = customer_and_order_for(capped_flow, healthy_flow)[0]
         counts = sweep_task()
     assert counts["runs.errors"] == 1
     assert hello_sent_to(ada)
@@ -481,9 +467,7 @@ def test_a_tick_step_that_raises_anyway_is_counted_and_the_other_steps_run(monke
 
     monkeypatch.setattr(flows.engine.tick, "fire_schedules", broken)
     with at(NOON):
-        ada = customer("ada")
-        healthy_flow()
-        post_event(ada, occurred_at=NOON)
+        ada = customer_and_order_for(healthy_flow)[0]
         out, _err = flows_tick()
     assert "errors.schedules: 1" in out
     assert hello_sent_to(ada)
@@ -498,10 +482,8 @@ def test_an_error_of_the_system_stops_the_tick_with_the_reason(monkeypatch):
 
     monkeypatch.setattr(flows.engine.move, "move_batch", gone)
     with at(NOON):
-        ada = customer("ada")
-        healthy = healthy_flow()
-        post_event(ada, occurred_at=NOON)
+        ada, healthy = customer_and_order_for(healthy_flow)
         with pytest.raises(OperationalError, match="server closed"):
             flows_tick()
     # Rolled back and left for the next tick, not stopped.
-    assert [(run.status, run.stop_reason) for run in runs_of(healthy)] == [("active", "")]
+    assert [(run.status, run.stop_reason) for run in kit.runs_of(healthy)] == [("active", "")]

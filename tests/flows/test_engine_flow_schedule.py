@@ -10,34 +10,12 @@ from customers.models import Event
 from flows.engine.entry import start_flow_for_segment
 from flows.engine.tick import tick
 from flows.models import Run
-from tests.flows.engine_kit import (
-    at,
-    chain,
-    customer,
-    document,
-    email_templates,
-    event_start,
-    launch,
-    messages_of,
-    node,
-    path_of,
-    post_event,
-    relaunch,
-    runs_of,
-    send,
-    static_segment,
-    steps,
-    utc,
-)
+from tests.flows import engine_kit as kit
+from tests.flows.engine_kit import at, chain, document, event_start, node, send, steps, utc
 
 JUN_1 = utc(2026, 6, 1, 9, 0)
 START_AT = utc(2026, 6, 5, 0, 0)
 END_AT = utc(2026, 6, 1, 12, 0)
-
-
-@pytest.fixture
-def welcome(db):
-    email_templates("welcome")
 
 
 def flow_doc(*, start_at=None, end_at=None) -> dict:
@@ -56,10 +34,14 @@ def flow_doc(*, start_at=None, end_at=None) -> dict:
     )
 
 
+def daily_mail_to_all(*, schedule: dict) -> dict:
+    """A schedule start at 10:00 every day for the segment "all" → email."""
+    start = node("start", "schedule", recurrence={"every": "day", "at": "10:00"}, audience={"segment": "all"})
+    return document([start, steps("mail", send("welcome"))], chain("start", "mail"), schedule=schedule)
+
+
 def order(customer_id, now, *, occurred_at=None) -> None:
-    with at(now):
-        post_event(customer_id, occurred_at=occurred_at or now)
-        tick(deliver=False)
+    kit.post_and_tick(now, customer_id, occurred_at=occurred_at)
 
 
 # --- start_at ------------------------------------------------------------------------------
@@ -67,55 +49,42 @@ def order(customer_id, now, *, occurred_at=None) -> None:
 
 @pytest.mark.django_db
 def test_nothing_enters_before_start_at_and_events_from_then_do_not_enter_later(welcome):
-    with at(JUN_1):
-        flow = launch(flow_doc(start_at=START_AT))
-        ann = customer("ann")
+    flow, ann = kit.launch_at(JUN_1, flow_doc(start_at=START_AT), "ann")
     order(ann, JUN_1)
-    assert runs_of(flow) == []
+    assert kit.runs_of(flow) == []
     # Processed (not kept for later): the flow was not running when it came.
     assert not Event.objects.filter(customer_id=ann, type="order_created", processed_at__isnull=True).exists()
     order(ann, START_AT - timedelta(seconds=1))
     # Occurred before the start, processed after it: still not entered.
     order(ann, START_AT + timedelta(minutes=1), occurred_at=START_AT - timedelta(minutes=1))
-    assert runs_of(flow) == []
+    assert kit.runs_of(flow) == []
 
     order(ann, START_AT)
-    [run] = runs_of(flow, ann)
+    [run] = kit.runs_of(flow, ann)
     assert run.status == Run.Status.WAITING
 
 
 @pytest.mark.django_db
 def test_a_schedule_start_does_not_fire_before_start_at(welcome):
-    doc = document(
-        [
-            node(
-                "start", "schedule", recurrence={"every": "day", "at": "10:00"}, audience={"segment": "all"}
-            ),
-            steps("mail", send("welcome")),
-        ],
-        chain("start", "mail"),
-        schedule={"start_at": "2026-06-03T12:00:00+00:00", "end_at": None},
-    )
+    doc = daily_mail_to_all(schedule={"start_at": "2026-06-03T12:00:00+00:00", "end_at": None})
     with at(JUN_1):
-        ann = customer("ann")
-        static_segment("all", [ann])
-        flow = launch(doc)
+        ann = kit.customer("ann")
+        kit.static_segment("all", [ann])
+        flow = kit.launch(doc)
     with at(utc(2026, 6, 2, 10, 0)):
         assert tick(deliver=False)["schedules.skipped"] == 1
     # Jun 3 10:00 was missed; merged late (at 13:00) it is still a fire before the start.
-    with at(utc(2026, 6, 3, 13, 0)):
-        tick(deliver=False)
-    assert runs_of(flow) == []
-    with at(utc(2026, 6, 4, 10, 0)):
-        tick(deliver=False)
-    assert [run.clock for run in runs_of(flow)] == [utc(2026, 6, 4, 10, 0)]
+    kit.tick_at(utc(2026, 6, 3, 13, 0))
+    assert kit.runs_of(flow) == []
+    kit.tick_at(utc(2026, 6, 4, 10, 0))
+    assert [run.clock for run in kit.runs_of(flow)] == [utc(2026, 6, 4, 10, 0)]
 
 
 @pytest.mark.django_db
 def test_a_batch_run_outside_the_schedule_is_refused(welcome):
     with at(JUN_1):
-        flow = launch(flow_doc(start_at=START_AT))
-        static_segment("all", [customer("ann")])
+        flow = kit.launch(flow_doc(start_at=START_AT))
+        kit.static_segment("all", [kit.customer("ann")])
         with pytest.raises(ValueError, match="outside its schedule"):
             start_flow_for_segment(flow=flow, segment_slug="all")
     with at(START_AT):
@@ -127,71 +96,53 @@ def test_a_batch_run_outside_the_schedule_is_refused(welcome):
 
 @pytest.mark.django_db
 def test_after_end_at_runs_stay_where_they_are_and_nothing_new_enters(welcome):
-    with at(JUN_1):
-        flow = launch(flow_doc(end_at=END_AT))
-        ann = customer("ann")
-        bob = customer("bob")
+    flow, ann, bob = kit.launch_at(JUN_1, flow_doc(end_at=END_AT), "ann", "bob")
     order(ann, JUN_1)
-    [run] = runs_of(flow, ann)
+    [run] = kit.runs_of(flow, ann)
     assert (run.status, run.due_at) == (Run.Status.WAITING, JUN_1 + timedelta(days=1))
 
     order(bob, END_AT)  # at end_at sharp the flow is over
-    with at(JUN_1 + timedelta(days=1, hours=1)):
-        tick(deliver=False)
+    kit.tick_at(JUN_1 + timedelta(days=1, hours=1))
     run.refresh_from_db()
     assert (run.status, run.node_key, run.due_at) == (Run.Status.WAITING, "wait", JUN_1 + timedelta(days=1))
-    assert path_of(run) == [("start", "next", "")]
-    assert runs_of(flow, bob) == []
-    assert messages_of(flow) == []
+    assert kit.path_of(run) == [("start", "next", "")]
+    assert kit.runs_of(flow, bob) == []
+    assert kit.messages_of(flow) == []
 
 
 @pytest.mark.django_db
 def test_moving_end_at_later_lets_the_runs_continue(welcome):
-    with at(JUN_1):
-        flow = launch(flow_doc(end_at=END_AT))
-        ann = customer("ann")
+    flow, ann = kit.launch_at(JUN_1, flow_doc(end_at=END_AT), "ann")
     order(ann, JUN_1)
     with at(JUN_1 + timedelta(days=1, hours=1)):
         tick(deliver=False)
-        assert messages_of(flow) == []
-        flow = relaunch(flow, flow_doc(end_at=utc(2026, 6, 30)))
+        assert kit.messages_of(flow) == []
+        flow = kit.relaunch(flow, flow_doc(end_at=utc(2026, 6, 30)))
         tick(deliver=False)
-    [run] = runs_of(flow, ann)
+    [run] = kit.runs_of(flow, ann)
     assert run.status == Run.Status.COMPLETED
     assert run.version_id == flow.live_version_id
-    assert path_of(run) == [("start", "next", ""), ("wait", "next", ""), ("mail", "next", "")]
-    assert len(messages_of(flow, ann)) == 1
+    assert kit.path_of(run) == [("start", "next", ""), ("wait", "next", ""), ("mail", "next", "")]
+    assert len(kit.messages_of(flow, ann)) == 1
 
 
 @pytest.mark.django_db
 def test_removing_end_at_lets_the_runs_continue_too(welcome):
-    with at(JUN_1):
-        flow = launch(flow_doc(end_at=END_AT))
-        ann = customer("ann")
+    flow, ann = kit.launch_at(JUN_1, flow_doc(end_at=END_AT), "ann")
     order(ann, JUN_1)
     with at(JUN_1 + timedelta(days=1, hours=1)):
-        flow = relaunch(flow, flow_doc())
+        flow = kit.relaunch(flow, flow_doc())
         tick(deliver=False)
-    assert runs_of(flow, ann)[0].status == Run.Status.COMPLETED
+    assert kit.runs_of(flow, ann)[0].status == Run.Status.COMPLETED
 
 
 @pytest.mark.django_db
 def test_a_schedule_start_does_not_fire_after_end_at(welcome):
-    doc = document(
-        [
-            node(
-                "start", "schedule", recurrence={"every": "day", "at": "10:00"}, audience={"segment": "all"}
-            ),
-            steps("mail", send("welcome")),
-        ],
-        chain("start", "mail"),
-        schedule={"start_at": None, "end_at": "2026-06-02T12:00:00+00:00"},
-    )
+    doc = daily_mail_to_all(schedule={"start_at": None, "end_at": "2026-06-02T12:00:00+00:00"})
     with at(JUN_1):
-        static_segment("all", [customer("ann")])
-        flow = launch(doc)
-    with at(utc(2026, 6, 2, 10, 0)):
-        tick(deliver=False)
+        kit.static_segment("all", [kit.customer("ann")])
+        flow = kit.launch(doc)
+    kit.tick_at(utc(2026, 6, 2, 10, 0))
     with at(utc(2026, 6, 3, 10, 0)):
         assert tick(deliver=False)["schedules.skipped"] == 1
-    assert [run.clock for run in runs_of(flow)] == [utc(2026, 6, 2, 10, 0)]
+    assert [run.clock for run in kit.runs_of(flow)] == [utc(2026, 6, 2, 10, 0)]

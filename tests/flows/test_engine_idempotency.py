@@ -21,12 +21,7 @@ from flows.engine.entry import start_flow_for_segment
 from flows.engine.move import claim_due_runs, move_batch, write_batch
 from flows.engine.tick import tick
 from flows.models import LaunchRecord, LimitationCounter, LimitationGrant, NodePass, NodeStat, Run
-from tests.flows.engine_builders import (
-    document,
-    email_template,
-    event_start,
-    make_customers,
-)
+from tests.flows.engine_builders import chained, document, email_template, event_start, make_customers
 from tests.flows.engine_kit import edge, launch, node, send, static_segment, steps
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -47,23 +42,14 @@ def shop(db, settings):
 
 def gift_flow(*, launch_limit: dict | None = None):
     """start → give (email + promo code + points) → one hour → again (email)."""
-    return launch(
-        document(
-            [
-                event_start("never"),
-                steps(
-                    "give",
-                    send("hello"),
-                    {"action": "issue_promo_code", "pool": "welcome"},
-                    {"action": "points", "amount": 100, "expires_in": None, "reason": "welcome"},
-                ),
-                node("hour", "wait", mode="fixed", duration="PT1H"),
-                steps("again", send("again")),
-            ],
-            [edge("start", "give"), edge("give", "hour"), edge("hour", "again")],
-            launch_limit=launch_limit,
-        )
+    give = steps(
+        "give",
+        send("hello"),
+        {"action": "issue_promo_code", "pool": "welcome"},
+        {"action": "points", "amount": 100, "expires_in": None, "reason": "welcome"},
     )
+    hour = node("hour", "wait", mode="fixed", duration="PT1H")
+    return launch(chained(give, hour, steps("again", send("again")), launch_limit=launch_limit))
 
 
 def process_twice(*, now: datetime) -> tuple[list, list]:
@@ -182,21 +168,12 @@ def test_a_splitter_draws_the_same_branch_when_the_batch_is_processed_again(shop
     email_template("left")
     email_template("right")
     with time_machine.travel(T0, tick=False):
-        flow = launch(
-            document(
-                [
-                    event_start("never"),
-                    node(
-                        "split",
-                        "splitter",
-                        branches=[{"name": "a", "percent": 50}, {"name": "b", "percent": 50}],
-                    ),
-                    steps("left", send("left")),
-                    steps("right", send("right")),
-                ],
-                [edge("start", "split"), edge("split", "left", "a"), edge("split", "right", "b")],
-            )
+        split = node(
+            "split", "splitter", branches=[{"name": "a", "percent": 50}, {"name": "b", "percent": 50}]
         )
+        nodes = [event_start("never"), split, steps("left", send("left")), steps("right", send("right"))]
+        edges = [edge("start", "split"), edge("split", "left", "a"), edge("split", "right", "b")]
+        flow = launch(document(nodes, edges))
         start_flow_for_segment(flow=flow, segment_slug="everyone")
     process_twice(now=T0)
 
@@ -207,9 +184,10 @@ def test_a_splitter_draws_the_same_branch_when_the_batch_is_processed_again(shop
     assert 0 < ports["a"] < AUDIENCE  # both branches drawn: the check above means something
 
 
-def limited_flow(*, wired: bool):
+def limited_flow_processed_twice(*, wired: bool):
     """start → limit (10) → within: a condition nobody meets; its yes port leads
-    to the steps only when `wired`, so unwired the run ends without a launch."""
+    to the steps only when `wired`, so unwired the run ends without a launch.
+    Launched, started for everyone and its batch processed twice."""
     nodes = [
         event_start("never"),
         node("cap", "limitation", max=10, period=None, alert_below=None),
@@ -219,14 +197,15 @@ def limited_flow(*, wired: bool):
     edges = [edge("start", "cap"), edge("cap", "vip", "within"), edge("cap", "give", "beyond")]
     if wired:
         edges.append(edge("vip", "give", "no"))
-    return launch(document(nodes, edges))
+    with time_machine.travel(T0, tick=False):
+        flow = launch(document(nodes, edges))
+        start_flow_for_segment(flow=flow, segment_slug="everyone")
+    process_twice(now=T0)
+    return flow
 
 
 def test_limitation_places_are_granted_once_when_the_batch_is_processed_again(shop):
-    with time_machine.travel(T0, tick=False):
-        flow = limited_flow(wired=True)
-        start_flow_for_segment(flow=flow, segment_slug="everyone")
-    process_twice(now=T0)
+    flow = limited_flow_processed_twice(wired=True)
 
     counter = LimitationCounter.objects.get(flow=flow, node_key="cap")
     assert counter.used == 10
@@ -237,10 +216,7 @@ def test_limitation_places_are_granted_once_when_the_batch_is_processed_again(sh
 
 
 def test_places_given_back_stay_given_back_when_the_batch_is_processed_again(shop):
-    with time_machine.travel(T0, tick=False):
-        flow = limited_flow(wired=False)
-        start_flow_for_segment(flow=flow, segment_slug="everyone")
-    process_twice(now=T0)
+    flow = limited_flow_processed_twice(wired=False)
 
     counter = LimitationCounter.objects.get(flow=flow, node_key="cap")
     assert counter.used == 0

@@ -10,25 +10,8 @@ from channels.models import Message
 from customers.models import PromoCode, PromoPool
 from flows.engine.tick import tick
 from flows.models import LaunchRecord, Run
-from tests.flows.engine_kit import (
-    at,
-    chain,
-    customer,
-    document,
-    email_templates,
-    event_start,
-    messages_of,
-    node,
-    path_of,
-    post_event,
-    promo_pool,
-    relaunch,
-    runs_of,
-    stats_of,
-    steps,
-    utc,
-)
-from tests.flows.engine_kit import launch as launch_flow
+from tests.flows import engine_kit as kit
+from tests.flows.engine_kit import at, chain, document, event_start, node, steps, utc
 from tests.flows.engine_kit import launch_limit as limit
 from tests.flows.engine_kit import send as send_step
 
@@ -59,16 +42,31 @@ def one_email(launch_limit: dict) -> dict:
     )
 
 
-def end_session(customer_id: int, moment) -> None:
+def promo_only(pool: str, launch_limit: dict) -> dict:
+    return document(
+        [event_start(SESSION_ENDED), steps("promo", {"action": "issue_promo_code", "pool": pool})],
+        chain("start", "promo"),
+        launch_limit=launch_limit,
+    )
+
+
+def relaunch_at(moment, flow, doc: dict):
     with at(moment):
-        post_event(customer_id, SESSION_ENDED, occurred_at=moment)
-        tick(deliver=False)
+        return kit.relaunch(flow, doc)
+
+
+def end_session(customer_id: int, moment, *, times: int = 1) -> dict:
+    """`times` session_ended events of the customer at `moment`, one tick; its counts."""
+    with at(moment):
+        for _ in range(times):
+            kit.post_event(customer_id, SESSION_ENDED, occurred_at=moment)
+        return tick(deliver=False)
 
 
 @pytest.fixture
 def blocks(db):
-    email_templates("welcome")
-    promo_pool("summer", codes=20)
+    kit.email_templates("welcome")
+    kit.promo_pool("summer", codes=20)
 
 
 def record(flow, customer_id) -> LaunchRecord:
@@ -80,20 +78,17 @@ def record(flow, customer_id) -> LaunchRecord:
 
 @pytest.mark.django_db
 def test_it_counts_the_period_from_the_last_successful_step(blocks):
-    with at(AUG_10):
-        flow = launch_flow(seed_example(limit("periodic", "P7D")))
-        ann = customer("ann")
+    flow, ann = kit.launch_at(AUG_10, seed_example(limit("periodic", "P7D")), "ann")
     end_session(ann, AUG_10)
-    first = runs_of(flow, ann)[0]
+    first = kit.runs_of(flow, ann)[0]
     assert first.status == Run.Status.WAITING
     assert first.due_at == AUG_13
     assert record(flow, ann).last_step_at == AUG_10
-    assert [m.template_slug for m in messages_of(flow, ann)] == ["welcome"]
+    assert [m.template_slug for m in kit.messages_of(flow, ann)] == ["welcome"]
 
     # Between the two groups: blocked, and the run in progress goes on regardless.
     end_session(ann, utc(2026, 8, 12, 9, 0))
-    with at(AUG_13):
-        tick(deliver=False)
+    kit.tick_at(AUG_13)
     first.refresh_from_db()
     assert first.status == Run.Status.COMPLETED
     assert PromoCode.objects.filter(customer_id=ann).count() == 1
@@ -106,7 +101,7 @@ def test_it_counts_the_period_from_the_last_successful_step(blocks):
     end_session(ann, utc(2026, 8, 20, 12, 59))
     end_session(ann, utc(2026, 8, 20, 13, 0))
 
-    runs = runs_of(flow, ann)
+    runs = kit.runs_of(flow, ann)
     assert [(run.status, run.stop_reason) for run in runs] == [
         (Run.Status.COMPLETED, ""),
         (Run.Status.STOPPED, "frequency_limit"),  # Aug 12, between the groups
@@ -115,13 +110,13 @@ def test_it_counts_the_period_from_the_last_successful_step(blocks):
         (Run.Status.WAITING, ""),  # Aug 20 13:00: allowed again
     ]
     # Refused at the door: the start node's pass records why, nothing else ran.
-    assert path_of(runs[1]) == [("start", "", "frequency_limit")]
-    assert path_of(runs[4]) == [("start", "next", ""), ("email", "next", "")]
-    assert len(messages_of(flow, ann)) == 2
+    assert kit.path_of(runs[1]) == [("start", "", "frequency_limit")]
+    assert kit.path_of(runs[4]) == [("start", "next", ""), ("email", "next", "")]
+    assert len(kit.messages_of(flow, ann)) == 2
     assert record(flow, ann).launches == 2
     assert record(flow, ann).last_step_at == utc(2026, 8, 20, 13, 0)
 
-    stats = stats_of(flow)
+    stats = kit.stats_of(flow)
     assert stats[("start", "entered")] == 5
     assert stats[("start", "stop:frequency_limit")] == 3
     assert stats[("start", "exit:next")] == 2
@@ -131,16 +126,13 @@ def test_it_counts_the_period_from_the_last_successful_step(blocks):
 
 @pytest.mark.django_db
 def test_it_refuses_re_entry_until_exactly_the_end_of_the_period_after_one_group(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("periodic", "P7D")))
-        ann = customer("ann")
-        bob = customer("bob")
+    flow, ann, bob = kit.launch_at(AUG_10, one_email(limit("periodic", "P7D")), "ann", "bob")
     end_session(ann, AUG_10)
     end_session(bob, AUG_10 + timedelta(days=3))  # another customer is not blocked by ann
     end_session(ann, utc(2026, 8, 17, 12, 59, 59))
     end_session(ann, utc(2026, 8, 17, 13, 0))
-    assert [run.stop_reason for run in runs_of(flow, ann)] == ["", "frequency_limit", ""]
-    assert [run.stop_reason for run in runs_of(flow, bob)] == [""]
+    assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "frequency_limit", ""]
+    assert [run.stop_reason for run in kit.runs_of(flow, bob)] == [""]
 
 
 # --- Once ------------------------------------------------------------------------------------
@@ -148,17 +140,15 @@ def test_it_refuses_re_entry_until_exactly_the_end_of_the_period_after_one_group
 
 @pytest.mark.django_db
 def test_once_never_launches_again(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("once")))
-        ann = customer("ann")
+    flow, ann = kit.launch_at(AUG_10, one_email(limit("once")), "ann")
     end_session(ann, AUG_10)
     end_session(ann, AUG_10 + timedelta(days=400))
-    runs = runs_of(flow, ann)
+    runs = kit.runs_of(flow, ann)
     assert [(run.status, run.stop_reason) for run in runs] == [
         (Run.Status.COMPLETED, ""),
         (Run.Status.STOPPED, "frequency_limit"),
     ]
-    assert len(messages_of(flow, ann)) == 1
+    assert len(kit.messages_of(flow, ann)) == 1
     assert record(flow, ann).launches == 1
 
 
@@ -166,37 +156,33 @@ def test_once_never_launches_again(blocks):
 def test_once_launches_one_of_two_events_arriving_in_the_same_tick(blocks):
     """Both pass the entry check (no launch yet); the atomic re-check before
     the first steps group lets exactly one of them launch."""
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("once")))
-        ann = customer("ann")
-        post_event(ann, SESSION_ENDED, occurred_at=AUG_10)
-        post_event(ann, SESSION_ENDED, occurred_at=AUG_10)
-        counts = tick(deliver=False)
+    flow, ann = kit.launch_at(AUG_10, one_email(limit("once")), "ann")
+    counts = end_session(ann, AUG_10, times=2)
     assert counts["events.runs_started"] == 2  # both got through the door
-    runs = runs_of(flow, ann)
+    runs = kit.runs_of(flow, ann)
     assert sorted((run.status, run.stop_reason) for run in runs) == [
         (Run.Status.COMPLETED, ""),
         (Run.Status.STOPPED, "frequency_limit"),
     ]
     loser = next(run for run in runs if run.stop_reason)
     # Stopped at the steps node, not at the door.
-    assert path_of(loser) == [("start", "next", ""), ("email", "", "frequency_limit")]
-    assert len(messages_of(flow, ann)) == 1
+    assert kit.path_of(loser) == [("start", "next", ""), ("email", "", "frequency_limit")]
+    assert len(kit.messages_of(flow, ann)) == 1
     assert record(flow, ann).launches == 1
-    assert stats_of(flow)[("email", "stop:frequency_limit")] == 1
+    assert kit.stats_of(flow)[("email", "stop:frequency_limit")] == 1
 
 
 @pytest.mark.django_db
 def test_once_counts_a_message_recorded_as_not_sent_as_a_launch(blocks):
     """An attempt was made: an unsubscribed customer launched the flow."""
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("once")))
-        ann = customer("ann", subscriptions={"email": "unsubscribed"})
+    flow, ann = kit.launch_at(
+        AUG_10, one_email(limit("once")), "ann", subscriptions={"email": "unsubscribed"}
+    )
     end_session(ann, AUG_10)
     end_session(ann, AUG_10 + timedelta(days=1))
-    [message] = messages_of(flow, ann)
+    [message] = kit.messages_of(flow, ann)
     assert message.status == Message.Status.NOT_SENT
-    assert [run.stop_reason for run in runs_of(flow, ann)] == ["", "frequency_limit"]
+    assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "frequency_limit"]
     assert record(flow, ann).launches == 1
 
 
@@ -205,38 +191,28 @@ def test_once_counts_a_message_recorded_as_not_sent_as_a_launch(blocks):
 
 @pytest.mark.django_db
 def test_every_time_launches_each_time_up_to_the_total_cap(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("every_time", max_total=2)))
-        ann = customer("ann")
+    flow, ann = kit.launch_at(AUG_10, one_email(limit("every_time", max_total=2)), "ann")
     for day in range(3):
         end_session(ann, AUG_10 + timedelta(days=day))
-    assert [run.stop_reason for run in runs_of(flow, ann)] == ["", "", "frequency_limit"]
+    assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "", "frequency_limit"]
     assert record(flow, ann).launches == 2
-    assert len(messages_of(flow, ann)) == 2
+    assert len(kit.messages_of(flow, ann)) == 2
 
 
 @pytest.mark.django_db
 def test_every_time_without_a_cap_never_refuses(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("every_time")))
-        ann = customer("ann")
-        for _ in range(3):
-            post_event(ann, SESSION_ENDED, occurred_at=AUG_10)
-        tick(deliver=False)
+    flow, ann = kit.launch_at(AUG_10, one_email(limit("every_time")), "ann")
+    end_session(ann, AUG_10, times=3)
     end_session(ann, AUG_10 + timedelta(minutes=1))
-    assert [run.status for run in runs_of(flow, ann)] == [Run.Status.COMPLETED] * 4
+    assert [run.status for run in kit.runs_of(flow, ann)] == [Run.Status.COMPLETED] * 4
     assert record(flow, ann).launches == 4
 
 
 @pytest.mark.django_db
 def test_the_total_cap_is_rechecked_atomically_for_simultaneous_entries(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("every_time", max_total=2)))
-        ann = customer("ann")
-        for _ in range(3):
-            post_event(ann, SESSION_ENDED, occurred_at=AUG_10)
-        tick(deliver=False)
-    assert sorted(run.stop_reason for run in runs_of(flow, ann)) == ["", "", "frequency_limit"]
+    flow, ann = kit.launch_at(AUG_10, one_email(limit("every_time", max_total=2)), "ann")
+    end_session(ann, AUG_10, times=3)
+    assert sorted(run.stop_reason for run in kit.runs_of(flow, ann)) == ["", "", "frequency_limit"]
     assert record(flow, ann).launches == 2
 
 
@@ -245,31 +221,25 @@ def test_the_total_cap_is_rechecked_atomically_for_simultaneous_entries(blocks):
 
 @pytest.mark.django_db
 def test_a_run_whose_only_group_fails_on_the_spot_is_not_a_launch(blocks):
-    promo_pool("empty")
-    doc = document(
-        [event_start(SESSION_ENDED), steps("promo", {"action": "issue_promo_code", "pool": "empty"})],
-        chain("start", "promo"),
-        launch_limit=limit("once"),
-    )
-    with at(AUG_10):
-        flow = launch_flow(doc)
-        ann = customer("ann")
+    kit.promo_pool("empty")
+    doc = promo_only("empty", limit("once"))
+    flow, ann = kit.launch_at(AUG_10, doc, "ann")
     end_session(ann, AUG_10)
-    [failed] = runs_of(flow, ann)
+    [failed] = kit.runs_of(flow, ann)
     assert (failed.status, failed.stop_reason, failed.launched) == (
         Run.Status.STOPPED,
         "promo_pool_empty",
         False,
     )
-    assert path_of(failed) == [("start", "next", ""), ("promo", "", "promo_pool_empty")]
+    assert kit.path_of(failed) == [("start", "next", ""), ("promo", "", "promo_pool_empty")]
     assert record(flow, ann).launches == 0
     assert record(flow, ann).last_step_at is None
-    assert stats_of(flow)[("promo", "stop:promo_pool_empty")] == 1
+    assert kit.stats_of(flow)[("promo", "stop:promo_pool_empty")] == 1
 
     # Not a launch, so a `once` flow lets the customer in again.
     PromoCode.objects.create(pool=PromoPool.objects.get(slug="empty"), code="LATE")
     end_session(ann, AUG_10 + timedelta(hours=1))
-    second = runs_of(flow, ann)[1]
+    second = kit.runs_of(flow, ann)[1]
     assert (second.status, second.launched) == (Run.Status.COMPLETED, True)
     assert PromoCode.objects.get(code="LATE").customer_id == ann
     assert record(flow, ann).launches == 1
@@ -281,7 +251,7 @@ def test_a_failed_group_sends_nothing_of_what_it_queued(blocks):
     # [email, promo code] with an empty pool: the group failed, it is no
     # launch, so the email it queued must not reach the customer either —
     # or a `once` flow would e-mail on every event.
-    promo_pool("empty")
+    kit.promo_pool("empty")
     doc = document(
         [
             event_start(SESSION_ENDED),
@@ -290,42 +260,34 @@ def test_a_failed_group_sends_nothing_of_what_it_queued(blocks):
         chain("start", "group"),
         launch_limit=limit("once"),
     )
-    with at(AUG_10):
-        flow = launch_flow(doc)
-        ann = customer("ann")
+    flow, ann = kit.launch_at(AUG_10, doc, "ann")
     end_session(ann, AUG_10)
     end_session(ann, AUG_10 + timedelta(hours=1))
-    assert [(m.status, m.reason) for m in messages_of(flow, ann)] == [
+    assert [(m.status, m.reason) for m in kit.messages_of(flow, ann)] == [
         (Message.Status.NOT_SENT, "group_failed"),
         (Message.Status.NOT_SENT, "group_failed"),
     ]
     assert record(flow, ann).launches == 0
     with at(AUG_10 + timedelta(hours=2)):
         tick()
-    assert all(m.status == Message.Status.NOT_SENT for m in messages_of(flow, ann))
+    assert all(m.status == Message.Status.NOT_SENT for m in kit.messages_of(flow, ann))
 
 
 @pytest.mark.django_db
 def test_a_failed_group_gives_back_only_its_own_launch_and_keeps_the_earlier_block(blocks):
     """A periodic flow: a later run that fails on the spot restores the
     previous last step, so the block still counts from the earlier success."""
-    pool = promo_pool("scarce", codes=1)
-    doc = document(
-        [event_start(SESSION_ENDED), steps("promo", {"action": "issue_promo_code", "pool": "scarce"})],
-        chain("start", "promo"),
-        launch_limit=limit("periodic", "P1D"),
-    )
-    with at(AUG_10):
-        flow = launch_flow(doc)
-        ann = customer("ann")
+    pool = kit.promo_pool("scarce", codes=1)
+    doc = promo_only("scarce", limit("periodic", "P1D"))
+    flow, ann = kit.launch_at(AUG_10, doc, "ann")
     end_session(ann, AUG_10)  # takes the only code
     end_session(ann, AUG_10 + timedelta(days=2))  # pool empty: fails
-    assert [run.stop_reason for run in runs_of(flow, ann)] == ["", "promo_pool_empty"]
+    assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "promo_pool_empty"]
     assert record(flow, ann).launches == 1
     assert record(flow, ann).last_step_at == AUG_10
     PromoCode.objects.create(pool=pool, code="MORE")
     end_session(ann, AUG_10 + timedelta(days=2, hours=1))
-    assert runs_of(flow, ann)[2].status == Run.Status.COMPLETED
+    assert kit.runs_of(flow, ann)[2].status == Run.Status.COMPLETED
     assert record(flow, ann).launches == 2
 
 
@@ -337,18 +299,14 @@ def test_switching_once_to_every_time_only_lets_in_customers_who_never_launched(
     """SPEC §6 and the help page: "if you later select Every time or
     Periodically instead, this will only apply to new customers and customers
     who have previously completed the flow will not re-enter it"."""
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("once")))
-        ann = customer("ann")
-        bob = customer("bob")
+    flow, ann, bob = kit.launch_at(AUG_10, one_email(limit("once")), "ann", "bob")
     end_session(ann, AUG_10)
-    with at(AUG_10 + timedelta(days=1)):
-        flow = relaunch(flow, one_email(limit("every_time")))
+    flow = relaunch_at(AUG_10 + timedelta(days=1), flow, one_email(limit("every_time")))
     end_session(ann, AUG_10 + timedelta(days=2))  # launched under Once: stays out
     end_session(bob, AUG_10 + timedelta(days=2))  # never launched: every time now
     end_session(bob, AUG_10 + timedelta(days=3))
-    assert [run.stop_reason for run in runs_of(flow, ann)] == ["", "frequency_limit"]
-    assert [run.stop_reason for run in runs_of(flow, bob)] == ["", ""]
+    assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "frequency_limit"]
+    assert [run.stop_reason for run in kit.runs_of(flow, bob)] == ["", ""]
     assert record(flow, ann).launches == 1
     assert record(flow, bob).launches == 2
 
@@ -373,100 +331,85 @@ def test_a_run_in_flight_across_the_switch_is_rechecked_with_the_once_rule_too(b
     as it would have been at entry: Ann launched while Once was in force.
     Bob, who never launched under Once, launches under Every time."""
     t0 = AUG_10
-    with at(t0):
-        flow = launch_flow(email_after_an_hour(limit("once")))
-        ann = customer("ann")
-        bob = customer("bob")
+    flow, ann, bob = kit.launch_at(AUG_10, email_after_an_hour(limit("once")), "ann", "bob")
     end_session(ann, t0)
     end_session(ann, t0 + timedelta(minutes=30))  # no launch yet: enters too, waits
-    with at(t0 + timedelta(hours=1)):
-        tick(deliver=False)  # the first run launches
-    with at(t0 + timedelta(hours=1, minutes=10)):
-        flow = relaunch(flow, email_after_an_hour(limit("every_time")))
+    kit.tick_at(t0 + timedelta(hours=1))  # the first run launches
+    flow = relaunch_at(t0 + timedelta(hours=1, minutes=10), flow, email_after_an_hour(limit("every_time")))
     end_session(bob, t0 + timedelta(hours=1, minutes=20))
-    with at(t0 + timedelta(hours=2, minutes=30)):
-        tick(deliver=False)  # Ann's second run and Bob's run reach the email
-    assert [run.stop_reason for run in runs_of(flow, ann)] == ["", "frequency_limit"]
-    assert [run.stop_reason for run in runs_of(flow, bob)] == [""]
+    kit.tick_at(t0 + timedelta(hours=2, minutes=30))  # Ann's second run and Bob's run reach the email
+    assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["", "frequency_limit"]
+    assert [run.stop_reason for run in kit.runs_of(flow, bob)] == [""]
     assert record(flow, ann).launches == 1
     assert record(flow, bob).launches == 1
-    assert len(messages_of(flow, ann)) == 1
+    assert len(kit.messages_of(flow, ann)) == 1
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "sessions_on_days", "stop_reasons"),
+    [
+        pytest.param(
+            limit("once"),
+            limit("periodic", "P1D"),
+            [30],
+            ["", "frequency_limit"],
+            id="once-to-periodic-keeps-earlier-customers-out",
+        ),
+        pytest.param(
+            limit("periodic", "P7D"),
+            limit("periodic", "P7D"),
+            [2, 7],
+            ["", "frequency_limit", ""],
+            id="an-edit-that-keeps-the-limit-keeps-the-records",
+        ),
+        pytest.param(
+            limit("every_time"),
+            limit("once"),
+            [2],
+            ["", "frequency_limit"],
+            id="every-time-to-once-blocks-everybody-who-launched",
+        ),
+    ],
+)
 @pytest.mark.django_db
-def test_switching_once_to_periodic_keeps_earlier_customers_out_as_well(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("once")))
-        ann = customer("ann")
+def test_launch_records_survive_an_edit_of_the_limit(blocks, before, after, sessions_on_days, stop_reasons):
+    """A session on AUG_10, the edit a day later, then sessions on the given days."""
+    flow, ann = kit.launch_at(AUG_10, one_email(before), "ann")
     end_session(ann, AUG_10)
-    with at(AUG_10 + timedelta(days=1)):
-        flow = relaunch(flow, one_email(limit("periodic", "P1D")))
-    end_session(ann, AUG_10 + timedelta(days=30))
-    assert [run.stop_reason for run in runs_of(flow, ann)] == ["", "frequency_limit"]
-
-
-@pytest.mark.django_db
-def test_launch_records_survive_an_edit_that_keeps_the_limit(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("periodic", "P7D")))
-        ann = customer("ann")
-    end_session(ann, AUG_10)
-    with at(AUG_10 + timedelta(days=1)):
-        flow = relaunch(flow, one_email(limit("periodic", "P7D")))
-    end_session(ann, AUG_10 + timedelta(days=2))
-    end_session(ann, AUG_10 + timedelta(days=7))
-    assert [run.stop_reason for run in runs_of(flow, ann)] == ["", "frequency_limit", ""]
-
-
-@pytest.mark.django_db
-def test_switching_every_time_to_once_blocks_everybody_who_launched(blocks):
-    with at(AUG_10):
-        flow = launch_flow(one_email(limit("every_time")))
-        ann = customer("ann")
-    end_session(ann, AUG_10)
-    with at(AUG_10 + timedelta(days=1)):
-        flow = relaunch(flow, one_email(limit("once")))
-    end_session(ann, AUG_10 + timedelta(days=2))
-    assert [run.stop_reason for run in runs_of(flow, ann)] == ["", "frequency_limit"]
+    flow = relaunch_at(AUG_10 + timedelta(days=1), flow, one_email(after))
+    for day in sessions_on_days:
+        end_session(ann, AUG_10 + timedelta(days=day))
+    assert [run.stop_reason for run in kit.runs_of(flow, ann)] == stop_reasons
 
 
 @pytest.mark.django_db
 def test_audience_entry_keeps_customers_who_launched_under_once_out_too(blocks):
     """The same rule for runs entered from a segment (INSERT … SELECT)."""
     from flows.engine.entry import start_flow_for_segment
-    from tests.flows.engine_kit import static_segment
 
+    flow, ann, bob = kit.launch_at(AUG_10, one_email(limit("once")), "ann", "bob")
     with at(AUG_10):
-        flow = launch_flow(one_email(limit("once")))
-        ann = customer("ann")
-        bob = customer("bob")
-        static_segment("both", [ann, bob])
+        kit.static_segment("both", [ann, bob])
     end_session(ann, AUG_10)
     with at(AUG_10 + timedelta(days=1)):
-        flow = relaunch(flow, one_email(limit("every_time")))
+        flow = kit.relaunch(flow, one_email(limit("every_time")))
         assert start_flow_for_segment(flow=flow, segment_slug="both") == 1
         tick(deliver=False)
-    assert [run.status for run in runs_of(flow, ann)] == [Run.Status.COMPLETED]
-    assert [run.status for run in runs_of(flow, bob)] == [Run.Status.COMPLETED]
+    assert [run.status for run in kit.runs_of(flow, ann)] == [Run.Status.COMPLETED]
+    assert [run.status for run in kit.runs_of(flow, bob)] == [Run.Status.COMPLETED]
 
 
 @pytest.mark.django_db
 def test_a_failed_attempt_under_once_does_not_count_as_launched_under_once(blocks):
     """A launch given back leaves no first launch behind (flows/engine/launch_limits.py)."""
-    pool = promo_pool("late", codes=0)
-    doc = document(
-        [event_start(SESSION_ENDED), steps("promo", {"action": "issue_promo_code", "pool": "late"})],
-        chain("start", "promo"),
-        launch_limit=limit("once"),
-    )
-    with at(AUG_10):
-        flow = launch_flow(doc)
-        ann = customer("ann")
+    pool = kit.promo_pool("late", codes=0)
+    doc = promo_only("late", limit("once"))
+    flow, ann = kit.launch_at(AUG_10, doc, "ann")
     end_session(ann, AUG_10)  # empty pool: no launch
     with at(AUG_10 + timedelta(days=1)):
         doc["launch_limit"] = limit("every_time")
-        flow = relaunch(flow, doc)
+        flow = kit.relaunch(flow, doc)
     PromoCode.objects.bulk_create([PromoCode(pool=pool, code=f"L{index}") for index in range(2)])
     end_session(ann, AUG_10 + timedelta(days=2))  # first real launch, under every_time
     end_session(ann, AUG_10 + timedelta(days=3))
-    assert [run.stop_reason for run in runs_of(flow, ann)] == ["promo_pool_empty", "", ""]
+    assert [run.stop_reason for run in kit.runs_of(flow, ann)] == ["promo_pool_empty", "", ""]

@@ -16,16 +16,8 @@ from flows.engine.batch import EngineContext
 from flows.engine.entry import start_flow_for_segment
 from flows.engine.move import process_due_runs
 from flows.models import LimitationCounter, LimitationGrant, NodePass, Run
-from tests.flows.engine_builders import (
-    StartTogether,
-    document,
-    email_template,
-    event_start,
-    make_customers,
-    manage,
-    parse_counts,
-    worker_env,
-)
+from tests.flows import engine_builders as builders
+from tests.flows.engine_builders import document, email_template, event_start, make_customers
 from tests.flows.engine_kit import edge, launch, node, relaunch, send, static_segment, steps
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -211,14 +203,14 @@ def test_test_runs_count_apart_from_live_runs(hello):
 
 
 def two_workers(*, batch: str) -> list[dict]:
-    env = worker_env(MAESTRA_BATCH_SIZE=batch)
-    barrier = StartTogether()
-    workers = [manage("flows_tick", "--no-deliver", env=env) for _ in range(2)]
+    env = builders.worker_env(MAESTRA_BATCH_SIZE=batch)
+    barrier = builders.StartTogether()
+    workers = [builders.manage("flows_tick", "--no-deliver", env=env) for _ in range(2)]
     barrier.release(2)
     outputs = [worker.communicate(timeout=120) for worker in workers]
     for worker, (_, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
-    return [parse_counts(out) for out, _ in outputs]
+    return [builders.parse_counts(out) for out, _ in outputs]
 
 
 @pytest.mark.slow

@@ -10,31 +10,10 @@ from customers.models import Event
 from flows import lifecycle
 from flows.engine.tick import tick
 from flows.models import Run
-from tests.flows.engine_kit import (
-    at,
-    chain,
-    customer,
-    document,
-    email_templates,
-    event_start,
-    launch,
-    messages_of,
-    node,
-    path_of,
-    post_event,
-    runs_of,
-    send,
-    stats_of,
-    steps,
-    utc,
-)
+from tests.flows import engine_kit as kit
+from tests.flows.engine_kit import at, chain, document, event_start, node, send, steps, utc
 
 JUN_1 = utc(2026, 6, 1, 9, 0)
-
-
-@pytest.fixture
-def welcome(db):
-    email_templates("welcome")
 
 
 def waiting_flow() -> dict:
@@ -49,84 +28,74 @@ def waiting_flow() -> dict:
 
 
 def order(customer_id, now) -> None:
-    with at(now):
-        post_event(customer_id, occurred_at=now)
-        tick(deliver=False)
+    kit.post_and_tick(now, customer_id)
+
+
+def paused_while_waiting() -> tuple:
+    """Ann's run waits (entered at JUN_1) in a flow paused an hour later: (flow, ann)."""
+    flow, ann = kit.launch_at(JUN_1, waiting_flow(), "ann")
+    order(ann, JUN_1)
+    with at(JUN_1 + timedelta(hours=1)):
+        return lifecycle.pause_flow(flow=flow), ann
 
 
 @pytest.mark.django_db
 def test_events_while_paused_start_no_runs_then_or_after_resume(welcome):
     with at(JUN_1):
-        flow = launch(waiting_flow())
-        ann = customer("ann")
+        flow = kit.launch(waiting_flow())
+        ann = kit.customer("ann")
         flow = lifecycle.pause_flow(flow=flow)
     order(ann, JUN_1 + timedelta(hours=1))
-    assert runs_of(flow) == []
+    assert kit.runs_of(flow) == []
     # Matched and done with: nothing left for a later tick to start a run from.
     assert Event.objects.filter(customer_id=ann, processed_at__isnull=True).count() == 0
     with at(JUN_1 + timedelta(hours=2)):
         lifecycle.resume_flow(flow=flow)
         tick(deliver=False)
-    assert runs_of(flow) == []
-    assert stats_of(flow)[("start", "entered")] == 0
+    assert kit.runs_of(flow) == []
+    assert kit.stats_of(flow)[("start", "entered")] == 0
 
     order(ann, JUN_1 + timedelta(hours=3))  # after resume: enters as usual
-    assert [run.status for run in runs_of(flow, ann)] == [Run.Status.WAITING]
+    assert [run.status for run in kit.runs_of(flow, ann)] == [Run.Status.WAITING]
 
 
 @pytest.mark.django_db
 def test_waiting_runs_stay_while_paused_and_continue_on_resume(welcome):
-    with at(JUN_1):
-        flow = launch(waiting_flow())
-        ann = customer("ann")
-    order(ann, JUN_1)
-    with at(JUN_1 + timedelta(hours=1)):
-        flow = lifecycle.pause_flow(flow=flow)
-    with at(JUN_1 + timedelta(days=1, hours=1)):  # past the wake-up time
-        tick(deliver=False)
-    [run] = runs_of(flow, ann)
+    flow, ann = paused_while_waiting()
+    kit.tick_at(JUN_1 + timedelta(days=1, hours=1))  # past the wake-up time
+    [run] = kit.runs_of(flow, ann)
     assert (run.status, run.node_key) == (Run.Status.WAITING, "wait")
-    assert messages_of(flow) == []
+    assert kit.messages_of(flow) == []
 
     with at(JUN_1 + timedelta(days=1, hours=2)):
         lifecycle.resume_flow(flow=flow)
         tick(deliver=False)
     run.refresh_from_db()
     assert run.status == Run.Status.COMPLETED
-    assert path_of(run) == [("start", "next", ""), ("wait", "next", ""), ("mail", "next", "")]
-    assert len(messages_of(flow, ann)) == 1
+    assert kit.path_of(run) == [("start", "next", ""), ("wait", "next", ""), ("mail", "next", "")]
+    assert len(kit.messages_of(flow, ann)) == 1
 
 
 @pytest.mark.django_db
 def test_relevance_still_applies_after_a_long_pause(welcome):
-    with at(JUN_1):
-        flow = launch(waiting_flow())
-        ann = customer("ann")
-    order(ann, JUN_1)
-    with at(JUN_1 + timedelta(hours=1)):
-        flow = lifecycle.pause_flow(flow=flow)
+    flow, ann = paused_while_waiting()
     # Due Jun 2 09:00, relevant until Jun 3 09:00; resumed Jun 4.
     with at(utc(2026, 6, 4, 9, 0)):
         lifecycle.resume_flow(flow=flow)
         tick(deliver=False)
-    [run] = runs_of(flow, ann)
-    assert (run.status, run.stop_reason) == (Run.Status.STOPPED, "relevance_expired")
-    assert path_of(run)[-1] == ("mail", "", "relevance_expired")
-    assert messages_of(flow) == []
-    assert stats_of(flow)[("mail", "stop:relevance_expired")] == 1
+    [run] = kit.runs_of(flow, ann)
+    kit.assert_stopped_without_messages(flow, run, "mail", "relevance_expired")
 
 
 @pytest.mark.django_db
 def test_archiving_stops_the_waiting_runs(welcome):
-    with at(JUN_1):
-        flow = launch(waiting_flow())
-        ann = customer("ann")
+    flow, ann = kit.launch_at(JUN_1, waiting_flow(), "ann")
     order(ann, JUN_1)
     with at(JUN_1 + timedelta(hours=1)):
         lifecycle.archive_flow(flow=flow)
     with at(JUN_1 + timedelta(days=2)):
-        post_event(ann, occurred_at=JUN_1 + timedelta(days=2))
+        kit.post_event(ann, occurred_at=JUN_1 + timedelta(days=2))
         tick(deliver=False)
-    [run] = runs_of(flow, ann)
+    [run] = kit.runs_of(flow, ann)
     assert (run.status, run.stop_reason) == (Run.Status.STOPPED, "flow_stopped")
-    assert messages_of(flow) == []
+    assert kit.messages_of(flow) == []

@@ -20,14 +20,8 @@ from flows.engine.entry import start_flow_for_segment
 from flows.models import Run
 from flows.periodic_tasks import PERIODIC_TASKS
 from flows.tasks import sweep_task
-from tests.flows.engine_builders import (
-    document,
-    email_template,
-    event_start,
-    make_customers,
-    manage,
-    worker_env,
-)
+from tests.flows import engine_builders as builders
+from tests.flows.engine_builders import document, email_template, event_start, make_customers
 from tests.flows.engine_kit import edge, launch, send, static_segment, steps
 
 
@@ -124,9 +118,9 @@ def test_a_cluster_runs_the_periodic_sweep_and_delivery(settings):
     Schedule.objects.filter(name__in=PERIODIC_TASKS).update(next_run=timezone.now() + timedelta(hours=1))
 
     started = time.monotonic()
-    cluster = manage(
+    cluster = builders.manage(
         "qcluster",
-        env=worker_env(
+        env=builders.worker_env(
             Q_WORKERS="1",
             MAESTRA_EMAIL_CHANNEL_BACKEND="channels.backends.console.ConsoleBackend",
             MAESTRA_WAKE="false",

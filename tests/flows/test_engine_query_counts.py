@@ -24,13 +24,8 @@ from flows.engine.move import process_due_runs
 from flows.models import FlowVersion, Run
 from flows.nodes.event import match_events
 from flows.nodes.schedule.firing import fire_schedules
-from tests.flows.engine_builders import (
-    document,
-    email_template,
-    event_start,
-    make_customers,
-    schedule_start,
-)
+from tests.flows import engine_builders as builders
+from tests.flows.engine_builders import chained, document, email_template, event_start, make_customers
 from tests.flows.engine_kit import edge, launch, node, send, static_segment, steps
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -62,17 +57,8 @@ def two_emails_flow():
     """start → hello (email) → an hour → again (email)."""
     email_template("hello")
     email_template("again")
-    return launch(
-        document(
-            [
-                event_start("never"),
-                steps("hello", send("hello")),
-                node("hour", "wait", mode="fixed", duration="PT1H"),
-                steps("again", send("again")),
-            ],
-            [edge("start", "hello"), edge("hello", "hour"), edge("hour", "again")],
-        )
-    )
+    hour = node("hour", "wait", mode="fixed", duration="PT1H")
+    return launch(chained(steps("hello", send("hello")), hour, steps("again", send("again"))))
 
 
 def measure(fn):
@@ -149,7 +135,11 @@ def test_firing_a_schedule_for_5000_customers_takes_as_many_queries_as_for_1000(
         ids = make_customers(size, prefix=f"s{size}-")
         static_segment(slug, ids)
         with time_machine.travel(datetime(2026, 3, 1, 8, tzinfo=UTC), tick=False):
-            launch(document([schedule_start(slug), steps("hello", send("hello"))], [edge("start", "hello")]))
+            launch(
+                document(
+                    [builders.schedule_start(slug), steps("hello", send("hello"))], [edge("start", "hello")]
+                )
+            )
         with time_machine.travel(datetime(2026, 3, 1, 10, 1, tzinfo=UTC), tick=False):
             fired, queries = measure(lambda: fire_schedules(ctx=EngineContext()))
         assert fired == {"fired": 1, "runs_started": size}
@@ -166,18 +156,9 @@ def test_firing_a_schedule_for_5000_customers_takes_as_many_queries_as_for_1000(
 def test_a_limitation_node_takes_the_same_queries_for_1000_and_5000():
     email_template("hello")
     with time_machine.travel(T0, tick=False):
-        flow = launch(
-            document(
-                [
-                    event_start("never"),
-                    node(
-                        "cap", "limitation", max=3000, period={"unit": "days", "every": 1}, alert_below=None
-                    ),
-                    steps("hello", send("hello")),
-                ],
-                [edge("start", "cap"), edge("cap", "hello", "within")],
-            )
-        )
+        cap = node("cap", "limitation", max=3000, period={"unit": "days", "every": 1}, alert_below=None)
+        nodes = [event_start("never"), cap, steps("hello", send("hello"))]
+        flow = launch(document(nodes, [edge("start", "cap"), edge("cap", "hello", "within")]))
         # The counter exists from here on, as it does for all but the first batch.
         static_segment("first", make_customers(1, prefix="first-"))
         start_flow_for_segment(flow=flow, segment_slug="first")

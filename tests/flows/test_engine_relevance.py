@@ -6,34 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from flows.engine.tick import tick
 from flows.models import LaunchRecord, Run
-from tests.flows.engine_kit import (
-    at,
-    chain,
-    customer,
-    document,
-    email_templates,
-    event_start,
-    launch,
-    messages_of,
-    node,
-    path_of,
-    post_event,
-    runs_of,
-    send,
-    stats_of,
-    steps,
-    utc,
-)
+from tests.flows import engine_kit as kit
+from tests.flows.engine_kit import chain, document, event_start, node, send, steps, utc
 
 OCCURRED = utc(2026, 6, 6, 20, 0)
 ARRIVES = utc(2026, 6, 10, 10, 0)
-
-
-@pytest.fixture
-def welcome(db):
-    email_templates("welcome")
 
 
 def straight(**limit) -> dict:
@@ -44,57 +22,49 @@ def straight(**limit) -> dict:
     )
 
 
-def after_three_days() -> dict:
-    return document(
-        [
-            event_start("order_created"),
-            node("wait", "wait", mode="fixed", duration="P3D"),
-            steps("thanks", send("welcome"), relevance="P1D"),
-        ],
-        chain("start", "wait", "thanks"),
+def after_a_wait(duration: str = "P3D", relevance: str = "P1D") -> dict:
+    return kit.start_then(
+        node("wait", "wait", mode="fixed", duration=duration),
+        steps("thanks", send("welcome"), relevance=relevance),
     )
 
 
 def arrive(customer_id: int, *, occurred_at=OCCURRED, now=ARRIVES) -> None:
-    with at(now):
-        post_event(customer_id, occurred_at=occurred_at)
-        tick(deliver=False)
+    kit.post_and_tick(now, customer_id, occurred_at=occurred_at)
 
 
 @pytest.mark.django_db
 def test_a_late_event_is_dropped_at_the_steps_node(welcome):
     """Seed example: relevance 1 day, order dated Jun 6 20:00 arriving Jun 10 10:00."""
-    with at(OCCURRED):
-        flow = launch(straight(launch_limit={"mode": "once", "period": None, "max_total": None}))
-        ann = customer("ann")
+    flow, ann = kit.launch_at(
+        OCCURRED, straight(launch_limit={"mode": "once", "period": None, "max_total": None}), "ann"
+    )
     arrive(ann)
-    [run] = runs_of(flow, ann)
+    [run] = kit.runs_of(flow, ann)
     assert (run.status, run.stop_reason, run.launched) == (Run.Status.STOPPED, "relevance_expired", False)
-    assert path_of(run) == [("start", "next", ""), ("thanks", "", "relevance_expired")]
-    assert messages_of(flow) == []
+    assert kit.path_of(run) == [("start", "next", ""), ("thanks", "", "relevance_expired")]
+    assert kit.messages_of(flow) == []
     # Not a launch: nothing recorded, a `once` flow lets the customer in later.
     assert not LaunchRecord.objects.filter(flow=flow, customer_id=ann).exists()
-    stats = stats_of(flow)
+    stats = kit.stats_of(flow)
     assert stats[("thanks", "entered")] == 1
     assert stats[("thanks", "stop:relevance_expired")] == 1
     assert stats[("thanks", "exit:next")] == 0
 
     arrive(ann, occurred_at=ARRIVES, now=ARRIVES + timedelta(minutes=5))
-    assert runs_of(flow, ann)[1].status == Run.Status.COMPLETED
-    assert len(messages_of(flow, ann)) == 1
+    assert kit.runs_of(flow, ann)[1].status == Run.Status.COMPLETED
+    assert len(kit.messages_of(flow, ann)) == 1
 
 
 @pytest.mark.django_db
 def test_a_wait_before_the_steps_moves_the_relevance_window(welcome):
     """With a 3-day wait the window is Jun 9 20:00 – Jun 10 20:00: executed at once."""
-    with at(OCCURRED):
-        flow = launch(after_three_days())
-        ann = customer("ann")
+    flow, ann = kit.launch_at(OCCURRED, after_a_wait(), "ann")
     arrive(ann)
-    [run] = runs_of(flow, ann)
+    [run] = kit.runs_of(flow, ann)
     assert run.status == Run.Status.COMPLETED
-    assert path_of(run) == [("start", "next", ""), ("wait", "next", ""), ("thanks", "next", "")]
-    assert [m.template_slug for m in messages_of(flow, ann)] == ["welcome"]
+    assert kit.path_of(run) == [("start", "next", ""), ("wait", "next", ""), ("thanks", "next", "")]
+    assert [m.template_slug for m in kit.messages_of(flow, ann)] == ["welcome"]
     # After the group executes, the run's clock is now.
     assert run.clock == ARRIVES
     assert run.launched
@@ -109,61 +79,35 @@ def test_a_wait_before_the_steps_moves_the_relevance_window(welcome):
     ],
 )
 def test_the_relevance_window_ends_exclusively(welcome, arrives, executed):
-    with at(OCCURRED):
-        flow = launch(after_three_days())
-        ann = customer("ann")
+    flow, ann = kit.launch_at(OCCURRED, after_a_wait(), "ann")
     arrive(ann, now=arrives)
-    [run] = runs_of(flow, ann)
+    [run] = kit.runs_of(flow, ann)
     assert run.stop_reason == ("" if executed else "relevance_expired")
-    assert len(messages_of(flow, ann)) == (1 if executed else 0)
+    assert len(kit.messages_of(flow, ann)) == (1 if executed else 0)
 
 
 @pytest.mark.django_db
 def test_relevance_counts_from_the_clock_at_the_steps_node_not_from_entry(welcome):
     """A run that waited its full time on schedule is never stale, however
     long ago it entered."""
-    doc = document(
-        [
-            event_start("order_created"),
-            node("wait", "wait", mode="fixed", duration="P30D"),
-            steps("thanks", send("welcome"), relevance="PT1H"),
-        ],
-        chain("start", "wait", "thanks"),
-    )
-    with at(OCCURRED):
-        flow = launch(doc)
-        ann = customer("ann")
-        post_event(ann, occurred_at=OCCURRED)
-        tick(deliver=False)
-    with at(OCCURRED + timedelta(days=30, minutes=59)):
-        tick(deliver=False)
-    [run] = runs_of(flow, ann)
+    flow, ann = kit.launch_at(OCCURRED, after_a_wait("P30D", relevance="PT1H"), "ann")
+    kit.post_and_tick(OCCURRED, ann)
+    kit.tick_at(OCCURRED + timedelta(days=30, minutes=59))
+    [run] = kit.runs_of(flow, ann)
     assert run.status == Run.Status.COMPLETED
-    assert len(messages_of(flow, ann)) == 1
+    assert len(kit.messages_of(flow, ann)) == 1
 
 
 @pytest.mark.django_db
 def test_a_run_woken_late_after_an_outage_is_dropped(welcome):
     """Nothing ticked for two days: the wait's end plus relevance is past."""
-    doc = document(
-        [
-            event_start("order_created"),
-            node("wait", "wait", mode="fixed", duration="P1D"),
-            steps("thanks", send("welcome"), relevance="PT12H"),
-        ],
-        chain("start", "wait", "thanks"),
-    )
-    with at(OCCURRED):
-        flow = launch(doc)
-        ann = customer("ann")
-        post_event(ann, occurred_at=OCCURRED)
-        tick(deliver=False)
-    with at(OCCURRED + timedelta(days=3)):
-        tick(deliver=False)
-    [run] = runs_of(flow, ann)
+    flow, ann = kit.launch_at(OCCURRED, after_a_wait("P1D", relevance="PT12H"), "ann")
+    kit.post_and_tick(OCCURRED, ann)
+    kit.tick_at(OCCURRED + timedelta(days=3))
+    [run] = kit.runs_of(flow, ann)
     assert run.stop_reason == "relevance_expired"
-    assert path_of(run)[-1] == ("thanks", "", "relevance_expired")
-    assert messages_of(flow) == []
+    assert kit.path_of(run)[-1] == ("thanks", "", "relevance_expired")
+    assert kit.messages_of(flow) == []
 
 
 # --- Events too old to start a run (max_age) ----------------------------------------------------
@@ -185,9 +129,7 @@ def test_events_older_than_max_age_start_no_run(welcome, max_age, age, enters):
         [event_start("order_created", **config), steps("thanks", send("welcome"), relevance="P30D")],
         chain("start", "thanks"),
     )
-    with at(ARRIVES):
-        flow = launch(doc)
-        ann = customer("ann")
+    flow, ann = kit.launch_at(ARRIVES, doc, "ann")
     arrive(ann, occurred_at=ARRIVES - age, now=ARRIVES)
-    assert len(runs_of(flow, ann)) == (1 if enters else 0)
-    assert stats_of(flow)[("start", "entered")] == (1 if enters else 0)
+    assert len(kit.runs_of(flow, ann)) == (1 if enters else 0)
+    assert kit.stats_of(flow)[("start", "entered")] == (1 if enters else 0)

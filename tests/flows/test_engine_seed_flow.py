@@ -9,10 +9,10 @@ from django.core import mail
 
 from channels.models import Message
 from customers.models import Customer
-from customers.services import set_subscriptions, upsert_customers
-from flows import lifecycle
+from customers.services import set_subscriptions
 from flows.engine.tick import tick
 from flows.models import NodePass, Run
+from tests.flows import engine_kit as kit
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -20,23 +20,14 @@ START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 @pytest.fixture
 def live_seed_flow(templates, spec_document, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    flow = lifecycle.create_flow(document=spec_document)
-    lifecycle.launch_flow(flow=flow, enqueue=False)
-    return lifecycle.finish_launch(flow_id=flow.pk)
+    return kit.launch(spec_document)
 
 
 def register(external_id: str) -> Customer:
-    upsert_customers(
-        rows=[
-            {
-                "external_id": external_id,
-                "email": f"{external_id}@example.com",
-                "first_name": external_id.title(),
-                "subscriptions": {"email": "requires_confirmation"},
-            }
-        ]
-    )
-    return Customer.objects.get(external_id=external_id)
+    """A customer who has registered but not yet confirmed the subscription."""
+    subscriptions = {"email": "requires_confirmation"}
+    customer_id = kit.customer(external_id, first_name=external_id.title(), subscriptions=subscriptions)
+    return Customer.objects.get(pk=customer_id)
 
 
 @pytest.mark.django_db

@@ -10,23 +10,8 @@ import pytest
 from flows.engine.entry import start_flow_for_segment
 from flows.engine.tick import tick
 from flows.models import ABAssignment, NodePass, Run
-from tests.flows.engine_kit import (
-    at,
-    bulk_customers,
-    customer,
-    document,
-    edge,
-    event_start,
-    launch,
-    node,
-    path_of,
-    post_event,
-    relaunch,
-    runs_of,
-    stats_of,
-    steps,
-    utc,
-)
+from tests.flows import engine_kit as kit
+from tests.flows.engine_kit import at, document, edge, event_start, node, steps, utc
 
 NOW = utc(2026, 6, 1, 9, 0)
 AUDIENCE = 10_000
@@ -52,7 +37,7 @@ def exits(flow, node_key: str) -> Counter:
     return Counter(
         dict(
             (port, count)
-            for (key, metric), count in stats_of(flow).items()
+            for (key, metric), count in kit.stats_of(flow).items()
             if key == node_key and metric.startswith("exit:")
             for port in [metric.removeprefix("exit:")]
         )
@@ -68,9 +53,7 @@ def ab_doc(variants=AB_VARIANTS, *, wired: bool = True) -> dict:
     never reached); or the variants left unwired (the runs end at the A/B node)."""
     names = [variant["name"] for variant in variants]
     if not wired:
-        return document(
-            [event_start("order_created"), node("ab", "ab_test", variants=variants)], [edge("start", "ab")]
-        )
+        return kit.start_then(node("ab", "ab_test", variants=variants))
     return document(
         [
             event_start("order_created"),
@@ -82,9 +65,15 @@ def ab_doc(variants=AB_VARIANTS, *, wired: bool = True) -> dict:
     )
 
 
+def splitter(shares: dict[str, int]) -> dict:
+    """start → a splitter "split" with these shares, its branches unwired."""
+    branches = [{"name": name, "percent": percent} for name, percent in shares.items()]
+    return kit.start_then(node("split", "splitter", branches=branches))
+
+
 def audience(size: int) -> list[int]:
     """`size` customers in the static segment "everyone" (inserted in bulk)."""
-    return bulk_customers(size, segment="everyone")
+    return kit.bulk_customers(size, segment="everyone")
 
 
 def run_everyone(flow, size: int) -> None:
@@ -99,15 +88,9 @@ def run_everyone(flow, size: int) -> None:
 @pytest.mark.django_db
 def test_a_50_50_splitter_over_10000_runs_holds_its_shares(db):
     audience(AUDIENCE)
-    doc = document(
-        [
-            event_start("order_created"),
-            node("split", "splitter", branches=[{"name": "1", "percent": 50}, {"name": "2", "percent": 50}]),
-        ],
-        [edge("start", "split")],
-    )
+    doc = splitter({"1": 50, "2": 50})
     with at(NOW):
-        flow = launch(doc)
+        flow = kit.launch(doc)
     run_everyone(flow, AUDIENCE)
     observed = exits(flow, "split")
     assert sum(observed.values()) == AUDIENCE
@@ -121,15 +104,9 @@ def test_a_50_50_splitter_over_10000_runs_holds_its_shares(db):
 def test_an_uneven_splitter_holds_its_shares(db):
     audience(3000)
     shares = {"small": 10, "large": 90}
-    doc = document(
-        [
-            event_start("order_created"),
-            node("split", "splitter", branches=[{"name": k, "percent": v} for k, v in shares.items()]),
-        ],
-        [edge("start", "split")],
-    )
+    doc = splitter(shares)
     with at(NOW):
-        flow = launch(doc)
+        flow = kit.launch(doc)
     run_everyone(flow, 3000)
     observed = exits(flow, "split")
     assert chi_square(observed, shares) < CHI2_P001[1], observed
@@ -137,20 +114,10 @@ def test_an_uneven_splitter_holds_its_shares(db):
 
 @pytest.mark.django_db
 def test_a_splitter_draws_afresh_on_every_pass():
-    doc = document(
-        [
-            event_start("order_created"),
-            node("split", "splitter", branches=[{"name": "1", "percent": 50}, {"name": "2", "percent": 50}]),
-        ],
-        [edge("start", "split")],
-    )
-    with at(NOW):
-        flow = launch(doc)
-        ann = customer("ann")
-        for _ in range(40):
-            post_event(ann, occurred_at=NOW)
-        tick(deliver=False)
-    assert {path_of(run)[-1][1] for run in runs_of(flow, ann)} == {"1", "2"}
+    doc = splitter({"1": 50, "2": 50})
+    flow, ann = kit.launch_at(NOW, doc, "ann")
+    kit.post_and_tick(NOW, ann, times=40)
+    assert {kit.path_of(run)[-1][1] for run in kit.runs_of(flow, ann)} == {"1", "2"}
 
 
 # --- A/B test -------------------------------------------------------------------------------------
@@ -160,7 +127,7 @@ def test_a_splitter_draws_afresh_on_every_pass():
 def test_an_ab_test_over_10000_customers_holds_its_shares(db):
     audience(AUDIENCE)
     with at(NOW):
-        flow = launch(ab_doc(wired=False))
+        flow = kit.launch(ab_doc(wired=False))
     run_everyone(flow, AUDIENCE)
     observed = exits(flow, "ab")
     assert sum(observed.values()) == AUDIENCE
@@ -174,11 +141,11 @@ def test_the_control_variant_gets_no_interactions(db):
 
     audience(1000)
     with at(NOW):
-        flow = launch(ab_doc())
+        flow = kit.launch(ab_doc())
     run_everyone(flow, 1000)
     observed = exits(flow, "ab")
     assert observed["control"] > 0
-    stats = stats_of(flow)
+    stats = kit.stats_of(flow)
     assert stats[("step-A", "entered")] == observed["A"]
     assert stats[("step-B", "entered")] == observed["B"]
     # The control's runs end at the A/B node, although its port is wired.
@@ -199,18 +166,13 @@ def test_the_control_variant_gets_no_interactions(db):
 
 @pytest.mark.django_db
 def test_a_customer_keeps_the_variant_across_passes():
-    with at(NOW):
-        flow = launch(ab_doc())
-        ids = [customer(f"c{index}") for index in range(30)]
-        for _ in range(3):
-            for customer_id in ids:
-                post_event(customer_id, occurred_at=NOW)
-        tick(deliver=False)
+    flow, *ids = kit.launch_at(NOW, ab_doc(), *[f"c{index}" for index in range(30)])
+    kit.post_and_tick(NOW, *ids, times=3)
     for customer_id in ids:
-        ports = {path_of(run)[1][1] for run in runs_of(flow, customer_id)}
+        ports = {kit.path_of(run)[1][1] for run in kit.runs_of(flow, customer_id)}
         assert len(ports) == 1, (customer_id, ports)
     assert ABAssignment.objects.filter(flow=flow).count() == 30
-    assert len({path_of(run)[1][1] for run in runs_of(flow)}) > 1  # not everybody in one variant
+    assert len({kit.path_of(run)[1][1] for run in kit.runs_of(flow)}) > 1  # not everybody in one variant
 
 
 @pytest.mark.django_db
@@ -219,7 +181,7 @@ def test_the_first_assignment_is_a_deterministic_draw(db):
     variants: the draw depends on (flow, node, customer) only."""
     audience(500)
     with at(NOW):
-        flow = launch(ab_doc(wired=False))
+        flow = kit.launch(ab_doc(wired=False))
     run_everyone(flow, 500)
     first = dict(ABAssignment.objects.filter(flow=flow).values_list("customer_id", "variant"))
     assert set(first.values()) == {"A", "B", "control"}
@@ -230,38 +192,30 @@ def test_the_first_assignment_is_a_deterministic_draw(db):
 
 @pytest.mark.django_db
 def test_a_new_version_keeps_the_variant_while_it_exists():
-    with at(NOW):
-        flow = launch(ab_doc())
-        ids = [customer(f"c{index}") for index in range(60)]
-        for customer_id in ids:
-            post_event(customer_id, occurred_at=NOW)
-        tick(deliver=False)
+    flow, *ids = kit.launch_at(NOW, ab_doc(), *[f"c{index}" for index in range(60)])
+    kit.post_and_tick(NOW, *ids)
     before = dict(ABAssignment.objects.filter(flow=flow).values_list("customer_id", "variant"))
     assert set(before.values()) == {"A", "B", "control"}
 
     # v2: same variants, other shares — everybody keeps theirs.
     reshared = [{"name": "A", "percent": 10}, {"name": "B", "percent": 10}, {**AB_VARIANTS[2], "percent": 80}]
     with at(NOW):
-        flow = relaunch(flow, ab_doc(reshared))
-        for customer_id in ids:
-            post_event(customer_id, occurred_at=NOW)
-        tick(deliver=False)
+        flow = kit.relaunch(flow, ab_doc(reshared))
+    kit.post_and_tick(NOW, *ids)
     assert dict(ABAssignment.objects.filter(flow=flow).values_list("customer_id", "variant")) == before
     for customer_id in ids:
-        assert path_of(runs_of(flow, customer_id)[-1])[1][1] == before[customer_id]
+        assert kit.path_of(kit.runs_of(flow, customer_id)[-1])[1][1] == before[customer_id]
 
     # v3 drops B: its customers are drawn again among v3's variants, the others stay.
     without_b = [{"name": "A", "percent": 50}, {"name": "C", "percent": 50}]
     with at(NOW):
-        flow = relaunch(flow, ab_doc(without_b))
-        for customer_id in ids:
-            post_event(customer_id, occurred_at=NOW)
-        tick(deliver=False)
+        flow = kit.relaunch(flow, ab_doc(without_b))
+    kit.post_and_tick(NOW, *ids)
     after = dict(ABAssignment.objects.filter(flow=flow).values_list("customer_id", "variant"))
     for customer_id in ids:
         if before[customer_id] == "A":
             assert after[customer_id] == "A"
         elif before[customer_id] == "B":
             assert after[customer_id] in ("A", "C")
-        taken = path_of(runs_of(flow, customer_id)[-1])[1][1]
+        taken = kit.path_of(kit.runs_of(flow, customer_id)[-1])[1][1]
         assert taken == after[customer_id]

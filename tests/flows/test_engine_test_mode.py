@@ -11,44 +11,18 @@ import pytest
 from channels.models import Message
 from customers.models import PointsEntry
 from flows.engine.batch import EngineContext
-from flows.engine.tick import tick
 from flows.models import ABAssignment, FlowVersion, LaunchRecord, NodeStat, Run
 from flows.nodes.schedule import firing
 from flows.nodes.schedule.firing import fire_schedules
-from tests.flows.engine_kit import (
-    at,
-    bulk_customers,
-    chain,
-    customer,
-    document,
-    edge,
-    email_templates,
-    event_start,
-    messages_of,
-    node,
-    path_of,
-    post_event,
-    runs_of,
-    send,
-    start_test,
-    stats_of,
-    steps,
-    utc,
-)
+from tests.flows import engine_kit as kit
+from tests.flows.engine_kit import at, chain, document, edge, event_start, node, send, steps, utc
 
 JUN_1 = utc(2026, 6, 1, 9, 0)
 ONCE = {"mode": "once", "period": None, "max_total": None}
 
 
-@pytest.fixture
-def welcome(db):
-    email_templates("welcome")
-
-
 def order(customer_id, now, **payload) -> None:
-    with at(now):
-        post_event(customer_id, occurred_at=now, payload=payload)
-        tick(deliver=False)
+    kit.post_and_tick(now, customer_id, payload=payload)
 
 
 def waiting_flow(**settings) -> dict:
@@ -67,19 +41,19 @@ def waiting_flow(**settings) -> dict:
 @pytest.mark.django_db
 def test_a_test_run_skips_waits_and_renders_its_message_without_sending_it(welcome):
     with at(JUN_1):
-        flow = start_test(waiting_flow())
-        ann = customer("ann", first_name="Ann", fields={"birthday": "2030-01-01"})
+        flow = kit.start_test(waiting_flow())
+        ann = kit.customer("ann", first_name="Ann", fields={"birthday": "2030-01-01"})
     order(ann, JUN_1)
-    [run] = runs_of(flow, ann)
+    [run] = kit.runs_of(flow, ann)
     assert run.is_test
     assert run.status == Run.Status.COMPLETED  # no 3 days, no waiting for 2030
-    assert path_of(run) == [
+    assert kit.path_of(run) == [
         ("start", "next", ""),
         ("wait", "next", ""),
         ("birthday", "next", ""),
         ("mail", "next", ""),
     ]
-    [message] = messages_of(flow, ann)
+    [message] = kit.messages_of(flow, ann)
     assert (message.status, message.reason, message.is_test) == (Message.Status.NOT_SENT, "test_mode", True)
     assert message.rendered["text"] == "welcome for Ann"
     # Nothing real changes for the customer.
@@ -92,11 +66,11 @@ def test_a_test_run_skips_waits_and_renders_its_message_without_sending_it(welco
 @pytest.mark.django_db
 def test_test_stats_are_kept_apart(welcome):
     with at(JUN_1):
-        flow = start_test(waiting_flow())
-        ann = customer("ann", fields={"birthday": "2030-01-01"})
+        flow = kit.start_test(waiting_flow())
+        ann = kit.customer("ann", fields={"birthday": "2030-01-01"})
     order(ann, JUN_1)
     assert not NodeStat.objects.filter(flow=flow, is_test=False).exists()
-    stats = stats_of(flow, is_test=True)
+    stats = kit.stats_of(flow, is_test=True)
     assert stats[("start", "entered")] == 1
     assert stats[("mail", "entered")] == 1
     assert stats[("mail", "exit:next")] == 1
@@ -109,12 +83,14 @@ def test_launch_limits_and_start_end_dates_are_ignored(welcome):
         schedule={"start_at": "2030-01-01T00:00:00+00:00", "end_at": "2030-02-01T00:00:00+00:00"},
     )
     with at(JUN_1):
-        flow = start_test(doc)
-        ann = customer("ann", fields={"birthday": "2030-01-01"})
+        flow = kit.start_test(doc)
+        ann = kit.customer("ann", fields={"birthday": "2030-01-01"})
     order(ann, JUN_1)
     order(ann, JUN_1 + timedelta(minutes=1))
-    assert [(run.status, run.stop_reason) for run in runs_of(flow, ann)] == [(Run.Status.COMPLETED, "")] * 2
-    assert len(messages_of(flow, ann)) == 2
+    assert [(run.status, run.stop_reason) for run in kit.runs_of(flow, ann)] == [
+        (Run.Status.COMPLETED, "")
+    ] * 2
+    assert len(kit.messages_of(flow, ann)) == 2
     assert not LaunchRecord.objects.filter(flow=flow).exists()
 
 
@@ -129,15 +105,15 @@ def test_conditions_and_start_filters_apply_in_test_mode(welcome):
         [edge("start", "big"), edge("big", "mail", "yes")],
     )
     with at(JUN_1):
-        flow = start_test(doc)
-        ann = customer("ann")
+        flow = kit.start_test(doc)
+        ann = kit.customer("ann")
     order(ann, JUN_1, total=5)
     order(ann, JUN_1, total=50)
     order(ann, JUN_1, total=500)
-    runs = runs_of(flow, ann)
+    runs = kit.runs_of(flow, ann)
     assert [run.stop_reason for run in runs] == ["filter_failed", "", ""]
-    assert stats_of(flow, is_test=True)[("start", "stop:filter_failed")] == 1
-    assert [path_of(run)[-1] for run in runs] == [
+    assert kit.stats_of(flow, is_test=True)[("start", "stop:filter_failed")] == 1
+    assert [kit.path_of(run)[-1] for run in runs] == [
         ("start", "", "filter_failed"),
         ("big", "no", ""),
         ("mail", "next", ""),
@@ -146,20 +122,12 @@ def test_conditions_and_start_filters_apply_in_test_mode(welcome):
 
 @pytest.mark.django_db
 def test_ab_acts_as_a_plain_splitter_without_sticky_assignments(welcome):
-    doc = document(
-        [
-            event_start("order_created"),
-            node("ab", "ab_test", variants=[{"name": "A", "percent": 50}, {"name": "B", "percent": 50}]),
-        ],
-        [edge("start", "ab")],
-    )
+    variants = [{"name": "A", "percent": 50}, {"name": "B", "percent": 50}]
     with at(JUN_1):
-        flow = start_test(doc)
-        ann = customer("ann")
-        for _ in range(40):
-            post_event(ann, occurred_at=JUN_1)
-        tick(deliver=False)
-    ports = [path_of(run)[-1][1] for run in runs_of(flow, ann)]
+        flow = kit.start_test(kit.start_then(node("ab", "ab_test", variants=variants)))
+        ann = kit.customer("ann")
+    kit.post_and_tick(JUN_1, ann, times=40)
+    ports = [kit.path_of(run)[-1][1] for run in kit.runs_of(flow, ann)]
     assert len(ports) == 40
     # One customer, drawn afresh on every run: both variants show up (a sticky
     # assignment would give the same one 40 times).
@@ -170,7 +138,7 @@ def test_ab_acts_as_a_plain_splitter_without_sticky_assignments(welcome):
 @pytest.mark.django_db
 def test_a_scheduled_test_runs_once_on_at_most_10000_customers(welcome):
     assert firing.TEST_AUDIENCE_LIMIT == 10_000
-    bulk_customers(10_001, segment="everyone")
+    kit.bulk_customers(10_001, segment="everyone")
     doc = document(
         [
             node(
@@ -184,7 +152,7 @@ def test_a_scheduled_test_runs_once_on_at_most_10000_customers(welcome):
         chain("start", "mail"),
     )
     with at(JUN_1):
-        flow = start_test(doc)
+        flow = kit.start_test(doc)
     version = FlowVersion.objects.get(pk=flow.live_version_id)
     assert version.is_test
     assert version.next_fire_at == utc(2026, 6, 1, 10, 0)
@@ -208,8 +176,8 @@ def test_customers_tested_on_a_once_flow_still_launch_it_when_it_goes_live(welco
         launch_limit=ONCE,
     )
     with at(JUN_1):
-        flow = start_test(doc)
-        ann = customer("ann")
+        flow = kit.start_test(doc)
+        ann = kit.customer("ann")
     order(ann, JUN_1)
     with at(JUN_1 + timedelta(hours=1)):
         flow = lifecycle.stop_test(flow=flow)
@@ -217,7 +185,7 @@ def test_customers_tested_on_a_once_flow_still_launch_it_when_it_goes_live(welco
         flow = lifecycle.finish_launch(flow_id=flow.pk)
     order(ann, JUN_1 + timedelta(hours=2))
     order(ann, JUN_1 + timedelta(hours=3))
-    live = [run for run in runs_of(flow, ann) if not run.is_test]
+    live = [run for run in kit.runs_of(flow, ann) if not run.is_test]
     assert [(run.status, run.stop_reason) for run in live] == [
         (Run.Status.COMPLETED, ""),
         (Run.Status.STOPPED, "frequency_limit"),
