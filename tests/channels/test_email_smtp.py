@@ -12,7 +12,8 @@ from channels.backends import Outcome
 from channels.backends.email import smtp_error_result
 from channels.delivery import deliver_all_due, deliver_due
 from channels.models import Message
-from channels.outbox import SendRequest, queue_messages
+from channels.outbox import queue_messages
+from tests.channels.conftest import send_request
 
 pytestmark = pytest.mark.django_db
 
@@ -31,16 +32,7 @@ def queue_email(make_template, make_customer, settings):
 
     def queue(*, run_id=1, **customer_fields) -> Message:
         customer = make_customer(**customer_fields)
-        req = SendRequest(
-            customer_id=customer.id,
-            template_slug="welcome",
-            channel="email",
-            run_id=run_id,
-            node_key="n",
-            step_index=0,
-            pass_no=1,
-            context={"promo_code": "SAVE<10>"},
-        )
+        req = send_request(customer.id, "welcome", run_id=run_id, context={"promo_code": "SAVE<10>"})
         return Message.objects.get(id=queue_messages(requests=[req])[req.key].id)
 
     return queue

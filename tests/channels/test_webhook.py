@@ -8,8 +8,8 @@ import time_machine
 
 from channels.delivery import deliver_due
 from channels.models import Message
-from channels.outbox import SendRequest, queue_messages
-from tests.channels.conftest import Reply
+from channels.outbox import queue_messages
+from tests.channels.conftest import Reply, send_request
 
 pytestmark = pytest.mark.django_db
 
@@ -40,16 +40,7 @@ def hook(make_template, make_customer, http_server):
             else '{"customer": {{ customer.external_id|json }}, "total": {{ event.total }}}',
         )
         customer = make_customer(external_id="cust-1")
-        req = SendRequest(
-            customer_id=customer.id,
-            template_slug=template.slug,
-            channel="webhook",
-            run_id=1,
-            node_key="n",
-            step_index=0,
-            pass_no=1,
-            context={"event": {"total": 99}},
-        )
+        req = send_request(customer.id, template.slug, "webhook", run_id=1, context={"event": {"total": 99}})
         return Message.objects.get(id=queue_messages(requests=[req])[req.key].id)
 
     return make
