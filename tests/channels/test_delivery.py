@@ -13,14 +13,7 @@ from django.core.management import call_command
 
 from channels.backends import Backend, Outcome, SendResult
 from channels.backends.email import DjangoEmailBackend
-from channels.delivery import (
-    claim,
-    deliver_all_due,
-    deliver_due,
-    drain,
-    expire_leases,
-    release_claims,
-)
+from channels.delivery import claim, deliver_all_due, deliver_due, drain, expire_leases, release_claims
 from channels.models import Message
 from channels.outbox import queue_messages
 from channels.tasks import deliver_task

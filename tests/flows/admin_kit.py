@@ -18,10 +18,10 @@ def run_in(
     )
 
 
-def pass_through(run: Run, node_key: str, kind: str, pass_no: int, *, at, **fields) -> NodePass:
+def pass_through(run: Run, node_key: str, kind: str, pass_no: int, **fields) -> NodePass:
     """The run's pass through one node, recorded under the run's version."""
     return NodePass.objects.create(
-        run=run, version=run.version, node_key=node_key, kind=kind, pass_no=pass_no, at=at, **fields
+        run=run, version=run.version, node_key=node_key, kind=kind, pass_no=pass_no, **fields
     )
 
 
