@@ -1,6 +1,6 @@
 """Builders for what a running flow leaves behind: runs, node passes and
-messages, written straight to the tables for the admin pages and the API
-endpoints that read them (activity, monitoring, statistics, dashboard)."""
+messages, written straight to the tables for the tests of what reads them
+(the admin pages, the API's activity and statistics, the lifecycle's stops)."""
 
 from channels.models import Message
 from customers.models import Customer
