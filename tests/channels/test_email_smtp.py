@@ -61,12 +61,16 @@ def test_it_sends_text_and_autoescaped_html_over_smtp(smtp_server, queue_email):
     assert (row.status, row.provider_id) == ("sent", f"<maestra-{row.id}@shop.example>")
 
 
+def assert_received_once_each(smtp_server, rows) -> None:
+    ids = sorted(parse(e)["Message-ID"] for e in smtp_server.envelopes)
+    assert ids == sorted(f"<maestra-{r.id}@shop.example>" for r in rows)
+
+
 def test_several_messages_share_one_session(smtp_server, queue_email, settings):
     settings.MAESTRA_SMTP_CONNECTIONS = 1
     rows = [queue_email(run_id=i, email=f"p{i}@example.com") for i in range(3)]
     assert deliver_due()["sent"] == 3
-    ids = sorted(parse(e)["Message-ID"] for e in smtp_server.envelopes)
-    assert ids == sorted(f"<maestra-{r.id}@shop.example>" for r in rows)
+    assert_received_once_each(smtp_server, rows)
     assert len(set(smtp_server.peers)) == 1
 
 
@@ -78,8 +82,7 @@ def test_a_drain_sends_over_its_parallel_sessions_and_keeps_them_across_chunks(
     settings.MAESTRA_DELIVERY_CHUNK = 8
     rows = [queue_email(run_id=i, email=f"p{i}@example.com") for i in range(40)]
     assert deliver_all_due()["sent"] == 40
-    ids = sorted(parse(e)["Message-ID"] for e in smtp_server.envelopes)
-    assert ids == sorted(f"<maestra-{r.id}@shop.example>" for r in rows)
+    assert_received_once_each(smtp_server, rows)
     # Five chunks of eight, each spread over the same four sessions: four
     # client ports in all, each session carried ten messages.
     assert len(set(smtp_server.peers)) == 4

@@ -85,9 +85,9 @@ def test_frequency_caps_are_read():
     assert set(PERSONAL_CHANNELS) == set(Channel.values) - {Channel.WEBHOOK}
 
 
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
+# Settings the policy refuses, per parser: the value and the words of the error.
+REFUSED = {
+    parse_quiet_hours: [
         ("21:00", "not a range"),
         ("21:00-08:00-09:00", "not a range"),
         ("9pm-8am", "not a time HH:MM"),
@@ -95,15 +95,7 @@ def test_frequency_caps_are_read():
         ("21:00-8:00", "not a time HH:MM"),
         ("21:00-21:00", "starts and ends at the same time"),
     ],
-)
-def test_bad_quiet_hours_are_refused(value, message):
-    with pytest.raises(PolicyError, match=message):
-        parse_quiet_hours(value)
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
+    parse_frequency_caps: [
         ("email=3", "not channel=N/period"),
         ("email3/P1D", "not channel=N/period"),
         ("fax=1/P1D", "'fax' is not a channel a cap applies to"),
@@ -118,15 +110,8 @@ def test_bad_quiet_hours_are_refused(value, message):
         ("email=1/P", "not an ISO 8601 duration"),
         ("email=1/P1D,email=2/P7D", "email is capped twice"),
     ],
-)
-def test_bad_frequency_caps_are_refused(value, message):
-    with pytest.raises(PolicyError, match=message):
-        parse_frequency_caps(value)
-
-
-@pytest.mark.parametrize(
-    ("period", "message"),
-    [
+    # A cap's period is a duration of fixed length.
+    parse_period: [
         ("-P1D", "not an ISO 8601 duration"),
         ("+P1D", "not an ISO 8601 duration"),
         ("PT1.5S", "not an ISO 8601 duration"),
@@ -136,10 +121,23 @@ def test_bad_frequency_caps_are_refused(value, message):
         ("P36501D", "'P36501D' must be at most 100 years"),
         ("P99999999999999W", "must be at most 100 years"),
     ],
+}
+
+
+@pytest.mark.parametrize(
+    ("parse", "value", "message"),
+    [
+        pytest.param(parse, value, message, id=f"{parse.__name__}({value})")
+        for parse, cases in REFUSED.items()
+        for value, message in cases
+    ],
 )
-def test_a_cap_period_is_read_as_a_duration_of_fixed_length(period, message):
+def test_bad_policy_settings_are_refused(parse, value, message):
     with pytest.raises(PolicyError, match=message):
-        parse_period(period)
+        parse(value)
+
+
+def test_a_cap_period_is_read_as_a_duration_of_fixed_length():
     assert parse_period("P1W2DT3H4M5S") == timedelta(weeks=1, days=2, hours=3, minutes=4, seconds=5)
 
 
