@@ -18,18 +18,17 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def batch_gateway(settings, http_server):
     use_backend(settings, "channels.backends.batch_json.BatchJsonBackend", "sms")
-    settings.MAESTRA_BATCH_JSON = {
-        "sms": {
-            "url": http_server.url("/v1/batch"),
-            "headers": {"Authorization": "Bearer t"},
-            "item": {"to": "{to}", "text": "{text}", "ref": "{idempotency_key}"},
-            "envelope": "messages",
-            "batch_size": 10,
-            "results": "data.results",
-            "id_field": "sid",
-            "error_field": "error",
-        }
-    }
+    sms = dict(
+        url=http_server.url("/v1/batch"),
+        headers={"Authorization": "Bearer t"},
+        item={"to": "{to}", "text": "{text}", "ref": "{idempotency_key}"},
+        envelope="messages",
+        batch_size=10,
+        results="data.results",
+        id_field="sid",
+        error_field="error",
+    )
+    settings.MAESTRA_BATCH_JSON = {"sms": sms}
     return http_server
 
 

@@ -710,18 +710,25 @@ def test_the_cap_holds_across_two_flows_started_by_one_event(settings):
     assert counts["messages.sent"] == 1 and counts["messages.not_sent"] == 1
 
 
+EVENING = local(BERLIN, 2026, 5, 4, 22, 0)  # quiet hours in Berlin
+
+
+def ann_orders_in_the_evening() -> None:
+    """Ann, who lives in Berlin, orders at EVENING: both flows start for her."""
+    ann = kit.customer("ann", subscriptions={"email": "subscribed"}, timezone="Europe/Berlin")
+    kit.post_event(ann, occurred_at=EVENING)
+
+
 def test_quiet_hours_through_the_engine_keep_the_relevance(settings):
     """A steps node relevant for two hours at 22:00: its messages would wait
     until 08:00, past their relevance, so they are not sent."""
     settings.MAESTRA_QUIET_HOURS = "21:00-08:00"
     flow_a, flow_b = two_flows(relevance="PT2H")
-    ann = kit.customer("ann", subscriptions={"email": "subscribed"}, timezone="Europe/Berlin")
-    evening = local(BERLIN, 2026, 5, 4, 22, 0)
-    with at(evening):
-        kit.post_event(ann, occurred_at=evening)
+    with at(EVENING):
+        ann_orders_in_the_evening()
         tick()
     messages = kit.messages_of(flow_a) + kit.messages_of(flow_b)
-    assert [m.expires_at for m in messages] == [evening + timedelta(hours=2)] * 2
+    assert [m.expires_at for m in messages] == [EVENING + timedelta(hours=2)] * 2
     assert {(m.status, m.reason.split(":")[0]) for m in messages} == {("not_sent", "quiet_hours")}
     assert [r.launched for r in kit.runs_of(flow_a) + kit.runs_of(flow_b)] == [True, True]
 
@@ -729,13 +736,11 @@ def test_quiet_hours_through_the_engine_keep_the_relevance(settings):
 def test_a_deferred_message_from_the_engine_goes_in_the_morning(settings):
     settings.MAESTRA_QUIET_HOURS = "21:00-08:00"
     flow_a, _flow_b = two_flows(relevance="P1D")
-    ann = kit.customer("ann", subscriptions={"email": "subscribed"}, timezone="Europe/Berlin")
-    evening = local(BERLIN, 2026, 5, 4, 22, 0)
-    with at(evening):
-        kit.post_event(ann, occurred_at=evening)
+    with at(EVENING):
+        ann_orders_in_the_evening()
         assert tick()["messages.deferred"] == 2
     (message,) = kit.messages_of(flow_a)
-    assert message.expires_at == evening + timedelta(days=1)
+    assert message.expires_at == EVENING + timedelta(days=1)
     assert message.next_attempt_at == local(BERLIN, 2026, 5, 5, 8, 0)
     with at(local(BERLIN, 2026, 5, 5, 8, 0)):
         assert tick()["messages.sent"] == 2

@@ -18,33 +18,25 @@ from flows.selectors.canvas_stats import (
     wilson_interval,
 )
 from tests.flows import admin_kit as kit
+from tests.flows.engine_kit import node
 
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
 SINCE = datetime(2025, 6, 1, tzinfo=UTC)
 UNTIL = datetime(2025, 6, 11, tzinfo=UTC)
 
+VARIANTS = [
+    {"name": "A", "percent": 45},
+    {"name": "B", "percent": 45},
+    {"name": "control", "percent": 10, "control": True},
+]
 AB_DOCUMENT = {
     "format": "maestra.flow/1",
     "name": "A/B and cap",
     "nodes": [
-        {"key": "start", "kind": "event", "config": {"event_type": "visit"}},
-        {
-            "key": "split",
-            "kind": "ab_test",
-            "config": {
-                "variants": [
-                    {"name": "A", "percent": 45},
-                    {"name": "B", "percent": 45},
-                    {"name": "control", "percent": 10, "control": True},
-                ]
-            },
-        },
-        {"key": "cap", "kind": "limitation", "config": {"max": 5, "period": None}},
-        {
-            "key": "hourly",
-            "kind": "limitation",
-            "config": {"max": 2, "period": {"unit": "hours", "every": 1}},
-        },
+        node("start", "event", event_type="visit"),
+        node("split", "ab_test", variants=VARIANTS),
+        node("cap", "limitation", max=5, period=None),
+        node("hourly", "limitation", max=2, period={"unit": "hours", "every": 1}),
     ],
     "edges": [
         {"from": "start", "to": "split"},
