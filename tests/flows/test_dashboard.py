@@ -19,6 +19,7 @@ from customers.models import Customer, Event
 from flows.admin.dashboard import dashboard, sparkline
 from flows.models import Flow, Run
 from tests import helpers
+from tests.flows.admin_kit import message_to, run_in
 
 S = Flow.Status
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
@@ -28,25 +29,11 @@ def activity(flow: Flow, *, customers: int, day_offset: int, sent: int = 0, conv
     at = NOW - timedelta(days=day_offset, hours=1)
     for n in range(customers):
         customer, _ = Customer.objects.get_or_create(external_id=f"{flow.pk}-{day_offset}-{n}")
-        Run.objects.create(
-            flow=flow,
-            version=flow.live_version,
-            customer=customer,
-            node_key="ask",
-            clock=at,
-            entered_at=at,
-            is_test=test,
+        run_in(
+            flow, customer, status=Run.Status.ACTIVE, node_key="ask", clock=at, entered_at=at, is_test=test
         )
         if n < sent:
-            Message.objects.create(
-                customer=customer,
-                template_slug="confirm",
-                channel="email",
-                status=Message.Status.SENT,
-                flow_id=flow.pk,
-                created_at=at,
-                is_test=test,
-            )
+            message_to(customer, flow=flow, status=Message.Status.SENT, created_at=at, is_test=test)
         if n < converted:
             Event.objects.create(
                 customer=customer, type="order_created", occurred_at=at + timedelta(minutes=30)
