@@ -1,7 +1,6 @@
 """Fixtures of the REST API tests: an API key and a client that sends it."""
 
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from maestra.api.models import ApiKey
@@ -10,14 +9,9 @@ from maestra.api.models import ApiKey
 # brought into any status through the lifecycle services.
 from tests.flows.conftest import flow_in, invalid_document, spec_document, templates  # noqa: F401
 
-
-@pytest.fixture(autouse=True)
-def fresh_throttle_counters():
-    # Throttle counters live in the (process-wide) cache: one test's requests
-    # must not count against the next test's budget.
-    cache.clear()
-    yield
-    cache.clear()
+# Throttle counters live in the (process-wide) cache: one test's requests
+# must not count against the next test's budget.
+from tests.maestra.kit import empty_cache  # noqa: F401
 
 
 @pytest.fixture

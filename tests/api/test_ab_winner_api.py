@@ -131,16 +131,13 @@ def test_the_stats_api_shows_the_recorded_winner(api):
             "p_value": 1e-6,
         },
     ]
+    decided = {"variant": "A", "metric": "goal", "confidence": 0.95, "p_value": 1e-6, "counts": counts}
     ABWinner.objects.create(
         flow=flow,
         node_key="ab",
         version_id=flow.live_version_id,
-        variant="A",
-        metric="goal",
-        confidence=0.95,
-        p_value=1e-6,
-        counts=counts,
         decided_at=NOW + timedelta(days=1),
+        **decided,
     )
     body = api.get(f"/api/v1/flows/{flow_id}/stats", {"end": "2026-06-03T00:00:00Z"}).json()
     nodes = {node["key"]: node for node in body["nodes"]}

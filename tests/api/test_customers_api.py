@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from channels.models import Message
 from customers.models import Customer, Event, PointsEntry, Segment, SegmentMembership, Subscription
-from flows.models import Flow, FlowVersion, Node, NodePass, Run
+from flows.models import Flow, FlowVersion, Node, Run
+from tests.flows import admin_kit as kit
 
 
 @pytest.mark.django_db
@@ -134,30 +134,17 @@ T0 = datetime(2025, 6, 10, 10, 0, tzinfo=UTC)
 
 
 def _run_with_history(customer, *, flow, version, number: int) -> Run:
-    run = Run.objects.create(
-        flow=flow,
+    run = kit.run_in(
+        flow,
+        customer,
         version=version,
-        customer=customer,
         status=Run.Status.WAITING,
-        node_key="day",
         clock=T0,
         entered_at=T0 + timedelta(minutes=number),
     )
-    NodePass.objects.create(
-        run=run, version=version, node_key="start", kind="event", pass_no=0, at=T0, port="next"
-    )
-    NodePass.objects.create(
-        run=run, version=version, node_key="ask", kind="steps", pass_no=1, at=T0, port="next"
-    )
-    Message.objects.create(
-        customer=customer,
-        template_slug="confirm",
-        channel="email",
-        status="sent",
-        flow_id=flow.pk,
-        run_id=run.pk,
-        node_key="ask",
-    )
+    kit.pass_through(run, "start", "event", 0, at=T0, port="next")
+    kit.pass_through(run, "ask", "steps", 1, at=T0, port="next")
+    kit.message_to(customer, flow=flow, run=run, status="sent", node_key="ask")
     return run
 
 

@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from channels.models import Message
 from customers.models import Customer
-from flows.models import NodeStat, Run
+from flows.models import NodeStat
+from tests.flows import admin_kit as kit
 
 NOW = datetime(2025, 6, 10, 12, 30, tzinfo=UTC)
 
@@ -34,23 +34,10 @@ def counted_flow(flow_in):
     _stat(flow, "start", "entered", 7, is_test=True)
     customer = Customer.objects.create(external_id="c")
     for _ in range(2):
-        Run.objects.create(
-            flow=flow,
-            version_id=flow.live_version_id,
-            customer=customer,
-            status="waiting",
-            node_key="day",
-            clock=NOW,
-        )
+        kit.run_in(flow, customer, version_id=flow.live_version_id, clock=NOW)
     for status in ("sent", "sent", "failed"):
-        Message.objects.create(
-            customer=customer,
-            template_slug="confirm",
-            channel="email",
-            status=status,
-            flow_id=flow.pk,
-            node_key="ask",
-            created_at=NOW - timedelta(hours=1),
+        kit.message_to(
+            customer, flow=flow, status=status, node_key="ask", created_at=NOW - timedelta(hours=1)
         )
     return flow
 

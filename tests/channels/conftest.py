@@ -65,18 +65,26 @@ def make_template(db):
     return make
 
 
+def use_backend(settings, backend: str, *channels: str) -> None:
+    """Send `channels` (email if none are named) through `backend`, a dotted
+    path; the other channels keep the backends they have."""
+    chosen = dict.fromkeys(channels or ("email",), backend)
+    settings.MAESTRA_CHANNEL_BACKENDS = {**settings.MAESTRA_CHANNEL_BACKENDS, **chosen}
+
+
+def send_request(
+    customer_id: int, slug: str, channel: str = "email", *, run_id: int, **fields
+) -> SendRequest:
+    """What a steps node asks the outbox for: one message of template `slug`,
+    from node "n", step 0, pass 1 unless `fields` say otherwise."""
+    fields = {"node_key": "n", "step_index": 0, "pass_no": 1, **fields}
+    return SendRequest(customer_id=customer_id, template_slug=slug, channel=channel, run_id=run_id, **fields)
+
+
 def queue_one(customer, slug: str, channel: str = "email", run_id: int = 1) -> Message:
     """Queue one message of template `slug` for `customer` through the
     outbox, as a steps node would; the row written."""
-    request = SendRequest(
-        customer_id=customer.id,
-        template_slug=slug,
-        channel=channel,
-        run_id=run_id,
-        node_key="n",
-        step_index=0,
-        pass_no=1,
-    )
+    request = send_request(customer.id, slug, channel, run_id=run_id)
     return Message.objects.get(id=queue_messages(requests=[request])[request.key].id)
 
 

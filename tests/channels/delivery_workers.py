@@ -86,15 +86,14 @@ def wait_for_session_to_end(application_name: str, timeout: float = 20.0) -> Non
     """Block until the database session of a killed worker is gone (PGAPPNAME
     names it): the server may still be rolling back, or committing a COMMIT
     that arrived just before the kill, and the test must see the outcome."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def still_there() -> bool:
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [application_name]
-            )
-            (sessions,) = cursor.fetchone()
-        if not sessions:
-            return
+            cursor.execute("SELECT 1 FROM pg_stat_activity WHERE application_name = %s", [application_name])
+            return cursor.fetchone() is not None
+
+    deadline = time.monotonic() + timeout
+    while still_there():
         if time.monotonic() > deadline:
             raise AssertionError(f"the session {application_name} is still there")
         time.sleep(0.01)

@@ -97,6 +97,7 @@ def test_it_shows_the_render_error_text(admin_client, anna):
 
 @pytest.mark.django_db
 def test_it_renders_webhook_and_push_templates(admin_client, anna):
+    push = template(slug="push", channel="web_push", subject="Hey {{ customer.first_name }}", text="Body")
     hook = template(
         slug="hook",
         channel="webhook",
@@ -105,14 +106,12 @@ def test_it_renders_webhook_and_push_templates(admin_client, anna):
         headers={"X-Tier": "{{ customer.fields.tier }}"},
         text='{"email": "{{ customer.email }}"}',
     )
-    push = template(slug="push", channel="web_push", subject="Hey {{ customer.first_name }}", text="Body")
 
-    hook_parts = {
-        n: t for n, t, _ in admin_client.get(preview_url(hook), {"customer": "anna-1"}).context["parts"]
-    }
-    push_parts = {
-        n: t for n, t, _ in admin_client.get(preview_url(push), {"customer": "anna-1"}).context["parts"]
-    }
+    def parts(tpl: Template) -> dict[str, str]:
+        response = admin_client.get(preview_url(tpl), {"customer": "anna-1"})
+        return {name: text for name, text, _html in response.context["parts"]}
+
+    hook_parts, push_parts = parts(hook), parts(push)
 
     assert hook_parts["url"] == "https://crm.example.com/anna-1"
     assert hook_parts["method"] == "POST"

@@ -9,30 +9,26 @@ from channels.backends import BackendMisconfigured
 from channels.backends.batch_json import BatchJsonBackend
 from channels.delivery import deliver_all_due
 from channels.models import Message
-from channels.outbox import SendRequest, queue_messages
-from tests.channels.conftest import Reply
+from channels.outbox import queue_messages
+from tests.channels.conftest import Reply, send_request, use_backend
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def batch_gateway(settings, http_server):
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "sms": "channels.backends.batch_json.BatchJsonBackend",
-    }
-    settings.MAESTRA_BATCH_JSON = {
-        "sms": {
-            "url": http_server.url("/v1/batch"),
-            "headers": {"Authorization": "Bearer t"},
-            "item": {"to": "{to}", "text": "{text}", "ref": "{idempotency_key}"},
-            "envelope": "messages",
-            "batch_size": 10,
-            "results": "data.results",
-            "id_field": "sid",
-            "error_field": "error",
-        }
-    }
+    use_backend(settings, "channels.backends.batch_json.BatchJsonBackend", "sms")
+    sms = dict(
+        url=http_server.url("/v1/batch"),
+        headers={"Authorization": "Bearer t"},
+        item={"to": "{to}", "text": "{text}", "ref": "{idempotency_key}"},
+        envelope="messages",
+        batch_size=10,
+        results="data.results",
+        id_field="sid",
+        error_field="error",
+    )
+    settings.MAESTRA_BATCH_JSON = {"sms": sms}
     return http_server
 
 
@@ -42,14 +38,11 @@ def queue_sms(make_template, make_customer):
 
     def queue(n: int) -> list[int]:
         requests = [
-            SendRequest(
-                customer_id=make_customer(phone=f"+49 151 {1000000 + i}").id,
-                template_slug="code",
-                channel="sms",
+            send_request(
+                make_customer(phone=f"+49 151 {1000000 + i}").id,
+                "code",
+                "sms",
                 run_id=i + 1,
-                node_key="n",
-                step_index=0,
-                pass_no=1,
                 context={"promo_code": f"P{i}"},
             )
             for i in range(n)

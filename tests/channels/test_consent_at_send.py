@@ -14,7 +14,7 @@ from channels.models import Message
 from customers.models import Subscription
 from customers.services import set_subscriptions
 from flows.privacy import erase_customers
-from tests.channels.conftest import queue_one
+from tests.channels.conftest import queue_one, use_backend
 
 pytestmark = pytest.mark.django_db
 
@@ -90,10 +90,7 @@ def test_consent_on_one_channel_does_not_hold_another(templates, make_customer):
 
 
 def test_webhooks_need_no_consent(templates, make_customer, settings):
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "webhook": "channels.backends.console.ConsoleBackend",
-    }
+    use_backend(settings, "channels.backends.console.ConsoleBackend", "webhook")
     ann = make_customer(subscriptions={"email": "unsubscribed"})
     hook = queue(ann, "hook", "webhook")
     deliver_all_due()
@@ -158,10 +155,7 @@ class ErasingBackend(Backend):
 
 
 def test_an_erasure_while_the_message_is_claimed_wins(templates, make_customer, settings):
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "email": f"{__name__}.ErasingBackend",
-    }
+    use_backend(settings, f"{__name__}.ErasingBackend")
     ann, bob = make_customer(), make_customer()
     first, second = queue(ann, "receipt", run_id=1), queue(bob, "receipt", run_id=2)
     ErasingBackend.sent, ErasingBackend.victim = [], bob.id

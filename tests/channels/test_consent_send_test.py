@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from channels.models import Message
 from channels.sendtest import SendTestError, send_test
 from maestra.api.models import ApiKey
+from tests.channels.conftest import use_backend
 
 pytestmark = pytest.mark.django_db
 
@@ -88,10 +89,7 @@ def test_bad_destinations_write_nothing(make_customer, make_template):
 
 
 def test_sms_goes_to_the_normalized_number_through_the_sms_backend(make_customer, make_template, settings):
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "sms": "channels.backends.console.ConsoleBackend",
-    }
+    use_backend(settings, "channels.backends.console.ConsoleBackend", "sms")
     ann = make_customer(first_name="Ann")
     message = send_test(template=make_template("sms", channel="sms"), customer=ann, to="+49 151 999-9999")
     assert message.status == Message.Status.SENT

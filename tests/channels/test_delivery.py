@@ -13,17 +13,11 @@ from django.core.management import call_command
 
 from channels.backends import Backend, Outcome, SendResult
 from channels.backends.email import DjangoEmailBackend
-from channels.delivery import (
-    claim,
-    deliver_all_due,
-    deliver_due,
-    drain,
-    expire_leases,
-    release_claims,
-)
+from channels.delivery import claim, deliver_all_due, deliver_due, drain, expire_leases, release_claims
 from channels.models import Message
-from channels.outbox import SendRequest, queue_messages
+from channels.outbox import queue_messages
 from channels.tasks import deliver_task
+from tests.channels.conftest import send_request, use_backend
 
 pytestmark = pytest.mark.django_db
 
@@ -42,14 +36,12 @@ def queue(make_template, make_customer):
             customer = customers.get(i) or make_customer()
             customers[i] = customer
             reqs.append(
-                SendRequest(
-                    customer_id=customer.id,
-                    template_slug="t" if channel == "email" else "sms",
-                    channel=channel,
+                send_request(
+                    customer.id,
+                    "t" if channel == "email" else "sms",
+                    channel,
                     run_id=1000 + i,
                     node_key=channel,
-                    step_index=0,
-                    pass_no=1,
                     context={"promo_code": f"P{i}"},
                 )
             )
@@ -161,10 +153,7 @@ class CountingBackend(Backend):
 
 
 def test_only_the_row_inside_the_provider_call_is_sending(queue, settings):
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "email": f"{__name__}.CountingBackend",
-    }
+    use_backend(settings, f"{__name__}.CountingBackend")
     settings.MAESTRA_DELIVERY_CHUNK = 4
     CountingBackend.seen = []
     ids = queue(4)
@@ -190,10 +179,7 @@ class DyingBackend(Backend):
 
 
 def test_a_worker_stopped_mid_chunk_gives_back_what_it_did_not_try(queue, settings):
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "email": f"{__name__}.DyingBackend",
-    }
+    use_backend(settings, f"{__name__}.DyingBackend")
     DyingBackend.calls = 0
     first, second, third, fourth = queue(4)
     with pytest.raises(KeyboardInterrupt):
@@ -221,10 +207,7 @@ class ExpiringClaimBackend(Backend):
 
 
 def test_a_worker_whose_claim_ran_out_does_not_send_what_another_one_holds(queue, settings):
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "email": f"{__name__}.ExpiringClaimBackend",
-    }
+    use_backend(settings, f"{__name__}.ExpiringClaimBackend")
     ExpiringClaimBackend.calls = []
     with time_machine.travel(T0, tick=False):
         first, *rest = queue(3)
@@ -242,10 +225,7 @@ class IdempotentEmailBackend(DjangoEmailBackend):
 
 
 def test_a_backend_whose_provider_honours_idempotency_keys_resends_unknown_outcomes(queue, settings):
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "email": f"{__name__}.IdempotentEmailBackend",
-    }
+    use_backend(settings, f"{__name__}.IdempotentEmailBackend")
     settings.MAESTRA_MAX_RETRIES = 1
     with time_machine.travel(T0, tick=False):
         again, exhausted, sms = queue(2) + queue(channel="sms", start=2)
@@ -268,10 +248,7 @@ def test_a_backend_whose_provider_honours_idempotency_keys_resends_unknown_outco
 
 
 def test_a_backend_exception_is_an_unknown_outcome_never_retried(queue, settings):
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "email": f"{__name__}.RaisingBackend",
-    }
+    use_backend(settings, f"{__name__}.RaisingBackend")
     [message_id] = queue()
     assert deliver_due()["failed"] == 1
     row = Message.objects.get(id=message_id)
@@ -279,10 +256,7 @@ def test_a_backend_exception_is_an_unknown_outcome_never_retried(queue, settings
 
 
 def test_a_late_outcome_overrides_unknown_outcome(queue, settings):
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "email": f"{__name__}.ExpiringBackend",
-    }
+    use_backend(settings, f"{__name__}.ExpiringBackend")
     with time_machine.travel(T0, tick=False):
         [message_id] = queue()
         deliver_due()
@@ -291,7 +265,7 @@ def test_a_late_outcome_overrides_unknown_outcome(queue, settings):
 
 
 def test_a_misconfigured_backend_is_retried(queue, settings):
-    settings.MAESTRA_CHANNEL_BACKENDS = {**settings.MAESTRA_CHANNEL_BACKENDS, "email": "nowhere.Backend"}
+    use_backend(settings, "nowhere.Backend")
     [message_id] = queue()
     assert deliver_due()["retried"] == 1
     row = Message.objects.get(id=message_id)
@@ -300,10 +274,7 @@ def test_a_misconfigured_backend_is_retried(queue, settings):
 
 
 def test_a_retry_after_is_capped_at_a_day(queue, settings):
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "email": f"{__name__}.SlowRetryBackend",
-    }
+    use_backend(settings, f"{__name__}.SlowRetryBackend")
     with time_machine.travel(T0, tick=False):
         [message_id] = queue()
         deliver_due()

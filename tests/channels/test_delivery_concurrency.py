@@ -13,9 +13,9 @@ import pytest
 from django.core import mail
 
 from channels.models import Message, Template
-from channels.outbox import SendRequest, queue_messages
+from channels.outbox import queue_messages
 from customers.models import Customer
-from tests.channels.conftest import free_port
+from tests.channels.conftest import free_port, send_request, use_backend
 from tests.channels.delivery_workers import (
     SENT_BY,
     SLOW_LOCMEM,
@@ -32,10 +32,7 @@ MESSAGES = 2000
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_send_each_message_exactly_once(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "email": SLOW_LOCMEM,
-    }
+    use_backend(settings, SLOW_LOCMEM)
     settings.MAESTRA_DELIVERY_CHUNK = 25
     SENT_BY.clear()
     mail.outbox = []
@@ -165,15 +162,7 @@ def _queue_service_emails(count: int) -> list[int]:
     )
     results = queue_messages(
         requests=[
-            SendRequest(
-                customer_id=cid,
-                template_slug="k",
-                channel="email",
-                run_id=cid,
-                node_key="n",
-                step_index=0,
-                pass_no=1,
-            )
+            send_request(cid, "k", run_id=cid)
             for cid in Customer.objects.order_by("id").values_list("id", flat=True)
         ]
     )

@@ -6,7 +6,8 @@ from django.core.cache import cache
 
 from channels import tasks
 from channels.models import Message
-from channels.outbox import SendRequest, queue_messages
+from channels.outbox import queue_messages
+from tests.channels.conftest import send_request
 
 pytestmark = pytest.mark.django_db
 
@@ -23,20 +24,7 @@ def queued(settings, make_template, make_customer):
     runs = iter(range(1, 1_000_000))
 
     def queue(n: int) -> None:
-        queue_messages(
-            requests=[
-                SendRequest(
-                    customer_id=customer.id,
-                    template_slug="t",
-                    channel="email",
-                    run_id=next(runs),
-                    node_key="n",
-                    step_index=0,
-                    pass_no=1,
-                )
-                for _ in range(n)
-            ]
-        )
+        queue_messages(requests=[send_request(customer.id, "t", run_id=next(runs)) for _ in range(n)])
 
     yield queue
     cache.delete(tasks.HELPERS_KEY)

@@ -7,7 +7,8 @@ import pytest
 from channels.backends import Backend, Outcome, SendResult
 from channels.delivery import claim, deliver_all_due, drain
 from channels.models import Message
-from channels.outbox import SendRequest, queue_messages
+from channels.outbox import queue_messages
+from tests.channels.conftest import send_request, use_backend
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,7 @@ class RecordingBackend(Backend):
 
 @pytest.fixture
 def lanes(settings, make_template, make_customer):
-    settings.MAESTRA_CHANNEL_BACKENDS = {**settings.MAESTRA_CHANNEL_BACKENDS, "email": RECORDING}
+    use_backend(settings, RECORDING)
     RecordingBackend.order = []
     RecordingBackend.hooks = {}
     make_template("promo", purpose="marketing")
@@ -39,18 +40,7 @@ def lanes(settings, make_template, make_customer):
     runs = iter(range(1, 1_000_000))
 
     def queue(slug: str, n: int) -> list[int]:
-        requests = [
-            SendRequest(
-                customer_id=customers[i % len(customers)].id,
-                template_slug=slug,
-                channel="email",
-                run_id=next(runs),
-                node_key="n",
-                step_index=0,
-                pass_no=1,
-            )
-            for i in range(n)
-        ]
+        requests = [send_request(customers[i % len(customers)].id, slug, run_id=next(runs)) for i in range(n)]
         results = queue_messages(requests=requests)
         assert {results[r.key].status for r in requests} == {"queued"}
         return [results[r.key].id for r in requests]

@@ -12,7 +12,8 @@ from channels.backends import Outcome
 from channels.backends.email import smtp_error_result
 from channels.delivery import deliver_all_due, deliver_due
 from channels.models import Message
-from channels.outbox import SendRequest, queue_messages
+from channels.outbox import queue_messages
+from tests.channels.conftest import send_request
 
 pytestmark = pytest.mark.django_db
 
@@ -31,16 +32,7 @@ def queue_email(make_template, make_customer, settings):
 
     def queue(*, run_id=1, **customer_fields) -> Message:
         customer = make_customer(**customer_fields)
-        req = SendRequest(
-            customer_id=customer.id,
-            template_slug="welcome",
-            channel="email",
-            run_id=run_id,
-            node_key="n",
-            step_index=0,
-            pass_no=1,
-            context={"promo_code": "SAVE<10>"},
-        )
+        req = send_request(customer.id, "welcome", run_id=run_id, context={"promo_code": "SAVE<10>"})
         return Message.objects.get(id=queue_messages(requests=[req])[req.key].id)
 
     return queue
@@ -69,12 +61,16 @@ def test_it_sends_text_and_autoescaped_html_over_smtp(smtp_server, queue_email):
     assert (row.status, row.provider_id) == ("sent", f"<maestra-{row.id}@shop.example>")
 
 
+def assert_received_once_each(smtp_server, rows) -> None:
+    ids = sorted(parse(e)["Message-ID"] for e in smtp_server.envelopes)
+    assert ids == sorted(f"<maestra-{r.id}@shop.example>" for r in rows)
+
+
 def test_several_messages_share_one_session(smtp_server, queue_email, settings):
     settings.MAESTRA_SMTP_CONNECTIONS = 1
     rows = [queue_email(run_id=i, email=f"p{i}@example.com") for i in range(3)]
     assert deliver_due()["sent"] == 3
-    ids = sorted(parse(e)["Message-ID"] for e in smtp_server.envelopes)
-    assert ids == sorted(f"<maestra-{r.id}@shop.example>" for r in rows)
+    assert_received_once_each(smtp_server, rows)
     assert len(set(smtp_server.peers)) == 1
 
 
@@ -86,8 +82,7 @@ def test_a_drain_sends_over_its_parallel_sessions_and_keeps_them_across_chunks(
     settings.MAESTRA_DELIVERY_CHUNK = 8
     rows = [queue_email(run_id=i, email=f"p{i}@example.com") for i in range(40)]
     assert deliver_all_due()["sent"] == 40
-    ids = sorted(parse(e)["Message-ID"] for e in smtp_server.envelopes)
-    assert ids == sorted(f"<maestra-{r.id}@shop.example>" for r in rows)
+    assert_received_once_each(smtp_server, rows)
     # Five chunks of eight, each spread over the same four sessions: four
     # client ports in all, each session carried ten messages.
     assert len(set(smtp_server.peers)) == 4

@@ -6,19 +6,15 @@ from channels.backends import BackendMisconfigured
 from channels.backends.http_json import dig, fill
 from channels.delivery import deliver_due
 from channels.models import Message
-from channels.outbox import SendRequest, queue_messages
-from tests.channels.conftest import Reply
+from channels.outbox import queue_messages
+from tests.channels.conftest import Reply, send_request, use_backend
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def sms_gateway(settings, http_server):
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "sms": "channels.backends.http_json.HttpJsonBackend",
-        "mobile_push": "channels.backends.http_json.HttpJsonBackend",
-    }
+    use_backend(settings, "channels.backends.http_json.HttpJsonBackend", "sms", "mobile_push")
     settings.MAESTRA_HTTP_JSON = {
         "sms": {
             "url": http_server.url("/v1/sms"),
@@ -52,16 +48,7 @@ def queue(make_template, make_customer, channel: str, **customer_fields) -> int:
         text="Your code {{ promo_code }}",
     )
     customer = make_customer(**customer_fields)
-    req = SendRequest(
-        customer_id=customer.id,
-        template_slug=channel,
-        channel=channel,
-        run_id=1,
-        node_key="n",
-        step_index=0,
-        pass_no=1,
-        context={"promo_code": "X7"},
-    )
+    req = send_request(customer.id, channel, channel, run_id=1, context={"promo_code": "X7"})
     return queue_messages(requests=[req])[req.key].id
 
 

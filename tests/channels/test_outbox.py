@@ -6,7 +6,8 @@ from django.test.utils import CaptureQueriesContext
 
 from channels.addresses import normalize_phone
 from channels.models import Message, Template
-from channels.outbox import SendRequest, queue_messages
+from channels.outbox import queue_messages
+from tests.channels.conftest import send_request
 
 pytestmark = pytest.mark.django_db
 
@@ -16,10 +17,10 @@ run_ids = itertools.count(1)
 def request(
     customer, slug, channel="email", *, run_id=None, step_index=0, pass_no=1, is_test=False, **context
 ):
-    return SendRequest(
-        customer_id=customer.id,
-        template_slug=slug,
-        channel=channel,
+    return send_request(
+        customer.id,
+        slug,
+        channel,
         run_id=run_id if run_id is not None else next(run_ids),
         node_key="steps",
         step_index=step_index,
@@ -226,16 +227,17 @@ def test_an_empty_batch_does_nothing():
     assert queue_messages(requests=[]) == {}
 
 
-@pytest.mark.parametrize(
-    "raw, expected",
-    [
-        ("+49 151 234-5678", "+491512345678"),
-        ("(030) 1234567", "0301234567"),
-        ("12", None),
-        ("abc", None),
-        ("", None),
-    ],
-)
+# Typed phone number → the stored one (None: not a phone number).
+PHONES = {
+    "+49 151 234-5678": "+491512345678",
+    "(030) 1234567": "0301234567",
+    "12": None,
+    "abc": None,
+    "": None,
+}
+
+
+@pytest.mark.parametrize("raw, expected", PHONES.items())
 def test_phone_normalization(raw, expected):
     assert normalize_phone(raw) == expected
 

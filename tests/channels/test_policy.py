@@ -20,7 +20,7 @@ from channels.backends import Backend, Outcome, SendResult
 from channels.checks import check_policy
 from channels.delivery import claim_chunk, deliver_all_due, deliver_due
 from channels.models import Message, Template
-from channels.outbox import SendRequest, queue_messages
+from channels.outbox import queue_messages
 from channels.policy import (
     PERSONAL_CHANNELS,
     PolicyError,
@@ -33,20 +33,9 @@ from channels.policy import (
 from channels.sendtest import send_test
 from customers.models import Channel, Customer
 from flows.engine.tick import tick
-from tests.flows.engine_kit import (
-    at,
-    chain,
-    customer,
-    document,
-    email_templates,
-    event_start,
-    launch,
-    messages_of,
-    post_event,
-    runs_of,
-    send,
-    steps,
-)
+from tests.channels.conftest import send_request, use_backend
+from tests.flows import engine_kit as kit
+from tests.flows.engine_kit import at
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -96,9 +85,9 @@ def test_frequency_caps_are_read():
     assert set(PERSONAL_CHANNELS) == set(Channel.values) - {Channel.WEBHOOK}
 
 
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
+# Settings the policy refuses, per parser: the value and the words of the error.
+REFUSED = {
+    parse_quiet_hours: [
         ("21:00", "not a range"),
         ("21:00-08:00-09:00", "not a range"),
         ("9pm-8am", "not a time HH:MM"),
@@ -106,15 +95,7 @@ def test_frequency_caps_are_read():
         ("21:00-8:00", "not a time HH:MM"),
         ("21:00-21:00", "starts and ends at the same time"),
     ],
-)
-def test_bad_quiet_hours_are_refused(value, message):
-    with pytest.raises(PolicyError, match=message):
-        parse_quiet_hours(value)
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
+    parse_frequency_caps: [
         ("email=3", "not channel=N/period"),
         ("email3/P1D", "not channel=N/period"),
         ("fax=1/P1D", "'fax' is not a channel a cap applies to"),
@@ -129,15 +110,8 @@ def test_bad_quiet_hours_are_refused(value, message):
         ("email=1/P", "not an ISO 8601 duration"),
         ("email=1/P1D,email=2/P7D", "email is capped twice"),
     ],
-)
-def test_bad_frequency_caps_are_refused(value, message):
-    with pytest.raises(PolicyError, match=message):
-        parse_frequency_caps(value)
-
-
-@pytest.mark.parametrize(
-    ("period", "message"),
-    [
+    # A cap's period is a duration of fixed length.
+    parse_period: [
         ("-P1D", "not an ISO 8601 duration"),
         ("+P1D", "not an ISO 8601 duration"),
         ("PT1.5S", "not an ISO 8601 duration"),
@@ -147,10 +121,23 @@ def test_bad_frequency_caps_are_refused(value, message):
         ("P36501D", "'P36501D' must be at most 100 years"),
         ("P99999999999999W", "must be at most 100 years"),
     ],
+}
+
+
+@pytest.mark.parametrize(
+    ("parse", "value", "message"),
+    [
+        pytest.param(parse, value, message, id=f"{parse.__name__}({value})")
+        for parse, cases in REFUSED.items()
+        for value, message in cases
+    ],
 )
-def test_a_cap_period_is_read_as_a_duration_of_fixed_length(period, message):
+def test_bad_policy_settings_are_refused(parse, value, message):
     with pytest.raises(PolicyError, match=message):
-        parse_period(period)
+        parse(value)
+
+
+def test_a_cap_period_is_read_as_a_duration_of_fixed_length():
     assert parse_period("P1W2DT3H4M5S") == timedelta(weeks=1, days=2, hours=3, minutes=4, seconds=5)
 
 
@@ -249,14 +236,12 @@ _runs = iter(range(1, 1_000_000))
 def queue(
     customer_id: int, template: str, *, channel: str = "email", flow_id: int = 1, expires_at=None
 ) -> int:
-    request = SendRequest(
-        customer_id=customer_id,
-        template_slug=template,
-        channel=channel,
+    request = send_request(
+        customer_id,
+        template,
+        channel,
         run_id=next(_runs),
         node_key="s",
-        step_index=0,
-        pass_no=1,
         flow_id=flow_id,
         expires_at=expires_at,
     )
@@ -445,7 +430,7 @@ def test_service_messages_webhooks_and_retries(quiet, subscribed, http_server):
 
 def test_a_retry_due_in_quiet_hours_waits_too(quiet, settings, subscribed):
     ann = subscribed(timezone="Europe/Berlin")
-    settings.MAESTRA_CHANNEL_BACKENDS = {**settings.MAESTRA_CHANNEL_BACKENDS, "email": f"{__name__}.Busy"}
+    use_backend(settings, f"{__name__}.Busy")
     Busy.results = [SendResult(outcome=Outcome.RETRY, reason="http_503")]
     with at(local(BERLIN, 2026, 5, 4, 20, 58)):
         message = queue(ann.id, "promo")
@@ -689,12 +674,15 @@ def test_without_a_policy_the_claim_reads_nothing_more(templates, subscribed, dj
 
 
 def two_flows(relevance: str = "P1D"):
-    email_templates("promo_a", "promo_b", purpose=Template.Purpose.MARKETING)
+    kit.email_templates("promo_a", "promo_b", purpose=Template.Purpose.MARKETING)
     for name, template in (("A", "promo_a"), ("B", "promo_b")):
-        launch(
-            document(
-                [event_start("order_created"), steps("mail", send(template), relevance=relevance)],
-                chain("start", "mail"),
+        kit.launch(
+            kit.document(
+                [
+                    kit.event_start("order_created"),
+                    kit.steps("mail", kit.send(template), relevance=relevance),
+                ],
+                kit.chain("start", "mail"),
                 name=f"Flow {name}",
             )
         )
@@ -706,20 +694,29 @@ def two_flows(relevance: str = "P1D"):
 def test_the_cap_holds_across_two_flows_started_by_one_event(settings):
     settings.MAESTRA_FREQUENCY_CAPS = "email=1/P1D"
     flow_a, flow_b = two_flows()
-    ann = customer("ann", subscriptions={"email": "subscribed"})
+    ann = kit.customer("ann", subscriptions={"email": "subscribed"})
     with at(T0):
-        post_event(ann, occurred_at=T0)
+        kit.post_event(ann, occurred_at=T0)
         counts = tick()
     assert counts["messages.sent"] == 1 and counts["messages.not_sent"] == 1
-    statuses = sorted((m.status, m.reason) for m in messages_of(flow_a) + messages_of(flow_b))
+    statuses = sorted((m.status, m.reason) for m in kit.messages_of(flow_a) + kit.messages_of(flow_b))
     assert statuses == [("not_sent", "frequency_cap: 1 email per P1D reached"), ("sent", "")]
     # Both runs launched: a message the cap refused is still an attempt.
-    assert [r.launched for r in runs_of(flow_a) + runs_of(flow_b)] == [True, True]
+    assert [r.launched for r in kit.runs_of(flow_a) + kit.runs_of(flow_b)] == [True, True]
 
     with at(T0 + timedelta(days=1)):
-        post_event(ann, occurred_at=T0 + timedelta(days=1))
+        kit.post_event(ann, occurred_at=T0 + timedelta(days=1))
         counts = tick()
     assert counts["messages.sent"] == 1 and counts["messages.not_sent"] == 1
+
+
+EVENING = local(BERLIN, 2026, 5, 4, 22, 0)  # quiet hours in Berlin
+
+
+def ann_orders_in_the_evening() -> None:
+    """Ann, who lives in Berlin, orders at EVENING: both flows start for her."""
+    ann = kit.customer("ann", subscriptions={"email": "subscribed"}, timezone="Europe/Berlin")
+    kit.post_event(ann, occurred_at=EVENING)
 
 
 def test_quiet_hours_through_the_engine_keep_the_relevance(settings):
@@ -727,27 +724,23 @@ def test_quiet_hours_through_the_engine_keep_the_relevance(settings):
     until 08:00, past their relevance, so they are not sent."""
     settings.MAESTRA_QUIET_HOURS = "21:00-08:00"
     flow_a, flow_b = two_flows(relevance="PT2H")
-    ann = customer("ann", subscriptions={"email": "subscribed"}, timezone="Europe/Berlin")
-    evening = local(BERLIN, 2026, 5, 4, 22, 0)
-    with at(evening):
-        post_event(ann, occurred_at=evening)
+    with at(EVENING):
+        ann_orders_in_the_evening()
         tick()
-    messages = messages_of(flow_a) + messages_of(flow_b)
-    assert [m.expires_at for m in messages] == [evening + timedelta(hours=2)] * 2
+    messages = kit.messages_of(flow_a) + kit.messages_of(flow_b)
+    assert [m.expires_at for m in messages] == [EVENING + timedelta(hours=2)] * 2
     assert {(m.status, m.reason.split(":")[0]) for m in messages} == {("not_sent", "quiet_hours")}
-    assert [r.launched for r in runs_of(flow_a) + runs_of(flow_b)] == [True, True]
+    assert [r.launched for r in kit.runs_of(flow_a) + kit.runs_of(flow_b)] == [True, True]
 
 
 def test_a_deferred_message_from_the_engine_goes_in_the_morning(settings):
     settings.MAESTRA_QUIET_HOURS = "21:00-08:00"
     flow_a, _flow_b = two_flows(relevance="P1D")
-    ann = customer("ann", subscriptions={"email": "subscribed"}, timezone="Europe/Berlin")
-    evening = local(BERLIN, 2026, 5, 4, 22, 0)
-    with at(evening):
-        post_event(ann, occurred_at=evening)
+    with at(EVENING):
+        ann_orders_in_the_evening()
         assert tick()["messages.deferred"] == 2
-    (message,) = messages_of(flow_a)
-    assert message.expires_at == evening + timedelta(days=1)
+    (message,) = kit.messages_of(flow_a)
+    assert message.expires_at == EVENING + timedelta(days=1)
     assert message.next_attempt_at == local(BERLIN, 2026, 5, 5, 8, 0)
     with at(local(BERLIN, 2026, 5, 5, 8, 0)):
         assert tick()["messages.sent"] == 2

@@ -13,8 +13,9 @@ from django.core import mail
 
 import channels.policy
 from channels.models import Message, Template
-from channels.outbox import SendRequest, queue_messages
+from channels.outbox import queue_messages
 from customers.models import Customer, Subscription
+from tests.channels.conftest import send_request, use_backend
 from tests.channels.delivery_workers import SENT_BY, SLOW_LOCMEM, run_two_workers
 
 CAP = 3
@@ -34,10 +35,7 @@ def sent_per_customer() -> Counter[int]:
 @pytest.mark.django_db(transaction=True)
 def test_quiet_hours_and_the_cap_hold_with_two_flows_and_two_workers(settings, monkeypatch):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "email": SLOW_LOCMEM,
-    }
+    use_backend(settings, SLOW_LOCMEM)
     settings.MAESTRA_DELIVERY_CHUNK = 3
     settings.MAESTRA_QUIET_HOURS = "21:00-08:00"
     settings.MAESTRA_FREQUENCY_CAPS = f"email={CAP}/P1D"
@@ -81,14 +79,11 @@ def test_quiet_hours_and_the_cap_hold_with_two_flows_and_two_workers(settings, m
         # One customer's messages after another, flows alternating: the two
         # workers' chunks hold the same customer at the same time.
         requests = [
-            SendRequest(
-                customer_id=customer.id,
-                template_slug="flow_a_promo" if n % 2 else "flow_b_promo",
-                channel="email",
+            send_request(
+                customer.id,
+                "flow_a_promo" if n % 2 else "flow_b_promo",
                 run_id=run_base + n * CUSTOMERS + index,
                 node_key="mail",
-                step_index=0,
-                pass_no=1,
                 flow_id=1 if n % 2 else 2,
                 expires_at=EVENING + timedelta(days=1),
             )
@@ -97,15 +92,8 @@ def test_quiet_hours_and_the_cap_hold_with_two_flows_and_two_workers(settings, m
         ]
         # A service message per customer: exempt from both.
         requests += [
-            SendRequest(
-                customer_id=customer.id,
-                template_slug="receipt",
-                channel="email",
-                run_id=run_base + 10_000 + index,
-                node_key="receipt",
-                step_index=0,
-                pass_no=1,
-                flow_id=3,
+            send_request(
+                customer.id, "receipt", run_id=run_base + 10_000 + index, node_key="receipt", flow_id=3
             )
             for index, customer in enumerate(customers)
         ]

@@ -16,10 +16,10 @@ import time_machine
 
 from channels.checks import check_policy
 from channels.models import Message, Template
-from channels.outbox import SendRequest, queue_messages
+from channels.outbox import queue_messages
 from channels.ratelimit import DatabaseBuckets, Rate, RateLimitError, RedisBuckets, parse_rate_limits
 from customers.models import Customer
-from tests.channels.conftest import free_port
+from tests.channels.conftest import free_port, send_request
 from tests.channels.delivery_workers import run_two_workers
 
 # Redis for the tests that need one: db 13 unless told otherwise; skipped
@@ -175,15 +175,7 @@ def _queue_service_emails(count: int) -> None:
         Customer(external_id=f"r{i}", email=f"r{i}@example.com") for i in range(count)
     )
     requests = [
-        SendRequest(
-            customer_id=cid,
-            template_slug="r",
-            channel="email",
-            run_id=cid,
-            node_key="n",
-            step_index=0,
-            pass_no=1,
-        )
+        send_request(cid, "r", run_id=cid)
         for cid in Customer.objects.order_by("id").values_list("id", flat=True)
     ]
     results = queue_messages(requests=requests)

@@ -8,8 +8,8 @@ import time_machine
 
 from channels.delivery import deliver_due
 from channels.models import Message
-from channels.outbox import SendRequest, queue_messages
-from tests.channels.conftest import Reply
+from channels.outbox import queue_messages
+from tests.channels.conftest import Reply, send_request
 
 pytestmark = pytest.mark.django_db
 
@@ -40,16 +40,7 @@ def hook(make_template, make_customer, http_server):
             else '{"customer": {{ customer.external_id|json }}, "total": {{ event.total }}}',
         )
         customer = make_customer(external_id="cust-1")
-        req = SendRequest(
-            customer_id=customer.id,
-            template_slug=template.slug,
-            channel="webhook",
-            run_id=1,
-            node_key="n",
-            step_index=0,
-            pass_no=1,
-            context={"event": {"total": 99}},
-        )
+        req = send_request(customer.id, template.slug, "webhook", run_id=1, context={"event": {"total": 99}})
         return Message.objects.get(id=queue_messages(requests=[req])[req.key].id)
 
     return make
@@ -107,12 +98,19 @@ def test_a_404_fails_at_once(allow_local, hook):
     assert len(allow_local.requests) == 1
 
 
+def delivered_at_t0(hook, outcome: str, **hook_fields) -> Message:
+    """One webhook message queued and delivered at T0 (`outcome` counted
+    once), read back."""
+    with time_machine.travel(T0, tick=False):
+        row = hook(**hook_fields)
+        assert deliver_due()[outcome] == 1
+    row.refresh_from_db()
+    return row
+
+
 def test_a_429_is_retried_honouring_retry_after(allow_local, hook):
     allow_local.script(Reply(status=429, headers={"Retry-After": "600"}))
-    with time_machine.travel(T0, tick=False):
-        row = hook()
-        assert deliver_due()["retried"] == 1
-    row.refresh_from_db()
+    row = delivered_at_t0(hook, "retried")
     assert (row.status, row.reason) == ("queued", "http_429")
     assert row.next_attempt_at == T0 + timedelta(seconds=600)
 
@@ -120,20 +118,14 @@ def test_a_429_is_retried_honouring_retry_after(allow_local, hook):
 def test_a_timeout_is_retried(allow_local, hook, settings):
     settings.MAESTRA_WEBHOOK_TIMEOUT = 0.3
     allow_local.script(Reply(delay=1.0))
-    with time_machine.travel(T0, tick=False):
-        row = hook()
-        assert deliver_due()["retried"] == 1
-    row.refresh_from_db()
+    row = delivered_at_t0(hook, "retried")
     assert row.status == "queued"
     assert row.reason.startswith("timeout")
 
 
 def test_a_refused_connection_is_retried(settings, hook, http_server):
     settings.MAESTRA_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
-    with time_machine.travel(T0, tick=False):
-        row = hook(url="http://127.0.0.1:1/closed")
-        assert deliver_due()["retried"] == 1
-    row.refresh_from_db()
+    row = delivered_at_t0(hook, "retried", url="http://127.0.0.1:1/closed")
     assert row.reason.startswith("connection_error")
 
 
@@ -153,10 +145,7 @@ def test_it_gives_up_after_the_last_retry(allow_local, hook):
 
 def test_loopback_is_refused_unless_allow_listed(settings, hook, http_server):
     settings.MAESTRA_WEBHOOK_ALLOWED_HOSTS = []
-    with time_machine.travel(T0, tick=False):
-        row = hook()
-        assert deliver_due()["failed"] == 1
-    row.refresh_from_db()
+    row = delivered_at_t0(hook, "failed")
     assert row.status == "failed"
     assert row.reason.startswith("destination_not_allowed")
     assert http_server.requests == []

@@ -15,9 +15,9 @@ from py_vapid import Vapid
 
 from channels.delivery import deliver_due
 from channels.models import Message
-from channels.outbox import SendRequest, queue_messages
+from channels.outbox import queue_messages
 from customers.models import Customer
-from tests.channels.conftest import Reply
+from tests.channels.conftest import Reply, send_request, use_backend
 
 pytestmark = pytest.mark.django_db
 
@@ -51,17 +51,19 @@ class Browser:
         return json.loads(plain)
 
 
-@pytest.fixture
-def vapid_keys(settings):
+def generated_vapid_keys() -> dict[str, str]:
+    """A fresh key pair, as `manage.py generate_vapid_keys` prints it."""
     out = io.StringIO()
     call_command("generate_vapid_keys", stdout=out)
-    keys = dict(line.split("=", 1) for line in out.getvalue().split())
+    return dict(line.split("=", 1) for line in out.getvalue().split())
+
+
+@pytest.fixture
+def vapid_keys(settings):
+    keys = generated_vapid_keys()
     settings.MAESTRA_VAPID_PRIVATE_KEY = keys["MAESTRA_VAPID_PRIVATE_KEY"]
     settings.MAESTRA_VAPID_SUBJECT = "mailto:ops@shop.example"
-    settings.MAESTRA_CHANNEL_BACKENDS = {
-        **settings.MAESTRA_CHANNEL_BACKENDS,
-        "web_push": "channels.backends.webpush.WebPushBackend",
-    }
+    use_backend(settings, "channels.backends.webpush.WebPushBackend", "web_push")
     settings.MAESTRA_WEBPUSH_ALLOWED_HOSTS = ["127.0.0.1"]
     return keys
 
@@ -81,15 +83,8 @@ def push_to(make_template, make_customer):
             subscriptions={"web_push": "subscribed"},
             push_tokens={"web_push": [b.subscription for b in browsers]},
         )
-        req = SendRequest(
-            customer_id=customer.id,
-            template_slug="sale",
-            channel="web_push",
-            run_id=customer.id,
-            node_key="n",
-            step_index=0,
-            pass_no=1,
-            context={"promo_code": "WEB20"},
+        req = send_request(
+            customer.id, "sale", "web_push", run_id=customer.id, context={"promo_code": "WEB20"}
         )
         return customer, queue_messages(requests=[req])[req.key].id
 

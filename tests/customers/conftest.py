@@ -2,9 +2,11 @@ import threading
 from collections.abc import Callable
 
 import pytest
+import time_machine
 from django.db import connection
 
 from customers.models import Customer, PromoCode, PromoPool, Segment
+from tests.customers.kit import RULES_NOW
 
 
 @pytest.fixture
@@ -73,3 +75,10 @@ def run_in_threads() -> Callable[..., list]:
         return results
 
     return run
+
+
+@pytest.fixture
+def rules_clock():
+    """The rule tests' clock stands still at RULES_NOW."""
+    with time_machine.travel(RULES_NOW, tick=False):
+        yield

@@ -9,44 +9,11 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils.timezone import now
 
-from customers.models import (
-    Customer,
-    Event,
-    PointsEntry,
-    PromoCode,
-    PromoPool,
-    Segment,
-    SegmentMembership,
-    Subscription,
-)
+from customers.models import Customer, Event, PointsEntry, PromoCode, PromoPool, Segment, SegmentMembership
 from maestra.audit.models import AuditEntry
+from tests.customers.kit import MODELS, add_rows
 
 MOMENT = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
-MODELS = [Customer, Subscription, Segment, SegmentMembership, Event, PointsEntry, PromoPool, PromoCode]
-
-
-@pytest.fixture
-def admin_user(db, django_user_model):
-    # No usable password: force_login needs none, and hashing one is slow.
-    return django_user_model.objects.create_superuser("admin", "admin@example.com", password=None)
-
-
-def add_rows(count: int, *, start: int = 0) -> None:
-    """`count` rows of every customers table."""
-    segment, _ = Segment.objects.get_or_create(slug="newsletter", defaults={"name": "Newsletter"})
-    pool, _ = PromoPool.objects.get_or_create(slug="welcome", defaults={"name": "Welcome"})
-    for index in range(start, start + count):
-        customer = Customer.objects.create(
-            external_id=f"c{index}", email=f"c{index}@example.com", first_name="Ann", last_name=f"Lee{index}"
-        )
-        Subscription.objects.create(customer=customer, channel="email", status="subscribed")
-        SegmentMembership.objects.create(segment=segment, customer=customer)
-        Event.objects.create(customer=customer, type="order_created", occurred_at=MOMENT)
-        PointsEntry.objects.create(customer=customer, amount=10, reason="welcome")
-        PromoCode.objects.create(pool=pool, code=f"CODE{index}", customer=customer, issued_at=MOMENT)
-        # Segments and pools are few; give them rows too so their counts grow.
-        Segment.objects.create(slug=f"s{index}", name=f"Segment {index}")
-        PromoPool.objects.create(slug=f"p{index}", name=f"Pool {index}")
 
 
 def url(model, view="changelist", *args) -> str:
@@ -105,7 +72,7 @@ def test_customers_are_found_by_id_email_phone_and_name(admin_client):
 @pytest.mark.django_db
 def test_customers_are_filtered_by_email_subscription(admin_client):
     add_rows(3)
-    Subscription.objects.filter(customer__external_id="c1").update(status="requires_confirmation")
+    Customer.objects.get(external_id="c1").subscriptions.update(status="requires_confirmation")
 
     response = admin_client.get(url(Customer), {"email_subscription": "requires_confirmation"})
 
@@ -149,16 +116,23 @@ def customer_form(customer: Customer, subscriptions: list[tuple[int | None, str,
     return data
 
 
-@pytest.mark.django_db
-def test_changing_a_subscription_in_the_admin_emits_subscription_changed(admin_client):
+@pytest.fixture
+def customer(db) -> Customer:
+    """One customer with rows in every table; its one subscription: email, subscribed."""
     add_rows(1)
-    customer = Customer.objects.get()
-    subscription = customer.subscriptions.get()
+    return Customer.objects.get()
 
-    response = admin_client.post(
-        url(Customer, "change", customer.pk),
-        customer_form(customer, [(subscription.pk, "email", "unsubscribed"), (None, "sms", "subscribed")]),
-    )
+
+def save_in_admin(client, customer: Customer, *subscriptions: tuple[str, str], new=(), **overrides):
+    """POST the customer's change form: `subscriptions` are (channel, status)
+    for its existing email subscription, `new` the rows of subscriptions to add."""
+    rows = [(customer.subscriptions.get().pk, *row) for row in subscriptions] + [(None, *row) for row in new]
+    return client.post(url(Customer, "change", customer.pk), customer_form(customer, rows, **overrides))
+
+
+@pytest.mark.django_db
+def test_changing_a_subscription_in_the_admin_emits_subscription_changed(admin_client, customer):
+    response = save_in_admin(admin_client, customer, ("email", "unsubscribed"), new=[("sms", "subscribed")])
 
     assert response.status_code == 302
     assert dict(customer.subscriptions.values_list("channel", "status")) == {
@@ -173,15 +147,10 @@ def test_changing_a_subscription_in_the_admin_emits_subscription_changed(admin_c
 
 
 @pytest.mark.django_db
-def test_a_subscription_changed_in_the_admin_is_audited_with_the_staff_user(admin_client, admin_user):
-    add_rows(1)
-    customer = Customer.objects.get()
-    subscription = customer.subscriptions.get()
-
-    admin_client.post(
-        url(Customer, "change", customer.pk),
-        customer_form(customer, [(subscription.pk, "email", "unsubscribed"), (None, "sms", "subscribed")]),
-    )
+def test_a_subscription_changed_in_the_admin_is_audited_with_the_staff_user(
+    admin_client, admin_user, customer
+):
+    save_in_admin(admin_client, customer, ("email", "unsubscribed"), new=[("sms", "subscribed")])
 
     entries = AuditEntry.objects.filter(action="subscription.changed").order_by("id")
     assert [(e.user, e.subject, e.data) for e in entries] == [
@@ -201,15 +170,8 @@ def test_a_subscription_changed_in_the_admin_is_audited_with_the_staff_user(admi
 
 
 @pytest.mark.django_db
-def test_saving_a_customer_without_changing_subscriptions_emits_nothing(admin_client):
-    add_rows(1)
-    customer = Customer.objects.get()
-    subscription = customer.subscriptions.get()
-
-    admin_client.post(
-        url(Customer, "change", customer.pk),
-        customer_form(customer, [(subscription.pk, "email", "subscribed")], first_name="Anna"),
-    )
+def test_saving_a_customer_without_changing_subscriptions_emits_nothing(admin_client, customer):
+    save_in_admin(admin_client, customer, ("email", "subscribed"), first_name="Anna")
 
     assert Customer.objects.get().first_name == "Anna"
     assert not Event.objects.filter(type="subscription_changed").exists()
@@ -217,15 +179,8 @@ def test_saving_a_customer_without_changing_subscriptions_emits_nothing(admin_cl
 
 
 @pytest.mark.django_db
-def test_the_channel_of_an_existing_subscription_cannot_be_changed(admin_client):
-    add_rows(1)
-    customer = Customer.objects.get()
-    subscription = customer.subscriptions.get()
-
-    admin_client.post(
-        url(Customer, "change", customer.pk),
-        customer_form(customer, [(subscription.pk, "sms", "subscribed")]),
-    )
+def test_the_channel_of_an_existing_subscription_cannot_be_changed(admin_client, customer):
+    save_in_admin(admin_client, customer, ("sms", "subscribed"))
 
     assert list(customer.subscriptions.values_list("channel", "status")) == [("email", "subscribed")]
 

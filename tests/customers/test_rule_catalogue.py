@@ -7,24 +7,17 @@ fixed number of queries whatever the number of rows, from a cache."""
 from datetime import UTC, datetime
 
 import pytest
-from django.core.cache import cache
 from django.urls import reverse
 
 from customers import catalogue
 from customers.models import Customer, Event, PromoPool, Segment
 from tests.helpers import marketer_group
+from tests.maestra.kit import empty_cache  # noqa: F401 (autouse: the catalogue is cached)
 
 MOMENT = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
 URL = "/admin/customers/customer/rule-catalogue/"
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

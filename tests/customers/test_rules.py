@@ -4,19 +4,10 @@ implementations (SQL `to_q` and Python `evaluate_many`)."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from customers.models import (
-    Customer,
-    PointsEntry,
-    PromoCode,
-    PromoPool,
-    Segment,
-    SegmentMembership,
-    Subscription,
-)
+from customers.models import Customer, PointsEntry, Segment, SegmentMembership, Subscription
 from customers.rules import (
     RuleError,
     RuleFacts,
@@ -28,31 +19,14 @@ from customers.rules import (
     to_q,
     value_at,
 )
+from tests.customers.kit import RULES_NOW as NOW
+from tests.customers.kit import promo_pool, select
 
-NOW = datetime(2024, 6, 15, 12, 0, 0, 500000, tzinfo=UTC)
-
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rules_clock")]
 
 
 def make(name, **attrs):
     return Customer.objects.create(external_id=name, **attrs)
-
-
-def select(rule, *, events=None):
-    """External ids matched by the rule; SQL and Python must agree."""
-    ids = list(Customer.objects.values_list("id", flat=True))
-    by_python = evaluate_many(rule, ids, events=events)
-    names = dict(Customer.objects.values_list("id", "external_id"))
-    if events is None:
-        by_sql = set(Customer.objects.filter(to_q(rule)).values_list("id", flat=True))
-        assert by_sql == by_python, rule
-    return {names[customer_id] for customer_id in by_python}
 
 
 def leaf(field, op, value=None):
@@ -275,9 +249,7 @@ def test_points_count_only_unexpired_entries():
 
 def test_promo_pool_availability_counts_unissued_codes():
     make("ann")
-    pool = PromoPool.objects.create(slug="summer", name="Summer")
-    PromoCode.objects.create(pool=pool, code="A")
-    PromoCode.objects.create(pool=pool, code="B", issued_at=NOW)
+    promo_pool("summer", None, NOW)  # one free code, one given out
     assert select(leaf("promo_pool.summer.available", "eq", 1)) == {"ann"}
     assert select(leaf("promo_pool.summer.available", "gt", 1)) == set()
     assert select(leaf("promo_pool.unknown.available", "eq", 0)) == {"ann"}
@@ -444,7 +416,7 @@ def test_load_facts_for_a_thousand_customers_uses_a_bounded_number_of_queries():
     PointsEntry.objects.bulk_create(
         PointsEntry(customer_id=customer_id, amount=10) for customer_id in ids[::5]
     )
-    PromoPool.objects.create(slug="p", name="P")
+    promo_pool("p")
     rule = {
         "any": [
             leaf("segment", "in", ["s", "r"]),

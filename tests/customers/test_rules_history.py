@@ -4,36 +4,18 @@ validation naming the field, both implementations (SQL `to_q` and Python
 loading and the segment API's error shape."""
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from customers.models import Customer, Event, Segment
-from customers.rules import compile_predicate, evaluate_many, load_facts, to_q, validate_rule
+from customers.rules import compile_predicate, evaluate_many, load_facts, validate_rule
+from tests.customers.kit import RULES_NOW as NOW
+from tests.customers.kit import select
 
-NOW = datetime(2024, 6, 15, 12, 0, 0, 500000, tzinfo=UTC)
-
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
-
-
-def _selected(rule) -> set[str]:
-    """External ids selected, asserting that SQL and Python agree."""
-    in_sql = set(Customer.objects.filter(to_q(rule)).values_list("external_id", flat=True))
-    ids = list(Customer.objects.values_list("id", flat=True))
-    in_python = set(
-        Customer.objects.filter(id__in=evaluate_many(rule, ids)).values_list("external_id", flat=True)
-    )
-    assert in_sql == in_python, rule
-    return in_sql
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rules_clock")]
 
 
 @pytest.fixture
@@ -43,32 +25,20 @@ def history():
     ann = Customer.objects.create(external_id="ann")
     bob = Customer.objects.create(external_id="bob")
     Customer.objects.create(external_id="cid")
+
+    def order(customer, ago: timedelta, **payload) -> Event:
+        return Event(customer=customer, type="order_created", occurred_at=NOW - ago, payload=payload)
+
     Event.objects.bulk_create(
         [
-            Event(
-                customer=ann,
-                type="order_created",
-                occurred_at=NOW - timedelta(days=2),
-                payload={"total": 150},
-            ),
-            Event(
-                customer=ann,
-                type="order_created",
-                occurred_at=NOW - timedelta(days=29),
-                payload={"total": 20},
-            ),
-            Event(
-                customer=ann,
-                type="order_created",
-                occurred_at=NOW - timedelta(days=90),
-                payload={"total": 500},
-            ),
+            order(ann, timedelta(days=2), total=150),
+            order(ann, timedelta(days=29), total=20),
+            order(ann, timedelta(days=90), total=500),
             Event(
                 customer=ann, type="page_view", occurred_at=NOW - timedelta(hours=1), payload={"url": "/a"}
             ),
-            Event(customer=bob, type="order_created", occurred_at=NOW - timedelta(days=200), payload={}),
-            # After "now": never counted.
-            Event(customer=bob, type="order_created", occurred_at=NOW + timedelta(seconds=2), payload={}),
+            order(bob, timedelta(days=200)),
+            order(bob, -timedelta(seconds=2)),  # after "now": never counted
         ]
     )
     return ann, bob
@@ -76,20 +46,20 @@ def history():
 
 def test_counts_windows_and_where_select_the_same_customers_in_sql_and_python(history):
     orders = {"event": "order_created", "where": None, "within": None}
-    assert _selected({**orders, "op": "exists"}) == {"ann", "bob"}
-    assert _selected({**orders, "op": "not_exists"}) == {"cid"}
-    assert _selected({**orders, "op": "count_gte", "value": 3}) == {"ann"}
-    assert _selected({**orders, "op": "count_eq", "value": 1}) == {"bob"}
-    assert _selected({**orders, "op": "count_eq", "value": 0}) == {"cid"}
-    assert _selected({**orders, "op": "count_lte", "value": 1}) == {"bob", "cid"}
-    assert _selected({**orders, "within": "P30D", "op": "count_gte", "value": 2}) == {"ann"}
-    assert _selected({**orders, "within": "P1D", "op": "exists"}) == set()
+    assert select({**orders, "op": "exists"}) == {"ann", "bob"}
+    assert select({**orders, "op": "not_exists"}) == {"cid"}
+    assert select({**orders, "op": "count_gte", "value": 3}) == {"ann"}
+    assert select({**orders, "op": "count_eq", "value": 1}) == {"bob"}
+    assert select({**orders, "op": "count_eq", "value": 0}) == {"cid"}
+    assert select({**orders, "op": "count_lte", "value": 1}) == {"bob", "cid"}
+    assert select({**orders, "within": "P30D", "op": "count_gte", "value": 2}) == {"ann"}
+    assert select({**orders, "within": "P1D", "op": "exists"}) == set()
     over_100 = {"field": "event.total", "op": "gt", "value": 100}
-    assert _selected({**orders, "where": over_100, "op": "count_eq", "value": 2}) == {"ann"}
-    assert _selected({**orders, "where": over_100, "within": "P30D", "op": "count_eq", "value": 1}) == {"ann"}
-    assert _selected({"not": {**orders, "where": over_100, "op": "exists"}}) == {"bob", "cid"}
+    assert select({**orders, "where": over_100, "op": "count_eq", "value": 2}) == {"ann"}
+    assert select({**orders, "where": over_100, "within": "P30D", "op": "count_eq", "value": 1}) == {"ann"}
+    assert select({"not": {**orders, "where": over_100, "op": "exists"}}) == {"bob", "cid"}
     # Combined with field leaves.
-    assert _selected(
+    assert select(
         {"all": [{**orders, "op": "exists"}, {"field": "customer.external_id", "op": "ne", "value": "ann"}]}
     ) == {"bob"}
 
@@ -100,8 +70,8 @@ def test_the_window_edges_are_inclusive_at_one_second_precision(history):
         customer=ann, type="signup", occurred_at=NOW - timedelta(days=7, microseconds=400000), payload={}
     )
     # now - P7D = 12:00:00.5 → 12:00:00 truncated; the event at 12:00:00.1 counts.
-    assert _selected({"event": "signup", "within": "P7D", "op": "exists"}) == {"ann"}
-    assert _selected({"event": "signup", "within": "PT167H", "op": "exists"}) == set()
+    assert select({"event": "signup", "within": "P7D", "op": "exists"}) == {"ann"}
+    assert select({"event": "signup", "within": "PT167H", "op": "exists"}) == set()
 
 
 def test_python_counts_back_from_the_runs_clock(history):
@@ -147,7 +117,7 @@ def test_segment_rules_count_events_too(history):
         kind=Segment.Kind.RULE,
         rule={"event": "order_created", "within": "P365D", "op": "count_gte", "value": 1},
     )
-    assert _selected({"field": "segment", "op": "in", "value": ["buyers"]}) == {"ann", "bob"}
+    assert select({"field": "segment", "op": "in", "value": ["buyers"]}) == {"ann", "bob"}
 
 
 @pytest.mark.parametrize(

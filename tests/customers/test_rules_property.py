@@ -12,17 +12,10 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from customers.models import (
-    Customer,
-    Event,
-    PointsEntry,
-    PromoCode,
-    PromoPool,
-    Segment,
-    SegmentMembership,
-    Subscription,
-)
+from customers.models import Customer, Event, PointsEntry, Segment, SegmentMembership, Subscription
 from customers.rules import evaluate_many, parse_moment, to_q, validate_rule
+from tests.customers.kit import promo_pool
+from tests.flows.document_strategies import rules_of
 
 NOW = datetime(2024, 6, 15, 12, 0, 0, 250000, tzinfo=UTC)
 
@@ -298,15 +291,7 @@ def rules_for(people):
         _other_leaf(),
         _event_leaf(_event_paths(people)),
     )
-    return st.recursive(
-        leaves,
-        lambda children: st.one_of(
-            st.lists(children, min_size=1, max_size=3).map(lambda items: {"all": items}),
-            st.lists(children, min_size=1, max_size=3).map(lambda items: {"any": items}),
-            children.map(lambda item: {"not": item}),
-        ),
-        max_leaves=5,
-    )
+    return rules_of(leaves, max_leaves=5)
 
 
 def _subrules(rule):
@@ -318,36 +303,22 @@ def _subrules(rule):
 
 
 def _create_population(people, free_codes):
-    pool = PromoPool.objects.create(slug="p1", name="P1")
-    PromoCode.objects.bulk_create(
-        [
-            PromoCode(pool=pool, code=f"C{index}", issued_at=NOW if index % 2 else None)
-            for index in range(free_codes)
-        ]
-    )
+    promo_pool("p1", *(NOW if index % 2 else None for index in range(free_codes)))
     static = {slug: Segment.objects.create(slug=slug, name=slug) for slug in ("s1", "s2")}
-    Segment.objects.create(
-        slug="r1",
-        name="r1",
-        kind=Segment.Kind.RULE,
-        rule={
-            "any": [
-                {"field": "points", "op": "gt", "value": 20},
-                {"field": "segment", "op": "in", "value": ["s1"]},
-            ]
-        },
-    )
-    Segment.objects.create(
-        slug="r2",
-        name="r2",
-        kind=Segment.Kind.RULE,
-        rule={
-            "all": [
-                {"field": "segment", "op": "not_in", "value": ["r1"]},
-                {"field": "customer.fields.a", "op": "exists"},
-            ]
-        },
-    )
+    r1 = {
+        "any": [
+            {"field": "points", "op": "gt", "value": 20},
+            {"field": "segment", "op": "in", "value": ["s1"]},
+        ]
+    }
+    r2 = {
+        "all": [
+            {"field": "segment", "op": "not_in", "value": ["r1"]},
+            {"field": "customer.fields.a", "op": "exists"},
+        ]
+    }
+    for slug, rule in (("r1", r1), ("r2", r2)):
+        Segment.objects.create(slug=slug, name=slug, kind=Segment.Kind.RULE, rule=rule)
     expiries = {None: None, "past": NOW - timedelta(days=1), "now": NOW, "future": NOW + timedelta(seconds=1)}
     created = Customer.objects.bulk_create(
         [

@@ -55,9 +55,10 @@ def test_it_accepts_valid_rules(rule):
         ({"not": 5}, "not", "must be an object"),
         (leaf("customer.nickname", "eq", "x"), "field", "unknown customer field"),
         (leaf("customer.fields", "eq", "x"), "field", "unknown customer field"),
-        (leaf("customer.fields.a..b", "eq", "x"), "field", "names are letters"),
-        (leaf('customer.fields.a"b', "eq", "x"), "field", "names are letters"),
-        (leaf("customer.fields.café", "eq", "x"), "field", "names are letters"),
+        *[
+            (leaf(f"customer.fields.{name}", "eq", "x"), "field", "names are letters")
+            for name in ("a..b", 'a"b', "café")
+        ],
         (leaf("address.city", "eq", "x"), "field", "unknown field"),
         (leaf(5, "eq", "x"), "field", "non-empty string"),
         (leaf("event", "eq", "x"), "field", "payload key"),
@@ -83,16 +84,14 @@ def test_it_accepts_valid_rules(rule):
         (leaf("customer.fields.age", "eq", {"a": 1}), "value", "string, number or boolean"),
         (leaf("customer.fields.tags", "contains", [1]), "value", "contains needs"),
         (leaf("customer.fields.tier", "in", [["gold"]]), "value", "list item"),
-        (leaf("customer.fields.d", "before", "2024-02-30"), "value", "ISO date"),
-        (leaf("customer.fields.d", "before", "yesterday"), "value", "ISO date"),
-        (leaf("customer.fields.d", "after", 20240101), "value", "ISO date"),
-        (leaf("customer.fields.d", "within_last", "-P1D"), "value", "duration"),
-        (leaf("customer.fields.d", "within_last", "P1.5D"), "value", "duration"),
-        (leaf("customer.fields.d", "within_last", 7), "value", "duration"),
-        (leaf("customer.fields.d", "within_last", "+P1D"), "value", "duration"),
-        (leaf("customer.fields.d", "within_last", "PT0.5S"), "value", "duration"),
-        (leaf("customer.fields.d", "within_last", " P1D"), "value", "duration"),
-        (leaf("customer.fields.d", "within_last", "P"), "value", "duration"),
+        *[
+            (leaf("customer.fields.d", op, value), "value", "ISO date")
+            for op, value in (("before", "2024-02-30"), ("before", "yesterday"), ("after", 20240101))
+        ],
+        *[
+            (leaf("customer.fields.d", "within_last", value), "value", "duration")
+            for value in ("-P1D", "P1.5D", 7, "+P1D", "PT0.5S", " P1D", "P")
+        ],
         (leaf("customer.fields.d", "within_last", "P99999999999D"), "value", "at most 100 years"),
         (leaf("customer.created_at", "within_last", "P101Y"), "value", "at most 100 years"),
         (leaf("customer.fields.tier", "eq", "gold\ud800"), "value", "valid Unicode"),

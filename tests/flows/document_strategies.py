@@ -112,7 +112,8 @@ event_leaves = st.one_of(
 )
 
 
-def rules_of(leaves):
+def rules_of(leaves, *, max_leaves: int = 4):
+    """Rules of these leaves nested in all/any/not (the customers rule tests use it too)."""
     return st.recursive(
         leaves,
         lambda inner: st.one_of(
@@ -120,7 +121,7 @@ def rules_of(leaves):
             st.lists(inner, min_size=1, max_size=3).map(lambda items: {"any": items}),
             inner.map(lambda item: {"not": item}),
         ),
-        max_leaves=4,
+        max_leaves=max_leaves,
     )
 
 

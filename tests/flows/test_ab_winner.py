@@ -18,17 +18,9 @@ from flows.nodes.ab_winner_config import WinnerSetting
 from flows.selectors.canvas_stats import ab_test_stats, canvas_stats
 from flows.selectors.stats import flow_stats
 from maestra.audit.models import AuditEntry
-from tests.flows.engine_kit import (
-    at,
-    bulk_customers,
-    document,
-    edge,
-    event_start,
-    launch,
-    node,
-    relaunch,
-    utc,
-)
+from tests.flows import engine_kit as kit
+from tests.flows.engine_kit import at, utc
+from tests.maestra.kit import empty_cache  # noqa: F401 (autouse: the A/B check throttle is cached)
 
 NOW = utc(2026, 6, 1, 9, 0)
 LATER = NOW + timedelta(days=2)
@@ -40,28 +32,19 @@ VARIANTS = [
 WINNER = {"metric": "goal", "min_per_variant": 50, "confidence": 0.95, "auto": True}
 
 
-@pytest.fixture(autouse=True)
-def fresh_check_throttle():
-    # The throttle between tests lives in the (process-wide) cache and
-    # time-machine moves the clock back and forth between tests.
-    from django.core.cache import cache
-
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def ab_doc(winner=WINNER, variants=VARIANTS) -> dict:
     """visit → A/B (variants unwired: the runs end there)."""
     config = {"variants": variants}
     if winner is not None:
         config["winner"] = winner
-    return document([event_start("visit"), node("ab", "ab_test", **config)], [edge("start", "ab")])
+    return kit.document(
+        [kit.event_start("visit"), kit.node("ab", "ab_test", **config)], [kit.edge("start", "ab")]
+    )
 
 
 def enter(flow, prefix: str, size: int, moment) -> dict[str, list[int]]:
     """`size` new customers enter the flow at `moment`; {variant: customer ids}."""
-    ids = bulk_customers(size, prefix=prefix, segment=prefix)
+    ids = kit.bulk_customers(size, prefix=prefix, segment=prefix)
     with at(moment):
         assert start_flow_for_segment(flow=flow, segment_slug=prefix) == size
         tick(deliver=False)
@@ -84,6 +67,17 @@ def convert(customer_ids: list[int], moment, event_type: str = "order_created", 
 
 def share(ids: list[int], fraction: float) -> list[int]:
     return ids[: round(len(ids) * fraction)]
+
+
+def converted(a: float, b: float, *, winner=WINNER, after=timedelta(hours=5)):
+    """The A/B flow launched at NOW with 300 customers in; the shares `a` of A
+    and `b` of B order `after` that. The flow and its groups."""
+    with at(NOW):
+        flow = kit.launch(ab_doc(winner))
+    groups = enter(flow, "first-", 300, NOW)
+    convert(share(groups["A"], a), NOW + after)
+    convert(share(groups["B"], b), NOW + after)
+    return flow, groups
 
 
 def winner_entries():
@@ -129,11 +123,7 @@ def test_decide_needs_the_minimum_sample_and_a_win_over_every_other_variant():
 
 @pytest.mark.django_db
 def test_a_significant_difference_is_recorded_once_with_its_p_value_and_audited():
-    with at(NOW):
-        flow = launch(ab_doc())
-    groups = enter(flow, "first-", 300, NOW)
-    convert(share(groups["A"], 0.6), NOW + timedelta(hours=5))
-    convert(share(groups["B"], 0.1), NOW + timedelta(hours=5))
+    flow, groups = converted(0.6, 0.1)
     with at(LATER):
         counts = tick(deliver=False)
     assert counts["ab_winners.decided"] == 1
@@ -163,7 +153,7 @@ def test_recording_twice_keeps_the_first_winner():
     from flows.engine.ab_winner import Candidate, Verdict, record
 
     with at(NOW):
-        flow = launch(ab_doc())
+        flow = kit.launch(ab_doc())
     setting = WinnerSetting(metric="goal", min_per_variant=50, confidence=0.95, auto=True)
     candidate = Candidate(flow.pk, flow.live_version_id, "ab", VARIANTS, setting)
     with at(LATER):
@@ -176,11 +166,7 @@ def test_recording_twice_keeps_the_first_winner():
 
 @pytest.mark.django_db
 def test_no_winner_without_significance():
-    with at(NOW):
-        flow = launch(ab_doc())
-    groups = enter(flow, "first-", 300, NOW)
-    convert(share(groups["A"], 0.3), NOW + timedelta(hours=5))
-    convert(share(groups["B"], 0.28), NOW + timedelta(hours=5))
+    converted(0.3, 0.28)
     with at(LATER):
         counts = tick(deliver=False)
     assert counts["ab_winners.checked"] == 1 and "ab_winners.decided" not in counts
@@ -190,7 +176,7 @@ def test_no_winner_without_significance():
 @pytest.mark.django_db
 def test_no_winner_before_the_minimum_sample_however_large_the_difference():
     with at(NOW):
-        flow = launch(ab_doc({**WINNER, "min_per_variant": 200}))
+        flow = kit.launch(ab_doc({**WINNER, "min_per_variant": 200}))
     groups = enter(flow, "first-", 300, NOW)
     convert(groups["A"], NOW + timedelta(hours=5))
     with at(LATER):
@@ -203,7 +189,7 @@ def test_no_winner_before_the_minimum_sample_however_large_the_difference():
 @pytest.mark.django_db
 def test_conversions_outside_the_attribution_window_do_not_count():
     with at(NOW):
-        flow = launch(ab_doc())
+        flow = kit.launch(ab_doc())
     groups = enter(flow, "first-", 300, NOW)
     convert(share(groups["A"], 0.6), NOW + timedelta(days=8))  # the window is P7D
     convert(share(groups["B"], 0.1), NOW - timedelta(hours=1))  # before the pass
@@ -215,7 +201,7 @@ def test_conversions_outside_the_attribution_window_do_not_count():
 @pytest.mark.django_db
 def test_no_winner_setting_no_test():
     with at(NOW):
-        flow = launch(ab_doc(winner=None))
+        flow = kit.launch(ab_doc(winner=None))
     groups = enter(flow, "first-", 300, NOW)
     convert(groups["A"], NOW + timedelta(hours=5))
     with at(LATER):
@@ -226,7 +212,7 @@ def test_no_winner_setting_no_test():
 @pytest.mark.django_db
 def test_the_click_metric_counts_clicks_on_this_flows_messages():
     with at(NOW):
-        flow = launch(ab_doc({**WINNER, "metric": "click"}))
+        flow = kit.launch(ab_doc({**WINNER, "metric": "click"}))
     groups = enter(flow, "first-", 300, NOW)
     # Orders do not count for the click metric, nor clicks on another flow's mail.
     convert(groups["B"], NOW + timedelta(hours=1))
@@ -244,7 +230,7 @@ def test_the_counts_are_the_canvas_statistics_counts():
     """Passes twice, events between and after: one query per node gives what
     the canvas statistics count (an event counts for the latest pass before it)."""
     with at(NOW):
-        flow = launch(ab_doc(winner=None))
+        flow = kit.launch(ab_doc(winner=None))
     groups = enter(flow, "first-", 200, NOW)
     everyone = [c for ids in groups.values() for c in ids]
     convert(everyone[::3], NOW + timedelta(hours=1))
@@ -271,11 +257,7 @@ def test_the_counts_are_the_canvas_statistics_counts():
 
 
 def _decided_flow(auto: bool):
-    with at(NOW):
-        flow = launch(ab_doc({**WINNER, "auto": auto}))
-    groups = enter(flow, "first-", 300, NOW)
-    convert(share(groups["A"], 0.6), NOW + timedelta(hours=5))
-    convert(share(groups["B"], 0.1), NOW + timedelta(hours=5))
+    flow, groups = converted(0.6, 0.1, winner={**WINNER, "auto": auto})
     with at(LATER):
         tick(deliver=False)
     assert ABWinner.objects.get().variant == "A"
@@ -318,7 +300,7 @@ def test_auto_ignores_a_winner_the_new_version_no_longer_has():
     flow, _groups = _decided_flow(auto=True)
     renamed = [{"name": "A2", "percent": 45}, *VARIANTS[1:]]
     with at(LATER):
-        flow = relaunch(flow, ab_doc(variants=renamed))
+        flow = kit.relaunch(flow, ab_doc(variants=renamed))
     late = enter(flow, "late-", 400, LATER + timedelta(hours=1))
     assert set(late) == {"A2", "B", "control"}
 
@@ -373,11 +355,7 @@ def test_workers_deciding_at_the_same_moment_record_one_winner(settings):
 
     from flows.engine.ab_winner import decide_winners
 
-    with at(NOW):
-        flow = launch(ab_doc())
-    groups = enter(flow, "first-", 300, NOW)
-    convert(share(groups["A"], 0.6), NOW + timedelta(hours=5))
-    convert(share(groups["B"], 0.1), NOW + timedelta(hours=5))
+    flow, _groups = converted(0.6, 0.1)
     barrier = threading.Barrier(PARALLEL)
     # No throttle: every worker makes the test and tries to record.
     settings.MAESTRA_AB_WINNER_CHECK_SECONDS = 0
@@ -401,11 +379,8 @@ def test_workers_deciding_at_the_same_moment_record_one_winner(settings):
 @pytest.mark.django_db
 def test_a_node_is_tested_at_most_once_per_check_interval(settings):
     settings.MAESTRA_AB_WINNER_CHECK_SECONDS = 600
-    with at(NOW):
-        flow = launch(ab_doc())
-    groups = enter(flow, "first-", 300, NOW)  # that tick tested it: nothing converted yet
-    convert(share(groups["A"], 0.6), NOW + timedelta(minutes=2))
-    convert(share(groups["B"], 0.1), NOW + timedelta(minutes=2))
+    # The tick that let them in tested the node: nothing converted yet.
+    converted(0.6, 0.1, after=timedelta(minutes=2))
     with at(NOW + timedelta(minutes=5)):
         assert "ab_winners.checked" not in tick(deliver=False)
     assert not ABWinner.objects.exists()
@@ -419,7 +394,7 @@ def test_a_flow_with_a_goal_is_judged_by_its_goal_not_the_site_wide_types():
     doc = ab_doc()
     doc["goal"] = {"event_type": "signed_up", "filter": {"field": "event.plan", "op": "eq", "value": "pro"}}
     with at(NOW):
-        flow = launch(doc)
+        flow = kit.launch(doc)
     groups = enter(flow, "goal-", 300, NOW)
     # Site-wide conversions favour A, the flow's goal favours B (only "pro" counts).
     convert(share(groups["A"], 0.6), NOW + timedelta(hours=5))

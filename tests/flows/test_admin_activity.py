@@ -9,20 +9,15 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from channels.models import Message
 from customers.models import Customer
 from flows import lifecycle
-from flows.models import Flow, NodePass, Run
+from flows.models import Flow
 from flows.selectors.activity import search_customers
+from tests.flows import admin_kit as kit
 
 S = Flow.Status
 SEARCH = reverse("admin:flows_customer_activity_search")
 DAY = datetime(2025, 6, 5, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def admin_user(db, django_user_model):
-    return django_user_model.objects.create_superuser("admin", "admin@example.com", password=None)
 
 
 def activity_url(customer: Customer) -> str:
@@ -88,10 +83,10 @@ def test_the_timeline_shows_nodes_settings_messages_and_the_stop_reason(
     flow = flow_in(S.ACTIVE, with_draft=False)
     v1 = flow.live_version
     anna = people["anna"]
-    done = Run.objects.create(
-        flow=flow,
+    done = kit.run_in(
+        flow,
+        anna,
         version=v1,
-        customer=anna,
         status="stopped",
         node_key="remind",
         clock=DAY,
@@ -99,75 +94,22 @@ def test_the_timeline_shows_nodes_settings_messages_and_the_stop_reason(
         ended_at=DAY + timedelta(days=1),
         stop_reason="relevance_expired",
     )
-    NodePass.objects.create(
-        run=done, version=v1, node_key="start", kind="event", pass_no=1, at=DAY, exited_at=DAY, port="next"
-    )
-    NodePass.objects.create(
-        run=done, version=v1, node_key="ask", kind="steps", pass_no=2, at=DAY, exited_at=DAY, port="next"
-    )
-    NodePass.objects.create(
-        run=done,
-        version=v1,
-        node_key="remind",
-        kind="steps",
-        pass_no=3,
-        at=DAY + timedelta(days=1),
-        stop_reason="relevance_expired",
-    )
-    Message.objects.create(
-        customer=anna,
-        template_slug="confirm",
-        channel="email",
-        status="sent",
-        flow_id=flow.pk,
-        run_id=done.pk,
-        node_key="ask",
-        created_at=DAY,
-        sent_at=DAY,
-    )
+    kit.pass_through(done, "start", "event", 1, at=DAY, exited_at=DAY, port="next")
+    kit.pass_through(done, "ask", "steps", 2, at=DAY, exited_at=DAY, port="next")
+    kit.pass_through(done, "remind", "steps", 3, at=DAY + timedelta(days=1), stop_reason="relevance_expired")
+    kit.message_to(anna, flow=flow, run=done, status="sent", node_key="ask", created_at=DAY, sent_at=DAY)
     # A later version changes the wait; a run in it shows the new settings.
     lifecycle.edit_flow(flow=flow)
     spec_document["nodes"][1]["config"]["relevance"] = "P3D"
     lifecycle.save_draft(flow=flow, document=spec_document)
     lifecycle.launch_flow(flow=flow, enqueue=False)
     flow = lifecycle.finish_launch(flow_id=flow.pk)
-    waiting = Run.objects.create(
-        flow=flow,
-        version=flow.live_version,
-        customer=anna,
-        status="waiting",
-        node_key="day",
-        clock=DAY,
-        entered_at=DAY + timedelta(days=3),
+    waiting = kit.run_in(flow, anna, clock=DAY, entered_at=DAY + timedelta(days=3))
+    kit.pass_through(waiting, "ask", "steps", 2, at=DAY + timedelta(days=3), port="next")
+    kit.message_to(
+        anna, flow=flow, run=waiting, status="not_sent", reason="unsubscribed", node_key="ask", created_at=DAY
     )
-    NodePass.objects.create(
-        run=waiting,
-        version=flow.live_version,
-        node_key="ask",
-        kind="steps",
-        pass_no=2,
-        at=DAY + timedelta(days=3),
-        port="next",
-    )
-    Message.objects.create(
-        customer=anna,
-        template_slug="confirm",
-        channel="email",
-        status="not_sent",
-        reason="unsubscribed",
-        flow_id=flow.pk,
-        run_id=waiting.pk,
-        node_key="ask",
-        created_at=DAY,
-    )
-    Run.objects.create(
-        flow=flow,
-        version=flow.live_version,
-        customer=people["carl"],
-        status="waiting",
-        node_key="day",
-        clock=DAY,
-    )
+    kit.run_in(flow, people["carl"], clock=DAY)
 
     response = admin_client.get(activity_url(anna))
 
@@ -201,20 +143,9 @@ def test_the_timeline_costs_the_same_queries_for_one_run_as_for_twenty(
     anna = people["anna"]
 
     def add_run():
-        run = Run.objects.create(
-            flow=flow, version=flow.live_version, customer=anna, status="completed", node_key="ask", clock=DAY
-        )
-        NodePass.objects.create(
-            run=run, version=flow.live_version, node_key="start", kind="event", pass_no=1, at=DAY, port="next"
-        )
-        Message.objects.create(
-            customer=anna,
-            template_slug="confirm",
-            channel="email",
-            run_id=run.pk,
-            node_key="ask",
-            created_at=DAY,
-        )
+        run = kit.run_in(flow, anna, status="completed", node_key="ask", clock=DAY)
+        kit.pass_through(run, "start", "event", 1, at=DAY, port="next")
+        kit.message_to(anna, run=run, node_key="ask", created_at=DAY)
 
     add_run()
     with django_assert_max_num_queries(15) as one:

@@ -12,19 +12,14 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from channels.models import Message
 from customers.models import Customer
 from flows.admin.common import parse_period
-from flows.models import Flow, FlowVersion, NodeStat, Run
+from flows.models import Flow, FlowVersion, NodeStat
 from maestra.audit.models import AuditEntry
+from tests.flows import admin_kit as kit
 
 S = Flow.Status
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def admin_user(db, django_user_model):
-    return django_user_model.objects.create_superuser("admin", "admin@example.com", password=None)
 
 
 def save_url(flow: Flow) -> str:
@@ -306,18 +301,8 @@ def test_stats_count_the_period_per_node_with_percentages_of_the_start(admin_cli
     add_stat(flow, "start", "entered", 100, datetime(2025, 5, 1, tzinfo=UTC))  # before the period
     add_stat(flow, "start", "entered", 7, inside, is_test=True)  # test runs count apart
     customer = Customer.objects.create(external_id="c1", email="c1@example.com")
-    Run.objects.create(
-        flow=flow, version=flow.live_version, customer=customer, status="waiting", node_key="day", clock=NOW
-    )
-    Message.objects.create(
-        customer=customer,
-        template_slug="confirm",
-        channel="email",
-        status="sent",
-        flow_id=flow.pk,
-        node_key="ask",
-        created_at=inside,
-    )
+    kit.run_in(flow, customer, clock=NOW)
+    kit.message_to(customer, flow=flow, status="sent", node_key="ask", created_at=inside)
 
     with time_machine.travel(NOW, tick=False):
         response = admin_client.get(stats_url(flow), {"from": "2025-06-03", "to": "2025-06-10"})

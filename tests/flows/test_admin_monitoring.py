@@ -9,19 +9,14 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from channels.models import Message
 from customers.models import Customer
-from flows.models import Flow, NodePass, Run
+from flows.models import Flow
+from tests.flows import admin_kit as kit
 
 S = Flow.Status
 URL = reverse("admin:flows_monitoring")
 DAY = datetime(2025, 6, 5, 10, 0, tzinfo=UTC)
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def admin_user(db, django_user_model):
-    return django_user_model.objects.create_superuser("admin", "admin@example.com", password=None)
 
 
 @pytest.fixture
@@ -33,13 +28,12 @@ def world(flow_in):
     ben = Customer.objects.create(external_id="ben", phone="+4915100000001")
 
     def message(customer, status, reason="", *, flow=flow, channel="email", at=DAY, **extra):
-        return Message.objects.create(
-            customer=customer,
-            template_slug="confirm",
+        return kit.message_to(
+            customer,
+            flow=flow,
             channel=channel,
             status=status,
             reason=reason,
-            flow_id=flow.pk,
             node_key="ask",
             created_at=at,
             **extra,
@@ -59,37 +53,20 @@ def world(flow_in):
     message(anna, "queued")
 
     def stopped(customer, reason, *, flow=flow, at=DAY):
-        run = Run.objects.create(
-            flow=flow,
-            version=flow.live_version,
-            customer=customer,
-            status="stopped",
-            node_key="ask",
-            clock=at,
-            ended_at=at,
-            stop_reason=reason,
+        run = kit.run_in(
+            flow, customer, status="stopped", node_key="ask", clock=at, ended_at=at, stop_reason=reason
         )
-        NodePass.objects.create(
-            run=run,
-            version=flow.live_version,
-            node_key="ask",
-            kind="steps",
-            pass_no=2,
-            at=at,
-            stop_reason=reason,
-        )
+        kit.pass_through(run, "ask", "steps", 2, at=at, stop_reason=reason)
         return run
 
     pool_run = stopped(anna, "promo_pool_empty")
     template_run = stopped(ben, "template_error")
-    Message.objects.create(
-        customer=ben,
-        template_slug="confirm",
-        channel="email",
+    kit.message_to(
+        ben,
+        flow=flow,
+        run=template_run,
         status="failed",
         reason="template_error: subject: unknown filter 'shout'",
-        flow_id=flow.pk,
-        run_id=template_run.pk,
         node_key="ask",
         created_at=DAY,
     )
@@ -176,24 +153,17 @@ def test_the_page_costs_the_same_queries_for_one_row_as_for_fifty(
         with django_assert_max_num_queries(14) as few:
             admin_client.get(URL, {"show": "steps"})
         for _ in range(50):
-            run = Run.objects.create(
-                flow=world["flow"],
-                version=world["flow"].live_version,
-                customer=customer,
+            run = kit.run_in(
+                world["flow"],
+                customer,
                 status="stopped",
                 node_key="ask",
                 clock=DAY,
                 ended_at=DAY,
                 stop_reason="promo_pool_empty",
             )
-            Message.objects.create(
-                customer=customer,
-                template_slug="t",
-                channel="email",
-                status="failed",
-                run_id=run.pk,
-                flow_id=world["flow"].pk,
-                created_at=DAY,
+            kit.message_to(
+                customer, flow=world["flow"], run=run, template_slug="t", status="failed", created_at=DAY
             )
         with django_assert_max_num_queries(14) as many:
             admin_client.get(URL, {"show": "steps"})

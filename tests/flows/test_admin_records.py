@@ -8,62 +8,43 @@ import pytest
 from django.urls import reverse
 
 from customers.models import Customer
-from flows import lifecycle
-from flows.models import (
-    ABAssignment,
-    Edge,
-    Flow,
-    FlowVersion,
-    LaunchRecord,
-    LimitationCounter,
-    LimitationGrant,
-    Node,
-    NodePass,
-    NodeStat,
-    Run,
-)
+from flows import lifecycle, models
+from flows.models import Edge, Flow, FlowVersion, Node, NodePass, Run
 from maestra.audit.models import AuditEntry
+from tests.flows import admin_kit as kit
 
 MOMENT = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
+# The engine's tables (flows.models) and the audit log, as the admin shows them.
 RECORD_MODELS = [
     FlowVersion,
     Node,
     Edge,
     Run,
     NodePass,
-    LaunchRecord,
-    LimitationCounter,
-    LimitationGrant,
-    ABAssignment,
-    NodeStat,
+    models.LaunchRecord,
+    models.LimitationCounter,
+    models.LimitationGrant,
+    models.ABAssignment,
+    models.NodeStat,
     AuditEntry,
 ]
 
 
-@pytest.fixture
-def admin_user(db, django_user_model):
-    # No usable password: force_login needs none, and hashing one is slow.
-    return django_user_model.objects.create_superuser("admin", "admin@example.com", password=None)
-
-
 def add_records(flow: Flow, count: int, *, start: int = 0) -> None:
     """`count` rows of every engine table for `flow` (one customer and one run each)."""
-    version = flow.live_version
     for index in range(start, start + count):
         customer = Customer.objects.create(external_id=f"c{index}", email=f"c{index}@example.com")
-        run = Run.objects.create(
-            flow=flow, version=version, customer=customer, node_key="day", status="waiting", clock=MOMENT
-        )
-        NodePass.objects.create(
-            run=run, version=version, node_key="start", kind="event", pass_no=1, port="next"
-        )
-        LaunchRecord.objects.create(flow=flow, customer=customer, launches=1, last_step_at=MOMENT)
-        counter = LimitationCounter.objects.create(
+        run = kit.run_in(flow, customer, clock=MOMENT)
+        kit.pass_through(run, "start", "event", 1, port="next")
+        models.LaunchRecord.objects.create(flow=flow, customer=customer, launches=1, last_step_at=MOMENT)
+        counter = models.LimitationCounter.objects.create(
             flow=flow, node_key="cap", signature="all", window_start=MOMENT + timedelta(hours=index), used=1
         )
-        LimitationGrant.objects.create(counter=counter, run=run, pass_no=2)
-        ABAssignment.objects.create(flow=flow, node_key="ab", customer=customer, variant="A")
-        NodeStat.objects.create(flow=flow, node_key="start", hour=MOMENT, metric=f"entered{index}", count=3)
+        models.LimitationGrant.objects.create(counter=counter, run=run, pass_no=2)
+        models.ABAssignment.objects.create(flow=flow, node_key="ab", customer=customer, variant="A")
+        models.NodeStat.objects.create(
+            flow=flow, node_key="start", hour=MOMENT, metric=f"entered{index}", count=3
+        )
         AuditEntry.objects.create(action="flow.paused", subject=flow)
 
 

@@ -8,7 +8,7 @@ import time_machine
 
 from customers.models import Customer, Event
 from flows import lifecycle
-from flows.models import Flow, LimitationCounter, LimitationGrant, Node, NodePass, Run
+from flows.models import Flow, LimitationCounter, LimitationGrant, Node, Run
 from flows.nodes.limitation import EPOCH
 from flows.selectors.canvas_stats import (
     ab_test_stats,
@@ -17,33 +17,26 @@ from flows.selectors.canvas_stats import (
     revenue_of,
     wilson_interval,
 )
+from tests.flows import admin_kit as kit
+from tests.flows.engine_kit import node
 
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
 SINCE = datetime(2025, 6, 1, tzinfo=UTC)
 UNTIL = datetime(2025, 6, 11, tzinfo=UTC)
 
+VARIANTS = [
+    {"name": "A", "percent": 45},
+    {"name": "B", "percent": 45},
+    {"name": "control", "percent": 10, "control": True},
+]
 AB_DOCUMENT = {
     "format": "maestra.flow/1",
     "name": "A/B and cap",
     "nodes": [
-        {"key": "start", "kind": "event", "config": {"event_type": "visit"}},
-        {
-            "key": "split",
-            "kind": "ab_test",
-            "config": {
-                "variants": [
-                    {"name": "A", "percent": 45},
-                    {"name": "B", "percent": 45},
-                    {"name": "control", "percent": 10, "control": True},
-                ]
-            },
-        },
-        {"key": "cap", "kind": "limitation", "config": {"max": 5, "period": None}},
-        {
-            "key": "hourly",
-            "kind": "limitation",
-            "config": {"max": 2, "period": {"unit": "hours", "every": 1}},
-        },
+        node("start", "event", event_type="visit"),
+        node("split", "ab_test", variants=VARIANTS),
+        node("cap", "limitation", max=5, period=None),
+        node("hourly", "limitation", max=2, period={"unit": "hours", "every": 1}),
     ],
     "edges": [
         {"from": "start", "to": "split"},
@@ -67,25 +60,8 @@ def customers(db) -> list[Customer]:
 
 
 def passed(flow: Flow, customer: Customer, variant: str, at: datetime, *, is_test: bool = False) -> Run:
-    run = Run.objects.create(
-        flow=flow,
-        version=flow.live_version,
-        customer=customer,
-        status="completed",
-        node_key="split",
-        clock=at,
-        is_test=is_test,
-    )
-    NodePass.objects.create(
-        run=run,
-        version=flow.live_version,
-        node_key="split",
-        kind="ab_test",
-        pass_no=1,
-        at=at,
-        exited_at=at,
-        port=variant,
-    )
+    run = kit.run_in(flow, customer, status="completed", node_key="split", clock=at, is_test=is_test)
+    kit.pass_through(run, "split", "ab_test", 1, at=at, exited_at=at, port=variant)
     return run
 
 

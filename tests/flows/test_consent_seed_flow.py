@@ -13,9 +13,8 @@ import time_machine
 from django.test import Client
 
 from customers.models import Customer, Subscription
-from customers.services import upsert_customers
-from flows import lifecycle
 from flows.engine.tick import tick
+from tests.flows import engine_kit as kit
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 BASE = "https://links.shop.example"
@@ -26,24 +25,16 @@ def live_seed_flow(templates, spec_document, settings, smtp_server):
     settings.MAESTRA_PUBLIC_BASE_URL = BASE
     templates["confirm"].text = "Hello {{ customer.first_name }}, confirm here: {{ links.confirm }}"
     templates["confirm"].save()
-    flow = lifecycle.create_flow(document=spec_document)
-    lifecycle.launch_flow(flow=flow, enqueue=False)
-    lifecycle.finish_launch(flow_id=flow.pk)
+    kit.launch(spec_document)
     return smtp_server
 
 
 def register(external_id: str) -> Customer:
-    upsert_customers(
-        rows=[
-            {
-                "external_id": external_id,
-                "email": f"{external_id}@example.com",
-                "first_name": external_id.title(),
-                "subscriptions": {"email": "requires_confirmation"},
-            }
-        ]
+    """A customer signs up; the seed flow starts on their subscription_changed."""
+    subscriptions = {"email": "requires_confirmation"}
+    return Customer.objects.get(
+        pk=kit.customer(external_id, first_name=external_id.title(), subscriptions=subscriptions)
     )
-    return Customer.objects.get(external_id=external_id)
 
 
 def received(smtp) -> list[tuple[str, str, str]]:

@@ -118,14 +118,9 @@ def test_the_launch_review_counts_a_schedule_audience_with_the_preview_selector(
         Customer.objects.create(external_id=f"c{n}", email=f"c{n}@example.com", fields={"tier": "gold"})
     Customer.objects.create(external_id="x", email="x@example.com", fields={"tier": "silver"})
     document = copy.deepcopy(spec_document)
-    document["nodes"][0] = {
-        "key": "start",
-        "kind": "schedule",
-        "config": {
-            "recurrence": {"every": "day", "at": "10:00"},
-            "audience": {"rule": {"field": "customer.fields.tier", "op": "eq", "value": "gold"}},
-        },
-    }
+    gold = {"rule": {"field": "customer.fields.tier", "op": "eq", "value": "gold"}}
+    schedule = {"recurrence": {"every": "day", "at": "10:00"}, "audience": gold}
+    document["nodes"][0] = {"key": "start", "kind": "schedule", "config": schedule}
     flow = launched(document)
     lifecycle.edit_flow(flow=flow)
     changed = copy.deepcopy(document)

@@ -17,6 +17,7 @@ from flows.document import DocumentError
 from flows.models import Flow, FlowVersion, Run
 from maestra.audit.models import AuditEntry
 from tests.flows import engine_kit as kit
+from tests.flows.admin_kit import run_in
 
 S = Flow.Status
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -51,12 +52,8 @@ def test_it_creates_a_ready_flow_with_version_one_as_draft(templates, spec_docum
     flow = lifecycle.create_flow(document=spec_document, user=ann)
 
     flow = fresh(flow)
-    assert (flow.name, flow.status, flow.owner, flow.live_version) == (
-        "Subscription confirmation",
-        S.READY,
-        ann,
-        None,
-    )
+    assert flow.name == "Subscription confirmation"
+    assert (flow.status, flow.owner, flow.live_version) == (S.READY, ann, None)
     draft = flow.draft
     assert (draft.number, draft.state, draft.errors, draft.created_by) == (1, "draft", [], ann)
     # Settings projected from the document for the engine.
@@ -434,16 +431,8 @@ def test_it_pauses_and_resumes_with_audit_entries(flow_in, ann):
 
 
 def _run(flow: Flow, customer: Customer, status: str, **extra) -> Run:
-    return Run.objects.create(
-        flow=flow,
-        version=flow.live_version,
-        customer=customer,
-        status=status,
-        node_key="day",
-        clock=T0,
-        due_at=T0 + timedelta(days=1) if status in ("active", "waiting") else None,
-        **extra,
-    )
+    due_at = T0 + timedelta(days=1) if status in ("active", "waiting") else None
+    return run_in(flow, customer, status=status, clock=T0, due_at=due_at, **extra)
 
 
 @pytest.mark.django_db
@@ -528,12 +517,8 @@ def test_it_duplicates_the_draft_of_a_flow_into_a_new_ready_flow(flow_in, spec_d
     copy = lifecycle.duplicate_flow(flow=flow, user=ann)
 
     copy = fresh(copy)
-    assert (copy.name, copy.status, copy.owner, copy.live_version) == (
-        "Subscription confirmation (copy)",
-        S.READY,
-        ann,
-        None,
-    )
+    assert copy.name == "Subscription confirmation (copy)"
+    assert (copy.status, copy.owner, copy.live_version) == (S.READY, ann, None)
     version = copy.versions.get()
     assert (version.number, version.state, version.errors) == (1, "draft", [])
     document = lifecycle.export_document(flow=copy, version="draft")

@@ -13,41 +13,33 @@ from flows.document.validate import validate_document
 from flows.models import Flow
 from flows.nodes import REGISTRY
 from flows.plain_language import STOP_REASONS, explain, stop_reason_text, where
+from tests.flows.admin_kit import run_in
 
 S = Flow.Status
 
 
-@pytest.mark.parametrize(
-    ("error", "text"),
-    [
-        (
-            {"field": "steps.0.template", "message": "missing: the slug of the template to send"},
-            "Step 1: choose a template to send",
-        ),
-        (
-            {"field": "steps.2.template", "message": "no template 'gone'"},
-            "Step 3: the template “gone” does not exist; choose another one",
-        ),
-        (
-            {"field": "duration", "message": "'' is not an ISO 8601 duration (e.g. P1D, PT2H30M, -P3D)"},
-            "Wait for: enter a length of time, e.g. 2 hours or 3 days",
-        ),
-        (
-            {"field": "edges", "message": "not reachable from the start node"},
-            "Nothing leads to this node: connect it to the flow",
-        ),
-        (
-            {"field": "schedule.end_at", "message": "must be after start_at"},
-            "The end must be after the start",
-        ),
-        (
-            {"field": "variants", "message": "percentages must add up to 100, not 90"},
-            "The percentages must add up to 100 (now 90)",
-        ),
-    ],
-)
-def test_known_messages_get_their_marketer_text(error, text):
-    assert explain(error) == text
+# A validation error (field, message) and the text the marketer reads instead.
+KNOWN_MESSAGES = [
+    ("steps.0.template", "missing: the slug of the template to send", "Step 1: choose a template to send"),
+    (
+        "steps.2.template",
+        "no template 'gone'",
+        "Step 3: the template “gone” does not exist; choose another one",
+    ),
+    (
+        "duration",
+        "'' is not an ISO 8601 duration (e.g. P1D, PT2H30M, -P3D)",
+        "Wait for: enter a length of time, e.g. 2 hours or 3 days",
+    ),
+    ("edges", "not reachable from the start node", "Nothing leads to this node: connect it to the flow"),
+    ("schedule.end_at", "must be after start_at", "The end must be after the start"),
+    ("variants", "percentages must add up to 100, not 90", "The percentages must add up to 100 (now 90)"),
+]
+
+
+@pytest.mark.parametrize(("field", "message", "text"), KNOWN_MESSAGES)
+def test_known_messages_get_their_marketer_text(field, message, text):
+    assert explain({"field": field, "message": message}) == text
 
 
 def test_field_paths_read_as_words():
@@ -111,15 +103,15 @@ def test_the_monitoring_page_shows_stop_reasons_in_words(admin_client, launched,
     customer = Customer.objects.create(external_id="c1", email="c1@example.com")
     from django.utils import timezone
 
-    Run.objects.create(
-        flow=flow,
-        version=flow.live_version,
-        customer=customer,
+    now = timezone.now()
+    run_in(
+        flow,
+        customer,
         status=Run.Status.STOPPED,
         stop_reason="promo_pool_empty",
         node_key="ask",
-        ended_at=timezone.now(),
-        clock=timezone.now(),
+        ended_at=now,
+        clock=now,
     )
     page = admin_client.get(reverse("admin:flows_monitoring") + "?show=steps").content.decode()
     assert 'title="promo_pool_empty">The promo pool had no free code left.</span>' in page

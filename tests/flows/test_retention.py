@@ -11,11 +11,10 @@ from django_q.models import Schedule
 
 from channels.models import Message
 from customers.models import Customer
-from customers.services import upsert_customers
-from flows import lifecycle
 from flows.engine.tick import tick
 from flows.models import NodePass, NodeStat, Run
 from flows.retention import prune_activity, prune_task
+from tests.flows import engine_kit as kit
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -24,21 +23,11 @@ START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 def history(templates, spec_document, settings):
     """Ann's run ended in January; Bob's run (April) is recent; Cid's is still waiting."""
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    flow = lifecycle.create_flow(document=spec_document)
-    lifecycle.launch_flow(flow=flow, enqueue=False)
-    lifecycle.finish_launch(flow_id=flow.pk)
+    kit.launch(spec_document)
 
     def register(external_id, at):
         with time_machine.travel(at, tick=False):
-            upsert_customers(
-                rows=[
-                    {
-                        "external_id": external_id,
-                        "email": f"{external_id}@example.com",
-                        "subscriptions": {"email": "requires_confirmation"},
-                    }
-                ]
-            )
+            kit.customer(external_id, subscriptions={"email": "requires_confirmation"})
             tick()
         with time_machine.travel(at + timedelta(days=1, minutes=1), tick=False):
             tick()
@@ -47,15 +36,7 @@ def history(templates, spec_document, settings):
     ann = register("ann", START)
     bob = register("bob", START + timedelta(days=90))
     with time_machine.travel(START + timedelta(days=100), tick=False):
-        upsert_customers(
-            rows=[
-                {
-                    "external_id": "cid",
-                    "email": "cid@example.com",
-                    "subscriptions": {"email": "requires_confirmation"},
-                }
-            ]
-        )
+        kit.customer("cid", subscriptions={"email": "requires_confirmation"})
         tick()
     return ann, bob, Customer.objects.get(external_id="cid")
 

@@ -38,8 +38,21 @@ def fires(recurrence, after, until, *, tz=BERLIN, anchor=None):
     return fires_between(recurrence, tz=tz, after=after, until=until, anchor=anchor or after)
 
 
+def latest(recurrence, after, until, *, anchor):
+    return last_fire_at_or_before(recurrence, tz=BERLIN, after=after, until=until, anchor=anchor)
+
+
 def local(moments, tz=BERLIN):
     return [moment.astimezone(tz).replace(tzinfo=None) for moment in moments]
+
+
+def fire_days(recurrence, after, until):
+    """The Berlin dates of the fires in (after, until]."""
+    return [moment.astimezone(BERLIN).date() for moment in fires(recurrence, after, until)]
+
+
+def days(*iso_dates):
+    return [date.fromisoformat(text) for text in iso_dates]
 
 
 # --------------------------------------------------------------------------- daily
@@ -142,30 +155,56 @@ def test_it_finds_the_launch_week_in_the_schedule_zone():
 
 def test_it_fires_weekly_by_default():
     recurrence = {"every": "week", "weekdays": ["sun", "wed"], "at": "18:00"}
-    got = fires(recurrence, berlin(2026, 6, 1, 0, 0), berlin(2026, 6, 15, 0, 0))
-    assert [moment.astimezone(BERLIN).date() for moment in got] == [
-        date(2026, 6, 3),
-        date(2026, 6, 7),
-        date(2026, 6, 10),
-        date(2026, 6, 14),
-    ]
+    assert fire_days(recurrence, berlin(2026, 6, 1, 0, 0), berlin(2026, 6, 15, 0, 0)) == days(
+        "2026-06-03", "2026-06-07", "2026-06-10", "2026-06-14"
+    )
 
 
 # --------------------------------------------------------------------------- monthly
 
 
-def test_it_skips_day_31_in_short_months_instead_of_moving_it():
-    recurrence = {"every": "month", "days": [31], "at": "08:00"}
-    got = fires(recurrence, berlin(2026, 1, 1, 0, 0), berlin(2026, 12, 31, 23, 0))
-    assert [moment.astimezone(BERLIN).date() for moment in got] == [
-        date(2026, 1, 31),
-        date(2026, 3, 31),
-        date(2026, 5, 31),
-        date(2026, 7, 31),
-        date(2026, 8, 31),
-        date(2026, 10, 31),
-        date(2026, 12, 31),
-    ]
+def monthly(**days):
+    return {"every": "month", **days, "at": "08:00"}
+
+
+# id: ((the recurrence, the interval (after, until] in Berlin), the Berlin dates it fires on)
+MONTHLY_FIRE_DAYS = {
+    "day 31 is skipped in short months instead of moved": (
+        (monthly(days=[31]), berlin(2026, 1, 1), berlin(2026, 12, 31, 23)),
+        "2026-01-31 2026-03-31 2026-05-31 2026-07-31 2026-08-31 2026-10-31 2026-12-31",
+    ),
+    "the last day of every month": (
+        (monthly(days=["last"]), berlin(2027, 12, 1), berlin(2028, 5, 1)),
+        "2027-12-31 2028-01-31 2028-02-29 2028-03-31 2028-04-30",
+    ),
+    "once when a day and last coincide": (
+        (monthly(days=[1, 15, "last", 31]), berlin(2026, 1, 1, 9), berlin(2026, 2, 28, 23)),
+        "2026-01-15 2026-01-31 2026-02-01 2026-02-15 2026-02-28",
+    ),
+    "the nth weekday": (
+        (monthly(nth_weekday={"n": 2, "weekday": "tue"}), berlin(2026, 1, 1), berlin(2026, 4, 30)),
+        "2026-01-13 2026-02-10 2026-03-10 2026-04-14",
+    ),
+    "months without a fifth weekday are skipped": (
+        (monthly(nth_weekday={"n": 5, "weekday": "tue"}), berlin(2026, 1, 1), berlin(2026, 12, 31, 23)),
+        "2026-03-31 2026-06-30 2026-09-29 2026-12-29",
+    ),
+    "the last weekday of the month": (
+        (monthly(nth_weekday={"n": -1, "weekday": "fri"}), berlin(2026, 1, 1), berlin(2026, 4, 30)),
+        "2026-01-30 2026-02-27 2026-03-27 2026-04-24",
+    ),
+    # "*/2" counts as unrestricted (Vixie cron): odd days that are also Fridays.
+    "cron matches both day fields when one starts with a star": (
+        ({"cron": "0 12 */2 * fri"}, berlin(2026, 2, 1), berlin(2026, 3, 31, 23)),
+        "2026-02-13 2026-02-27 2026-03-13 2026-03-27",
+    ),
+}
+
+
+@pytest.mark.parametrize(("window", "expected"), MONTHLY_FIRE_DAYS.values(), ids=MONTHLY_FIRE_DAYS)
+def test_it_fires_on_the_expected_days_of_the_month(window, expected):
+    recurrence, after, until = window
+    assert fire_days(recurrence, after, until) == days(*expected.split())
 
 
 def test_it_fires_on_february_29_only_in_leap_years():
@@ -178,63 +217,12 @@ def test_it_fires_on_february_29_only_in_leap_years():
     )
 
 
-def test_it_fires_on_the_last_day_of_every_month():
+def test_it_fires_on_february_28_as_the_last_day_of_a_common_year():
     recurrence = {"every": "month", "days": ["last"], "at": "08:00"}
-    got = fires(recurrence, berlin(2027, 12, 1, 0, 0), berlin(2028, 5, 1, 0, 0))
-    assert [moment.astimezone(BERLIN).date() for moment in got] == [
-        date(2027, 12, 31),
-        date(2028, 1, 31),
-        date(2028, 2, 29),
-        date(2028, 3, 31),
-        date(2028, 4, 30),
-    ]
     assert fire(recurrence, berlin(2027, 2, 1, 0, 0)) == berlin(2027, 2, 28, 8, 0)
 
 
-def test_it_fires_once_when_a_day_and_last_coincide():
-    recurrence = {"every": "month", "days": [1, 15, "last", 31], "at": "08:00"}
-    got = fires(recurrence, berlin(2026, 1, 1, 9, 0), berlin(2026, 2, 28, 23, 0))
-    assert [moment.astimezone(BERLIN).date() for moment in got] == [
-        date(2026, 1, 15),
-        date(2026, 1, 31),
-        date(2026, 2, 1),
-        date(2026, 2, 15),
-        date(2026, 2, 28),
-    ]
-
-
-def test_it_fires_on_the_nth_weekday():
-    recurrence = {"every": "month", "nth_weekday": {"n": 2, "weekday": "tue"}, "at": "08:00"}
-    got = fires(recurrence, berlin(2026, 1, 1, 0, 0), berlin(2026, 4, 30, 0, 0))
-    assert [moment.astimezone(BERLIN).date() for moment in got] == [
-        date(2026, 1, 13),
-        date(2026, 2, 10),
-        date(2026, 3, 10),
-        date(2026, 4, 14),
-    ]
-
-
-def test_it_skips_months_without_a_fifth_weekday():
-    recurrence = {"every": "month", "nth_weekday": {"n": 5, "weekday": "tue"}, "at": "08:00"}
-    got = fires(recurrence, berlin(2026, 1, 1, 0, 0), berlin(2026, 12, 31, 23, 0))
-    assert [moment.astimezone(BERLIN).date() for moment in got] == [
-        date(2026, 3, 31),
-        date(2026, 6, 30),
-        date(2026, 9, 29),
-        date(2026, 12, 29),
-    ]
-
-
-def test_it_fires_on_the_last_weekday_of_the_month():
-    recurrence = {"every": "month", "nth_weekday": {"n": -1, "weekday": "fri"}, "at": "08:00"}
-    got = fires(recurrence, berlin(2026, 1, 1, 0, 0), berlin(2026, 4, 30, 0, 0))
-    assert [moment.astimezone(BERLIN).date() for moment in got] == [
-        date(2026, 1, 30),
-        date(2026, 2, 27),
-        date(2026, 3, 27),
-        date(2026, 4, 24),
-    ]
-    # February 2026 starts on a Sunday: its 4th Sunday is its last.
+def test_it_takes_the_fourth_sunday_as_the_last_when_february_starts_on_a_sunday():
     sunday = {"every": "month", "nth_weekday": {"n": -1, "weekday": "sun"}, "at": "08:00"}
     assert fire(sunday, berlin(2026, 2, 1, 9, 0)) == berlin(2026, 2, 22, 8, 0)
 
@@ -284,17 +272,6 @@ def test_it_matches_either_day_field_when_both_are_restricted():
     assert [moment.astimezone(BERLIN).day for moment in got] == [6, 13, 20, 27]
     got = fires({"cron": "0 12 10 * fri"}, berlin(2026, 2, 1, 0, 0), berlin(2026, 2, 28, 23, 0))
     assert [moment.astimezone(BERLIN).day for moment in got] == [6, 10, 13, 20, 27]
-
-
-def test_it_matches_both_day_fields_when_one_starts_with_a_star():
-    # "*/2" counts as unrestricted (Vixie cron): odd days that are also Fridays.
-    got = fires({"cron": "0 12 */2 * fri"}, berlin(2026, 2, 1, 0, 0), berlin(2026, 3, 31, 23, 0))
-    assert [moment.astimezone(BERLIN).date() for moment in got] == [
-        date(2026, 2, 13),
-        date(2026, 2, 27),
-        date(2026, 3, 13),
-        date(2026, 3, 27),
-    ]
 
 
 def test_it_applies_the_dst_rules_to_cron_times():
@@ -399,39 +376,17 @@ def test_it_merges_missed_fires_into_the_latest_one():
 
 
 def test_it_finds_no_missed_fire_when_none_was_due():
-    assert (
-        last_fire_at_or_before(
-            DAILY_10,
-            tz=BERLIN,
-            after=berlin(2026, 6, 1, 10, 0),
-            until=berlin(2026, 6, 2, 9, 59),
-            anchor=berlin(2026, 6, 1),
-        )
-        is None
-    )
-    assert (
-        last_fire_at_or_before(
-            DAILY_10,
-            tz=BERLIN,
-            after=berlin(2026, 6, 2, 10, 0),
-            until=berlin(2026, 6, 1, 10, 0),
-            anchor=berlin(2026, 6, 1),
-        )
-        is None
-    )
+    anchor = berlin(2026, 6, 1)
+    assert latest(DAILY_10, berlin(2026, 6, 1, 10, 0), berlin(2026, 6, 2, 9, 59), anchor=anchor) is None
+    assert latest(DAILY_10, berlin(2026, 6, 2, 10, 0), berlin(2026, 6, 1, 10, 0), anchor=anchor) is None
 
 
 def test_it_includes_a_fire_exactly_at_until_but_not_at_after():
     anchor = berlin(2026, 6, 1)
-    assert last_fire_at_or_before(
-        DAILY_10, tz=BERLIN, after=berlin(2026, 6, 1, 11), until=berlin(2026, 6, 2, 10), anchor=anchor
-    ) == berlin(2026, 6, 2, 10)
-    assert (
-        last_fire_at_or_before(
-            DAILY_10, tz=BERLIN, after=berlin(2026, 6, 2, 10), until=berlin(2026, 6, 3, 9), anchor=anchor
-        )
-        is None
+    assert latest(DAILY_10, berlin(2026, 6, 1, 11), berlin(2026, 6, 2, 10), anchor=anchor) == berlin(
+        2026, 6, 2, 10
     )
+    assert latest(DAILY_10, berlin(2026, 6, 2, 10), berlin(2026, 6, 3, 9), anchor=anchor) is None
 
 
 def test_it_finds_the_latest_missed_fire_of_a_rare_recurrence():

@@ -162,26 +162,19 @@ def test_a_schedule_start_is_a_start_node():
 
 
 def test_a_flow_has_only_one_start_node():
-    doc = document(
-        [node("e", "event"), node("s", "schedule"), node("e2", "event"), node("a", "steps")],
-        [edge("e", "a"), edge("s", "a")],
-    )
+    nodes = [node("e", "event"), node("s", "schedule"), node("e2", "event"), node("a", "steps")]
+    doc = document(nodes, [edge("e", "a"), edge("s", "a")])
     assert errors(doc) == [("s", "kind"), ("e2", "kind")]
 
 
 def test_node_keys_are_unique():
-    doc = document(
-        [node("start", "event"), node("a", "steps"), node("a", "wait")],
-        [edge("start", "a")],
-    )
+    doc = document([node("start", "event"), node("a", "steps"), node("a", "wait")], [edge("start", "a")])
     assert errors(doc) == [("a", "key")]
 
 
 def test_an_unknown_kind_is_an_error_on_its_node():
-    doc = document(
-        [node("start", "event"), node("x", "event", {}) | {"kind": "teleport"}],
-        [edge("start", "x"), edge("x", "start")],
-    )
+    nodes = [node("start", "event"), node("x", "event", {}) | {"kind": "teleport"}]
+    doc = document(nodes, [edge("start", "x"), edge("x", "start")])
     # The edge out of the unknown node is not judged again (its ports are unknown),
     # but the edge into the start node is.
     assert errors(doc) == [("x", "kind"), (None, "edges.1.to")]
@@ -246,28 +239,21 @@ def test_branch_ports_of_a_condition_follow_its_config():
 
 
 def test_one_port_leads_to_one_node():
-    doc = document(
-        [node("start", "event"), node("a", "steps"), node("b", "steps")],
-        [edge("start", "a"), edge("start", "b", "next")],
-    )
+    nodes = [node("start", "event"), node("a", "steps"), node("b", "steps")]
+    doc = document(nodes, [edge("start", "a"), edge("start", "b", "next")])
     result = validate_document(doc, CONTEXT)
     assert [(e["node"], e["field"]) for e in result] == [(None, "edges.1.port"), ("b", "edges")]
     assert "already connected (edges.0)" in result[0]["message"]
 
 
 def test_two_ports_of_one_node_may_lead_to_the_same_node():
-    doc = document(
-        [node("start", "event"), node("c", "condition"), node("a", "steps")],
-        [edge("start", "c"), edge("c", "a", "yes"), edge("c", "a", "no")],
-    )
+    nodes = [node("start", "event"), node("c", "condition"), node("a", "steps")]
+    doc = document(nodes, [edge("start", "c"), edge("c", "a", "yes"), edge("c", "a", "no")])
     assert errors(doc) == []
 
 
 def test_nothing_may_lead_into_the_start_node():
-    doc = document(
-        [node("start", "event"), node("w", "wait")],
-        [edge("start", "w"), edge("w", "start")],
-    )
+    doc = document([node("start", "event"), node("w", "wait")], [edge("start", "w"), edge("w", "start")])
     assert errors(doc) == [(None, "edges.1.to")]
 
 
@@ -275,10 +261,8 @@ def test_nothing_may_lead_into_the_start_node():
 
 
 def test_every_node_must_be_reachable_from_the_start():
-    doc = document(
-        [node("start", "event"), node("a", "steps"), node("island", "steps"), node("b", "wait")],
-        [edge("start", "a"), edge("island", "b")],
-    )
+    nodes = [node("start", "event"), node("a", "steps"), node("island", "steps"), node("b", "wait")]
+    doc = document(nodes, [edge("start", "a"), edge("island", "b")])
     assert errors(doc) == [("island", "edges"), ("b", "edges")]
 
 
@@ -300,28 +284,22 @@ def test_without_a_start_node_reachability_is_not_reported_node_by_node():
 
 
 def test_a_cycle_through_a_wait_node_is_allowed():
-    doc = document(
-        [node("start", "event"), node("a", "steps"), node("w", "wait"), node("c", "condition")],
-        [edge("start", "a"), edge("a", "w"), edge("w", "c"), edge("c", "a", "yes")],
-    )
+    nodes = [node("start", "event"), node("a", "steps"), node("w", "wait"), node("c", "condition")]
+    doc = document(nodes, [edge("start", "a"), edge("a", "w"), edge("w", "c"), edge("c", "a", "yes")])
     assert errors(doc) == []
 
 
 def test_a_cycle_without_a_wait_node_is_an_error():
-    doc = document(
-        [node("start", "event"), node("a", "steps"), node("c", "condition"), node("w", "wait")],
-        [edge("start", "a"), edge("a", "c"), edge("c", "a", "yes"), edge("c", "w", "no")],
-    )
+    nodes = [node("start", "event"), node("a", "steps"), node("c", "condition"), node("w", "wait")]
+    doc = document(nodes, [edge("start", "a"), edge("a", "c"), edge("c", "a", "yes"), edge("c", "w", "no")])
     result = validate_document(doc, CONTEXT)
     assert [(e["node"], e["field"]) for e in result] == [("a", "edges")]
     assert "a → c → a" in result[0]["message"]
 
 
 def test_a_node_looping_onto_itself_is_a_cycle():
-    doc = document(
-        [node("start", "event"), node("c", "condition")],
-        [edge("start", "c"), edge("c", "c", "no")],
-    )
+    nodes = [node("start", "event"), node("c", "condition")]
+    doc = document(nodes, [edge("start", "c"), edge("c", "c", "no")])
     assert errors(doc) == [("c", "edges")]
 
 
@@ -354,10 +332,8 @@ def test_each_cycle_without_a_wait_is_reported_once():
 
 
 def test_a_cycle_in_an_unreachable_part_is_still_reported():
-    doc = document(
-        [node("start", "event"), node("a", "steps"), node("b", "steps")],
-        [edge("a", "b"), edge("b", "a")],
-    )
+    nodes = [node("start", "event"), node("a", "steps"), node("b", "steps")]
+    doc = document(nodes, [edge("a", "b"), edge("b", "a")])
     assert errors(doc) == [("a", "edges"), ("b", "edges"), ("a", "edges")]
 
 

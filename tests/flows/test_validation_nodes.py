@@ -111,6 +111,7 @@ SCHEDULE = {
     "timezone": "flow",
     "audience": {"segment": "rule-seg"},
 }
+MONTHLY = {"every": "month", "at": "08:00"}
 
 
 @pytest.mark.parametrize(
@@ -178,35 +179,28 @@ def test_schedule_accepts_every_recurrence_shape(recurrence):
         ({"every": "month", "days": ["first"], "at": "08:00"}, ["recurrence.days.0"]),
         ({"every": "month", "days": [1, 1], "at": "08:00"}, ["recurrence.days.1"]),
         ({"every": "month", "days": [1], "interval": 2, "at": "08:00"}, ["recurrence.interval"]),
-        (
-            {"every": "month", "nth_weekday": {"n": 0, "weekday": "tue"}, "at": "08:00"},
-            ["recurrence.nth_weekday.n"],
-        ),
-        (
-            {"every": "month", "nth_weekday": {"n": 6, "weekday": "tue"}, "at": "08:00"},
-            ["recurrence.nth_weekday.n"],
-        ),
-        (
-            {"every": "month", "nth_weekday": {"n": -2, "weekday": "tue"}, "at": "08:00"},
-            ["recurrence.nth_weekday.n"],
-        ),
-        (
-            {"every": "month", "nth_weekday": {"n": 1, "weekday": "tuesday"}, "at": "08:00"},
-            ["recurrence.nth_weekday.weekday"],
-        ),
+        ({**MONTHLY, "nth_weekday": {"n": 0, "weekday": "tue"}}, ["recurrence.nth_weekday.n"]),
+        ({**MONTHLY, "nth_weekday": {"n": 6, "weekday": "tue"}}, ["recurrence.nth_weekday.n"]),
+        ({**MONTHLY, "nth_weekday": {"n": -2, "weekday": "tue"}}, ["recurrence.nth_weekday.n"]),
+        ({**MONTHLY, "nth_weekday": {"n": 1, "weekday": "tuesday"}}, ["recurrence.nth_weekday.weekday"]),
         ({"every": "month", "nth_weekday": [2, "tue"], "at": "08:00"}, ["recurrence.nth_weekday"]),
-        ({"cron": "0 10 * *"}, ["recurrence.cron"]),
-        ({"cron": "0 10 * * * *"}, ["recurrence.cron"]),
-        ({"cron": "60 10 * * *"}, ["recurrence.cron"]),
-        ({"cron": "0 24 * * *"}, ["recurrence.cron"]),
-        ({"cron": "0 10 0 * *"}, ["recurrence.cron"]),
-        ({"cron": "0 10 * 13 *"}, ["recurrence.cron"]),
-        ({"cron": "0 10 * * 8"}, ["recurrence.cron"]),
-        ({"cron": "0 10 * * 5-1"}, ["recurrence.cron"]),
-        ({"cron": "*/0 10 * * *"}, ["recurrence.cron"]),
-        ({"cron": "*/٣ 10 * * *"}, ["recurrence.cron"]),
-        ({"cron": "0 10 L * *"}, ["recurrence.cron"]),
-        ({"cron": "0 10 * * mon-"}, ["recurrence.cron"]),
+        *[
+            ({"cron": expression}, ["recurrence.cron"])
+            for expression in (
+                "0 10 * *",
+                "0 10 * * * *",
+                "60 10 * * *",
+                "0 24 * * *",
+                "0 10 0 * *",
+                "0 10 * 13 *",
+                "0 10 * * 8",
+                "0 10 * * 5-1",
+                "*/0 10 * * *",
+                "*/٣ 10 * * *",
+                "0 10 L * *",
+                "0 10 * * mon-",
+            )
+        ],
         ({"cron": ["0", "10", "*", "*", "*"]}, ["recurrence.cron"]),
         ({"cron": "0 10 * * *", "at": "10:00"}, ["recurrence.at"]),
     ],

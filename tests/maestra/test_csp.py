@@ -153,11 +153,6 @@ def test_the_checker_finds_inline_code():
 
 @pytest.mark.django_db
 def test_a_template_change_page_with_customer_data_in_it_is_policed(admin_client):
-    template = Template.objects.create(
-        slug="x",
-        name="<script>alert(1)</script>",
-        channel="email",
-        subject="S",
-        text="<img onerror=alert(1)>",
-    )
+    script, img = "<script>alert(1)</script>", "<img onerror=alert(1)>"
+    template = Template.objects.create(slug="x", name=script, channel="email", subject="S", text=img)
     assert_policed(admin_client.get(reverse("admin:channels_template_change", args=[template.pk])))
