@@ -10,7 +10,7 @@ from __future__ import annotations
 from flows.engine.batch import Batch
 from flows.models import ABAssignment, ABWinner
 from flows.nodes.ab_winner_config import winner_problems, winner_setting
-from flows.nodes.base import NodeKind, Problem, ValidationContext, register, unknown_fields
+from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from flows.nodes.splitter import draw, pick_share, share_ports, share_problems
 
 MAX_VARIANTS = 5
@@ -20,10 +20,10 @@ MAX_VARIANTS = 5
 class ABTest(NodeKind):
     kind = "ab_test"
     label = "A/B test"
+    fields = ("variants", "winner")
 
-    def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = unknown_fields(config, ("variants", "winner"))
-        problems += winner_problems(config.get("winner"))
+    def config_problems(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        problems = winner_problems(config.get("winner"))
         variants = config.get("variants")
         problems += share_problems(
             variants,

@@ -72,7 +72,18 @@ class NodeKind:
     # Wait nodes break cycles: a cycle without one is a validation error.
     breaks_cycles: ClassVar[bool] = False
 
+    # The keys a config of this kind may have: validate() reports any other
+    # key first, so no kind can forget the check.
+    fields: ClassVar[tuple[str, ...]]
+
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        """Every problem of a config: its unknown keys, then the kind's own
+        (config_problems). A kind whose allowed keys depend on the config
+        (wait's mode, condition's two forms) overrides this instead."""
+        return unknown_fields(config, self.fields) + self.config_problems(config, ctx)
+
+    def config_problems(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        """The kind's own checks of a config (its known keys' values)."""
         raise NotImplementedError
 
     def ports(self, config: dict) -> list[str]:
@@ -102,5 +113,7 @@ REGISTRY: dict[str, NodeKind] = {}
 
 
 def register(cls: type[NodeKind]) -> type[NodeKind]:
+    if cls.validate is NodeKind.validate and not hasattr(cls, "fields"):
+        raise TypeError(f"{cls.__name__} needs `fields` (the keys its config may have)")
     REGISTRY[cls.kind] = cls()
     return cls

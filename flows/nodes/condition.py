@@ -60,6 +60,8 @@ class Condition(NodeKind):
     label = "Condition"
 
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        # Not NodeKind.validate: the allowed keys depend on the form (rule, or
+        # attribute and branches), and so does the unknown-field message.
         if "rule" in config:
             problems = [
                 Problem(key, "unknown field (a condition has either rule, or attribute and branches)")

@@ -24,7 +24,7 @@ from flows.engine.batch import ENGINE_ERROR, RUN_COLUMNS, EngineContext, hour_of
 from flows.engine.entry import ENTERING_STATUSES, after_start, blocked_customer_ids, within_schedule
 from flows.engine.goals import exit_on_events
 from flows.models import FlowVersion, NodePass, Run
-from flows.nodes.base import Problem, StartKind, ValidationContext, register, unknown_fields
+from flows.nodes.base import Problem, StartKind, ValidationContext, register
 from flows.nodes.condition import rule_problems
 from flows.nodes.limitation import release_reservations
 from flows.nodes.wait_event import wake_waiting
@@ -34,7 +34,6 @@ from maestra.faults import error_text, split_until_alone
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("event_type", "filter", "max_age")
 # Older events do not start runs (SPEC §5).
 DEFAULT_MAX_AGE = "P7D"
 MAX_EVENT_TYPE_LENGTH = 100  # customers.Event.type
@@ -56,9 +55,10 @@ def event_type_problem(value: object) -> str | None:
 class EventStart(StartKind):
     kind = "event"
     label = "Event"
+    fields = ("event_type", "filter", "max_age")
 
-    def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = unknown_fields(config, FIELDS)
+    def config_problems(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        problems = []
         if message := event_type_problem(config.get("event_type")):
             problems.append(Problem("event_type", message))
         if config.get("filter") is not None:

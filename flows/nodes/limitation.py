@@ -21,7 +21,6 @@ from maestra.durations import localize
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("max", "period", "alert_below")
 PERIOD_UNITS = ("hours", "days", "calendar_days", "weeks")
 MAX_PERIOD_EVERY = 1000
 
@@ -30,9 +29,10 @@ MAX_PERIOD_EVERY = 1000
 class Limitation(NodeKind):
     kind = "limitation"
     label = "Limitation"
+    fields = ("max", "period", "alert_below")
 
-    def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = unknown_fields(config, FIELDS)
+    def config_problems(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        problems = []
         maximum = config.get("max")
         # The counter of places is an integer column.
         max_ok = is_int(maximum) and 1 <= maximum <= sql.MAX_INT

@@ -59,10 +59,10 @@ def share_ports(items: Any) -> list[str]:
 class Splitter(NodeKind):
     kind = "splitter"
     label = "Splitter"
+    fields = ("branches",)
 
-    def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = unknown_fields(config, ("branches",))
-        return problems + share_problems(
+    def config_problems(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        return share_problems(
             config.get("branches"),
             field="branches",
             noun="branch",

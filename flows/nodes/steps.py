@@ -16,7 +16,6 @@ from flows.nodes.event import event_type_problem
 from flows.nodes.limitation import consume_reservations
 from maestra.durations import parse_duration
 
-FIELDS = ("relevance", "steps")
 MAX_STEPS = 100
 ACTION_FIELDS = {
     "send": ("action", "channel", "template"),
@@ -33,9 +32,10 @@ ACTION_FIELDS = {
 class Steps(NodeKind):
     kind = "steps"
     label = "Steps"
+    fields = ("relevance", "steps")
 
-    def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = unknown_fields(config, FIELDS)
+    def config_problems(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        problems = []
         if "relevance" not in config:
             problems.append(Problem("relevance", "missing: how long the steps stay relevant (e.g. P1D)"))
         elif message := duration_problem(config["relevance"]):

@@ -28,11 +28,10 @@ from customers.rules import payload_q, validate_rule
 from flows.document.fields import duration_problem
 from flows.engine.batch import Batch
 from flows.models import Flow, FlowVersion, Node, Run
-from flows.nodes.base import NodeKind, Problem, ValidationContext, register, unknown_fields
+from flows.nodes.base import NodeKind, Problem, ValidationContext, register
 from maestra import sql
 from maestra.durations import parse_duration
 
-FIELDS = ("event_type", "filter", "timeout")
 PORTS = ["done", "timeout"]
 MAX_EVENT_TYPE_LENGTH = Event._meta.get_field("type").max_length
 # Flows whose runs can be waiting: paused ones keep theirs for later.
@@ -54,9 +53,10 @@ class WaitEvent(NodeKind):
     label = "Wait for event"
     # It always waits (up to its timeout): a loop through it cannot spin.
     breaks_cycles = True
+    fields = ("event_type", "filter", "timeout")
 
-    def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = unknown_fields(config, FIELDS)
+    def config_problems(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        problems = []
         event_type = config.get("event_type")
         if not isinstance(event_type, str) or not event_type.strip():
             problems.append(

@@ -9,7 +9,6 @@ from flows.nodes.base import Problem, StartKind, ValidationContext, register, un
 from flows.nodes.condition import rule_problems
 from flows.nodes.schedule.recurrence import validate_recurrence
 
-FIELDS = ("recurrence", "timezone", "audience")
 # The schedule's own time zone; "flow" (the default) means the flow's.
 DEFAULT_TIMEZONE = "flow"
 
@@ -18,10 +17,10 @@ DEFAULT_TIMEZONE = "flow"
 class ScheduleStart(StartKind):
     kind = "schedule"
     label = "Schedule"
+    fields = ("recurrence", "timezone", "audience")
 
-    def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
-        problems = unknown_fields(config, FIELDS)
-        problems += recurrence_problems(config.get("recurrence"))
+    def config_problems(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        problems = recurrence_problems(config.get("recurrence"))
         if "timezone" in config and (message := timezone_problem(config["timezone"], also=("flow",))):
             problems.append(Problem("timezone", message))
         problems += _audience_problems(config.get("audience"), ctx)

@@ -28,6 +28,7 @@ class Wait(NodeKind):
     breaks_cycles = True
 
     def validate(self, config: dict, ctx: ValidationContext) -> list[Problem]:
+        # Not NodeKind.validate: the allowed keys depend on the mode.
         mode = config.get("mode")
         if not isinstance(mode, str) or mode not in MODE_FIELDS:
             return [Problem("mode", 'must be "fixed", "dynamic" or "window"')]
