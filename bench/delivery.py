@@ -113,20 +113,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def drain(env: dict, *, workers: int) -> tuple[float, list[dict], float]:
+def drain(env: dict, *, workers: int, profile: str = "") -> tuple[float, list[dict], float]:
     """Run the workers to their end: seconds, their counts, their CPU seconds."""
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     procs = [
         subprocess.Popen(
-            [PYTHON, "manage.py", "deliver_messages", "--limit", "1000"],
+            [
+                PYTHON,
+                *(["-m", "cProfile", "-o", f"{profile}/worker-{i}.prof"] if profile else []),
+                "manage.py",
+                "deliver_messages",
+                "--limit",
+                "1000",
+            ],
             env=env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(workers)
+        for i in range(workers)
     ]
     counts = []
     for proc in procs:
@@ -169,7 +176,7 @@ def run_smtp(url: str, args, tmp: Path) -> dict:
     )
     load = os.getloadavg()[0]
     try:
-        seconds, counts, cpu = drain(env, workers=args.workers)
+        seconds, counts, cpu = drain(env, workers=args.workers, profile=args.profile)
         server_cpu = cpu_seconds(sink.pid)
     finally:
         server = stop_child(sink, sink_out)
@@ -198,7 +205,7 @@ def run_http(url: str, args, tmp: Path) -> dict:
     )
     load = os.getloadavg()[0]
     try:
-        seconds, counts, cpu = drain(env, workers=args.workers)
+        seconds, counts, cpu = drain(env, workers=args.workers, profile=args.profile)
         server_cpu = cpu_seconds(stub.pid)
     finally:
         server = stop_child(stub, stub_out)
@@ -294,6 +301,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["smtp", "http"], help="one of the two measurements")
     parser.add_argument("--database-name", default="maestra_bench_delivery")
     parser.add_argument("--redis-url", default="", help="REDIS_URL for the workers (default: none)")
+    parser.add_argument("--profile", default="", help="a directory: each worker runs under cProfile there")
     parser.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
     url = recreate_database(args.database_name)

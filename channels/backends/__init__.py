@@ -15,6 +15,7 @@ from __future__ import annotations
 import email.utils
 import enum
 import logging
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import httpx
@@ -81,6 +82,11 @@ class Backend:
     # `sending` together: what a crash of the worker may leave with an unknown
     # outcome. 1: one by one, the default.
     group_size: int = 1
+    # How many single-message provider calls the backend runs at once
+    # (start(): parallel SMTP sessions). Above 1 the worker streams a chunk
+    # through them: each session has one message `sending` at a time, and
+    # a session that finishes gets the next one (channels/sending.py).
+    sessions: int = 1
 
     def __init__(self, *, channel: str) -> None:
         self.channel = channel
@@ -92,6 +98,12 @@ class Backend:
         """One result per message, in order. By default one send() after the
         other, each isolated from the others' exceptions."""
         return [send_one(message, backend=self) for message in messages]
+
+    def start(self, message: Outgoing) -> Future:
+        """For `sessions` > 1: begin sending `message` on a free session; the
+        future's result is its SendResult. The worker never has more than
+        `sessions` messages started and unfinished."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Release connections at the end of a delivery round."""

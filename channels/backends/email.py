@@ -13,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import smtplib
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.message import DNS_NAME
 
-from channels.backends import Backend, Outcome, Outgoing, SendResult
+from channels.backends import Backend, Outcome, Outgoing, SendResult, send_one, unknown_outcome_result
 
 
 def message_id_domain() -> str:
@@ -83,15 +83,32 @@ def smtp_error_result(exc: Exception) -> SendResult:
     return SendResult(outcome=Outcome.FAILED, reason=f"email_error: {type(exc).__name__}: {exc}"[:300])
 
 
+# Django's mail backends that hand a message over inside this process (tests,
+# development): nothing leaves the machine, so a whole group is one call.
+IN_PROCESS_EMAIL_BACKENDS = {
+    f"django.core.mail.backends.{name}.EmailBackend" for name in ("locmem", "console", "filebased", "dummy")
+}
+
+
 class DjangoEmailBackend(Backend):
     def __init__(self, *, channel: str) -> None:
         super().__init__(channel=channel)
         self.connections_wanted = max(1, settings.MAESTRA_SMTP_CONNECTIONS)
-        # Messages marked `sending` together: one group over all the sessions.
-        # By default one message per session: `sending` is then exactly what
-        # is inside a provider call (MAESTRA_DELIVERY_GROUP in settings.py).
-        group = settings.MAESTRA_DELIVERY_GROUP or self.connections_wanted
-        self.group_size = max(1, group) if self.connections_wanted > 1 else 1
+        self.in_process = settings.EMAIL_BACKEND in IN_PROCESS_EMAIL_BACKENDS
+        if self.in_process:
+            # One send_messages() call for the whole group: one in-process
+            # provider call, so the whole group is legitimately in flight.
+            self.group_size = max(1, settings.MAESTRA_DELIVERY_GROUP or settings.MAESTRA_DELIVERY_CHUNK)
+        else:
+            # Messages marked `sending` together: one group over all the
+            # sessions (MAESTRA_DELIVERY_GROUP, an opt-in). By default one
+            # message per session, streamed (`sessions`): `sending` is then
+            # exactly what is inside the sessions' provider calls; a
+            # rate-limited channel sends groups of one message per session.
+            group = settings.MAESTRA_DELIVERY_GROUP or self.connections_wanted
+            self.group_size = max(1, group) if self.connections_wanted > 1 else 1
+            if not settings.MAESTRA_DELIVERY_GROUP:
+                self.sessions = self.connections_wanted
         self._local = threading.local()
         self._connections: list = []
         self._lock = threading.Lock()
@@ -107,10 +124,8 @@ class DjangoEmailBackend(Backend):
                 self._connections.append(conn)
         return conn
 
-    def send(self, message: Outgoing) -> SendResult:
-        connection = self.connection
+    def _email(self, message: Outgoing, connection) -> EmailMultiAlternatives:
         rendered = message.rendered
-        mid = message_id(message.id)
         email = EmailMultiAlternatives(
             subject=rendered.get("subject", ""),
             body=rendered.get("text", ""),
@@ -121,6 +136,12 @@ class DjangoEmailBackend(Backend):
         )
         if rendered.get("html"):
             email.attach_alternative(rendered["html"], "text/html")
+        return email
+
+    def send(self, message: Outgoing) -> SendResult:
+        connection = self.connection
+        mid = message_id(message.id)
+        email = self._email(message, connection)
         try:
             connection.open()  # no-op while the session is open
             sent = connection.send_messages([email])
@@ -135,19 +156,55 @@ class DjangoEmailBackend(Backend):
         return SendResult(outcome=Outcome.SENT, provider_id=mid)
 
     def send_many(self, messages: list[Outgoing]) -> list[SendResult]:
-        """The group spread over the sessions: session i sends messages i,
-        i+k, i+2k… one after the other (k sessions), all sessions at once."""
+        """In process (locmem, console…): the group in one send_messages()
+        call. Else the group spread over the sessions: session i sends
+        messages i, i+k, i+2k… one after the other (k sessions), all
+        sessions at once."""
+        if self.in_process and len(messages) > 1:
+            return self._send_in_one_call(messages)
         lanes = min(self.connections_wanted, len(messages))
         if lanes <= 1:
             return super().send_many(messages)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.connections_wanted, thread_name_prefix="maestra-smtp")
         shares = [messages[i::lanes] for i in range(lanes)]
-        answers = list(self._pool.map(super().send_many, shares))
+        answers = list(self._session_pool().map(super().send_many, shares))
         results: list[SendResult] = [None] * len(messages)  # type: ignore[list-item]
         for i, answer in enumerate(answers):
             results[i::lanes] = answer
         return results
+
+    def start(self, message: Outgoing) -> Future:
+        """One message on a free session: the pool has one thread per
+        session, each with its own SMTP connection, and the worker starts at
+        most `sessions` messages at once, so each runs on a session of its own."""
+        return self._session_pool().submit(send_one, message, backend=self)
+
+    def _send_in_one_call(self, messages: list[Outgoing]) -> list[SendResult]:
+        connection = self.connection
+        results: list[SendResult | None] = [None] * len(messages)
+        emails = []
+        for index, message in enumerate(messages):
+            try:
+                emails.append((index, self._email(message, connection)))
+            except Exception as exc:  # this message only, as send() would answer it
+                results[index] = unknown_outcome_result(exc)
+        try:
+            sent = connection.send_messages([email for _index, email in emails]) if emails else 0
+        except Exception as exc:
+            return [result or unknown_outcome_result(exc) for result in results]
+        for index, _email in emails:
+            # An in-process backend sends all or raises; should one answer
+            # fewer, which ones went is unknown, and unknown is never retried.
+            results[index] = (
+                SendResult(outcome=Outcome.SENT, provider_id=message_id(messages[index].id))
+                if sent == len(emails)
+                else unknown_outcome_result(RuntimeError(f"{sent} of {len(emails)} sent"))
+            )
+        return results  # type: ignore[return-value]
+
+    def _session_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.connections_wanted, thread_name_prefix="maestra-smtp")
+        return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
