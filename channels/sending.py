@@ -16,8 +16,7 @@ and gives back every other claimed row when its lease ends.
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict, deque
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -112,53 +111,28 @@ def send_chunk(rows: list[dict], *, sender: Sender) -> Pending:
     unsubscribe_urls = _list_unsubscribe_urls(rows)
     gone: dict[int, set[str]] = defaultdict(set)
     done: list[Done] = []
-
-    def write(start: list[int]) -> set[int]:
-        """Record what is done and mark `start` `sending`: one commit."""
-        nonlocal done
-        started = advance(token=token, done=done, start=start)
-        sender.counts.update(d.counter for d in done)
-        done = []
-        return started
-
-    def prepare(channel: str, row: dict) -> Outgoing | SendResult:
-        return _outgoing(
-            channel,
-            row,
-            backend=sender.backend(channel),
-            secrets=secrets_by_template,
-            unsubscribe_urls=unsubscribe_urls,
-        )
-
-    def finish(row: dict, result: SendResult, clock: datetime) -> None:
-        done.append(outcome(row=row, result=result, clock=clock))
-        for device in [result, *result.extra.get("devices", [])]:
-            if device.extra.get("gone_endpoint"):
-                gone[row["customer_id"]].add(device.extra["gone_endpoint"])
-
     try:
-        for channel, group, streamed in _plan(rows, sender=sender):
-            if streamed:
-                _stream(
-                    channel,
-                    group,
-                    backend=sender.backend(channel),
-                    write=write,
-                    prepare=prepare,
-                    finish=finish,
-                )
-                continue
+        for channel, group in _groups(rows, sender=sender):
             fresh = [row["id"] for row in group if not row.get("started")]
-            started = write(fresh) if fresh else set()
+            started = set()
+            if fresh:  # one commit: the previous group's outcomes and this start
+                started = advance(token=token, done=done, start=fresh)
+                sender.counts.update(d.counter for d in done)
+                done = []
             # A row no longer claimed by us (the lease ran out and it went
             # back to the queue, or an erasure made it not_sent) is skipped.
             group = [_attempted(row) for row in group if row.get("started") or row["id"] in started]
             if not group:
                 continue
-            results = _send_group(channel, group, sender=sender, prepare=prepare)
+            results = _send_group(
+                channel, group, sender=sender, secrets=secrets_by_template, unsubscribe_urls=unsubscribe_urls
+            )
             clock = timezone.now()
             for row, result in zip(group, results, strict=True):
-                finish(row, result, clock)
+                done.append(outcome(row=row, result=result, clock=clock))
+                for device in [result, *result.extra.get("devices", [])]:
+                    if device.extra.get("gone_endpoint"):
+                        gone[row["customer_id"]].add(device.extra["gone_endpoint"])
     except BaseException:
         salvage(Pending(token=token, done=done))
         raise
@@ -180,105 +154,58 @@ def _attempted(row: dict) -> dict:
     return row if row.get("started") else {**row, "attempts": row["attempts"] + 1}
 
 
-def _stream(channel: str, rows: list[dict], *, backend: Backend, write, prepare, finish) -> None:
-    """Stream rows through the backend's sessions (Backend.sessions), one
-    message per session: when sessions finish, ONE commit records their
-    outcomes and marks the next rows `sending`, one per free session, while
-    the other sessions go on sending. So each session has at most one row
-    `sending` at any moment, the one in (or just out of) its provider call,
-    and the commits overlap the sends. The last outcomes stay unwritten
-    (send_chunk returns them)."""
-    queue = deque(rows)
-    in_flight: dict[Future, dict] = {}
-    while queue or in_flight:
-        free = backend.sessions - len(in_flight)
-        if queue and free > 0:
-            nxt = [queue.popleft() for _ in range(min(free, len(queue)))]
-            fresh = [row["id"] for row in nxt if not row.get("started")]
-            started = write(fresh) if fresh else set()
-            clock = timezone.now()
-            for row in nxt:
-                if not (row.get("started") or row["id"] in started):
-                    continue  # no longer ours
-                row = _attempted(row)
-                message = prepare(channel, row)
-                if isinstance(message, SendResult):
-                    finish(row, message, clock)
-                else:
-                    in_flight[backend.start(message)] = row
-            continue
-        finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-        clock = timezone.now()
-        for future in finished:
-            row = in_flight.pop(future)
-            try:
-                result = future.result()
-            except Exception as exc:
-                result = unknown_outcome_result(exc)
-            finish(row, result, clock)
-
-
-def _plan(rows: list[dict], *, sender: Sender):
-    """(channel, rows, streamed) in sending order: lane by lane (the chunk
-    comes service first), channel by channel. A channel whose backend has
-    several sessions (and no rate limit) is streamed whole; the others come
-    in groups of at most the backend's group size (and one rate-limit burst:
-    the rest of a big group would only wait, `sending`, for tokens)."""
+def _groups(rows: list[dict], *, sender: Sender):
+    """(channel, rows) groups in sending order: lane by lane (the chunk comes
+    service first), channel by channel, at most the backend's group size
+    (and one rate-limit burst: the rest of a big group would only wait,
+    `sending`, for tokens)."""
     by_key: dict[tuple[bool, str], list[dict]] = defaultdict(list)
     for row in rows:
         by_key[(row.get("marketing", False), row["channel"])].append(row)
     for (_marketing, channel), lane_rows in sorted(by_key.items(), key=lambda item: item[0][0]):
         backend = sender.backend(channel)
-        limited = sender.limiter is not None and channel in sender.limiter.rates
-        if isinstance(backend, Backend) and backend.sessions > 1 and not limited:
-            yield channel, lane_rows, True
-            continue
         size = max(1, backend.group_size) if isinstance(backend, Backend) else len(lane_rows)
-        if limited:
+        if sender.limiter is not None and channel in sender.limiter.rates:
             size = min(size, sender.limiter.rates[channel].capacity)
         for start in range(0, len(lane_rows), size):
-            yield channel, lane_rows[start : start + size], False
+            yield channel, lane_rows[start : start + size]
 
 
 def first_group(rows: list[dict], *, sender: Sender) -> list[int]:
-    """The ids of the rows sent first, which the claim marks `sending` at once
-    (one write and one commit fewer per chunk): the first group, or for a
-    streamed channel one row per session."""
-    for channel, group, streamed in _plan(rows, sender=sender):
-        if streamed:
-            return [row["id"] for row in group[: sender.backend(channel).sessions]]
+    """The ids of the group sent first, which the claim marks `sending` at
+    once: one write and one commit fewer per chunk."""
+    for _channel, group in _groups(rows, sender=sender):
         return [row["id"] for row in group]
     return []
 
 
-def _outgoing(
-    channel: str, row: dict, *, backend, secrets: dict, unsubscribe_urls: dict
-) -> Outgoing | SendResult:
-    """What the backend gets for a row, or the row's result when it is not to be sent."""
-    if row["is_test"]:  # the outbox never queues test rows; never send one anyway
-        return SendResult(outcome=Outcome.FAILED, reason="test_mode")
-    if isinstance(backend, Exception):
-        return SendResult(outcome=Outcome.RETRY, reason=f"backend_misconfigured: {backend}"[:300])
-    rendered = row["rendered"] or {}
-    if row["id"] in unsubscribe_urls:
-        rendered = {**rendered, "list_unsubscribe": unsubscribe_urls[row["id"]]}
-    rendered = tracked_rendered(message_id=row["id"], rendered=rendered)
-    return Outgoing(
-        id=row["id"], channel=channel, rendered=rendered, secret=secrets.get(row["template_id"], "")
-    )
-
-
-def _send_group(channel: str, group: list[dict], *, sender: Sender, prepare) -> list[SendResult]:
+def _send_group(
+    channel: str, group: list[dict], *, sender: Sender, secrets: dict, unsubscribe_urls: dict
+) -> list[SendResult]:
     """The provider calls of one group; one result per row, in order."""
     backend = sender.backend(channel)
     results: dict[int, SendResult] = {}
     outgoing: list[Outgoing] = []
     for row in group:
-        message = prepare(channel, row)
-        if isinstance(message, SendResult):
-            results[row["id"]] = message
+        if row["is_test"]:  # the outbox never queues test rows; never send one anyway
+            results[row["id"]] = SendResult(outcome=Outcome.FAILED, reason="test_mode")
+        elif isinstance(backend, Exception):
+            results[row["id"]] = SendResult(
+                outcome=Outcome.RETRY, reason=f"backend_misconfigured: {backend}"[:300]
+            )
         else:
-            outgoing.append(message)
+            rendered = row["rendered"] or {}
+            if row["id"] in unsubscribe_urls:
+                rendered = {**rendered, "list_unsubscribe": unsubscribe_urls[row["id"]]}
+            rendered = tracked_rendered(message_id=row["id"], rendered=rendered)
+            outgoing.append(
+                Outgoing(
+                    id=row["id"],
+                    channel=channel,
+                    rendered=rendered,
+                    secret=secrets.get(row["template_id"], ""),
+                )
+            )
     while outgoing:
         # Tokens first (blocks while the provider's rate is used up), then
         # the calls at once: a grant becomes a send within milliseconds.
