@@ -167,6 +167,19 @@ class BackendCpu:
         return sum(self.seconds.values())
 
 
+def database_counters(url: str) -> dict[str, int]:
+    """Commits and row writes in the benchmark's database so far
+    (pg_stat_database): per message, what no load on the machine changes."""
+    import psycopg
+
+    time.sleep(1)  # the ended workers' statistics reach the shared counters
+    with psycopg.connect(url, autocommit=True) as conn:
+        commits, updated, inserted = conn.execute(
+            "SELECT xact_commit, tup_updated, tup_inserted FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return {"commits": commits, "updated": updated, "inserted": inserted}
+
+
 def drain(env: dict, *, workers: int, profile: str = "") -> tuple[float, list[dict], float]:
     """Run the workers to their end: seconds, their counts, their CPU seconds."""
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -248,22 +261,27 @@ def run(kind: str, url: str, args, tmp: Path) -> dict:
     load = os.getloadavg()[0]
     try:
         if args.via == "qcluster":
-            seconds, counts, cpu, database = drain_cluster(env, url, channel=channel, n=args.n)
+            seconds, counts, cpu, database, before = drain_cluster(env, url, channel=channel, n=args.n)
         else:
             queue(env, channel=channel, n=args.n)
             load = os.getloadavg()[0]
+            before = database_counters(url)
             with BackendCpu(url) as database:
                 seconds, counts, cpu = drain(env, workers=args.workers, profile=args.profile)
         server_cpu = cpu_seconds(server.pid)
+        after = database_counters(url)
     finally:
         stats = stop_child(server, out)
     stats.update(worker_cpu=cpu, server_cpu=server_cpu, database_cpu=database.total)
+    stats.update(
+        {f"{key}_per_message": (after[key] - before[key]) / args.n for key in ("commits", "updated")}
+    )
     return result(name, args, seconds, counts, stats, load)
 
 
 def drain_cluster(
     env: dict, url: str, *, channel: str, n: int
-) -> tuple[float, list[dict], float, BackendCpu]:
+) -> tuple[float, list[dict], float, BackendCpu, dict]:
     """The backlog through `manage.py qcluster` with its default settings
     (2 workers, the ORM broker unless --redis-url): the cluster is started on
     an empty outbox and left to settle, then N messages are queued in one
@@ -274,7 +292,6 @@ def drain_cluster(
     import psycopg
 
     queue(env, channel=channel, n=0)
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cluster = subprocess.Popen(
         [PYTHON, "manage.py", "qcluster"],
         env=env,
@@ -287,6 +304,7 @@ def drain_cluster(
     try:
         _wait_for_line(cluster, "running")
         time.sleep(3)  # the start-up wake-ups run on an empty outbox
+        before = database_counters(url)
         with BackendCpu(url) as database:
             committed = queue(env, channel=channel, n=n, wake=True)
             with psycopg.connect(url, autocommit=True) as conn:
@@ -303,12 +321,17 @@ def drain_cluster(
                     " count(*) FILTER (WHERE status <> 'sent') FROM channels_message GROUP BY 1 ORDER BY 1"
                 ).fetchall()
     finally:
+        # The cluster and its workers (a session of their own); SIGKILL when
+        # it does not stop in time: the measurement is over.
         os.killpg(cluster.pid, signal.SIGTERM)
-        cluster.communicate(timeout=60)
-    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
-    used = cpu.ru_utime + cpu.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
+        try:
+            cluster.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, signal.SIGKILL)
+            cluster.wait(timeout=30)
     counts = [{"sent": sent, "failed": other} for _pid, sent, other in per_process]
-    return seconds, counts, used, database
+    # The workers' CPU is not known: the cluster does not reap them all.
+    return seconds, counts, None, database, before
 
 
 def _wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 120) -> None:
@@ -343,9 +366,13 @@ def result(name: str, args, seconds: float, counts: list[dict], server: dict, lo
         "per_worker": [int(c.get("sent", 0)) for c in counts],
         # CPU seconds: all the workers together (start-up included), and the
         # sink/stub: what a busy machine cannot stretch.
-        "worker_cpu": round(server["worker_cpu"], 1),
+        "worker_cpu": None if server["worker_cpu"] is None else round(server["worker_cpu"], 1),
         "server_cpu": round(server["server_cpu"], 1),
         "database_cpu": round(server["database_cpu"], 1),
+        # Per message, in the benchmark's database (the queueing's own
+        # commit and row writes included when --via qcluster).
+        "commits_per_message": round(server["commits_per_message"], 3),
+        "row_updates_per_message": round(server["updated_per_message"], 2),
         "load_before": round(load, 2),
         "load_after": round(os.getloadavg()[0], 2),
     }
@@ -362,21 +389,28 @@ def append_results(rows: list[dict], args) -> None:
         f"## Delivery throughput (bench/delivery.py), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Commit {commit.stdout.strip()}; {os.cpu_count()} CPUs; Python {platform.python_version()};"
-        f" {args.workers} delivery worker processes (`deliver_messages`), MAESTRA_SMTP_CONNECTIONS="
-        f"{args.smtp_connections}, MAESTRA_DELIVERY_GROUP={args.group}, MAESTRA_DELIVERY_CHUNK={args.chunk};"
+        + (
+            " `manage.py qcluster` with its default settings (seconds: from the commit that queued the"
+            " backlog to its last message sent), MAESTRA_SMTP_CONNECTIONS="
+            if args.via == "qcluster"
+            else f" {args.workers} delivery worker processes (`deliver_messages`), MAESTRA_SMTP_CONNECTIONS="
+        )
+        + f"{args.smtp_connections}, MAESTRA_DELIVERY_GROUP={args.group}, MAESTRA_DELIVERY_CHUNK={args.chunk};"
         " the sink/stub and PostgreSQL on the same machine; other sessions were running in parallel"
         " (load average in the table).",
         "",
         "| delivery | N | seconds (workers' start to end) | messages/s | at the server: first to last message |"
-        " sent / received | per worker | CPU s: workers / server | load 1 min before / after |",
-        "|---|---:|---:|---:|---|---|---|---|---|",
+        " sent / received | per worker | CPU s: workers / database / server | commits, row updates per message |"
+        " load 1 min before / after |",
+        "|---|---:|---:|---:|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['name']} | {row['n']:,} | {row['seconds']:.2f} | {row['rate']:,.0f} |"
             f" {row['server_seconds']:.2f} s, {row['server_rate']:,.0f}/s |"
             f" {row['sent']:,} / {row['received']:,} | {' + '.join(f'{w:,}' for w in row['per_worker'])} |"
-            f" {row['worker_cpu']} / {row['server_cpu']} |"
+            f" {row['worker_cpu']} / {row['database_cpu']} / {row['server_cpu']} |"
+            f" {row['commits_per_message']}, {row['row_updates_per_message']} |"
             f" {row['load_before']} / {row['load_after']} |"
         )
     lines.append("")
