@@ -16,6 +16,7 @@ DROPPED and created again), whatever DATABASE_URL the shell has.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -25,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,18 +70,24 @@ def base_env(url: str, args) -> dict:
     return env
 
 
-def queue(env: dict, *, channel: str, n: int) -> None:
-    """N service messages, rendered, due now: bulk rows through the ORM."""
+def queue(env: dict, *, channel: str, n: int, wake: bool = False) -> float:
+    """N service messages, rendered, due now: bulk rows through the ORM.
+    With `wake`, the messages are written in one transaction that wakes
+    delivery when it commits (what the outbox does), and the table is not
+    vacuumed first. Returns the time of the commit (time.time())."""
     code = f"""
-import django, os
+import django, os, time
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maestra.settings")
 django.setup()
+from django.db import transaction
 from django.utils import timezone
 from channels.models import Message
 from customers.models import Customer
-n, channel = {n}, {channel!r}
-Message.objects.all().delete()
-Customer.objects.all().delete()
+from maestra.wake.core import DELIVERY, wake
+n, channel, wake_up = {n}, {channel!r}, {wake!r}
+if not wake_up:
+    Message.objects.all().delete()
+    Customer.objects.all().delete()
 Customer.objects.bulk_create(
     (Customer(external_id=f"b{{i}}", email=f"b{{i}}@example.com", phone=f"+4915{{i:08d}}") for i in range(n)),
     batch_size=5000,
@@ -91,20 +99,26 @@ def rendered(email, phone):
         return {{"to": email, "subject": "Your order", "text": "Thank you for your order. " * 8,
                 "html": "<p>" + "Thank you for your order. " * 8 + "</p>"}}
     return {{"to": phone, "text": "Your code is 123456"}}
-Message.objects.bulk_create(
-    (Message(customer_id=cid, template_slug="bench", channel=channel, rendered=rendered(email, phone),
-             next_attempt_at=now, created_at=now) for cid, email, phone in ids.iterator()),
-    batch_size=5000,
-)
-"""
-    subprocess.run([PYTHON, "-c", code], env=env, cwd=ROOT, check=True)
-    subprocess.run(
-        [PYTHON, "manage.py", "dbshell", "--", "-c", "VACUUM ANALYZE channels_message"],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
+with transaction.atomic():
+    Message.objects.bulk_create(
+        (Message(customer_id=cid, template_slug="bench", channel=channel, rendered=rendered(email, phone),
+                 next_attempt_at=now, created_at=now) for cid, email, phone in ids.iterator()),
+        batch_size=5000,
     )
+    if wake_up:
+        wake(DELIVERY)
+print(time.time())
+"""
+    done = subprocess.run([PYTHON, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+    if not wake:
+        subprocess.run(
+            [PYTHON, "manage.py", "dbshell", "--", "-c", "VACUUM ANALYZE channels_message"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return float(done.stdout.split()[-1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -113,20 +127,80 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def drain(env: dict, *, workers: int) -> tuple[float, list[dict], float]:
+class BackendCpu:
+    """The CPU seconds of the PostgreSQL backends serving the benchmark's
+    database (PostgreSQL runs on this machine): each backend's /proc stat is
+    read every 0.2 s while it lives, and its last reading counts. What a busy
+    machine stretches least, with the workers' and the server's CPU."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.seconds: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+
+    def __enter__(self) -> BackendCpu:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def poll(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.is_set():
+                pids = conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid()"
+                ).fetchall()
+                for (pid,) in pids:
+                    # A backend may end between the query and the read.
+                    with contextlib.suppress(OSError, IndexError):
+                        self.seconds[pid] = cpu_seconds(pid)
+                self.stop.wait(0.2)
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
+def database_counters(url: str) -> dict[str, int]:
+    """Commits and row writes in the benchmark's database so far
+    (pg_stat_database): per message, what no load on the machine changes."""
+    import psycopg
+
+    time.sleep(1)  # the ended workers' statistics reach the shared counters
+    with psycopg.connect(url, autocommit=True) as conn:
+        commits, updated, inserted = conn.execute(
+            "SELECT xact_commit, tup_updated, tup_inserted FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return {"commits": commits, "updated": updated, "inserted": inserted}
+
+
+def drain(env: dict, *, workers: int, profile: str = "") -> tuple[float, list[dict], float]:
     """Run the workers to their end: seconds, their counts, their CPU seconds."""
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     procs = [
         subprocess.Popen(
-            [PYTHON, "manage.py", "deliver_messages", "--limit", "1000"],
+            [
+                PYTHON,
+                *(["-m", "cProfile", "-o", f"{profile}/worker-{i}.prof"] if profile else []),
+                "manage.py",
+                "deliver_messages",
+                "--limit",
+                "1000",
+            ],
             env=env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(workers)
+        for i in range(workers)
     ]
     counts = []
     for proc in procs:
@@ -154,56 +228,121 @@ def stop_child(proc: subprocess.Popen, out: Path) -> dict:
     return json.loads(out.read_text())
 
 
-def run_smtp(url: str, args, tmp: Path) -> dict:
-    env = base_env(url, args)
-    queue(env, channel="email", n=args.n)
+def start_server(kind: str, env: dict, args, tmp: Path) -> tuple[subprocess.Popen, Path, str]:
+    """The SMTP sink or the HTTP batch stub on a free port; `env` is pointed
+    at it. Returns the process, the file it writes its counts to, and the
+    row's name."""
     port = free_port()
-    sink_out = tmp / "smtp.json"
-    sink = start_child([PYTHON, "bench/smtp_sink.py", "--port", str(port), "--out", str(sink_out)], env)
-    env.update(
-        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-        EMAIL_HOST="127.0.0.1",
-        EMAIL_PORT=str(port),
-        EMAIL_USE_TLS="0",
-        EMAIL_USE_SSL="0",
-    )
-    load = os.getloadavg()[0]
-    try:
-        seconds, counts, cpu = drain(env, workers=args.workers)
-        server_cpu = cpu_seconds(sink.pid)
-    finally:
-        server = stop_child(sink, sink_out)
-    server.update(worker_cpu=cpu, server_cpu=server_cpu)
-    return result("SMTP (bench/smtp_sink.py)", args, seconds, counts, server, load)
-
-
-def run_http(url: str, args, tmp: Path) -> dict:
-    env = base_env(url, args)
-    queue(env, channel="sms", n=args.n)
-    port = free_port()
-    stub_out = tmp / "http.json"
-    stub = start_child([PYTHON, "bench/http_batch_stub.py", "--port", str(port), "--out", str(stub_out)], env)
+    out = tmp / f"{kind}.json"
+    script = "bench/smtp_sink.py" if kind == "smtp" else "bench/http_batch_stub.py"
+    proc = start_child([PYTHON, script, "--port", str(port), "--out", str(out)], env)
+    if kind == "smtp":
+        env.update(
+            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+            EMAIL_HOST="127.0.0.1",
+            EMAIL_PORT=str(port),
+            EMAIL_USE_TLS="0",
+            EMAIL_USE_SSL="0",
+        )
+        return proc, out, "SMTP (bench/smtp_sink.py)"
+    options = {"url": f"http://127.0.0.1:{port}/batch", "batch_size": args.batch_size, "results": "results"}
     env.update(
         MAESTRA_SMS_BACKEND="channels.backends.batch_json.BatchJsonBackend",
-        MAESTRA_BATCH_JSON=json.dumps(
-            {
-                "sms": {
-                    "url": f"http://127.0.0.1:{port}/batch",
-                    "batch_size": args.batch_size,
-                    "results": "results",
-                    "id_field": "id",
-                }
-            }
-        ),
+        MAESTRA_BATCH_JSON=json.dumps({"sms": {**options, "id_field": "id"}}),
     )
+    return proc, out, f"HTTP batch stub (batches of {args.batch_size})"
+
+
+def run(kind: str, url: str, args, tmp: Path) -> dict:
+    """One measurement: `kind` "smtp" (email) or "http" (SMS through the batch stub)."""
+    env = base_env(url, args)
+    channel = "email" if kind == "smtp" else "sms"
+    server, out, name = start_server(kind, env, args, tmp)
     load = os.getloadavg()[0]
     try:
-        seconds, counts, cpu = drain(env, workers=args.workers)
-        server_cpu = cpu_seconds(stub.pid)
+        if args.via == "qcluster":
+            seconds, counts, cpu, database, before = drain_cluster(env, url, channel=channel, n=args.n)
+        else:
+            queue(env, channel=channel, n=args.n)
+            load = os.getloadavg()[0]
+            before = database_counters(url)
+            with BackendCpu(url) as database:
+                seconds, counts, cpu = drain(env, workers=args.workers, profile=args.profile)
+        server_cpu = cpu_seconds(server.pid)
+        after = database_counters(url)
     finally:
-        server = stop_child(stub, stub_out)
-    server.update(worker_cpu=cpu, server_cpu=server_cpu)
-    return result(f"HTTP batch stub (batches of {args.batch_size})", args, seconds, counts, server, load)
+        stats = stop_child(server, out)
+    stats.update(worker_cpu=cpu, server_cpu=server_cpu, database_cpu=database.total)
+    stats.update(
+        {f"{key}_per_message": (after[key] - before[key]) / args.n for key in ("commits", "updated")}
+    )
+    return result(name, args, seconds, counts, stats, load)
+
+
+def drain_cluster(
+    env: dict, url: str, *, channel: str, n: int
+) -> tuple[float, list[dict], float, BackendCpu, dict]:
+    """The backlog through `manage.py qcluster` with its default settings
+    (2 workers, the ORM broker unless --redis-url): the cluster is started on
+    an empty outbox and left to settle, then N messages are queued in one
+    transaction that wakes delivery, as the engine's queueing does. Seconds:
+    from that commit to the moment every message is sent (the cluster's
+    start-up is not in it). Counts per delivery process, from the rows'
+    owner tokens."""
+    import psycopg
+
+    queue(env, channel=channel, n=0)
+    cluster = subprocess.Popen(
+        [PYTHON, "manage.py", "qcluster"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its workers with it, stopped below by our own pid
+    )
+    try:
+        _wait_for_line(cluster, "running")
+        time.sleep(3)  # the start-up wake-ups run on an empty outbox
+        before = database_counters(url)
+        with BackendCpu(url) as database:
+            committed = queue(env, channel=channel, n=n, wake=True)
+            with psycopg.connect(url, autocommit=True) as conn:
+                while True:
+                    (left,) = conn.execute(
+                        "SELECT count(*) FROM channels_message WHERE status NOT IN ('sent', 'failed')"
+                    ).fetchone()
+                    if not left:
+                        break
+                    time.sleep(0.1)
+                seconds = time.time() - committed
+                per_process = conn.execute(
+                    "SELECT split_part(claimed_by, ':', 2), count(*) FILTER (WHERE status = 'sent'),"
+                    " count(*) FILTER (WHERE status <> 'sent') FROM channels_message GROUP BY 1 ORDER BY 1"
+                ).fetchall()
+    finally:
+        # The cluster and its workers (a session of their own); SIGKILL when
+        # it does not stop in time: the measurement is over.
+        os.killpg(cluster.pid, signal.SIGTERM)
+        try:
+            cluster.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, signal.SIGKILL)
+            cluster.wait(timeout=30)
+    counts = [{"sent": sent, "failed": other} for _pid, sent, other in per_process]
+    # The workers' CPU is not known: the cluster does not reap them all.
+    return seconds, counts, None, database, before
+
+
+def _wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    for line in proc.stderr:
+        if text in line:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
+            return
+        if time.monotonic() > deadline:
+            break
+    raise RuntimeError(f"qcluster did not say {text!r}")
 
 
 def result(name: str, args, seconds: float, counts: list[dict], server: dict, load: float) -> dict:
@@ -227,8 +366,13 @@ def result(name: str, args, seconds: float, counts: list[dict], server: dict, lo
         "per_worker": [int(c.get("sent", 0)) for c in counts],
         # CPU seconds: all the workers together (start-up included), and the
         # sink/stub: what a busy machine cannot stretch.
-        "worker_cpu": round(server["worker_cpu"], 1),
+        "worker_cpu": None if server["worker_cpu"] is None else round(server["worker_cpu"], 1),
         "server_cpu": round(server["server_cpu"], 1),
+        "database_cpu": round(server["database_cpu"], 1),
+        # Per message, in the benchmark's database (the queueing's own
+        # commit and row writes included when --via qcluster).
+        "commits_per_message": round(server["commits_per_message"], 3),
+        "row_updates_per_message": round(server["updated_per_message"], 2),
         "load_before": round(load, 2),
         "load_after": round(os.getloadavg()[0], 2),
     }
@@ -245,21 +389,28 @@ def append_results(rows: list[dict], args) -> None:
         f"## Delivery throughput (bench/delivery.py), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Commit {commit.stdout.strip()}; {os.cpu_count()} CPUs; Python {platform.python_version()};"
-        f" {args.workers} delivery worker processes (`deliver_messages`), MAESTRA_SMTP_CONNECTIONS="
-        f"{args.smtp_connections}, MAESTRA_DELIVERY_GROUP={args.group}, MAESTRA_DELIVERY_CHUNK={args.chunk};"
+        + (
+            " `manage.py qcluster` with its default settings (seconds: from the commit that queued the"
+            " backlog to its last message sent), MAESTRA_SMTP_CONNECTIONS="
+            if args.via == "qcluster"
+            else f" {args.workers} delivery worker processes (`deliver_messages`), MAESTRA_SMTP_CONNECTIONS="
+        )
+        + f"{args.smtp_connections}, MAESTRA_DELIVERY_GROUP={args.group}, MAESTRA_DELIVERY_CHUNK={args.chunk};"
         " the sink/stub and PostgreSQL on the same machine; other sessions were running in parallel"
         " (load average in the table).",
         "",
         "| delivery | N | seconds (workers' start to end) | messages/s | at the server: first to last message |"
-        " sent / received | per worker | CPU s: workers / server | load 1 min before / after |",
-        "|---|---:|---:|---:|---|---|---|---|---|",
+        " sent / received | per worker | CPU s: workers / database / server | commits, row updates per message |"
+        " load 1 min before / after |",
+        "|---|---:|---:|---:|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['name']} | {row['n']:,} | {row['seconds']:.2f} | {row['rate']:,.0f} |"
             f" {row['server_seconds']:.2f} s, {row['server_rate']:,.0f}/s |"
             f" {row['sent']:,} / {row['received']:,} | {' + '.join(f'{w:,}' for w in row['per_worker'])} |"
-            f" {row['worker_cpu']} / {row['server_cpu']} |"
+            f" {row['worker_cpu']} / {row['database_cpu']} / {row['server_cpu']} |"
+            f" {row['commits_per_message']}, {row['row_updates_per_message']} |"
             f" {row['load_before']} / {row['load_after']} |"
         )
     lines.append("")
@@ -292,8 +443,19 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--only", choices=["smtp", "http"], help="one of the two measurements")
-    parser.add_argument("--database-name", default="maestra_bench_delivery")
+    parser.add_argument(
+        "--database-name",
+        default=os.environ.get("BENCH_DELIVERY_DATABASE", "maestra_bench_delivery"),
+        help="the database (dropped and created; must start with maestra_bench); env BENCH_DELIVERY_DATABASE",
+    )
+    parser.add_argument(
+        "--via",
+        choices=["processes", "qcluster"],
+        default="processes",
+        help="`deliver_messages` processes (--workers), or `manage.py qcluster` with its defaults",
+    )
     parser.add_argument("--redis-url", default="", help="REDIS_URL for the workers (default: none)")
+    parser.add_argument("--profile", default="", help="a directory: each worker runs under cProfile there")
     parser.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
     url = recreate_database(args.database_name)
@@ -301,10 +463,9 @@ def main() -> None:
     subprocess.run([PYTHON, "manage.py", "migrate", "-v", "0"], env=env, cwd=ROOT, check=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        if args.only in (None, "smtp"):
-            rows.append(run_smtp(url, args, Path(tmp)))
-        if args.only in (None, "http"):
-            rows.append(run_http(url, args, Path(tmp)))
+        for kind in ("smtp", "http"):
+            if args.only in (None, kind):
+                rows.append(run(kind, url, args, Path(tmp)))
     if not args.no_results:
         append_results(rows, args)
 

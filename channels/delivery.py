@@ -50,6 +50,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from channels.backends import UNKNOWN_OUTCOME, channels_resending_unknown_outcomes, send_one
@@ -57,7 +58,15 @@ from channels.models import Message, Template
 from channels.outbox import consent_problem
 from channels.policy import PERSONAL_CHANNELS, current_policy, enforce
 from channels.ratelimit import limiter
-from channels.sending import Sender, forget_web_push_endpoints, send_chunk
+from channels.sending import (
+    Pending,
+    Sender,
+    first_group,
+    flush,
+    forget_web_push_endpoints,
+    salvage,
+    send_chunk,
+)
 from customers.models import Subscription
 
 # Re-exported: the test send (channels/sendtest.py) and older callers.
@@ -121,21 +130,36 @@ def claim(*, now: datetime, size: int, lanes: tuple[str, ...] = LANES) -> list[d
 
 
 def claim_chunk(
-    *, now: datetime, size: int, lanes: tuple[str, ...] = LANES
+    *,
+    now: datetime,
+    size: int,
+    lanes: tuple[str, ...] = LANES,
+    sender: Sender | None = None,
+    previous: Pending | None = None,
 ) -> tuple[list[dict], Counter[str]]:
     """Take up to `size` due rows, the service lane first (then marketing,
     when `lanes` has it): the ones to send now (marked `claimed` under a new
     owner token, committed before returning; each row dict has it as
     "claimed_by"; service rows first), and the counts of those held back in
     the same transaction ("not_sent": consent withdrawn since queueing, quiet
-    hours past relevance, a frequency cap; "deferred": quiet hours)."""
+    hours past relevance, a frequency cap; "deferred": quiet hours).
+
+    With a `sender` (a drain), the same commit also marks the chunk's first
+    group `sending` (channels.sending.first_group: it is sent right after
+    the commit; its rows come back with "started") and records `previous`,
+    the last outcomes of the drain's previous chunk: one commit where there
+    were three, and a row sent in the first group is written twice in all
+    (claimed + sending, then its outcome), not three times."""
     # A lease measures time from the claim itself, not from the start of the
     # round (`now`, which picks what is due).
     lease_until = timezone.now() + timedelta(seconds=settings.MAESTRA_DELIVERY_LEASE)
     token = claim_token()
     policy = current_policy()
     held: Counter[str] = Counter()
+    start: list[int] = []
     with transaction.atomic():
+        if previous is not None and sender is not None:
+            flush(previous, sender=sender)
         due = (
             Message.objects.select_for_update(skip_locked=True)
             .filter(status=Message.Status.QUEUED, next_attempt_at__lte=now)
@@ -162,7 +186,24 @@ def claim_chunk(
                 held["not_sent"] += decision.not_sent
         else:
             ids = [row["id"] for row in candidates]
-        if ids:
+        if ids and sender is not None:
+            chosen = set(ids)
+            start = first_group([row for row in candidates if row["id"] in chosen], sender=sender)
+        if start:
+            starting = Q(id__in=start)
+            Message.objects.filter(id__in=ids).update(
+                status=Case(
+                    When(starting, then=Value(Message.Status.SENDING)), default=Value(Message.Status.CLAIMED)
+                ),
+                attempts=Case(
+                    When(starting, then=F("attempts") + 1),
+                    default=F("attempts"),
+                    output_field=Message._meta.get_field("attempts"),
+                ),
+                lease_until=lease_until,
+                claimed_by=token,
+            )
+        elif ids:
             Message.objects.filter(id__in=ids).update(
                 status=Message.Status.CLAIMED, lease_until=lease_until, claimed_by=token
             )
@@ -184,6 +225,10 @@ def claim_chunk(
             "claimed_by",
         )
     )
+    if start:
+        started = set(start)
+        for row in rows:
+            row["started"] = row["id"] in started
     return rows, held
 
 
@@ -248,17 +293,26 @@ def deliver_due(
     if released:
         round_counts["released"] = released
     taken = 0
+    # The last outcomes of a chunk, written with the next claim (or below).
+    pending = Pending()
     try:
         while taken < limit:
             size = min(settings.MAESTRA_DELIVERY_CHUNK, limit - taken)
-            rows, held = claim_chunk(now=fixed_now or timezone.now(), size=size, lanes=lanes)
+            rows, held = claim_chunk(
+                now=fixed_now or timezone.now(), size=size, lanes=lanes, sender=sender, previous=pending
+            )
+            pending = Pending()
             if not rows and not held:
                 break
             taken += len(rows) + sum(held.values())
             round_counts["claimed"] += len(rows)
             round_counts.update(held)
             if rows:
-                send_chunk(rows, sender=sender)
+                pending = send_chunk(rows, sender=sender)
+        flush(pending, sender=sender)
+    except BaseException:
+        salvage(pending)
+        raise
     finally:
         if own:
             sender.close()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -89,10 +89,23 @@ class Done:
     values: dict
 
 
-def send_chunk(rows: list[dict], *, sender: Sender) -> None:
-    """Send a claimed chunk group by group (see the module doc). Should this
-    raise (the database went away, the process is asked to stop), the known
-    outcomes are written and the rows not tried yet go back to the queue at once."""
+@dataclass
+class Pending:
+    """Outcomes known and not written yet, with their claim's owner token:
+    the drain's next write records them (the next claim, or flush() at the
+    end of a round), so they cost no commit of their own."""
+
+    token: str = ""
+    done: list[Done] = field(default_factory=list)
+
+
+def send_chunk(rows: list[dict], *, sender: Sender) -> Pending:
+    """Send a claimed chunk group by group (see the module doc). Rows marked
+    "started" were marked `sending` by the claim itself (first_group).
+    Returns the last outcomes, not yet written: the caller writes them with
+    its next claim, or flush(). Should this raise (the database went away,
+    the process is asked to stop), the known outcomes are written and the
+    rows not tried yet go back to the queue at once."""
     token = rows[0]["claimed_by"]
     secrets_by_template = _webhook_secrets(rows)
     unsubscribe_urls = _list_unsubscribe_urls(rows)
@@ -100,21 +113,19 @@ def send_chunk(rows: list[dict], *, sender: Sender) -> None:
     done: list[Done] = []
     try:
         for channel, group in _groups(rows, sender=sender):
-            started = advance(token=token, done=done, start=[row["id"] for row in group])
-            sender.counts.update(d.counter for d in done)
-            done = []
+            fresh = [row["id"] for row in group if not row.get("started")]
+            started = set()
+            if fresh:  # one commit: the previous group's outcomes and this start
+                started = advance(token=token, done=done, start=fresh)
+                sender.counts.update(d.counter for d in done)
+                done = []
             # A row no longer claimed by us (the lease ran out and it went
             # back to the queue, or an erasure made it not_sent) is skipped.
-            group = [row for row in group if row["id"] in started]
+            group = [_attempted(row) for row in group if row.get("started") or row["id"] in started]
             if not group:
                 continue
-            group = [{**row, "attempts": row["attempts"] + 1} for row in group]
             results = _send_group(
-                channel,
-                group,
-                sender=sender,
-                secrets=secrets_by_template,
-                unsubscribe_urls=unsubscribe_urls,
+                channel, group, sender=sender, secrets=secrets_by_template, unsubscribe_urls=unsubscribe_urls
             )
             clock = timezone.now()
             for row, result in zip(group, results, strict=True):
@@ -123,29 +134,49 @@ def send_chunk(rows: list[dict], *, sender: Sender) -> None:
                     if device.extra.get("gone_endpoint"):
                         gone[row["customer_id"]].add(device.extra["gone_endpoint"])
     except BaseException:
-        _salvage(done, token=token)
+        salvage(Pending(token=token, done=done))
         raise
-    if done:
-        advance(token=token, done=done, start=[])
-        sender.counts.update(d.counter for d in done)
     if gone:
         forget_web_push_endpoints(endpoints_by_customer=gone)
+    return Pending(token=token, done=done)
+
+
+def flush(pending: Pending, *, sender: Sender) -> None:
+    """Write outcomes still pending (one statement, one commit)."""
+    if pending.done:
+        advance(token=pending.token, done=pending.done, start=[])
+        sender.counts.update(d.counter for d in pending.done)
+
+
+def _attempted(row: dict) -> dict:
+    """The row as sent: `attempts` counts provider calls, and a row the claim
+    started has its attempt counted already."""
+    return row if row.get("started") else {**row, "attempts": row["attempts"] + 1}
 
 
 def _groups(rows: list[dict], *, sender: Sender):
-    """(channel, rows) groups: lane by lane (the chunk comes service first),
-    channel by channel, at most the backend's group size (and one rate-limit
-    burst: the rest of a big group would only wait, `sending`, for tokens)."""
+    """(channel, rows) groups in sending order: lane by lane (the chunk comes
+    service first), channel by channel, at most the backend's group size
+    (and one rate-limit burst: the rest of a big group would only wait,
+    `sending`, for tokens)."""
     by_key: dict[tuple[bool, str], list[dict]] = defaultdict(list)
     for row in rows:
         by_key[(row.get("marketing", False), row["channel"])].append(row)
     for (_marketing, channel), lane_rows in sorted(by_key.items(), key=lambda item: item[0][0]):
         backend = sender.backend(channel)
-        size = max(1, getattr(backend, "group_size", 1)) if isinstance(backend, Backend) else len(lane_rows)
+        size = max(1, backend.group_size) if isinstance(backend, Backend) else len(lane_rows)
         if sender.limiter is not None and channel in sender.limiter.rates:
             size = min(size, sender.limiter.rates[channel].capacity)
         for start in range(0, len(lane_rows), size):
             yield channel, lane_rows[start : start + size]
+
+
+def first_group(rows: list[dict], *, sender: Sender) -> list[int]:
+    """The ids of the group sent first, which the claim marks `sending` at
+    once: one write and one commit fewer per chunk."""
+    for _channel, group in _groups(rows, sender=sender):
+        return [row["id"] for row in group]
+    return []
 
 
 def _send_group(
@@ -197,18 +228,18 @@ def _send_many(backend: Backend, batch: list[Outgoing]) -> list[SendResult]:
         return [unknown_outcome_result(exc)] * len(batch)
 
 
-def _salvage(done: list[Done], *, token: str) -> None:
+def salvage(pending: Pending) -> None:
     """After an exception mid-chunk: keep the outcomes already known and give
     the untried rows back to the queue. Best effort (the database may be the
     reason of the exception); what fails here the leases repair later."""
     try:
-        if done:
-            advance(token=token, done=done, start=[])
-        Message.objects.filter(status=Message.Status.CLAIMED, claimed_by=token).update(
+        if pending.done:
+            advance(token=pending.token, done=pending.done, start=[])
+        Message.objects.filter(status=Message.Status.CLAIMED, claimed_by=pending.token).update(
             status=Message.Status.QUEUED, lease_until=None, claimed_by=""
         )
     except Exception:
-        logger.exception("could not give back the rest of claim %s; its lease will", token)
+        logger.exception("could not give back the rest of claim %s; its lease will", pending.token)
 
 
 def outcome(*, row: dict, result: SendResult, clock: datetime) -> Done:
@@ -236,9 +267,8 @@ def outcome(*, row: dict, result: SendResult, clock: datetime) -> Done:
 
 def advance(*, token: str, done: list[Done], start: list[int]) -> set[int]:
     """Record the outcomes `done` and mark the rows `start` `sending`
-    together: one commit per group (on PostgreSQL two statements in one
-    transaction, elsewhere ONE statement, atomic without a transaction
-    block), so a worker never has two groups `sending`. Returns
+    together: ONE statement (atomic without a transaction block, so one
+    commit), so a worker never has two groups `sending`. Returns
     the ids of `start` that were still `claimed` under this claim.
 
     An outcome is written while its row is `sending` under this claim. If our
@@ -297,47 +327,44 @@ def advance(*, token: str, done: list[Done], start: list[int]) -> set[int]:
 
 
 def _advance_postgresql(*, token: str, done: list[Done], start: list[int]) -> set[int]:
-    """advance() on PostgreSQL: the outcomes as arrays unnested into rows
-    (eight parameters whatever the group's size, so neither the client nor
-    the server parses a statement that grows with the group), and the start
-    as a second UPDATE in the same transaction: one commit per group, so the
-    two still land together or not at all."""
-    q = connection.ops.quote_name
-    table = q(Message._meta.db_table)
+    """advance() on PostgreSQL: ONE statement, so one round trip and (in
+    autocommit) one commit: the outcomes as arrays unnested into rows (a
+    fixed number of parameters whatever the group's size, so neither the
+    client nor the server parses a statement that grows with the group), and
+    the start, as two data-modifying parts of one statement, which land
+    together or not at all. (They touch different rows: `sending` ones and
+    `claimed` ones.)"""
+    table = connection.ops.quote_name(Message._meta.db_table)
     lease_until = timezone.now() + timedelta(seconds=settings.MAESTRA_DELIVERY_LEASE)
-    started: set[int] = set()
-    with transaction.atomic(), connection.cursor() as cursor:
-        if done:
-            cursor.execute(
-                f"UPDATE {table} AS m SET status = v.status, reason = v.reason, lease_until = NULL,"
-                " response_status = v.response_status, response_body = v.response_body,"
-                " provider_id = v.provider_id, sent_at = v.sent_at, next_attempt_at = v.next_attempt_at"
-                " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::integer[], %s::text[], %s::text[],"
-                " %s::timestamptz[], %s::timestamptz[])"
-                " AS v(id, status, reason, response_status, response_body, provider_id, sent_at, next_attempt_at)"
-                " WHERE m.id = v.id AND m.claimed_by = %s"
-                " AND (m.status = 'sending' OR (m.status = 'failed' AND m.reason LIKE %s))",
-                [
-                    [d.id for d in done],
-                    [d.status for d in done],
-                    [d.reason for d in done],
-                    [d.values["response_status"] for d in done],
-                    [d.values["response_body"] for d in done],
-                    [d.values["provider_id"] for d in done],
-                    [d.values["sent_at"] for d in done],
-                    [d.values["next_attempt_at"] for d in done],
-                    token,
-                    f"{UNKNOWN_OUTCOME}%",
-                ],
-            )
-        if start:
-            cursor.execute(
-                f"UPDATE {table} SET status = 'sending', lease_until = %s, attempts = attempts + 1"
-                " WHERE id = ANY(%s) AND claimed_by = %s AND status = 'claimed' RETURNING id",
-                [lease_until, start, token],
-            )
-            started = {row_id for (row_id,) in cursor.fetchall()}
-    return started
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH outcomes AS (UPDATE {table} AS m SET status = v.status, reason = v.reason,"
+            " lease_until = NULL, response_status = v.response_status, response_body = v.response_body,"
+            " provider_id = v.provider_id, sent_at = v.sent_at, next_attempt_at = v.next_attempt_at"
+            " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::integer[], %s::text[], %s::text[],"
+            " %s::timestamptz[], %s::timestamptz[])"
+            " AS v(id, status, reason, response_status, response_body, provider_id, sent_at, next_attempt_at)"
+            " WHERE m.id = v.id AND m.claimed_by = %s"
+            " AND (m.status = 'sending' OR (m.status = 'failed' AND m.reason LIKE %s)) RETURNING m.id)"
+            f" UPDATE {table} SET status = 'sending', lease_until = %s, attempts = attempts + 1"
+            " WHERE id = ANY(%s::bigint[]) AND claimed_by = %s AND status = 'claimed' RETURNING id",
+            [
+                [d.id for d in done],
+                [d.status for d in done],
+                [d.reason for d in done],
+                [d.values["response_status"] for d in done],
+                [d.values["response_body"] for d in done],
+                [d.values["provider_id"] for d in done],
+                [d.values["sent_at"] for d in done],
+                [d.values["next_attempt_at"] for d in done],
+                token,
+                f"{UNKNOWN_OUTCOME}%",
+                lease_until,
+                start,
+                token,
+            ],
+        )
+        return {row_id for (row_id,) in cursor.fetchall()}
 
 
 def _webhook_secrets(rows: list[dict]) -> dict[int, str]:

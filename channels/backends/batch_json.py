@@ -38,18 +38,8 @@ import json
 
 from django.conf import settings
 
-from channels.backends import (
-    RESPONSE_BODY_LIMIT,
-    Backend,
-    BackendMisconfigured,
-    Outcome,
-    Outgoing,
-    SendResult,
-    classify_status,
-    combine,
-    http_request,
-    transport_error_result,
-)
+from channels.backends import Backend, BackendMisconfigured, Outcome, Outgoing, SendResult
+from channels.backends.http import classify_status, combine, http_request, transport_error_result
 from channels.backends.http_json import dig, fill
 from channels.netguard import http_client
 
@@ -123,8 +113,7 @@ class BatchJsonBackend(Backend):
                 url=self.url,
                 headers=headers,
                 content=json.dumps(body, ensure_ascii=False).encode(),
-                # Room for one short entry per item in the answer.
-                limit=RESPONSE_BODY_LIMIT + 512 * len(items),
+                items=len(items),
             )
         except Exception as exc:
             return [transport_error_result(exc)] * len(items)

@@ -27,17 +27,8 @@ import re
 
 from django.conf import settings
 
-from channels.backends import (
-    Backend,
-    BackendMisconfigured,
-    Outcome,
-    Outgoing,
-    SendResult,
-    classify_status,
-    combine,
-    http_request,
-    transport_error_result,
-)
+from channels.backends import Backend, BackendMisconfigured, Outcome, Outgoing, SendResult
+from channels.backends.http import classify_status, combine, http_request, transport_error_result
 from channels.netguard import http_client
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")

@@ -15,15 +15,8 @@ import json
 
 from django.conf import settings
 
-from channels.backends import (
-    Backend,
-    Outcome,
-    Outgoing,
-    SendResult,
-    classify_status,
-    http_request,
-    transport_error_result,
-)
+from channels.backends import Backend, Outcome, Outgoing, SendResult
+from channels.backends.http import classify_status, http_request, transport_error_result
 from channels.netguard import http_client
 
 SIGNATURE_HEADER = "X-Maestra-Signature"

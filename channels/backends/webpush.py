@@ -17,17 +17,8 @@ from django.utils import timezone
 from py_vapid import Vapid, VapidException
 from pywebpush import WebPusher, WebPushException
 
-from channels.backends import (
-    Backend,
-    BackendMisconfigured,
-    Outcome,
-    Outgoing,
-    SendResult,
-    classify_status,
-    combine,
-    http_request,
-    transport_error_result,
-)
+from channels.backends import Backend, BackendMisconfigured, Outcome, Outgoing, SendResult
+from channels.backends.http import classify_status, combine, http_request, transport_error_result
 from channels.netguard import http_client
 
 # A VAPID token is valid for at most 24 hours (RFC 8292); 12 is the usual choice.
