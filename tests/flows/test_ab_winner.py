@@ -344,7 +344,7 @@ PARALLEL = 4
 
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_workers_deciding_at_the_same_moment_record_one_winner(settings):
+def test_workers_deciding_at_the_same_moment_record_one_winner(settings, monkeypatch):
     """Real threads, each with its own PostgreSQL connection, all seeing no
     winner yet: the unique constraint lets one insert win; the others'
     insert and audit entry roll back together."""
@@ -353,17 +353,27 @@ def test_workers_deciding_at_the_same_moment_record_one_winner(settings):
 
     from django.db import connection
 
-    from flows.engine.ab_winner import decide_winners
+    from flows.engine import ab_winner
 
     flow, _groups = converted(0.6, 0.1)
     barrier = threading.Barrier(PARALLEL)
     # No throttle: every worker makes the test and tries to record.
     settings.MAESTRA_AB_WINNER_CHECK_SECONDS = 0
+    real_candidates = ab_winner.candidates
+
+    def candidates_then_wait():
+        # Every worker has read "no winner yet" before any of them records
+        # one (a barrier before the call alone leaves a slow thread free to
+        # start after the first commit and find nothing to test).
+        found = real_candidates()
+        barrier.wait()
+        return found
+
+    monkeypatch.setattr(ab_winner, "candidates", candidates_then_wait)
 
     def work(_):
         try:
-            barrier.wait()
-            return decide_winners()
+            return ab_winner.decide_winners()
         finally:
             connection.close()
 
