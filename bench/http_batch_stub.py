@@ -30,6 +30,10 @@ def main() -> None:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # As production HTTP servers do: without it the answer's body (a
+        # second write after the headers) waits for the client's delayed ACK
+        # of the headers, about 40 ms a request on Linux, whatever the batch.
+        disable_nagle_algorithm = True
 
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
