@@ -180,13 +180,22 @@ def database_counters(url: str) -> dict[str, int]:
     return {"commits": commits, "updated": updated, "inserted": inserted}
 
 
-def drain(env: dict, *, workers: int, profile: str = "") -> tuple[float, list[dict], float]:
-    """Run the workers to their end: seconds, their counts, their CPU seconds."""
+def on_host(env: dict, host: int) -> dict:
+    """`env` as seen from simulated host `host` (scripts/netns.sh): this
+    machine, PostgreSQL, Redis and the sink/stub are at 10.77.<host>.1."""
+    here = f"10.77.{host}.1"
+    return {key: value.replace("127.0.0.1", here) for key, value in env.items()}
+
+
+def drain(env: dict, *, workers: int, profile: str = "", hosts: int = 0) -> tuple[float, list[dict], float]:
+    """Run the workers to their end: seconds, their counts, their CPU seconds.
+    With `hosts`, worker i runs in network namespace maestra-host<i % hosts + 1>."""
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     procs = [
         subprocess.Popen(
             [
+                *(["ip", "netns", "exec", f"maestra-host{i % hosts + 1}"] if hosts else []),
                 PYTHON,
                 *(["-m", "cProfile", "-o", f"{profile}/worker-{i}.prof"] if profile else []),
                 "manage.py",
@@ -194,7 +203,7 @@ def drain(env: dict, *, workers: int, profile: str = "") -> tuple[float, list[di
                 "--limit",
                 "1000",
             ],
-            env=env,
+            env=on_host(env, i % hosts + 1) if hosts else env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -235,7 +244,9 @@ def start_server(kind: str, env: dict, args, tmp: Path) -> tuple[subprocess.Pope
     port = free_port()
     out = tmp / f"{kind}.json"
     script = "bench/smtp_sink.py" if kind == "smtp" else "bench/http_batch_stub.py"
-    proc = start_child([PYTHON, script, "--port", str(port), "--out", str(out)], env)
+    # With --hosts the workers reach it over their veth, not loopback.
+    bind = ["--host", "0.0.0.0"] if args.hosts else []
+    proc = start_child([PYTHON, script, "--port", str(port), "--out", str(out), *bind], env)
     if kind == "smtp":
         env.update(
             EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
@@ -267,7 +278,9 @@ def run(kind: str, url: str, args, tmp: Path) -> dict:
             load = os.getloadavg()[0]
             before = database_counters(url)
             with BackendCpu(url) as database:
-                seconds, counts, cpu = drain(env, workers=args.workers, profile=args.profile)
+                seconds, counts, cpu = drain(
+                    env, workers=args.workers, profile=args.profile, hosts=args.hosts
+                )
         server_cpu = cpu_seconds(server.pid)
         after = database_counters(url)
     finally:
@@ -356,6 +369,7 @@ def result(name: str, args, seconds: float, counts: list[dict], server: dict, lo
         "name": name,
         "n": args.n,
         "workers": args.workers,
+        "hosts": args.hosts,
         "seconds": round(seconds, 2),
         "rate": sent / seconds if seconds else 0.0,
         "server_seconds": round(span, 2),
@@ -456,8 +470,16 @@ def main() -> None:
     )
     parser.add_argument("--redis-url", default="", help="REDIS_URL for the workers (default: none)")
     parser.add_argument("--profile", default="", help="a directory: each worker runs under cProfile there")
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=0,
+        help="run the worker processes on this many simulated hosts (scripts/netns.sh up H first; not with --via qcluster)",
+    )
     parser.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
+    if args.hosts and args.via == "qcluster":
+        parser.error("--hosts runs `deliver_messages` processes; it does not apply to --via qcluster")
     url = recreate_database(args.database_name)
     env = base_env(url, args)
     subprocess.run([PYTHON, "manage.py", "migrate", "-v", "0"], env=env, cwd=ROOT, check=True)

@@ -22,6 +22,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--out", required=True)
+    # 0.0.0.0 for bench/delivery.py --hosts: workers in network namespaces reach it over their veth.
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
     # first/last: wall-clock times of the first and last request (the
     # server-side rate, without the workers' start-up).
@@ -54,7 +56,7 @@ def main() -> None:
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     stopped = threading.Event()

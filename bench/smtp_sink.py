@@ -90,10 +90,10 @@ class Session(asyncio.Protocol):
             self.transport.write(b"".join(replies))
 
 
-async def serve(port: int, out: Path) -> None:
+async def serve(port: int, out: Path, host: str = "127.0.0.1") -> None:
     counts = Counts()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Session(counts), "127.0.0.1", port)
+    server = await loop.create_server(lambda: Session(counts), host, port)
     stopped = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopped.set)
     print("ready", flush=True)
@@ -110,8 +110,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--out", required=True)
+    # 0.0.0.0 for bench/delivery.py --hosts: workers in network namespaces reach it over their veth.
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    asyncio.run(serve(args.port, Path(args.out)))
+    asyncio.run(serve(args.port, Path(args.out), args.host))
 
 
 if __name__ == "__main__":
