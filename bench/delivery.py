@@ -7,6 +7,8 @@ figures to bench/RESULTS.md (unless --no-results).
 
     .venv/bin/python bench/delivery.py --n 20000
     .venv/bin/python bench/delivery.py --n 100000 --only smtp --workers 2
+    .venv/bin/python bench/delivery.py --n 20000 --only smtp --via qcluster
+    .venv/bin/python bench/delivery.py --n 20000 --workers 2 --hosts 2   # scripts/netns.sh up 2 first
 
 It uses a database of its own, `maestra_bench_delivery` on the local
 PostgreSQL (--database-name, which must start with "maestra_bench": it is
