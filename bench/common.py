@@ -8,6 +8,7 @@ count comes from a connection.execute_wrapper installed in that process.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -23,6 +24,18 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python")
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def server_arguments() -> argparse.Namespace:
+    """--port, --out and --host of the test servers (bench/smtp_sink.py,
+    bench/http_batch_stub.py). --host 0.0.0.0 for bench/delivery.py --hosts:
+    workers in network namespaces reach the server over their veth."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    return parser.parse_args()
+
 
 # --- Moments (UTC) -------------------------------------------------------------
 # S1 lives in the future so that nothing running in real time (S2's worker,

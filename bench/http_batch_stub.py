@@ -8,7 +8,6 @@ writes its count.
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys
@@ -17,14 +16,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from common import server_arguments
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--out", required=True)
-    # 0.0.0.0 for bench/delivery.py --hosts: workers in network namespaces reach it over their veth.
-    parser.add_argument("--host", default="127.0.0.1")
-    args = parser.parse_args()
+    args = server_arguments()
     # first/last: wall-clock times of the first and last request (the
     # server-side rate, without the workers' start-up).
     state = {"messages": 0, "requests": 0, "first": None, "last": None}

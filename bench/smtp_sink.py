@@ -13,12 +13,13 @@ the benchmark's (aiosmtpd, which the tests use, costs a few times more).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import signal
 import time
 from pathlib import Path
+
+from common import server_arguments
 
 END_OF_DATA = b"\r\n.\r\n"
 REPLIES = {
@@ -107,12 +108,7 @@ async def serve(port: int, out: Path, host: str = "127.0.0.1") -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--out", required=True)
-    # 0.0.0.0 for bench/delivery.py --hosts: workers in network namespaces reach it over their veth.
-    parser.add_argument("--host", default="127.0.0.1")
-    args = parser.parse_args()
+    args = server_arguments()
     asyncio.run(serve(args.port, Path(args.out), args.host))
 
 
