@@ -73,6 +73,12 @@ _KEY = {
 }
 _KEY_REFERENCE = {"type": "string", "maxLength": MAX_KEY_LENGTH, "description": "the key of a node"}
 
+# What a goal and an exit criterion both match: an event type and a rule on its payload.
+_EVENT_MATCH = {
+    "event_type": {"type": "string", "example": "order_created"},
+    "filter": {"type": "object", "nullable": True, "description": "a rule on event.<payload key>"},
+}
+
 _DOCUMENT = {
     "description": "A flow document maestra.flow/1 (SPEC §11). Export returns exactly what was imported "
     "or saved. A malformed document is refused (400); a well-formed one with semantic errors (unknown "
@@ -118,12 +124,7 @@ _DOCUMENT = {
             "additionalProperties": False,
             "description": "a run converts when its customer has a matching event within `window` after entering",
             "properties": {
-                "event_type": {"type": "string", "example": "order_created"},
-                "filter": {
-                    "type": "object",
-                    "nullable": True,
-                    "description": "a rule on event.<payload key>",
-                },
+                **_EVENT_MATCH,
                 "window": {
                     "type": "string",
                     "nullable": True,
@@ -140,12 +141,7 @@ _DOCUMENT = {
             "additionalProperties": False,
             "description": "a run in flight stops (exit_criteria) when its customer gets a matching event",
             "properties": {
-                "event_type": {"type": "string", "example": "order_created"},
-                "filter": {
-                    "type": "object",
-                    "nullable": True,
-                    "description": "a rule on event.<payload key>",
-                },
+                **_EVENT_MATCH,
             },
         },
         "nodes": {
