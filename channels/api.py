@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from channels.api_schema import SEND_TEST_EXAMPLES, TEMPLATE_EXAMPLES
 from channels.models import Template
 from channels.sendtest import SendTestError, send_test
-from channels.templates import delete_templates, save_template, template_problems
+from channels.templates import TEMPLATE_FIELDS, delete_templates, save_template, template_problems
 from channels.tracking import effective_track
 from customers.models import Customer
 from maestra.api.errors import ApiError, error
@@ -21,20 +21,7 @@ from maestra.api.serializers import StrictMixin, require_object
 from maestra.api.views import ApiMixin, ApiView, get_or_404, put_and_patch
 
 # What a template's body has, in and out (a webhook's secret only goes in).
-FIELDS = [
-    "slug",
-    "name",
-    "channel",
-    "purpose",
-    "subject",
-    "text",
-    "html",
-    "track",
-    "translations",
-    "method",
-    "url",
-    "headers",
-]
+FIELDS = list(TEMPLATE_FIELDS)
 TRACK_HELP = (
     'email: {"opens": bool, "clicks": bool}; null or a part left out: tracked for marketing, '
     "not for service (docs/channels.md)"

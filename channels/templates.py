@@ -30,8 +30,10 @@ from channels.translations import translation_sources, translations_shape_proble
 from maestra.audit import log as audit
 from maestra.errors import ApplicationError
 
-# The fields a change of which is recorded (by name): every editable one.
-AUDITED_FIELDS = (
+# A template's fields as the API shows them (in this order), and the ones a
+# change of which is recorded by name: all of them, plus a webhook's secret,
+# which only goes in.
+TEMPLATE_FIELDS = (
     "slug",
     "name",
     "channel",
@@ -39,13 +41,13 @@ AUDITED_FIELDS = (
     "subject",
     "text",
     "html",
+    "track",
+    "translations",
     "method",
     "url",
     "headers",
-    "secret",
-    "track",
-    "translations",
 )
+AUDITED_FIELDS = (*TEMPLATE_FIELDS, "secret")
 
 
 class TemplateSlugTaken(ApplicationError):
