@@ -32,6 +32,8 @@ _TEMPLATE = {**_EMAIL, "method": "POST", "url": "", "headers": {}}
 EXAMPLES = {
     "TemplateOutput": {**_TEMPLATE, "created_at": _AT, "updated_at": _AT},
     "TemplateInputRequest": _TEMPLATE,
+    # PUT: the path names the template, so the body may leave the slug out.
+    "TemplateReplaceRequest": {key: value for key, value in _TEMPLATE.items() if key != "slug"},
     "PatchedTemplateInputRequest": {"subject": "Confirm now, {{ customer.first_name }}"},
 }
 

@@ -70,10 +70,13 @@ EXAMPLES = {
     },
     "SegmentOutput": {**_SEGMENT, "members": 1200, "created_at": _AT},
     "SegmentInputRequest": _SEGMENT,
+    # PUT: the path names the object, so the body may leave the slug out.
+    "SegmentReplaceRequest": {key: value for key, value in _SEGMENT.items() if key != "slug"},
     "PatchedSegmentInputRequest": {"name": "Gold members"},
     "SegmentMembersResult": {"added": 2, "already_members": 1},
     "PromoPoolOutput": {**_POOL, "available": 950, "issued": 50, "created_at": _AT},
     "PromoPoolInputRequest": _POOL,
+    "PromoPoolReplaceRequest": {key: value for key, value in _POOL.items() if key != "slug"},
     "PatchedPromoPoolInputRequest": {"alert_below": 50},
     "PromoCodesResult": {"added": 3, "duplicates": 0},
 }
