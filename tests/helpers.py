@@ -10,17 +10,14 @@ def assert_json_errors(response, code: int) -> list[dict]:
     return errors
 
 
-# The data migrations that build the Marketer group, in order.
-MARKETER_MIGRATIONS = (
-    ("flows", "0003_marketer_group", "create_marketer_group"),
-    ("flows", "0007_move_audit_entries", "grant_audit_view"),
-)
+# The migration that builds the Marketer group, and its function.
+MARKETER_MIGRATION = ("flows", "0001_squashed_0010_ab_winner")
 
 
 def marketer_group():
-    """The Marketer group as the migrations built it. A transactional test
-    flushes the tables, so then it is built again by the migrations' own
-    functions, each on the models of its own migration state."""
+    """The Marketer group as the migration built it. A transactional test
+    flushes the tables, so then it is built again by the migration's own
+    function, on the models of its migration state."""
     import importlib
 
     from django.contrib.auth.models import Group
@@ -28,8 +25,7 @@ def marketer_group():
     from django.db.migrations.loader import MigrationLoader
 
     if not Group.objects.filter(name="Marketer").exists():
-        loader = MigrationLoader(connection)
-        for app_label, name, function in MARKETER_MIGRATIONS:
-            module = importlib.import_module(f"{app_label}.migrations.{name}")
-            getattr(module, function)(loader.project_state((app_label, name)).apps, None)
+        app_label, name = MARKETER_MIGRATION
+        module = importlib.import_module(f"{app_label}.migrations.{name}")
+        module.create_marketer_group(MigrationLoader(connection).project_state(MARKETER_MIGRATION).apps, None)
     return Group.objects.get(name="Marketer")

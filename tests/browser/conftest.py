@@ -118,9 +118,9 @@ def superuser(transactional_db, django_user_model):
 
 @pytest.fixture
 def marketer(transactional_db, django_user_model):
-    """A staff user in the Marketer group. The group comes from data
-    migrations; a transactional test flushes the tables, so it is made again
-    by the migrations' own functions (tests.helpers.marketer_group)."""
+    """A staff user in the Marketer group. The group comes from a data
+    migration; a transactional test flushes the tables, so it is made again
+    by the migration's own function (tests.helpers.marketer_group)."""
     user = django_user_model.objects.create_user("mia", "mia@example.com", password=PASSWORD, is_staff=True)
     user.groups.add(marketer_group())
     return user

@@ -2,7 +2,6 @@
 the customer's time zone and a cross-flow frequency cap, enforced by the
 delivery worker's claim. The two-worker race is in test_policy_concurrency.py."""
 
-import importlib
 import os
 import subprocess
 import sys
@@ -10,7 +9,6 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.apps import apps
 from django.core import mail
 from django.core.checks.registry import registry
 from django.core.exceptions import ImproperlyConfigured
@@ -746,7 +744,7 @@ def test_a_deferred_message_from_the_engine_goes_in_the_morning(settings):
         assert tick()["messages.sent"] == 2
 
 
-# --- the admin and the migration ---------------------------------------------------------
+# --- the admin --------------------------------------------------------------------------
 
 
 def test_the_outbox_admin_filters_by_reason_code(admin_client, capped, subscribed):
@@ -760,12 +758,3 @@ def test_the_outbox_admin_filters_by_reason_code(admin_client, capped, subscribe
     assert [m.template_slug for m in response.context["cl"].result_list] == ["promo2"]
     response = admin_client.get(url, {"marketing__exact": "1", "status__exact": "sent"})
     assert [m.template_slug for m in response.context["cl"].result_list] == ["promo"]
-
-
-def test_the_migration_marks_earlier_marketing_messages(templates, subscribed):
-    ann = subscribed()
-    ids = [queue(ann.id, slug) for slug in ("promo", "receipt")]
-    Message.objects.update(marketing=False)
-    migration = importlib.import_module("channels.migrations.0002_message_policy")
-    migration.mark_marketing(apps, None)
-    assert [row(m).marketing for m in ids] == [True, False]

@@ -1,8 +1,7 @@
-"""Roles: the "Marketer" group (data migration flows/0003_marketer_group;
-flows/0007_move_audit_entries points it at the kernel's audit log) works
-with flows, templates, segments and promo pools, reads customers,
-statistics and the audit log, and never reaches API keys, users, groups or
-settings; a superuser reaches everything."""
+"""Roles: the "Marketer" group (built by the migration
+flows/0001_squashed_0010_ab_winner) works with flows, templates, segments and
+promo pools, reads customers, statistics and the kernel's audit log, and never
+reaches API keys, users, groups or settings; a superuser reaches everything."""
 
 import importlib
 
@@ -20,8 +19,7 @@ from flows.models import Flow
 from tests import helpers
 
 S = Flow.Status
-migration = importlib.import_module("flows.migrations.0003_marketer_group")
-audit_migration = importlib.import_module("flows.migrations.0007_move_audit_entries")
+migration = importlib.import_module("flows.migrations.0001_squashed_0010_ab_winner")
 
 
 @pytest.fixture
@@ -107,6 +105,8 @@ def test_the_migration_gives_the_marketer_group_exactly_its_permissions(marketer
     assert ("customers", "view_customer") in codenames and ("customers", "change_customer") not in codenames
     assert ("flows", "view_nodestat") in codenames and ("channels", "view_message") in codenames
     assert ("flows", "change_run") not in codenames
+    # The audit log is the kernel's (maestra/audit), read-only.
+    assert ("audit", "view_auditentry") in codenames and ("audit", "change_auditentry") not in codenames
     assert not {app for app, _ in codenames} & {
         "auth",
         "rest_framework_api_key",
@@ -121,21 +121,18 @@ def test_the_migration_gives_the_marketer_group_exactly_its_permissions(marketer
         for model, actions in models.items()
         for action in actions
     }
-    # The audit log moved from flows to the kernel's audit app.
-    assert codenames == expected - {("flows", "view_auditentry")} | {("audit", "view_auditentry")}
+    assert codenames == expected
 
 
 @pytest.mark.django_db
 def test_the_migration_is_idempotent_and_reversible(marketer_group):
-    loader = MigrationLoader(connection)
-    state_apps = loader.project_state(("flows", "0003_marketer_group")).apps
+    state_apps = MigrationLoader(connection).project_state(helpers.MARKETER_MIGRATION).apps
+    migration.create_marketer_group(state_apps, None)
     migration.create_marketer_group(state_apps, None)
     assert Group.objects.filter(name="Marketer").count() == 1
-    audit_state_apps = loader.project_state(("flows", "0007_move_audit_entries")).apps
-    audit_migration.grant_audit_view(audit_state_apps, None)
-    audit_migration.grant_audit_view(audit_state_apps, None)  # idempotent
-    assert marketer_group.permissions.filter(content_type__app_label="audit").count() == 1
-    assert not marketer_group.permissions.filter(codename="view_auditentry", content_type__app_label="flows")
+    assert marketer_group.permissions.count() == sum(
+        len(actions) for models in migration.MARKETER_PERMISSIONS.values() for actions in models.values()
+    )
 
     migration.remove_marketer_group(apps, None)
     assert not Group.objects.filter(name="Marketer").exists()

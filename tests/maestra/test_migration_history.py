@@ -1,0 +1,80 @@
+"""The squashed migrations (issue 12) stand for the history they replaced: a
+database migrated at 29413d3, whose django_migrations lists the old names,
+is up to date with them; a fresh one applies one migration per app."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.recorder import MigrationRecorder
+
+# Every migration of the project's apps at 29413d3, the last commit with the
+# old files. Frozen: these are the rows such a database holds.
+HISTORY_AT_29413D3 = {
+    "customers": [
+        "0001_initial",
+        "0002_promopool_alerted",
+        "0003_customer_privacy_permissions",
+        "0004_customer_locale",
+    ],
+    "channels": [
+        "0001_initial",
+        "0002_message_policy",
+        "0003_drop_redundant_fk_indexes",
+        "0004_delivery_claims",
+        "0005_engagement_and_translations",
+        "0006_delivery_lanes_rate_buckets",
+    ],
+    "flows": [
+        "0001_initial",
+        "0002_run_node_entered_launch_prev",
+        "0003_marketer_group",
+        "0004_run_due_id_index",
+        "0005_drop_redundant_fk_indexes",
+        "0006_run_engine_error",
+        "0007_move_audit_entries",
+        "0008_delete_auditentry",
+        "0009_flowversion_revision",
+        "0010_ab_winner",
+    ],
+    "api": ["0001_api_keys_with_scopes", "0002_existing_keys_keep_every_scope"],
+    "audit": ["0001_initial"],
+    "wake": ["0001_initial"],
+}
+SQUASHES = {
+    "customers": "0001_squashed_0004_customer_locale",
+    "channels": "0001_squashed_0006_delivery_lanes_rate_buckets",
+    "flows": "0001_squashed_0010_ab_winner",
+    "api": "0001_squashed_0002_existing_keys_keep_every_scope",
+}
+
+
+def _record_only(history: dict[str, list[str]]) -> None:
+    """django_migrations of our apps lists exactly `history` (the test's
+    transaction undoes it)."""
+    recorder = MigrationRecorder(connection)
+    recorder.migration_qs.filter(app__in=HISTORY_AT_29413D3).delete()
+    for app, names in history.items():
+        for name in names:
+            recorder.record_applied(app, name)
+
+
+def test_each_app_has_one_migration_that_replaces_its_whole_old_history():
+    disk = MigrationExecutor(None).loader.disk_migrations
+    ours = {key: migration for key, migration in disk.items() if key[0] in HISTORY_AT_29413D3}
+    assert sorted(ours) == sorted(
+        [(app, SQUASHES.get(app, names[0])) for app, names in HISTORY_AT_29413D3.items()]
+    )
+    for app, name in SQUASHES.items():
+        assert ours[(app, name)].replaces == [(app, old) for old in HISTORY_AT_29413D3[app]]
+
+
+@pytest.mark.django_db
+def test_a_database_migrated_at_29413d3_has_nothing_to_apply():
+    _record_only(HISTORY_AT_29413D3)
+
+    executor = MigrationExecutor(connection)
+    assert executor.migration_plan(executor.loader.graph.leaf_nodes()) == []
+    for app, name in SQUASHES.items():
+        assert (app, name) in executor.loader.applied_migrations
+        # The old names are gone from the graph: nothing can plan them again.
+        assert not {node for node in executor.loader.graph.nodes if node[0] == app} - {(app, name)}
