@@ -71,6 +71,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_q",
+    # The kernel's own start-up registrations (maestra/apps.py).
+    "maestra",
     # The audit log every app writes (maestra/audit/): part of the kernel.
     "maestra.audit",
     # Wake-ups of background work (maestra/wake/): part of the kernel too.

@@ -3,9 +3,13 @@ database migrated at 29413d3, whose django_migrations lists the old names,
 is up to date with them; a fresh one applies one migration per app."""
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
+
+from maestra.migration_checks import partly_applied_squashes
 
 # Every migration of the project's apps at 29413d3, the last commit with the
 # old files. Frozen: these are the rows such a database holds.
@@ -78,3 +82,30 @@ def test_a_database_migrated_at_29413d3_has_nothing_to_apply():
         assert (app, name) in executor.loader.applied_migrations
         # The old names are gone from the graph: nothing can plan them again.
         assert not {node for node in executor.loader.graph.nodes if node[0] == app} - {(app, name)}
+
+
+@pytest.mark.django_db
+def test_migrate_refuses_a_database_partway_through_a_squashed_history():
+    # flows stopped at 0006 (the rest of the history complete): Django alone
+    # would skip flows and report nothing to apply.
+    partial = {**HISTORY_AT_29413D3, "flows": HISTORY_AT_29413D3["flows"][:6]}
+    _record_only(partial)
+
+    errors = partly_applied_squashes(databases=["default"])
+    assert [error.id for error in errors] == ["maestra.E001"]
+    assert "flows.0001_squashed_0010_ab_winner replaces 10 migrations, of which only 6" in errors[0].msg
+    assert "0006_run_engine_error" in errors[0].msg
+    assert "29413d3" in errors[0].hint
+    with pytest.raises(SystemCheckError, match="maestra.E001"):
+        call_command("migrate", verbosity=0, skip_checks=False)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("history", ["complete", "fresh"], ids=["migrated at 29413d3", "fresh"])
+def test_the_migration_check_passes_a_complete_or_a_squashed_history(history):
+    if history == "complete":
+        _record_only(HISTORY_AT_29413D3)
+    # else: the test database, migrated with the squashes.
+    assert partly_applied_squashes(databases=["default"]) == []
+    # And the check stays out of the way of checks run without a database.
+    assert partly_applied_squashes(databases=None) == []
