@@ -305,10 +305,12 @@ class BatchData:
         "fields",
     )
 
-    def __init__(self, runs: list[RunState]):
+    def __init__(self, runs: list[RunState], *, events: dict[int, dict] | None = None):
         self._runs = runs
         self._customers: dict[int, dict] | None = None
-        self._events: dict[int, dict] | None = None
+        # The trigger events, when the caller has them already (runs that
+        # just entered: flows/nodes/event.py): read, never written.
+        self._events: dict[int, dict] | None = events
 
     def customers(self) -> dict[int, dict]:
         if self._customers is None:

@@ -124,14 +124,17 @@ def _migrate_to_live_version(run: RunState, ctx: EngineContext, result: BatchRes
     run.version_id = new_graph.version_id
 
 
-def move_batch(runs: list[RunState], *, ctx: EngineContext) -> BatchResult:
-    """Process the runs through as many nodes as they can go right now.
+def move_batch(
+    runs: list[RunState], *, ctx: EngineContext, events: dict[int, dict] | None = None
+) -> BatchResult:
+    """Process the runs through as many nodes as they can go right now
+    (`events`: their trigger events by id, when the caller has them).
 
     Each round hands every node its group of runs at once. Groups are taken
     in a fixed order (flow, node key, version), so two workers whose batches
     meet at the same limitation nodes lock their counters in the same order."""
     result = BatchResult()
-    shared = BatchData(runs)
+    shared = BatchData(runs, events=events)
     cap = settings.MAESTRA_MAX_PASSES_PER_TICK
     for run in runs:
         run.outcome = None
@@ -265,10 +268,11 @@ def _apply_outcome(run: RunState, *, ctx: EngineContext, result: BatchResult, ca
     return True
 
 
-def write_batch(runs: list[RunState], result: BatchResult) -> None:
+def write_batch(runs: list[RunState], result: BatchResult, *, stats: Counter | None = None) -> None:
     """Write a processed batch back: a fixed number of statements whatever its
-    size. Stats go last: once a worker holds a stats bucket it only commits,
-    so no lock cycle can run through the buckets every batch touches."""
+    size. Stats go last (with `stats`, counted by the caller): once a worker
+    holds a stats bucket it only commits, so no lock cycle can run through the
+    buckets every batch touches."""
     sql.bulk_update(
         Run._meta.db_table,
         key="id",
@@ -287,7 +291,7 @@ def write_batch(runs: list[RunState], result: BatchResult) -> None:
         release_reservations(
             run_ids=result.ended_run_ids, flow_ids={run.flow_id for run in runs if run.id in ended}
         )
-    stats: Counter = Counter()
+    stats = Counter(stats or {})
     for key in recorded:
         stats.update(result.pass_stats.get(tuple(key), ()))
     sql.increment_node_stats(stats)
@@ -347,6 +351,45 @@ def _process_claimed(
         ctx.capped |= result.capped
         return runs, result
     raise AssertionError("unreachable")
+
+
+def move_entered(
+    runs: list[RunState], *, ctx: EngineContext, events: dict[int, dict], stats: Counter
+) -> tuple[list[RunState], BatchResult] | None:
+    """Move runs that entered in the caller's transaction (an event start)
+    on at once, as a batch of their own: no other worker can see them before
+    the commit, so they need no claim, and their trigger events are at hand
+    (`events`). `stats`: the entry's counters, written last with the batch's.
+
+    Runs of a flow whose runs do not move now (run_flow's filter, a flow past
+    its end) or of a version this pass does not see as live are left as they
+    are, due now, for process_due_runs. In a savepoint: if the batch raises,
+    nothing of it stays and the runs wait, due, for process_due_runs, which
+    finds the run at fault (_isolate). Returns the runs moved and the
+    result, None when none moved; the caller merges `capped` of the result
+    once its transaction has committed."""
+    movable = set(ctx.movable_flow_ids())
+    runs = [
+        run
+        for run in runs
+        if run.flow_id in movable and ctx.flows[run.flow_id]["live_version_id"] == run.version_id
+    ]
+    if runs:
+        try:
+            with transaction.atomic():
+                result = move_batch(runs, ctx=ctx, events=events)
+                write_batch(runs, result, stats=stats)
+            return runs, result
+        except Exception as exc:
+            # A deadlock aborted the savepoint alone: process_due_runs retries.
+            retryable = isinstance(exc, OperationalError) and _is_retryable(exc)
+            if is_system_error(exc) and not retryable:
+                raise
+            log.warning(
+                "%d runs that just entered raised %s; left for the next batch", len(runs), error_text(exc)
+            )
+    sql.increment_node_stats(stats)
+    return None
 
 
 def _isolate(run_ids: list[int], *, ctx: EngineContext) -> tuple[list[RunState], BatchResult]:

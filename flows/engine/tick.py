@@ -14,7 +14,7 @@ from django.conf import settings
 from channels.delivery import drain
 from flows.engine.ab_winner import decide_winners
 from flows.engine.batch import EngineContext
-from flows.engine.move import process_due_runs
+from flows.engine.move import move_entered, process_due_runs
 
 # Above the lifecycle: a tick first finishes the launches that are due.
 from flows.lifecycle.launch import finish_pending_launches_counted
@@ -50,10 +50,15 @@ def tick(*, deliver: bool = True) -> dict[str, int]:
     totals.update(_prefixed("schedules", _guarded("schedules", lambda: fire_schedules(ctx=ctx), totals)))
     for _ in range(MAX_ROUNDS):
         matched = Counter()
+        moved_on_entry = Counter()
         for _ in range(MAX_EVENT_BATCHES):
+            # The runs events start move on in the same transaction (no claim).
             part = _guarded(
-                "events", lambda: match_events(ctx=ctx, limit=settings.MAESTRA_BATCH_SIZE), totals
+                "events",
+                lambda: match_events(ctx=ctx, limit=settings.MAESTRA_BATCH_SIZE, move=move_entered),
+                totals,
             )
+            moved_on_entry.update({key[6:]: part.pop(key) for key in list(part) if key.startswith("moved.")})
             matched.update(part)
             # A short batch means we caught up; events arriving meanwhile wait
             # for the next round or tick, so a steady stream cannot hold a tick.
@@ -61,6 +66,7 @@ def tick(*, deliver: bool = True) -> dict[str, int]:
                 break
         moved = _guarded("runs", lambda: process_due_runs(ctx=ctx), totals)
         totals.update(_prefixed("events", matched))
+        totals.update(_prefixed("runs", moved_on_entry))
         totals.update(_prefixed("runs", moved))
         if not matched and not moved.get("runs"):
             break

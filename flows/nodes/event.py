@@ -11,19 +11,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
-from django.db.models.expressions import RawSQL
 
 from customers.models import Event
 from customers.rules import compile_predicate, load_facts
 from flows.document.fields import duration_problem
-from flows.engine.batch import ENGINE_ERROR, RUN_COLUMNS, EngineContext, hour_of
+from flows.engine.batch import ENGINE_ERROR, RUN_COLUMNS, EngineContext, RunState, hour_of
 from flows.engine.entry import ENTERING_STATUSES, after_start, blocked_customer_ids, within_schedule
 from flows.engine.goals import exit_on_events
-from flows.models import FlowVersion, NodePass, Run
+from flows.models import FlowVersion, Node, NodePass, Run
 from flows.nodes.base import Problem, StartKind, ValidationContext, register
 from flows.nodes.condition import rule_problems
 from flows.nodes.limitation import release_reservations
@@ -88,33 +89,46 @@ class LiveEventStart:
 
 
 def _event_starts() -> list[LiveEventStart]:
-    versions = (
-        FlowVersion.objects.filter(
-            flow__status__in=ENTERING_STATUSES,
-            flow__live_version_id=F("id"),
+    """The event-start nodes of the live versions that take new runs: one
+    query per batch, the start nodes alone (not every node of every live
+    version), in a fixed order (version, node)."""
+    nodes = (
+        Node.objects.filter(
+            kind="event",
+            version__flow__status__in=ENTERING_STATUSES,
+            version__flow__live_version_id=F("version_id"),
         )
-        .select_related("flow")
-        .prefetch_related("nodes")
+        .select_related("version")
+        .order_by("version_id", "id")
     )
-    starts = []
-    for version in versions:
-        for node in version.nodes.all():
-            if node.kind == "event":
-                starts.append(
-                    LiveEventStart(
-                        flow_id=version.flow_id,
-                        version=version,
-                        node_key=node.key,
-                        event_type=node.config.get("event_type", ""),
-                        filter=node.config.get("filter"),
-                        max_age_text=node.config.get("max_age") or DEFAULT_MAX_AGE,
-                    )
-                )
-    return starts
+    return [
+        LiveEventStart(
+            flow_id=node.version.flow_id,
+            version=node.version,
+            node_key=node.key,
+            event_type=node.config.get("event_type", ""),
+            filter=node.config.get("filter"),
+            max_age_text=node.config.get("max_age") or DEFAULT_MAX_AGE,
+        )
+        for node in nodes
+    ]
 
 
-def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict[str, int]:
+# Moves runs that just entered, inside the entry's transaction (the tick
+# passes flows.engine.move.move_entered, which sits above the node kinds).
+MoveEntered = Callable[..., Any]
+
+
+def match_events(
+    *, ctx: EngineContext | None = None, limit: int = 5000, move: MoveEntered | None = None
+) -> dict[str, int]:
     """Start runs for events not yet matched against the active flows (one batch).
+
+    With `move`, the runs that entered are moved on at once, in the same
+    transaction (`move(runs, ctx=, events=, stats=)`, see
+    flows.engine.move.move_entered); their counts come back as
+    "moved.<runs|moved|completed|stopped|waiting>". Without it they wait,
+    due, for process_due_runs.
 
     Each flow takes its events in a savepoint. When that raises (a filter or
     setting no validator caught), the flow's events are split until the ones
@@ -126,12 +140,7 @@ def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict
     now = ctx.now
     counts: Counter = Counter()
     with transaction.atomic():
-        events = list(
-            Event.objects.filter(processed_at__isnull=True)
-            .order_by("id")
-            .select_for_update(skip_locked=True)
-            .values("id", "customer_id", "type", "occurred_at", "payload", "depth")[:limit]
-        )
+        events = _claim_events(now=now, limit=limit)
         if not events:
             return {}
         counts["events"] = len(events)
@@ -143,6 +152,7 @@ def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict
         # Runs waiting for these events (wait_event nodes) are due now: flows/nodes/wait_event.py.
         if woken := wake_waiting(events, now=now):
             counts["runs_woken"] = woken
+        events_by_id = {event["id"]: event for event in events}
         by_type: dict[str, list[dict]] = defaultdict(list)
         for event in events:
             by_type[event["type"]].append(event)
@@ -176,12 +186,83 @@ def match_events(*, ctx: EngineContext | None = None, limit: int = 5000) -> dict
                 Run._meta.db_table, columns=RUN_INSERT_COLUMNS, rows=new_runs, returning=ENTRY_RETURNING
             )
         ]
-        _record_entries(created, now=now)
-        ids_sql, ids_params = sql.value_set(e["id"] for e in events)
-        Event.objects.filter(id__in=RawSQL(ids_sql, ids_params)).update(processed_at=now)
-        counts["runs_started"] = sum(1 for run in created if run["status"] == Run.Status.ACTIVE)
+        stats = _record_entries(created, now=now)
+        entered = [
+            _entered_state(run, events_by_id, now=now)
+            for run in created
+            if run["status"] == Run.Status.ACTIVE
+        ]
+        moved = None
+        if move is not None and entered:
+            # The entry's counters go with the moved batch's, last (write_batch).
+            moved = move(entered, ctx=ctx, events=events_by_id, stats=stats)
+        else:
+            sql.increment_node_stats(stats)
+        counts["runs_started"] = len(entered)
         counts["runs_refused"] = len(created) - counts["runs_started"] - counts["errors"]
+    if moved is not None:
+        runs, result = moved
+        ctx.capped |= result.capped  # committed: the tick leaves these alone
+        counts.update(
+            {
+                "moved.runs": len(runs),
+                "moved.moved": result.moved,
+                "moved.completed": result.completed,
+                "moved.stopped": result.stopped,
+                "moved.waiting": result.waiting,
+            }
+        )
     return dict(counts)
+
+
+def _entered_state(run: dict, events: dict[int, dict], *, now: datetime) -> RunState:
+    """A run just written by match_events (ENTRY_RETURNING) as the engine
+    holds it: the values _new_run gave it."""
+    occurred_at = events[run["trigger_event_id"]]["occurred_at"]
+    return RunState(
+        id=run["id"],
+        flow_id=run["flow_id"],
+        version_id=run["version_id"],
+        customer_id=run["customer_id"],
+        trigger_event_id=run["trigger_event_id"],
+        is_test=run["is_test"],
+        status=run["status"],
+        node_key=run["node_key"],
+        due_at=now,
+        clock=occurred_at,
+        node_clock=occurred_at,
+        node_entered_at=now,
+        seq=0,
+        launched=False,
+    )
+
+
+def _claim_events(*, now: datetime, limit: int) -> list[dict]:
+    """Up to `limit` unprocessed events, oldest id first, that no other worker
+    holds: locked (SKIP LOCKED) and marked processed by one UPDATE, so each
+    row is written once rather than locked by a SELECT and then updated (the
+    caller's transaction makes the mark and the runs one: a rollback leaves
+    the events unprocessed). Their columns are read back by primary key."""
+    pending = (
+        Event.objects.filter(processed_at__isnull=True)
+        .order_by("id")
+        .select_for_update(skip_locked=True)
+        .values("id")[:limit]
+    )
+    pending_sql, pending_params = pending.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Event._meta.db_table} SET processed_at = %s WHERE id IN ({pending_sql}) RETURNING id",
+            [sql.db_value(now), *pending_params],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
+        return []
+    return list(
+        Event.objects.filter(id__in=sql.in_values(ids))
+        .order_by("id")
+        .values("id", "customer_id", "type", "occurred_at", "payload", "depth")
+    )
 
 
 def _entries_of(start: LiveEventStart, events: list[dict], *, now: datetime) -> tuple[list[dict], Counter]:
@@ -189,7 +270,8 @@ def _entries_of(start: LiveEventStart, events: list[dict], *, now: datetime) -> 
     active ones, and stopped ones for the events its filter or launch limit
     refuses; with the counts to report."""
     counts: Counter = Counter()
-    candidates = [e for e in events if e["occurred_at"] >= now - start.max_age]
+    oldest = now - start.max_age  # parsed once per batch, not per event
+    candidates = [e for e in events if e["occurred_at"] >= oldest]
     counts["too_old"] += len(events) - len(candidates)
     if not candidates or not within_schedule(start.version, now):
         return [], counts
@@ -261,12 +343,22 @@ RUN_INSERT_COLUMNS = {
     **RUN_COLUMNS,
     "error": "text",
 }
-ENTRY_RETURNING = ("id", "flow_id", "version_id", "node_key", "is_test", "status", "stop_reason")
+ENTRY_RETURNING = (
+    "id",
+    "flow_id",
+    "version_id",
+    "customer_id",
+    "trigger_event_id",
+    "node_key",
+    "is_test",
+    "status",
+    "stop_reason",
+)
 
 
-def _record_entries(runs: list[dict], *, now: datetime) -> None:
-    """Stats for the start node, and the pass of runs refused at the door
-    (`runs`: the ENTRY_RETURNING columns of the runs just written)."""
+def _record_entries(runs: list[dict], *, now: datetime) -> Counter:
+    """The pass of runs refused at the door, and the start node's counters to
+    add (`runs`: the ENTRY_RETURNING columns of the runs just written)."""
     stats: Counter = Counter()
     passes = []
     hour = hour_of(now)
@@ -287,4 +379,4 @@ def _record_entries(runs: list[dict], *, now: datetime) -> None:
                 )
             )
     NodePass.objects.bulk_create(passes, ignore_conflicts=True, batch_size=2000)
-    sql.increment_node_stats(stats)
+    return stats

@@ -287,6 +287,7 @@ def test_one_tick_matches_more_events_than_fit_in_a_batch(hello, settings):
         hello_flow_with_events(25)
         counts = tick()
     assert counts["events.events"] == 25
+    # Each batch's runs move on in the transaction that matched their events.
     assert counts["runs.runs"] == 25
-    assert counts["runs.batches"] == 3
+    assert "runs.batches" not in counts
     assert not Event.objects.filter(processed_at__isnull=True).exists()
