@@ -128,9 +128,11 @@ class Event(models.Model):
 
     class Meta:
         indexes = [
-            # The engine's sweep: "events not yet matched against flows".
+            # The engine's sweep: "events not yet matched against flows",
+            # claimed oldest id first (flows/nodes/event.py), so in id order:
+            # a claim reads its first rows instead of sorting the backlog.
             models.Index(
-                fields=["received_at"],
+                fields=["id"],
                 name="event_unprocessed_idx",
                 condition=Q(processed_at__isnull=True),
             ),
