@@ -169,6 +169,48 @@ class BackendCpu:
         return sum(self.seconds.values())
 
 
+class SessionCpu:
+    """The CPU seconds of every process of a session (`manage.py qcluster`
+    started with start_new_session: its sentinel, monitor, pusher and
+    workers), which the cluster does not all reap for us: each one's
+    /proc stat is read every 0.2 s while it lives, and its last reading counts."""
+
+    def __init__(self, session: int) -> None:
+        self.session = session
+        self.seconds: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+
+    def __enter__(self) -> SessionCpu:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def poll(self) -> None:
+        while not self.stop.is_set():
+            self.read()
+            self.stop.wait(0.2)
+        self.read()
+
+    def read(self) -> None:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            # A process may end between the listing and the read.
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                if int(fields[3]) == self.session:
+                    ticks = int(fields[11]) + int(fields[12])
+                    self.seconds[int(entry.name)] = ticks / os.sysconf("SC_CLK_TCK")
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
 def database_counters(url: str) -> dict[str, int]:
     """Commits and row writes in the benchmark's database so far
     (pg_stat_database): per message, what no load on the machine changes."""
@@ -320,7 +362,10 @@ def drain_cluster(
         _wait_for_line(cluster, "running")
         time.sleep(3)  # the start-up wake-ups run on an empty outbox
         before = database_counters(url)
-        with BackendCpu(url) as database:
+        cluster_cpu = SessionCpu(cluster.pid)
+        cluster_cpu.read()
+        idle = dict(cluster_cpu.seconds)  # the start-up's CPU is not the drain's
+        with BackendCpu(url) as database, cluster_cpu:
             committed = queue(env, channel=channel, n=n, wake=True)
             with psycopg.connect(url, autocommit=True) as conn:
                 while True:
@@ -345,8 +390,15 @@ def drain_cluster(
             os.killpg(cluster.pid, signal.SIGKILL)
             cluster.wait(timeout=30)
     counts = [{"sent": sent, "failed": other} for _pid, sent, other in per_process]
-    # The workers' CPU is not known: the cluster does not reap them all.
-    return seconds, counts, None, database, before
+    # The cluster's processes, from the queueing's commit to the last send
+    # (their start-up before it left out).
+    per_pid = {pid: seconds - idle.get(pid, 0.0) for pid, seconds in cluster_cpu.seconds.items()}
+    print(
+        "cluster CPU s per process: " + ", ".join(f"{v:.1f}" for v in sorted(per_pid.values(), reverse=True)),
+        file=sys.stderr,
+    )
+    used = sum(per_pid.values())
+    return seconds, counts, used, database, before
 
 
 def _wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 120) -> None:
@@ -380,8 +432,9 @@ def result(name: str, args, seconds: float, counts: list[dict], server: dict, lo
         "failed_or_retried": failed,
         "received": received,
         "per_worker": [int(c.get("sent", 0)) for c in counts],
-        # CPU seconds: all the workers together (start-up included), and the
-        # sink/stub: what a busy machine cannot stretch.
+        # CPU seconds: all the workers together (start-up included; with
+        # --via qcluster every process of the cluster, from the backlog's
+        # commit on), and the sink/stub: what a busy machine cannot stretch.
         "worker_cpu": None if server["worker_cpu"] is None else round(server["worker_cpu"], 1),
         "server_cpu": round(server["server_cpu"], 1),
         "database_cpu": round(server["database_cpu"], 1),

@@ -333,7 +333,11 @@ def _advance_postgresql(*, token: str, done: list[Done], start: list[int]) -> se
     client nor the server parses a statement that grows with the group), and
     the start, as two data-modifying parts of one statement, which land
     together or not at all. (They touch different rows: `sending` ones and
-    `claimed` ones.)"""
+    `claimed` ones.) Both find their rows by joining the ids to the primary
+    key: `id = ANY(…) AND status = 'claimed'` let the planner, on a table
+    not analysed since a backlog was queued, AND the primary key with
+    message_lease_idx, which holds every row ever claimed until VACUUM: a
+    scan of the whole index per group, growing with the drain."""
     table = connection.ops.quote_name(Message._meta.db_table)
     lease_until = timezone.now() + timedelta(seconds=settings.MAESTRA_DELIVERY_LEASE)
     with connection.cursor() as cursor:
@@ -346,8 +350,9 @@ def _advance_postgresql(*, token: str, done: list[Done], start: list[int]) -> se
             " AS v(id, status, reason, response_status, response_body, provider_id, sent_at, next_attempt_at)"
             " WHERE m.id = v.id AND m.claimed_by = %s"
             " AND (m.status = 'sending' OR (m.status = 'failed' AND m.reason LIKE %s)) RETURNING m.id)"
-            f" UPDATE {table} SET status = 'sending', lease_until = %s, attempts = attempts + 1"
-            " WHERE id = ANY(%s::bigint[]) AND claimed_by = %s AND status = 'claimed' RETURNING id",
+            f" UPDATE {table} AS s SET status = 'sending', lease_until = %s, attempts = s.attempts + 1"
+            " FROM unnest(%s::bigint[]) AS g(id)"
+            " WHERE s.id = g.id AND s.claimed_by = %s AND s.status = 'claimed' RETURNING s.id",
             [
                 [d.id for d in done],
                 [d.status for d in done],

@@ -6,7 +6,9 @@ is big (MAESTRA_DELIVERY_WORKERS)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 
 from django.conf import settings
 from django.core.cache import cache
@@ -19,6 +21,25 @@ logger = logging.getLogger(__name__)
 # every cluster), helpers were asked for recently and are not asked again.
 HELPERS_KEY = "maestra:delivery-helpers"
 HELPERS_TTL = 30  # seconds
+# How many times a helper that lands beside a drain passes itself on.
+HELPER_HOPS = 3
+
+# Drains running in this process (its worker loop's task, and the wake
+# listener's thread, which runs deliver_task beside it: maestra/wake/listener.py).
+_running = 0
+_running_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _draining():
+    global _running
+    with _running_lock:
+        _running += 1
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running -= 1
 
 
 def deliver_task(lanes: list[str] | tuple[str, ...] | None = None) -> dict[str, int]:
@@ -28,13 +49,25 @@ def deliver_task(lanes: list[str] | tuple[str, ...] | None = None) -> dict[str, 
     chunks, first asks MAESTRA_DELIVERY_WORKERS - 1 more cluster workers to
     drain alongside."""
     chosen = tuple(lane for lane in (lanes or LANES) if lane in LANES) or LANES
-    ask_helpers()
-    return drain(lanes=chosen)
+    with _draining():
+        ask_helpers()
+        return drain(lanes=chosen)
 
 
-def deliver_helper_task() -> dict[str, int]:
-    """One more drain, alongside deliver_task's (it asks for no helpers itself)."""
-    return drain()
+def deliver_helper_task(hops: int = 0) -> dict[str, int]:
+    """One more drain, alongside deliver_task's (it asks for no helpers
+    itself). A helper the cluster hands to a process where a drain already
+    runs passes itself on (queued again, at most HELPER_HOPS times): the
+    wake listener runs deliver_task in a thread of a worker process whose
+    own loop stays free to take the helper, and two drains in one process
+    share its interpreter lock, so one core, while another worker idles."""
+    if _running and hops < HELPER_HOPS:
+        from django_q.tasks import async_task
+
+        async_task("channels.tasks.deliver_helper_task", hops + 1, task_name="maestra-deliver-helper")
+        return {"passed_on": 1}
+    with _draining():
+        return drain()
 
 
 def ask_helpers() -> int:

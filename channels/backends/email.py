@@ -16,13 +16,15 @@ import secrets
 import smtplib
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from email.utils import parseaddr
+from email.utils import formatdate, parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
 from django.core.mail.message import DNS_NAME
 
 from channels.backends import Backend, Outcome, Outgoing, SendResult, unknown_outcome_result
+from channels.backends.mime import email_bytes, envelope_sender
 
 
 def message_id_domain() -> str:
@@ -144,13 +146,41 @@ class DjangoEmailBackend(Backend):
             email.attach_alternative(rendered["html"], "text/html")
         return email
 
+    def _smtp_bytes(self, message: Outgoing, connection) -> bytes | None:
+        """The message's bytes written directly (channels/backends/mime.py)
+        when it goes through Django's own SMTP backend (not a subclass, which
+        may sign or rewrite messages in its _send) and is the plain case;
+        else None, and Django builds it."""
+        if type(connection) is not SMTPEmailBackend or settings.DEFAULT_CHARSET != "utf-8":
+            return None
+        rendered = message.rendered
+        # As _email() reads them; anything but strings is left to Django.
+        subject, text = rendered.get("subject", ""), rendered.get("text", "")
+        html, to = rendered.get("html") or "", rendered["to"]
+        if not all(isinstance(value, str) for value in (subject, text, html, to)):
+            return None
+        return email_bytes(
+            subject=subject,
+            text=text,
+            html=html,
+            from_email=settings.MAESTRA_EMAIL_FROM,
+            to=to,
+            headers=email_headers(message_pk=message.id, rendered=rendered),
+            date=formatdate(localtime=settings.EMAIL_USE_LOCALTIME),
+            boundary=_boundary(),
+        )
+
     def send(self, message: Outgoing) -> SendResult:
         connection = self.connection
         mid = message_id(message.id)
-        email = self._email(message, connection)
+        data = self._smtp_bytes(message, connection)
+        email = None if data is not None else self._email(message, connection)
         try:
-            connection.open()  # no-op while the session is open
-            sent = connection.send_messages([email])
+            if email is None:
+                sent = _send_bytes(connection, to=message.rendered["to"], data=data)
+            else:
+                connection.open()  # no-op while the session is open
+                sent = connection.send_messages([email])
         except Exception as exc:
             # After an error the session may be half-way through a transaction
             # or gone: start a fresh one for the next message.
@@ -217,17 +247,36 @@ class DjangoEmailBackend(Backend):
         self._local = threading.local()
 
 
+def _boundary() -> str:
+    # Chosen at random up front: the standard library otherwise makes one by
+    # compiling a regular expression per message to search the body for it
+    # (a quarter of the CPU of turning a message into bytes). 128 random
+    # bits cannot be guessed into a body.
+    return f"==============={secrets.token_hex(16)}=="
+
+
 class _Email(EmailMultiAlternatives):
-    """Django's email with its MIME boundary chosen at random up front: the
-    standard library otherwise makes one by compiling a regular expression
-    per message to search the body for it (a quarter of the CPU of turning
-    a message into bytes). 128 random bits cannot be guessed into a body."""
+    """Django's email with its MIME boundary chosen up front (_boundary)."""
 
     def message(self, **kwargs):
         msg = super().message(**kwargs)
         if msg.is_multipart():
-            msg.set_boundary(f"==============={secrets.token_hex(16)}==")
+            msg.set_boundary(_boundary())
         return msg
+
+
+def _send_bytes(connection: SMTPEmailBackend, *, to: str, data: bytes) -> int:
+    """What Django's SMTP send_messages() does with one message, given its
+    bytes: open the session if needed (0 when it could not, silently), then
+    smtplib's sendmail from the same envelope sender to the same recipient
+    (mime.email_bytes wrote `data` only for an address Django would pass
+    on unchanged). smtplib's errors propagate, as with fail_silently=False.
+    No lock: a session is used by its own thread only (connection above)."""
+    created = connection.open()
+    if not connection.connection or created is None:
+        return 0
+    connection.connection.sendmail(envelope_sender(settings.MAESTRA_EMAIL_FROM), [to], data)
+    return 1
 
 
 def _close_quietly(connection) -> None:

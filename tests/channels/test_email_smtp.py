@@ -142,3 +142,36 @@ def test_the_locmem_backend_gets_the_message_id_too(queue_email, settings):
 )
 def test_smtp_errors_are_classified(exc, outcome):
     assert smtp_error_result(exc).outcome == outcome
+
+
+def test_each_customer_gets_their_own_content_over_the_written_bytes(smtp_server, queue_email, settings):
+    # The plain case is written without Django's MIME tree
+    # (channels/backends/mime.py): nothing of one message may end up in another.
+    settings.MAESTRA_SMTP_CONNECTIONS = 2
+    rows = {
+        name: queue_email(run_id=i, first_name=name) for i, name in enumerate(["Ann", "Bob", "Cleo", "Dan"])
+    }
+    assert deliver_all_due()["sent"] == 4
+    received = {envelope.rcpt_tos[0]: parse(envelope) for envelope in smtp_server.envelopes}
+    for name, row in rows.items():
+        message = received[row.customer.email]
+        assert message["To"] == row.customer.email
+        assert message["Subject"] == f"Welcome, {name}"
+        assert message["Message-ID"] == f"<maestra-{row.id}@shop.example>"
+        assert message["Date"]
+        assert message.get_body(("plain",)).get_content().strip() == f"Hello {name}, your code is SAVE<10>."
+        assert f"<b>{name}</b>" in message.get_body(("html",)).get_content()
+        others = [other for other in rows if other != name]
+        raw = smtp_server.envelopes[[e.rcpt_tos[0] for e in smtp_server.envelopes].index(row.customer.email)]
+        assert not any(f"Hello {other}".encode() in raw.original_content for other in others)
+
+
+def test_non_ascii_headers_still_go_through_django_encoded(smtp_server, queue_email):
+    row = queue_email(first_name="Jürgen", email="j@example.com")
+    assert deliver_due()["sent"] == 1
+    [envelope] = smtp_server.envelopes
+    assert b"=?utf-8?" in envelope.original_content  # RFC 2047, Django's encoding
+    message = parse(envelope)
+    assert message["Subject"] == "Welcome, Jürgen"
+    assert message["Message-ID"] == f"<maestra-{row.id}@shop.example>"
+    assert message.get_body(("plain",)).get_content().strip() == "Hello Jürgen, your code is SAVE<10>."
