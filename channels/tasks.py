@@ -12,6 +12,7 @@ import threading
 
 from django.conf import settings
 from django.core.cache import cache
+from django_q.tasks import async_task
 
 from channels.delivery import LANES, drain, due_backlog
 
@@ -62,8 +63,6 @@ def deliver_helper_task(hops: int = 0) -> dict[str, int]:
     own loop stays free to take the helper, and two drains in one process
     share its interpreter lock, so one core, while another worker idles."""
     if _running and hops < HELPER_HOPS:
-        from django_q.tasks import async_task
-
         async_task("channels.tasks.deliver_helper_task", hops + 1, task_name="maestra-deliver-helper")
         return {"passed_on": 1}
     with _draining():
@@ -80,8 +79,6 @@ def ask_helpers() -> int:
         return 0
     if not cache.add(HELPERS_KEY, 1, timeout=HELPERS_TTL):
         return 0
-    from django_q.tasks import async_task
-
     for _ in range(wanted):
         async_task("channels.tasks.deliver_helper_task", task_name="maestra-deliver-helper")
     logger.info("delivery backlog: asked %s more worker(s) to drain", wanted)

@@ -33,7 +33,7 @@ def queued(settings, make_template, make_customer):
 @pytest.fixture
 def asked(monkeypatch):
     calls = []
-    monkeypatch.setattr("django_q.tasks.async_task", lambda path, *args, **kw: calls.append((path, *args)))
+    monkeypatch.setattr("channels.tasks.async_task", lambda path, *args, **kw: calls.append((path, *args)))
     return calls
 
 
