@@ -196,6 +196,12 @@ class Bench:
                 "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key"),
                 # DEBUG off: with DEBUG on Django keeps every query in memory.
                 "DEBUG": "false",
+                # Persistent connections, as in production, and so that each
+                # stage's backend CPU is measured: with CONN_MAX_AGE 0 the
+                # delivery wake-up (a django-q2 task queued through the ORM
+                # broker) closes the connection, and the backend's CPU was lost
+                # with it (S1's column showed "+ 0.0").
+                "DB_CONN_MAX_AGE": "600",
                 "LOG_LEVEL": "WARNING",
                 "PYTHONUNBUFFERED": "1",
             }
@@ -941,18 +947,13 @@ class Bench:
         try:
             self.wait_for_server(port)
             sweepers = []
-            # Persistent connections here too: the delivery wake queues a
-            # django-q2 task through the ORM broker, which closes a connection
-            # whose CONN_MAX_AGE is 0, and the CPU of the backend measured
-            # would be lost with it (the column showed "+ 0.0").
-            sweeper_env = dict(self.env, DB_CONN_MAX_AGE="600")
             for index in range(self.args.s2_engine_workers):
                 name = f"s2-sweeper-{index}"
                 sweepers.append(
                     self.start_child(
                         name,
                         [PYTHON, "bench/stage.py", "sweeper", "--out", str(self.out / f"{name}.json")],
-                        env=sweeper_env,
+                        env=self.env,
                         stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
                     )

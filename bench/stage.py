@@ -171,8 +171,8 @@ def stage_timers(args) -> dict:
     original_write = engine.write_batch
 
     # Observe, never change: the wrappers call the engine's own functions.
-    def claim(*, ctx, limit):
-        runs = original_claim(ctx=ctx, limit=limit)
+    def claim(*, ctx, limit, **options):
+        runs = original_claim(ctx=ctx, limit=limit, **options)
         for run in runs:
             claimed_due[run.id] = run.due_at.timestamp()
         return runs
