@@ -14,6 +14,7 @@ the benchmark's (aiosmtpd, which the tests use, costs a few times more).
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import signal
 import time
@@ -42,10 +43,14 @@ class Counts:
         # server-side rate, without the workers' start-up).
         self.first: float | None = None
         self.last: float | None = None
+        # Messages per wall-clock second (int(time.time())): a send rate
+        # limit (MAESTRA_RATE_LIMITS) is held when no second exceeds it.
+        self.per_second: collections.Counter[int] = collections.Counter()
 
     def received(self, size: int) -> None:
         self.last = time.time()
         self.first = self.first or self.last
+        self.per_second[int(self.last)] += 1
         self.messages += 1
         self.bytes += size
 
@@ -102,7 +107,13 @@ async def serve(port: int, out: Path, host: str = "127.0.0.1") -> None:
     server.close()
     out.write_text(
         json.dumps(
-            {"messages": counts.messages, "bytes": counts.bytes, "first": counts.first, "last": counts.last}
+            {
+                "messages": counts.messages,
+                "bytes": counts.bytes,
+                "first": counts.first,
+                "last": counts.last,
+                "peak_per_second": max(counts.per_second.values(), default=0),
+            }
         )
     )
 
