@@ -276,8 +276,11 @@ class Run(models.Model):
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs", db_index=False)
     version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="runs")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="runs", db_index=False)
+    # Indexed by run_trigger_event_idx, only where set: runs an audience
+    # starts (a schedule, run_flow) have none, and each of their millions of
+    # inserts and updates would otherwise add a NULL entry to that index.
     trigger_event = models.ForeignKey(
-        Event, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        Event, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     is_test = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
@@ -317,6 +320,12 @@ class Run(models.Model):
             ),
             models.Index(fields=["customer", "entered_at"], name="run_customer_idx"),
             models.Index(fields=["flow", "status"], name="run_flow_status_idx"),
+            # Deleting an event sets its runs' trigger_event to NULL: found here.
+            models.Index(
+                fields=["trigger_event"],
+                name="run_trigger_event_idx",
+                condition=Q(trigger_event__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -351,7 +360,9 @@ class LaunchRecord(models.Model):
     """Per flow and customer: how often the flow launched for them (SPEC §6).
     Survives every edit of the flow."""
 
-    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="launch_records")
+    # No index of its own: launch_record_unique starts with it (every index
+    # costs each first launch of a million-customer audience).
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="launch_records", db_index=False)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="launch_records")
     launches = models.PositiveIntegerField(default=0)
     first_launched_at = models.DateTimeField(null=True, blank=True)

@@ -159,6 +159,29 @@ def enter_audience(
     return started
 
 
+# An audience at least this large has its runs table analysed as soon as it
+# has entered (analyse_after_entry).
+ANALYZE_AFTER_RUNS = 10_000
+
+
+def analyse_after_entry(started: int) -> None:
+    """After a commit that entered `started` runs at once: ANALYZE the runs
+    table when they are many, before the workers claim them.
+
+    The claim (flows.engine.move.claim_due_runs) filters by flow and status
+    and orders by (due_at, id). With statistics from before the entry, the
+    planner believes the new flow has next to no runs in flight, reads them
+    all through run_flow_status_idx and sorts them, for every batch of
+    2,000: a million-customer audience cost a sort of up to a million rows
+    per claim (spilled to disk), until autovacuum got round to it. Fresh
+    statistics make it walk run_due_id_idx in order and stop at the batch's
+    size. One sampled ANALYZE (a fraction of a second) per large entry, after
+    the commit: it sees the new rows, and holds no lock the entry needs."""
+    if started >= ANALYZE_AFTER_RUNS and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Run._meta.db_table}")
+
+
 def start_flow_for_segment(*, flow: Flow, segment_slug: str, now: datetime | None = None) -> int:
     """run_flow: every member of the segment enters the live version now."""
     now = now or timezone.now()
@@ -174,4 +197,6 @@ def start_flow_for_segment(*, flow: Flow, segment_slug: str, now: datetime | Non
             f"flow {flow.pk} is outside its schedule (start {version.start_at or '-'}, end {version.end_at or '-'})"
         )
     with transaction.atomic():
-        return enter_audience(version=version, audience=segment_q(segment), clock=now, now=now)
+        started = enter_audience(version=version, audience=segment_q(segment), clock=now, now=now)
+    analyse_after_entry(started)
+    return started

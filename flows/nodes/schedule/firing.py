@@ -20,7 +20,13 @@ from django.db.models import F, Q
 from customers.models import Segment
 from customers.rules import RuleError, segment_q, to_q
 from flows.engine.batch import EngineContext
-from flows.engine.entry import ENTERING_STATUSES, enter_audience, start_node, within_schedule
+from flows.engine.entry import (
+    ENTERING_STATUSES,
+    analyse_after_entry,
+    enter_audience,
+    start_node,
+    within_schedule,
+)
 from flows.models import Flow, FlowVersion
 from flows.nodes.schedule.recurrence import last_fire_at_or_before, next_fire
 from maestra.audit import log as audit
@@ -96,12 +102,16 @@ def fire_schedules(*, ctx: EngineContext | None = None) -> dict[str, int]:
     )
     for version_id in due_ids:
         try:
-            counts.update(_fire(version_id, now=now))
+            fired = _fire(version_id, now=now)
         except Exception as exc:
             if is_system_error(exc):
                 raise
             counts["errors"] += 1
             _skip_failed_fire(version_id, now=now, error=exc)
+            continue
+        counts.update(fired)
+        # Committed: the claims that follow plan with the new runs counted.
+        analyse_after_entry(fired["runs_started"])
     return dict(counts)
 
 
