@@ -131,25 +131,40 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class BackendCpu:
-    """The CPU seconds of the PostgreSQL backends serving the benchmark's
-    database (PostgreSQL runs on this machine): each backend's /proc stat is
-    read every 0.2 s while it lives, and its last reading counts. What a busy
-    machine stretches least, with the workers' and the server's CPU."""
+class CpuPoller:
+    """CPU seconds of a set of processes, read by a thread every 0.2 s while
+    they live; each one's last reading counts (the processes are not ours to
+    reap). What a busy machine stretches least. Subclasses say which
+    processes (`poll`)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self) -> None:
         self.seconds: dict[int, float] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.poll, daemon=True)
 
-    def __enter__(self) -> BackendCpu:
+    def __enter__(self):
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop.set()
         self.thread.join()
+
+    def poll(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
+class BackendCpu(CpuPoller):
+    """The PostgreSQL backends serving the benchmark's database (PostgreSQL
+    runs on this machine)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
 
     def poll(self) -> None:
         import psycopg
@@ -166,30 +181,14 @@ class BackendCpu:
                         self.seconds[pid] = cpu_seconds(pid)
                 self.stop.wait(0.2)
 
-    @property
-    def total(self) -> float:
-        return sum(self.seconds.values())
 
-
-class SessionCpu:
-    """The CPU seconds of every process of a session (`manage.py qcluster`
-    started with start_new_session: its sentinel, monitor, pusher and
-    workers), which the cluster does not all reap for us: each one's
-    /proc stat is read every 0.2 s while it lives, and its last reading counts."""
+class SessionCpu(CpuPoller):
+    """Every process of a session (`manage.py qcluster` started with
+    start_new_session: its sentinel, monitor, pusher and workers)."""
 
     def __init__(self, session: int) -> None:
+        super().__init__()
         self.session = session
-        self.seconds: dict[int, float] = {}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.poll, daemon=True)
-
-    def __enter__(self) -> SessionCpu:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
 
     def poll(self) -> None:
         while not self.stop.is_set():
@@ -207,10 +206,6 @@ class SessionCpu:
                 if int(fields[3]) == self.session:
                     ticks = int(fields[11]) + int(fields[12])
                     self.seconds[int(entry.name)] = ticks / os.sysconf("SC_CLK_TCK")
-
-    @property
-    def total(self) -> float:
-        return sum(self.seconds.values())
 
 
 def database_counters(url: str) -> dict[str, int]:

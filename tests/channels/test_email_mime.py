@@ -35,6 +35,10 @@ def fixed_date(monkeypatch):
     monkeypatch.setattr(django_message, "formatdate", lambda localtime=False: DATE)
 
 
+# The sender and recipient of the shop's emails in the examples below.
+SHOP = {"from_email": "Shop <news@shop.example>", "to": "ann@example.com"}
+
+
 def both(**kwargs) -> tuple[bytes | None, bytes]:
     fast = email_bytes(date=DATE, boundary=kwargs.pop("boundary", BOUNDARY), **kwargs)
     return fast, django_bytes(**kwargs)
@@ -45,8 +49,7 @@ def test_it_writes_a_text_and_html_email_as_django_does():
         subject="Your order",
         text="Thank you for your order.\nSee you soon. Grüße",
         html="<p>Thank you</p>\n",
-        from_email="Shop <news@shop.example>",
-        to="ann@example.com",
+        **SHOP,
         headers={"Message-ID": "<maestra-7@shop.example>", "X-Maestra-Message": "7"},
     )
     assert fast == slow
@@ -73,8 +76,7 @@ def test_a_long_unsubscribe_url_stays_on_its_line_as_django_writes_it():
         subject="News",
         text="t",
         html="<p>h</p>",
-        from_email="Shop <news@shop.example>",
-        to="ann@example.com",
+        **SHOP,
         headers={
             "Message-ID": "<maestra-7@shop.example>",
             "List-Unsubscribe": f"<{url}>",
