@@ -10,6 +10,8 @@ import pytest
 from channels.models import Template
 from customers.models import Customer, Event, PromoCode, PromoPool, Segment, SegmentMembership
 from flows.models import Flow
+from maestra.api.errors import ApiError
+from maestra.api.parsers import parse_json
 from tests.helpers import assert_json_errors
 
 SECRET = "inbound-secret-for-tests-0123456789"
@@ -181,3 +183,30 @@ def test_it_refuses_nan_in_a_rule_parameter(api, flow_in):
     errors = assert_json_errors(api.get(f"/api/v1/flows/{flow.pk}/audience-preview", {"rule": rule}), 400)
 
     assert errors[0]["field"] == "rule" and "not valid JSON" in errors[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "words"),
+    [
+        # Escapes in any letter case (the fast path's pattern must not miss one).
+        (b'{"note": "a\\uD800"}', "note", "surrogate"),
+        (b'{"note": "a\\uDfFf"}', "note", "surrogate"),
+        (b'{"note": "a\\U0000"}', None, "not valid JSON"),  # \U is no JSON escape
+        (b'{"a": {"b": ["x", "\\u0000"]}}', "a.b.1", "NUL"),
+        # The character itself in text handed over as str.
+        ('{"note": "a\ud800"}', "note", "surrogate"),
+        ('{"note": "a\x00"}', None, "not valid JSON"),  # a raw control character
+    ],
+)
+def test_parse_json_finds_every_character_text_cannot_hold(raw, field, words):
+    with pytest.raises(ApiError) as refused:
+        parse_json(raw)
+    problems = refused.value.errors
+    assert any(words in problem["message"] for problem in problems), problems
+    if field:
+        assert problems[0]["field"] == field
+
+
+def test_parse_json_keeps_text_that_only_looks_like_a_bad_escape():
+    # An escaped backslash followed by "u0000": six plain characters.
+    assert parse_json(b'{"note": "C:\\\\u0000 and \\ud83d\\ude00"}') == {"note": "C:\\u0000 and \U0001f600"}
