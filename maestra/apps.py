@@ -12,6 +12,8 @@ class KernelConfig(AppConfig):
     def ready(self) -> None:
         # Imported here: the check reads migrations, which wants the app
         # registry that is being filled when this module is imported.
+        from maestra import pg_timestamps
         from maestra.migration_checks import partly_applied_squashes
 
         checks.register(partly_applied_squashes, checks.Tags.database)
+        pg_timestamps.install()
