@@ -336,8 +336,18 @@ class NodePass(models.Model):
     """What happened: one node passed by one run (customer activity, SPEC §10)."""
 
     # Indexed by node_pass_once (run, pass_no); a second index would only slow the inserts.
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="passes", db_index=False)
-    version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="+")
+    # No foreign-key constraint in the database on either key (db_constraint=False):
+    # PostgreSQL checks one per key and row at every commit (a trigger and a
+    # query each), which cost more than writing the passes themselves, the
+    # engine's most written rows. Nothing can point them nowhere: passes are
+    # written only for runs the writer holds in the same transaction (with the
+    # run's own version), and runs, versions and flows are only deleted through
+    # the ORM, which deletes their passes (on_delete=CASCADE is Django's, not
+    # the database's) — tests/flows/test_node_pass_keys.py.
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="passes", db_index=False, db_constraint=False
+    )
+    version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     node_key = models.CharField(max_length=100)
     kind = models.CharField(max_length=20)
     pass_no = models.PositiveIntegerField()
