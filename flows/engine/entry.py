@@ -125,38 +125,59 @@ def enter_audience(
     ids = entering_customers(version=version, audience=audience, now=now).order_by("id").values("id")
     if limit is not None:
         ids = ids[:limit]
-    inner_sql, inner_params = ids.query.sql_with_params()
-    table = Run._meta.db_table
-    columns = (
-        "flow_id, version_id, customer_id, trigger_event_id, is_test, status, node_key, due_at, clock, "
-        "node_clock, node_entered_at, seq, launched, entered_at, ended_at, stop_reason"
-    )
+    statement, params = _insert_statement(version=version, start_key=start.key, ids=ids, clock=clock, now=now)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) "
-            f"SELECT %s, %s, audience.id, NULL, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, NULL, '' "
-            f"FROM ({inner_sql}) audience",
-            [
-                version.flow_id,
-                version.pk,
-                version.is_test,
-                Run.Status.ACTIVE,
-                start.key,
-                sql.db_value(now),
-                sql.db_value(clock),
-                sql.db_value(clock),
-                sql.db_value(now),
-                False,
-                sql.db_value(now),
-                *inner_params,
-            ],
-        )
+        cursor.execute(statement, params)
         started = cursor.rowcount
     if started:
         sql.increment_node_stats(
             {(version.flow_id, start.key, hour_of(now), "entered", version.is_test): started}
         )
     return started
+
+
+def insert_runs(
+    *, version: FlowVersion, start_key: str, ids: QuerySet, clock: datetime, now: datetime
+) -> list[tuple[int, int]]:
+    """INSERT … SELECT a run at `start_key`, active and due now, for every
+    customer id `ids` selects; returns (run id, customer id) of each (its
+    other columns are the ones given here: flow, version, clock, now).
+    Counts nothing."""
+    statement, params = _insert_statement(version=version, start_key=start_key, ids=ids, clock=clock, now=now)
+    with connection.cursor() as cursor:
+        cursor.execute(statement + " RETURNING id, customer_id", params)
+        return cursor.fetchall()
+
+
+def _insert_statement(
+    *, version: FlowVersion, start_key: str, ids: QuerySet, clock: datetime, now: datetime
+) -> tuple[str, list]:
+    inner_sql, inner_params = ids.query.sql_with_params()
+    table = Run._meta.db_table
+    columns = (
+        "flow_id, version_id, customer_id, trigger_event_id, is_test, status, node_key, due_at, clock, "
+        "node_clock, node_entered_at, seq, launched, entered_at, ended_at, stop_reason"
+    )
+    statement = (
+        f"INSERT INTO {table} ({columns}) "
+        f"SELECT %s, %s, audience.id, NULL, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, NULL, '' "
+        f"FROM ({inner_sql}) audience"
+    )
+    params = [
+        version.flow_id,
+        version.pk,
+        version.is_test,
+        Run.Status.ACTIVE,
+        start_key,
+        sql.db_value(now),
+        sql.db_value(clock),
+        sql.db_value(clock),
+        sql.db_value(now),
+        False,
+        sql.db_value(now),
+        *inner_params,
+    ]
+    return statement, params
 
 
 # An audience at least this large has its runs table analysed as soon as it
