@@ -3,7 +3,8 @@ due one, merge fires missed while nothing ran, skip a fire that raises.
 
 The recurrence is judged and walked by recurrence.py (the node's validator
 calls the same function); the audience enters through the one rule of
-audience entry (flows.engine.entry.enter_audience). Not to be confused with
+audience entry (flows.engine.entry.enter_audience) or, when larger than one
+batch, in parts that every worker shares (parts.py). Not to be confused with
 the django-q2 Schedule rows of the periodic tasks (flows/periodic_tasks.py)
 nor with a flow's start/end dates (the document's "schedule")."""
 

@@ -117,8 +117,9 @@ def _enter_part(
             )
             return Counter(parts_dropped=dropped)
         ids = (
-            entering_customers(version=version, audience=audience, now=now)
-            .filter(id__gt=part.after_id, id__lte=part.upto_id)
+            entering_customers(
+                version=version, audience=audience, now=now, id_range=(part.after_id, part.upto_id)
+            )
             .order_by("id")
             .values("id")
         )
