@@ -159,6 +159,32 @@ def test_a_part_that_raises_is_rolled_back_and_done_again_on_the_next_tick(audie
 
 
 @pytest.mark.django_db
+def test_a_part_the_database_aborts_to_break_a_deadlock_is_done_again_at_once(audience, monkeypatch):
+    import psycopg
+    from django.db import OperationalError
+
+    flow = launched()
+    real_insert = fire_parts.insert_runs
+    calls = []
+
+    def insert_then_deadlock_once(**kwargs):
+        rows = real_insert(**kwargs)
+        calls.append(len(rows))
+        if len(calls) == 1:
+            error = OperationalError("deadlock detected")
+            error.__cause__ = psycopg.errors.DeadlockDetected("deadlock detected")
+            raise error
+        return rows
+
+    monkeypatch.setattr(fire_parts, "insert_runs", insert_then_deadlock_once)
+    counts = kit.tick_at(FIRE)
+    assert "schedules.errors" not in counts
+    assert counts["schedules.parts_done"] == 5
+    assert counts["schedules.runs_started"] == AUDIENCE
+    assert_entered_once_and_waiting(flow, audience)
+
+
+@pytest.mark.django_db
 def test_a_move_that_raises_leaves_the_parts_runs_due_for_the_claim(audience, monkeypatch):
     """The move is in a savepoint (move_entered): the part still enters, and
     process_due_runs moves its runs, once."""

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 
 from flows.engine.batch import EngineContext, RunState, hour_of
 from flows.engine.entry import (
@@ -52,6 +52,10 @@ MoveEntered = Callable[..., Any]
 
 # A part that raised this many times drops its fire's remaining parts.
 MAX_PART_ATTEMPTS = 3
+# Deadlocks and serialization failures: the part is simply done again (at
+# most this many times in one pass), like a batch of runs.
+RETRYABLE_SQLSTATES = ("40P01", "40001")
+PART_DB_ATTEMPTS = 3
 
 
 def enter_fire_parts(*, ctx: EngineContext | None = None, move: MoveEntered | None = None) -> dict[str, int]:
@@ -65,10 +69,20 @@ def enter_fire_parts(*, ctx: EngineContext | None = None, move: MoveEntered | No
     ctx = ctx or EngineContext()
     counts: Counter = Counter()
     failed: set[int] = set()  # parts that raised: not again in this pass
+    aborted: Counter = Counter()  # parts the database rolled back to break a deadlock
     while True:
         claimed: list[int] = []
         try:
             done = _enter_part(ctx=ctx, move=move, exclude=failed, claimed=claimed)
+        except OperationalError as exc:
+            # Rolled back whole: taken and done again, as a batch of runs is
+            # (flows.engine.move.process_batch).
+            retryable = getattr(exc.__cause__, "sqlstate", None) in RETRYABLE_SQLSTATES
+            if not claimed or not retryable or aborted[claimed[0]] + 1 >= PART_DB_ATTEMPTS:
+                raise
+            aborted[claimed[0]] += 1
+            log.warning("fire part %s rolled back (%s), done again", claimed[0], exc.__cause__.sqlstate)
+            continue
         except Exception as exc:
             if is_system_error(exc) or not claimed:
                 raise
