@@ -109,6 +109,18 @@ def test_the_fire_writes_id_ranges_that_cover_the_audience_without_overlap(audie
 
 
 @pytest.mark.django_db
+def test_a_fire_in_parts_wakes_the_engine_so_other_workers_share_it(audience, monkeypatch):
+    from flows.nodes.schedule import firing
+
+    woken = []
+    monkeypatch.setattr(firing, "wake", woken.append)
+    launched()
+    with at(FIRE):
+        fire_schedules(ctx=EngineContext())
+    assert woken == [firing.ENGINE]
+
+
+@pytest.mark.django_db
 def test_an_empty_audience_writes_no_parts(welcome):
     kit.customer("outside")
     kit.static_segment("everyone", [])

@@ -34,6 +34,7 @@ from flows.models import FirePart, Flow, FlowVersion
 from flows.nodes.schedule.recurrence import last_fire_at_or_before, next_fire
 from maestra.audit import log as audit
 from maestra.faults import error_text, is_system_error
+from maestra.wake import ENGINE, wake
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,9 @@ def _fire(version_id: int, *, now: datetime) -> Counter:
             parts = 0 if version.is_test else _write_parts(version, audience=audience, clock=fire_at, now=now)
             if parts:
                 counts["parts"] += parts
+                # Every worker may share the parts: wake one now (after the
+                # commit) rather than at its next periodic sweep.
+                wake(ENGINE)
             else:
                 counts["runs_started"] += enter_audience(
                     version=version,
