@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('flows', '0011_run_trigger_event_partial_index'),
+        ('flows', '0012_node_pass_keys_unchecked'),
     ]
 
     operations = [
