@@ -50,7 +50,7 @@ def stage_tick(args) -> dict:
         while args.follow_flow and _flow_has_due_runs(args.follow_flow):
             part = tick(deliver=False)
             counts.update(part)
-            if not part.get("runs.runs"):
+            if not part.get("runs.runs") and not part.get("schedules.parts_done"):
                 time.sleep(0.1)  # the other workers hold what is left
     return {
         **meter.result(),
@@ -61,14 +61,15 @@ def stage_tick(args) -> dict:
 
 
 def _flow_has_due_runs(flow_id: int) -> bool:
-    """True until the flow's runs exist and none is due now (entered by
-    another worker's tick, or still to be moved)."""
+    """True until the flow's runs exist, none is due now (entered by another
+    worker's tick, or still to be moved) and no part of a fire is left to
+    enter (flows/nodes/schedule/parts.py)."""
     from django.utils import timezone
 
-    from flows.models import Run
+    from flows.models import FirePart, Run
 
     runs = Run.objects.filter(flow_id=flow_id)
-    if not runs.exists():
+    if not runs.exists() or FirePart.objects.filter(version__flow_id=flow_id).exists():
         return True
     return runs.filter(status__in=("active", "waiting"), due_at__lte=timezone.now()).exists()
 

@@ -332,6 +332,28 @@ class Run(models.Model):
         return f"run {self.pk} of {self.customer_id} in {self.flow_id}"
 
 
+class FirePart(models.Model):
+    """One part of a schedule fire still to enter (flows/nodes/schedule/parts.py):
+    the audience customers with after_id < id <= upto_id enter the version with
+    the fire's run clock. Plain rows, so any worker takes any part (SKIP
+    LOCKED) and a part whose worker died is taken again; a part is deleted in
+    the transaction that enters it."""
+
+    version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="fire_parts")
+    # The run clock of the fire (its scheduled time).
+    clock = models.DateTimeField()
+    after_id = models.BigIntegerField()
+    upto_id = models.BigIntegerField()
+    # Customers the whole fire took when it started (all its parts).
+    fire_size = models.PositiveIntegerField(default=0)
+    # Attempts that raised; the fire's remaining parts are dropped at the limit.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=now)
+
+    def __str__(self) -> str:
+        return f"part ({self.after_id}, {self.upto_id}] of version {self.version_id} at {self.clock}"
+
+
 class NodePass(models.Model):
     """What happened: one node passed by one run (customer activity, SPEC §10)."""
 

@@ -2,7 +2,8 @@
 limit, the flow's start/end dates) and audience entry — INSERT … SELECT a run
 for every customer of an audience, never a Python loop over customers. The
 start kinds call it: the schedule fires an audience (flows/nodes/schedule/
-firing.py), run_flow enters a segment (start_flow_for_segment below), and the
+firing.py; a large one part by part, parts.py, through insert_runs and
+entering_customers), run_flow enters a segment (start_flow_for_segment below), and the
 event start matches events (flows/nodes/event.py) through the same launch-
 limit rule (entry_blocked_q)."""
 
@@ -93,20 +94,28 @@ def after_start(version: FlowVersion, events: list[dict]) -> list[dict]:
 # --- Audiences (schedules, run_flow) ---------------------------------------------
 
 
-def entering_customers(*, version: FlowVersion, audience: Q, now: datetime) -> QuerySet[Customer]:
+def entering_customers(
+    *, version: FlowVersion, audience: Q, now: datetime, id_range: tuple[int, int] | None = None
+) -> QuerySet[Customer]:
     """The customers of `audience` that the launch limit lets into `version`
-    now: the one rule of audience entry (enter_audience) and of the audience
-    preview (flows.selectors.audience.audience_preview), so the preview counts exactly
-    who then enters. A test version ignores the launch limit."""
+    now: the one rule of audience entry (enter_audience, the parts of a fire)
+    and of the audience preview (flows.selectors.audience.audience_preview),
+    so the preview counts exactly who then enters. A test version ignores the
+    launch limit. `id_range` (after, upto): only customers with after < id <=
+    upto, a part of a fire; the launch records read are those of the same
+    range, so a part costs its own size, not the whole flow's records."""
     customers = Customer.objects.filter(audience)
+    records = LaunchRecord.objects.filter(flow_id=version.flow_id)
+    if id_range is not None:
+        after, upto = id_range
+        customers = customers.filter(id__gt=after, id__lte=upto)
+        records = records.filter(customer_id__gt=after, customer_id__lte=upto)
     if version.is_test:
         return customers
     blocked = entry_blocked_q(version=version, now=now)
     if blocked is None:
         return customers
-    return customers.exclude(
-        id__in=LaunchRecord.objects.filter(blocked, flow_id=version.flow_id).values("customer_id")
-    )
+    return customers.exclude(id__in=records.filter(blocked).values("customer_id"))
 
 
 def enter_audience(
@@ -125,38 +134,59 @@ def enter_audience(
     ids = entering_customers(version=version, audience=audience, now=now).order_by("id").values("id")
     if limit is not None:
         ids = ids[:limit]
-    inner_sql, inner_params = ids.query.sql_with_params()
-    table = Run._meta.db_table
-    columns = (
-        "flow_id, version_id, customer_id, trigger_event_id, is_test, status, node_key, due_at, clock, "
-        "node_clock, node_entered_at, seq, launched, entered_at, ended_at, stop_reason"
-    )
+    statement, params = _insert_statement(version=version, start_key=start.key, ids=ids, clock=clock, now=now)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) "
-            f"SELECT %s, %s, audience.id, NULL, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, NULL, '' "
-            f"FROM ({inner_sql}) audience",
-            [
-                version.flow_id,
-                version.pk,
-                version.is_test,
-                Run.Status.ACTIVE,
-                start.key,
-                sql.db_value(now),
-                sql.db_value(clock),
-                sql.db_value(clock),
-                sql.db_value(now),
-                False,
-                sql.db_value(now),
-                *inner_params,
-            ],
-        )
+        cursor.execute(statement, params)
         started = cursor.rowcount
     if started:
         sql.increment_node_stats(
             {(version.flow_id, start.key, hour_of(now), "entered", version.is_test): started}
         )
     return started
+
+
+def insert_runs(
+    *, version: FlowVersion, start_key: str, ids: QuerySet, clock: datetime, now: datetime
+) -> list[tuple[int, int]]:
+    """INSERT … SELECT a run at `start_key`, active and due now, for every
+    customer id `ids` selects; returns (run id, customer id) of each (its
+    other columns are the ones given here: flow, version, clock, now).
+    Counts nothing."""
+    statement, params = _insert_statement(version=version, start_key=start_key, ids=ids, clock=clock, now=now)
+    with connection.cursor() as cursor:
+        cursor.execute(statement + " RETURNING id, customer_id", params)
+        return cursor.fetchall()
+
+
+def _insert_statement(
+    *, version: FlowVersion, start_key: str, ids: QuerySet, clock: datetime, now: datetime
+) -> tuple[str, list]:
+    inner_sql, inner_params = ids.query.sql_with_params()
+    table = Run._meta.db_table
+    columns = (
+        "flow_id, version_id, customer_id, trigger_event_id, is_test, status, node_key, due_at, clock, "
+        "node_clock, node_entered_at, seq, launched, entered_at, ended_at, stop_reason"
+    )
+    statement = (
+        f"INSERT INTO {table} ({columns}) "
+        f"SELECT %s, %s, audience.id, NULL, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, NULL, '' "
+        f"FROM ({inner_sql}) audience"
+    )
+    params = [
+        version.flow_id,
+        version.pk,
+        version.is_test,
+        Run.Status.ACTIVE,
+        start_key,
+        sql.db_value(now),
+        sql.db_value(clock),
+        sql.db_value(clock),
+        sql.db_value(now),
+        False,
+        sql.db_value(now),
+        *inner_params,
+    ]
+    return statement, params
 
 
 # An audience at least this large has its runs table analysed as soon as it

@@ -20,6 +20,7 @@ from flows.engine.move import move_entered, process_due_runs
 from flows.lifecycle.launch import finish_pending_launches_counted
 from flows.nodes.event import match_events
 from flows.nodes.schedule.firing import fire_schedules
+from flows.nodes.schedule.parts import enter_fire_parts
 from maestra.faults import error_text, is_system_error
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ MAX_EVENT_BATCHES = 100
 
 
 def tick(*, deliver: bool = True) -> dict[str, int]:
-    """Pending launches, due schedules, runs started by events, due timers
+    """Pending launches, due schedules (and parts of fires), runs started by events, due timers
     (repeating until nothing is due or a cap is hit), then the outbox.
 
     No input stops it (SPEC §12): each step isolates what fails (a launch
@@ -48,6 +49,14 @@ def tick(*, deliver: bool = True) -> dict[str, int]:
     totals["launches.errors"] = launches.get("errors", 0)
     ctx = EngineContext()
     totals.update(_prefixed("schedules", _guarded("schedules", lambda: fire_schedules(ctx=ctx), totals)))
+    # Large fires enter in parts that every worker shares (any fire's parts,
+    # also those of a worker that died); each part's runs move on in the
+    # part's own transaction (no claim).
+    parts = _guarded("fire_parts", lambda: enter_fire_parts(ctx=ctx, move=move_entered), totals)
+    totals.update(
+        _prefixed("runs", {key[6:]: parts.pop(key) for key in list(parts) if key.startswith("moved.")})
+    )
+    totals.update(_prefixed("schedules", parts))
     for _ in range(MAX_ROUNDS):
         matched = Counter()
         moved_on_entry = Counter()

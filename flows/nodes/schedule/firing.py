@@ -3,7 +3,8 @@ due one, merge fires missed while nothing ran, skip a fire that raises.
 
 The recurrence is judged and walked by recurrence.py (the node's validator
 calls the same function); the audience enters through the one rule of
-audience entry (flows.engine.entry.enter_audience). Not to be confused with
+audience entry (flows.engine.entry.enter_audience) or, when larger than one
+batch, in parts that every worker shares (parts.py). Not to be confused with
 the django-q2 Schedule rows of the periodic tasks (flows/periodic_tasks.py)
 nor with a flow's start/end dates (the document's "schedule")."""
 
@@ -14,7 +15,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import F, Q
 
 from customers.models import Segment
@@ -24,13 +26,15 @@ from flows.engine.entry import (
     ENTERING_STATUSES,
     analyse_after_entry,
     enter_audience,
+    entering_customers,
     start_node,
     within_schedule,
 )
-from flows.models import Flow, FlowVersion
+from flows.models import FirePart, Flow, FlowVersion
 from flows.nodes.schedule.recurrence import last_fire_at_or_before, next_fire
 from maestra.audit import log as audit
 from maestra.faults import error_text, is_system_error
+from maestra.wake import ENGINE, wake
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,7 @@ def audience_q(config: dict) -> Q:
     return q
 
 
-def _fire_audience(version: FlowVersion, start) -> Q | None:
+def fire_audience(version: FlowVersion, start) -> Q | None:
     """The audience of one fire, or None when it cannot be selected any more:
     a segment deleted after the launch (or a rule segment made circular) must
     not stop every tick; that fire takes nobody and the schedule moves on."""
@@ -142,22 +146,62 @@ def _fire(version_id: int, *, now: datetime) -> Counter:
         )
         audience = None
         if version.flow.status != Flow.Status.PAUSED and within_schedule(version, now, trigger_at=fire_at):
-            audience = _fire_audience(version, start)
+            audience = fire_audience(version, start)
             counts["audience_missing" if audience is None else "fired"] += 1
         else:
             counts["skipped"] += 1
         if audience is not None:
-            counts["runs_started"] += enter_audience(
-                version=version,
-                audience=audience,
-                clock=fire_at,
-                now=now,
-                limit=TEST_AUDIENCE_LIMIT if version.is_test else None,
-            )
+            parts = 0 if version.is_test else _write_parts(version, audience=audience, clock=fire_at, now=now)
+            if parts:
+                counts["parts"] += parts
+                # Every worker may share the parts: wake one now (after the
+                # commit) rather than at its next periodic sweep.
+                wake(ENGINE)
+            else:
+                counts["runs_started"] += enter_audience(
+                    version=version,
+                    audience=audience,
+                    clock=fire_at,
+                    now=now,
+                    limit=TEST_AUDIENCE_LIMIT if version.is_test else None,
+                )
         # A test fires once; a live version goes on to the next occurrence.
         following = None if version.is_test else next_fire(recurrence, tz=tz, after=now, anchor=anchor)
         FlowVersion.objects.filter(pk=version.pk).update(next_fire_at=following)
     return counts
+
+
+def _write_parts(version: FlowVersion, *, audience: Q, clock: datetime, now: datetime) -> int:
+    """An audience larger than one batch enters in parts (parts.py): write
+    the fire's FirePart rows, each about MAESTRA_BATCH_SIZE entering
+    customers by id, and return how many. The bounds come from one
+    statement (every Nth customer id of the audience, and the last); a
+    smaller audience writes nothing (0) and enters in the fire's own
+    transaction, as does an empty one."""
+    size = settings.MAESTRA_BATCH_SIZE
+    ids = entering_customers(version=version, audience=audience, now=now).order_by().values("id")
+    inner_sql, inner_params = ids.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, total FROM (SELECT audience.id AS id, "
+            "row_number() OVER (ORDER BY audience.id) AS n, count(*) OVER () AS total "
+            f"FROM ({inner_sql}) audience) numbered WHERE n %% %s = 0 OR n = total ORDER BY id",
+            [*inner_params, size],
+        )
+        bounds = cursor.fetchall()
+    if len(bounds) < 2:
+        return 0
+    total = bounds[0][1]
+    after = [0] + [upto for upto, _ in bounds[:-1]]  # customer ids start at 1
+    FirePart.objects.bulk_create(
+        [
+            FirePart(
+                version=version, clock=clock, after_id=low, upto_id=upto, fire_size=total, created_at=now
+            )
+            for low, (upto, _) in zip(after, bounds, strict=True)
+        ]
+    )
+    return len(bounds)
 
 
 def _skip_failed_fire(version_id: int, *, now: datetime, error: Exception) -> None:
