@@ -368,9 +368,14 @@ def freeze(value: Any, *, _depth: int = 0) -> Any:
             f"context: the data is nested more than {MAX_CONTEXT_DEPTH} levels deep", code=RENDER_ERROR
         )
     if isinstance(value, dict | MappingProxyType):
-        return MappingProxyType(
-            {str(k): freeze(v, _depth=_depth + 1) for k, v in value.items() if not str(k).startswith("_")}
-        )
+        # A loop, not a comprehension calling freeze for each value: the plain
+        # values (most of a context) are taken as they are, without a call.
+        frozen = {}
+        for k, v in value.items():
+            key = k if type(k) is str else str(k)
+            if not key.startswith("_"):
+                frozen[key] = v if type(v) in _PLAIN_TYPES else freeze(v, _depth=_depth + 1)
+        return MappingProxyType(frozen)
     if isinstance(value, list | tuple):
         return tuple(freeze(v, _depth=_depth + 1) for v in value)
     if value is None or isinstance(value, str | int | float | bool):
@@ -382,21 +387,20 @@ def customer_context(customer: Any) -> dict:
     """What a template may know about a customer, from a Customer instance or
     a values() dict with the same names."""
 
-    def get(name: str, default: Any = "") -> Any:
-        if isinstance(customer, dict):
-            return customer.get(name, default)
-        return getattr(customer, name, default)
-
-    first, last = get("first_name") or "", get("last_name") or ""
+    # dict.get itself for a dict (one per message in a batch): defaults given.
+    get = (
+        customer.get if isinstance(customer, dict) else lambda name, default: getattr(customer, name, default)
+    )
+    first, last = get("first_name", "") or "", get("last_name", "") or ""
     return {
-        "external_id": get("external_id"),
-        "email": get("email"),
-        "phone": get("phone"),
+        "external_id": get("external_id", ""),
+        "email": get("email", ""),
+        "phone": get("phone", ""),
         "first_name": first,
         "last_name": last,
         "full_name": f"{first} {last}".strip(),
-        "timezone": get("timezone"),
-        "locale": get("locale"),
+        "timezone": get("timezone", ""),
+        "locale": get("locale", ""),
         "fields": get("fields", None) or {},
     }
 
