@@ -133,6 +133,8 @@ def queue_messages(*, requests: list[SendRequest]) -> dict[MessageKey, QueuedMes
     }
 
     now = timezone.now()
+    # Email domains already judged in this batch (a domain's verdict holds for every address).
+    domains: dict[str, bool] = {}
     rows: list[dict] = []
     results: dict[MessageKey, QueuedMessage] = {}
     for key, request in unique.items():
@@ -148,6 +150,7 @@ def queue_messages(*, requests: list[SendRequest]) -> dict[MessageKey, QueuedMes
             template=template,
             customer=customer,
             subscription=subscriptions.get((request.customer_id, request.channel)),
+            domains=domains,
         )
         rows.append(
             {
@@ -236,7 +239,12 @@ MESSAGE_COLUMNS = {
 
 
 def _decide(
-    *, request: SendRequest, template: Template | None, customer: dict, subscription: str | None
+    *,
+    request: SendRequest,
+    template: Template | None,
+    customer: dict,
+    subscription: str | None,
+    domains: dict[str, bool] | None = None,
 ) -> tuple[str, str, dict]:
     """(status, reason, rendered) for one request."""
     if template is None:
@@ -248,7 +256,7 @@ def _decide(
             {},
         )
     verdict = consent_problem(purpose=template.purpose, channel=request.channel, status=subscription)
-    to, address_problem = recipient(channel=request.channel, customer=customer)
+    to, address_problem = recipient(channel=request.channel, customer=customer, domains=domains)
     verdict = verdict or address_problem
     # A live message that may not go is not rendered at all: nothing would use it.
     if verdict and not request.is_test:

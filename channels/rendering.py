@@ -56,6 +56,9 @@ from django.template import (
 )
 from django.utils.html import strip_tags
 
+from channels.render_allowlist import SAFE_FILTERS, SAFE_TAGS
+from channels.render_fast import plain_parts, render_plain
+
 # Widths and precisions a template may ask for in the capped filters.
 MAX_FILTER_ARGUMENT = 200
 
@@ -201,78 +204,6 @@ class _LoopBody(Node):
         return output
 
 
-SAFE_TAGS = [
-    "autoescape",
-    "comment",
-    "cycle",
-    "filter",
-    "firstof",
-    # "for": the budgeted one below
-    "if",
-    "ifchanged",
-    "now",
-    "regroup",
-    "resetcycle",
-    "spaceless",
-    "templatetag",
-    "verbatim",
-    "widthratio",
-    "with",
-]
-SAFE_FILTERS = [
-    "add",
-    "addslashes",
-    "capfirst",
-    "cut",
-    "date",
-    "default",
-    "default_if_none",
-    "dictsort",
-    "dictsortreversed",
-    "divisibleby",
-    "escape",
-    "escapejs",
-    "escapeseq",
-    "filesizeformat",
-    "first",
-    "force_escape",
-    "get_digit",
-    "iriencode",
-    "join",
-    "json_script",
-    "last",
-    "length",
-    "linebreaks",
-    "linebreaksbr",
-    "linenumbers",
-    "lower",
-    "make_list",
-    "phone2numeric",
-    "pluralize",
-    "random",
-    "safe",
-    "safeseq",
-    "slice",
-    "slugify",
-    "striptags",
-    "time",
-    "timesince",
-    "timeuntil",
-    "title",
-    "truncatechars",
-    "truncatechars_html",
-    "truncatewords",
-    "truncatewords_html",
-    "unordered_list",
-    "upper",
-    "urlencode",
-    "urlize",
-    "urlizetrunc",
-    "wordcount",
-    "wordwrap",
-    "yesno",
-]
-
 # The engine's only builtin library (Engine imports it by this module's path).
 register = Library()
 for _name in SAFE_TAGS:
@@ -358,11 +289,14 @@ def _compile(source: str, autoescape: bool):
     """A compiled template, or the syntax error message (cached as well, so a
     broken template in a batch of thousands is parsed once)."""
     try:
-        return _engine(autoescape).from_string(source)
+        template = _engine(autoescape).from_string(source)
     except TemplateSyntaxError as exc:
         return str(exc)
     except Exception as exc:  # a tag's own parser can raise anything
         return f"{type(exc).__name__}: {exc}"
+    # Text and plain variables only: rendered without Django (channels/render_fast.py).
+    template.maestra_plain_parts = plain_parts(template)
+    return template
 
 
 def template_syntax_problem(source: str, *, html: bool = False) -> str | None:
@@ -390,6 +324,14 @@ def _render_frozen(
     compiled = _compile(source, html)
     if isinstance(compiled, str):
         raise RenderError(f"{field}: {compiled}")
+    parts = compiled.maestra_plain_parts
+    output = None if parts is None else render_plain(parts, frozen, html)
+    if output is not None:
+        try:
+            budget.add_output(len(output))
+        except RenderError as exc:
+            raise RenderError(f"{field}: {exc}", code=exc.code) from None
+        return output
     token = _budget.set(budget)
     before = budget.chars
     try:
@@ -426,9 +368,14 @@ def freeze(value: Any, *, _depth: int = 0) -> Any:
             f"context: the data is nested more than {MAX_CONTEXT_DEPTH} levels deep", code=RENDER_ERROR
         )
     if isinstance(value, dict | MappingProxyType):
-        return MappingProxyType(
-            {str(k): freeze(v, _depth=_depth + 1) for k, v in value.items() if not str(k).startswith("_")}
-        )
+        # A loop, not a comprehension calling freeze for each value: the plain
+        # values (most of a context) are taken as they are, without a call.
+        frozen = {}
+        for k, v in value.items():
+            key = k if type(k) is str else str(k)
+            if not key.startswith("_"):
+                frozen[key] = v if type(v) in _PLAIN_TYPES else freeze(v, _depth=_depth + 1)
+        return MappingProxyType(frozen)
     if isinstance(value, list | tuple):
         return tuple(freeze(v, _depth=_depth + 1) for v in value)
     if value is None or isinstance(value, str | int | float | bool):
@@ -440,21 +387,20 @@ def customer_context(customer: Any) -> dict:
     """What a template may know about a customer, from a Customer instance or
     a values() dict with the same names."""
 
-    def get(name: str, default: Any = "") -> Any:
-        if isinstance(customer, dict):
-            return customer.get(name, default)
-        return getattr(customer, name, default)
-
-    first, last = get("first_name") or "", get("last_name") or ""
+    # dict.get itself for a dict (one per message in a batch): defaults given.
+    get = (
+        customer.get if isinstance(customer, dict) else lambda name, default: getattr(customer, name, default)
+    )
+    first, last = get("first_name", "") or "", get("last_name", "") or ""
     return {
-        "external_id": get("external_id"),
-        "email": get("email"),
-        "phone": get("phone"),
+        "external_id": get("external_id", ""),
+        "email": get("email", ""),
+        "phone": get("phone", ""),
         "first_name": first,
         "last_name": last,
         "full_name": f"{first} {last}".strip(),
-        "timezone": get("timezone"),
-        "locale": get("locale"),
+        "timezone": get("timezone", ""),
+        "locale": get("locale", ""),
         "fields": get("fields", None) or {},
     }
 

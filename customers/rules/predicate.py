@@ -112,11 +112,18 @@ def _compile_leaf(node: dict) -> Predicate:
     if path.kind == "datetime_attr":
         name = path.name
         return lambda facts, now: _apply(op, _or_missing(facts.customer.get(name)), expected, now)
+    # eq on a text value (the usual condition, tier = "gold") is _apply's eq
+    # without the calls: only equal text matches; no value, a number or a bool does not.
+    text_eq = op == "eq" and isinstance(expected, str)
     if path.source == "fields":
         keys = path.keys
+        if text_eq:
+            return lambda facts, now: isinstance(v := read_keys(facts.fields, keys), str) and v == expected
         return lambda facts, now: _apply(op, _or_missing(read_keys(facts.fields, keys)), expected, now)
     if path.source == "event":
         keys = path.keys
+        if text_eq:
+            return lambda facts, now: isinstance(v := read_keys(facts.event, keys), str) and v == expected
         return lambda facts, now: _apply(op, _or_missing(read_keys(facts.event, keys)), expected, now)
     if path.kind == "subscription":
         channel = path.name

@@ -21,6 +21,7 @@ from flows.lifecycle.launch import finish_pending_launches_counted
 from flows.nodes.event import match_events
 from flows.nodes.schedule.firing import fire_schedules
 from flows.nodes.schedule.parts import enter_fire_parts
+from maestra.batch_gc import fewer_collections
 from maestra.faults import error_text, is_system_error
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,11 @@ def tick(*, deliver: bool = True) -> dict[str, int]:
     raises anyway is logged and counted as `errors.<step>`, and the others
     still run. Only errors of the system itself (the database went away, see
     maestra.faults) propagate."""
+    with fewer_collections():  # a tick allocates much and keeps little (maestra/batch_gc.py)
+        return _tick(deliver=deliver)
 
+
+def _tick(*, deliver: bool) -> dict[str, int]:
     totals: Counter = Counter()
     launches = _guarded("launches", finish_pending_launches_counted, totals)
     totals["launches_finished"] = launches.get("finished", 0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from customers.rules import RuleError, compile_predicate, load_facts, parse_path, validate_rule
@@ -114,9 +113,10 @@ class Condition(NodeKind):
                 batch.stop(run, "customer_missing")
                 continue
             event = batch.event_of(run)
-            customer_facts = dataclasses.replace(
-                customer_facts, event=(event or {}).get("payload") if event else None, clock=run.clock
-            )
+            # Set on the customer's facts for this run's evaluation only (the
+            # next run of the same customer sets its own): no copy per run.
+            customer_facts.event = (event or {}).get("payload") if event else None
+            customer_facts.clock = run.clock
             port = next((name for name, matches in predicates if matches(customer_facts, now)), fallback)
             batch.exit(run, port)
 
