@@ -17,6 +17,7 @@ often; everything is put back as it was when the job ends."""
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,17 +25,40 @@ from contextlib import contextmanager
 # collections of the youngest generation (the default is 700).
 GEN0_THRESHOLD = 20_000
 
+# The collector is one per process, and ticks may run in several threads at
+# once (a test's racing workers, a threaded server): the first job in changes
+# it, the last one out puts it back.
+_lock = threading.Lock()
+_jobs = 0
+_saved: tuple[tuple[int, ...], bool] | None = None  # (thresholds, froze) of the first job in
+
 
 @contextmanager
 def fewer_collections() -> Iterator[None]:
-    if not gc.isenabled():
-        yield
-        return
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(thresholds[0], GEN0_THRESHOLD), *thresholds[1:])
+    global _jobs, _saved
+    with _lock:
+        if _jobs == 0:
+            _saved = _start() if gc.isenabled() else None
+        _jobs += 1
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
+        with _lock:
+            _jobs -= 1
+            if _jobs == 0 and _saved is not None:
+                thresholds, froze = _saved
+                gc.set_threshold(*thresholds)
+                if froze:
+                    gc.unfreeze()
+                _saved = None
+
+
+def _start() -> tuple[tuple[int, ...], bool]:
+    thresholds = gc.get_threshold()
+    # Objects someone else froze (a server that freezes after loading the
+    # app) stay frozen: unfreezing at the end would hand them back.
+    froze = gc.get_freeze_count() == 0
+    if froze:
+        gc.freeze()
+    gc.set_threshold(max(thresholds[0], GEN0_THRESHOLD), *thresholds[1:])
+    return thresholds, froze

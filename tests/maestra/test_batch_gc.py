@@ -54,3 +54,42 @@ def test_a_disabled_collector_is_left_alone():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_jobs_in_several_threads_put_the_collector_back_once_the_last_ends():
+    import threading
+
+    before = gc.get_threshold()
+    inside = threading.Barrier(3)
+    leave = threading.Event()
+    seen = []
+
+    def job():
+        with fewer_collections():
+            inside.wait()
+            leave.wait()
+            seen.append(gc.get_threshold()[0])
+
+    threads = [threading.Thread(target=job) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    inside.wait()
+    assert gc.get_threshold()[0] == max(before[0], GEN0_THRESHOLD)
+    leave.set()
+    for thread in threads:
+        thread.join()
+    # Each job saw the raised threshold until it ended; none of them left it raised.
+    assert seen == [max(before[0], GEN0_THRESHOLD)] * 2
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_objects_frozen_by_someone_else_stay_frozen():
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with fewer_collections():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
