@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
@@ -225,6 +226,21 @@ class EngineContext:
             for row in Flow.objects.filter(status__in=MOVING_STATUSES).values(
                 "id", "status", "live_version_id"
             )
+        }
+
+    def moved_on_entry(self, moved: tuple[list, Any]) -> dict[str, int]:
+        """The counts of runs moved on in their entry's transaction (what
+        flows.engine.move.move_entered returned: the runs and their
+        BatchResult), as "moved.<count>"; call once that transaction has
+        committed: the runs it capped are left alone for the rest of the tick."""
+        runs, result = moved
+        self.capped |= result.capped
+        return {
+            "moved.runs": len(runs),
+            "moved.moved": result.moved,
+            "moved.completed": result.completed,
+            "moved.stopped": result.stopped,
+            "moved.waiting": result.waiting,
         }
 
     def movable_flow_ids(self) -> list[int]:

@@ -201,17 +201,7 @@ def match_events(
         counts["runs_started"] = len(entered)
         counts["runs_refused"] = len(created) - counts["runs_started"] - counts["errors"]
     if moved is not None:
-        runs, result = moved
-        ctx.capped |= result.capped  # committed: the tick leaves these alone
-        counts.update(
-            {
-                "moved.runs": len(runs),
-                "moved.moved": result.moved,
-                "moved.completed": result.completed,
-                "moved.stopped": result.stopped,
-                "moved.waiting": result.waiting,
-            }
-        )
+        counts.update(ctx.moved_on_entry(moved))  # committed
     return dict(counts)
 
 

@@ -154,17 +154,7 @@ def _enter_part(
         part.delete()
         counts.update(parts_done=1, runs_started=len(runs))
     if moved is not None:
-        moved_runs, result = moved
-        ctx.capped |= result.capped  # committed: the tick leaves these alone
-        counts.update(
-            {
-                "moved.runs": len(moved_runs),
-                "moved.moved": result.moved,
-                "moved.completed": result.completed,
-                "moved.stopped": result.stopped,
-                "moved.waiting": result.waiting,
-            }
-        )
+        counts.update(ctx.moved_on_entry(moved))  # committed
     # The fire's last part (seen after this commit, so at least one of two
     # workers finishing together sees it): the claims that follow plan with
     # the new runs counted.
