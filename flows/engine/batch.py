@@ -97,6 +97,15 @@ class RunState:
     )
     # claim_due_runs builds a RunState from these columns by position.
 
+    @classmethod
+    def entered(cls, *, clock: datetime, now: datetime, **columns) -> RunState:
+        """A run just inserted at its start node, due now, as the engine holds
+        it (an event start's runs, a fire part's): `columns` are id, flow_id,
+        version_id, customer_id, trigger_event_id, is_test, status, node_key."""
+        return cls(
+            **columns, due_at=now, clock=clock, node_clock=clock, node_entered_at=now, seq=0, launched=False
+        )
+
 
 # The run columns the engine writes back after each batch (and entry inserts).
 RUN_COLUMNS = {

@@ -209,7 +209,7 @@ def _entered_state(run: dict, events: dict[int, dict], *, now: datetime) -> RunS
     """A run just written by match_events (ENTRY_RETURNING) as the engine
     holds it: the values _new_run gave it."""
     occurred_at = events[run["trigger_event_id"]]["occurred_at"]
-    return RunState(
+    return RunState.entered(
         id=run["id"],
         flow_id=run["flow_id"],
         version_id=run["version_id"],
@@ -218,12 +218,8 @@ def _entered_state(run: dict, events: dict[int, dict], *, now: datetime) -> RunS
         is_test=run["is_test"],
         status=run["status"],
         node_key=run["node_key"],
-        due_at=now,
         clock=occurred_at,
-        node_clock=occurred_at,
-        node_entered_at=now,
-        seq=0,
-        launched=False,
+        now=now,
     )
 
 

@@ -123,6 +123,23 @@ def manage(*args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen:
     )
 
 
+def ticks_side_by_side(
+    workers: int, *, env: dict[str, str], timeout: float, label: str
+) -> list[dict[str, int]]:
+    """`workers` processes of `flows_tick --no-deliver` started together;
+    each must exit 0. Returns each one's counts (and prints them, with the
+    time taken, under `label`)."""
+    started = time.monotonic()
+    processes = [manage("flows_tick", "--no-deliver", env=env) for _ in range(workers)]
+    outputs = [process.communicate(timeout=timeout) for process in processes]
+    print(f"{label}: {time.monotonic() - started:.1f}s")
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err
+    counts = [parse_counts(out) for out, _ in outputs]
+    print("worker counts:", counts)
+    return counts
+
+
 def parse_counts(stdout: str) -> dict[str, int]:
     """`key: value` lines printed by flows_tick."""
     counts = {}

@@ -38,14 +38,7 @@ def test_two_workers_share_the_due_runs_and_do_none_twice():
     assert start_flow_for_segment(flow=flow, segment_slug="everyone") == AUDIENCE
     env = builders.worker_env(MAESTRA_BATCH_SIZE="100")
 
-    started = time.monotonic()
-    workers = [builders.manage("flows_tick", "--no-deliver", env=env) for _ in range(2)]
-    outputs = [worker.communicate(timeout=120) for worker in workers]
-    print(f"two workers, {AUDIENCE} runs: {time.monotonic() - started:.1f}s")
-    for worker, (_, err) in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0, err
-    counts = [builders.parse_counts(out) for out, _ in outputs]
-    print("worker counts:", counts)
+    counts = builders.ticks_side_by_side(2, env=env, timeout=120, label=f"two workers, {AUDIENCE} runs")
 
     # Each run was claimed by exactly one worker, and both worked.
     shares = [c.get("runs.runs", 0) for c in counts]

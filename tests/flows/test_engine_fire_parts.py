@@ -4,7 +4,6 @@ and each part's runs enter and move on in the part's own transaction. A part
 that raises is rolled back whole and done again; a pause during a fire drops
 the rest of it; the launch limit holds inside every part."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -314,14 +313,7 @@ def test_two_workers_share_the_parts_and_enter_nobody_twice(welcome):
         counts = fire_schedules(ctx=EngineContext())
     assert counts["parts"] == 40
     env = builders.worker_env(MAESTRA_BATCH_SIZE="100")
-    started = time.monotonic()
-    workers = [builders.manage("flows_tick", "--no-deliver", env=env) for _ in range(2)]
-    outputs = [worker.communicate(timeout=180) for worker in workers]
-    print(f"two workers, {total} runs in parts: {time.monotonic() - started:.1f}s")
-    for worker, (_, err) in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0, err
-    shares = [builders.parse_counts(out) for out, _ in outputs]
-    print("worker counts:", shares)
+    shares = builders.ticks_side_by_side(2, env=env, timeout=180, label=f"two workers, {total} runs in parts")
     assert sum(share.get("schedules.parts_done", 0) for share in shares) == 40
     assert sum(share.get("schedules.runs_started", 0) for share in shares) == total
     assert all(share.get("schedules.parts_done", 0) > 0 for share in shares), shares

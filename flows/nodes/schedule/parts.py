@@ -176,7 +176,7 @@ def _entered_state(
     run_id: int, customer_id: int, version: FlowVersion, node_key: str, clock: datetime, now: datetime
 ) -> RunState:
     """A run just written by insert_runs, as the engine holds it."""
-    return RunState(
+    return RunState.entered(
         id=run_id,
         flow_id=version.flow_id,
         version_id=version.pk,
@@ -185,12 +185,8 @@ def _entered_state(
         is_test=version.is_test,
         status=Run.Status.ACTIVE,
         node_key=node_key,
-        due_at=now,
         clock=clock,
-        node_clock=clock,
-        node_entered_at=now,
-        seq=0,
-        launched=False,
+        now=now,
     )
 
 
