@@ -87,9 +87,11 @@ def test_jobs_in_several_threads_put_the_collector_back_once_the_last_ends():
 def test_objects_frozen_by_someone_else_stay_frozen():
     gc.freeze()
     try:
-        frozen = gc.get_freeze_count()
+        assert gc.get_freeze_count() > 0
         with fewer_collections():
             pass
-        assert gc.get_freeze_count() == frozen
+        # Still frozen (unfreezing empties the permanent generation; its
+        # exact count may drop meanwhile as frozen objects are freed).
+        assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
